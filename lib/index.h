@@ -1,0 +1,112 @@
+/*
+ * index.h - the in-memory index: nodes (root, entries, groups, tensors),
+ * tensor versions, and the two hash tables that find them (internal).
+ */
+#ifndef TC_INDEX_H
+#define TC_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <xxhash.h>
+
+#include "map.h"
+#include "pool.h"
+#include "tcache.h"
+
+/*
+ * One version of a tensor's bytes.  A committed version is immutable; a
+ * pending one belongs to the tensor's writers.  Refcounted: the node holds
+ * one reference for node->ver and one for node->pending, each read handle
+ * one more.  The pool extents are freed when the last reference goes.
+ */
+struct tc_ver {
+	uint32_t refs;           /* protected by the store lock */
+	uint32_t inflight;       /* writes copying bytes outside the lock */
+	uint64_t size;           /* bytes */
+	uint64_t alloc;          /* pool bytes held: sum of ext[].len */
+	uint32_t next, cap;      /* extents used / allocated in ext */
+	struct tc_extent *ext;   /* in file order */
+	uint64_t xxh3;           /* committed: checksum of all size bytes */
+	uint64_t seq;            /* journal record that committed it, or 0 */
+	uint64_t number;         /* store-wide version number (tc_stat.version) */
+	uint64_t data_offset;    /* bytes before the array data (.npy) */
+	int32_t dtype;           /* enum tc_dtype */
+	int32_t ndim;
+	uint64_t *shape;         /* ndim values, malloc'd (NULL if ndim == 0) */
+	uint8_t committed;
+	uint8_t dirty;           /* pending: changed since the last commit */
+	uint8_t verified;        /* 0 unknown, 1 good, 2 damaged */
+	uint64_t hashed;         /* pending: bytes [0, hashed) are in hs */
+	XXH3_state_t *hs;        /* pending: streaming checksum, or NULL */
+};
+
+struct tc_node {
+	uint64_t id;
+	struct tc_node *parent;        /* NULL for the root and dead nodes */
+	struct tc_node *hnext;         /* chain of equal name hashes */
+	struct tc_node *child_head, *child_tail; /* dirs: creation order */
+	struct tc_node *sib_prev, *sib_next;
+	struct tc_node *lru_prev, *lru_next;     /* entries: in lru.c */
+	char *name;
+	uint32_t mode, uid, gid;
+	uint8_t kind;                  /* enum tc_kind */
+	uint8_t journaled;             /* a record of it is in the journal */
+	uint8_t dead;                  /* removed from the index */
+	uint8_t pinned;                /* entries: explicit pin */
+	uint32_t nchildren, nsubdirs;
+	uint32_t refs;                 /* tensors: open handles */
+	uint32_t writers;              /* tensors: open write handles */
+	uint64_t opens;                /* dirs: open handles below */
+	int64_t atime, mtime, ctime;   /* ns since the epoch */
+	int64_t created, last_access;  /* entries */
+	char *attrs;                   /* entries: compact JSON or NULL */
+	struct tc_ver *ver;            /* tensors: committed, or NULL */
+	struct tc_ver *pending;        /* tensors: writers', or NULL */
+};
+
+struct tc_index {
+	struct tc_node root;
+	struct tc_map ids;     /* id -> node */
+	struct tc_map names;   /* name_key(parent id, name) -> node chain */
+	uint64_t next_id;
+	uint64_t entries, groups, tensors;
+};
+
+void tc_index_init(struct tc_index *x);
+
+/* Free every node below the root (versions via @put_ver). */
+void tc_index_free(struct tc_index *x, void (*put_ver)(void *, struct tc_ver *),
+		   void *arg);
+
+struct tc_node *tc_index_get(struct tc_index *x, uint64_t id);
+struct tc_node *tc_index_find(struct tc_index *x, const struct tc_node *dir,
+			      const char *name);
+
+/* A new detached node (id, kind, copy of name); NULL on ENOMEM. */
+struct tc_node *tc_node_new(uint64_t id, int kind, const char *name);
+void tc_node_free(struct tc_node *n);
+
+/* Link @n (detached, name not present in @dir) under @dir.  -ENOMEM. */
+int tc_index_add(struct tc_index *x, struct tc_node *dir, struct tc_node *n);
+
+/* Unlink @n from its parent and the tables (it keeps no children in the
+ * tables: the caller removes a subtree bottom-up).  n->parent = NULL. */
+void tc_index_remove(struct tc_index *x, struct tc_node *n);
+
+/* Move @n under @dir as @name (no node of that name there).  -ENOMEM
+ * leaves it where it was. */
+int tc_index_move(struct tc_index *x, struct tc_node *n, struct tc_node *dir,
+		  const char *name);
+
+/* Change an entry into a group or back (keeps the counts right). */
+void tc_index_set_kind(struct tc_index *x, struct tc_node *n, int kind);
+
+/* The entry that @n is in (itself for an entry); NULL for the root. */
+struct tc_node *tc_node_entry(struct tc_node *n);
+
+static inline int tc_node_isdir(const struct tc_node *n)
+{
+	return n->kind != TC_KIND_TENSOR;
+}
+
+#endif

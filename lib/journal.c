@@ -1,0 +1,610 @@
+/*
+ * journal.c - the append-only, checksummed log that makes the index
+ * durable, and its checkpoint.
+ *
+ * File layout (all integers little-endian):
+ *
+ *   +------------------------------- 64-byte header ----------------------+
+ *   | magic "TCACHEJR" | version u32 | block u32 | capacity u64 |         |
+ *   | created_ns u64 | reserved 24 bytes (0) | xxh3_64 of bytes 0..55 u64 |
+ *   +---------------------------------------------------------------------+
+ *   | record | record | record | ...                                     |
+ *
+ *   record = 32-byte header + payload:
+ *     magic u32 "TCRC" | len u32 | seq u64 | xxh3_64(payload) u64 |
+ *     xxh3_64(header bytes 0..23) u64
+ *   payload = a sequence of ops (one record is one atomic change):
+ *     NODE  u8 1, id u64, parent u64, kind u8, mode u32, uid u32, gid u32,
+ *           atime i64, mtime i64, ctime i64, namelen u8, name
+ *           entry:  created i64, last_access i64, pinned u8,
+ *                   attrs_len u32, attrs (compact JSON)
+ *           tensor: size u64, xxh3 u64, data_offset u64, dtype u32,
+ *                   ndim u8, shape u64 * ndim, next u32,
+ *                   (off u64, len u64) * next   -- pool extents
+ *     DEL   u8 2, id u64                 -- the node and all below it
+ *     TOUCH u8 3, id u64, when i64       -- an entry's last access
+ *     STATS u8 4, hits, misses, evictions, evicted_bytes (u64 each)
+ *
+ * Replay reads records in order and applies only those whose two
+ * checksums hold and whose seq is larger than the last applied one.  A
+ * damaged header is skipped by scanning for the next valid header; a
+ * damaged payload is skipped by its length.  Whatever follows the last
+ * good record (a torn tail) is cut off, so new records follow good ones.
+ * A record is decoded completely before any op of it is applied: a
+ * malformed record is dropped whole, never half-applied.
+ *
+ * Write order, for one commit of a tensor:
+ *   1. the tensor's bytes are written into its pool extents (pwrite);
+ *   2. one record naming those extents and their xxh3 is appended with a
+ *      single write(2): the tensor is committed (it survives a kill -9,
+ *      since both writes are in the kernel's page cache);
+ *   3. on fsync: fdatasync(pool), then fdatasync(journal): the tensor then
+ *      survives power loss.  Without 3, a power cut may keep the record
+ *      but not the bytes: the xxh3 check finds that and drops the tensor.
+ * Extents are returned to the free space only after the record that
+ * releases them is appended, so replay never sees two live tensors share
+ * a block unless the journal itself lost records (handled at open).
+ *
+ * Checkpoint: a new file "journal.new" gets a header and records that
+ * recreate the whole index, is fdatasync'd, renamed over "journal", and the
+ * directory fsync'd.  A crash before the rename leaves the old journal;
+ * after it, the new one.  The store checkpoints when the journal grows past
+ * twice its size after the previous checkpoint (plus a constant), so the
+ * replay cost stays proportional to the live index and appends stay O(1)
+ * amortized.
+ *
+ * Locking: none here; the store's lock serializes every call.
+ */
+#include <endian.h>
+#include <stdio.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "journal.h"
+
+#define JHDR_MAGIC "TCACHEJR"
+#define JREC_MAGIC 0x43524354u /* "TCRC" */
+#define JNEW_FILE "journal.new"
+
+struct jhdr {
+	char magic[8];
+	uint32_t version;
+	uint32_t block;
+	uint64_t capacity;
+	uint64_t created_ns;
+	uint8_t reserved[24];
+	uint64_t hash;
+};
+_Static_assert(sizeof(struct jhdr) == 64, "journal header is 64 bytes");
+
+struct jrec {
+	uint32_t magic;
+	uint32_t len;
+	uint64_t seq;
+	uint64_t data_hash;
+	uint64_t hdr_hash;
+};
+_Static_assert(sizeof(struct jrec) == 32, "record header is 32 bytes");
+
+/* ---- payload encoding ---------------------------------------------------- */
+
+void tc_buf_free(struct tc_buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+	b->err = 0;
+}
+
+static void put(struct tc_buf *b, const void *v, size_t n)
+{
+	if (b->err || !n)
+		return;
+	if (b->len + n > b->cap) {
+		size_t ncap = b->cap ? b->cap * 2 : 256;
+		while (ncap < b->len + n)
+			ncap *= 2;
+		uint8_t *np = realloc(b->p, ncap);
+		if (!np) {
+			b->err = -ENOMEM;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+	memcpy(b->p + b->len, v, n);
+	b->len += n;
+}
+
+static void put8(struct tc_buf *b, uint8_t v) { put(b, &v, 1); }
+static void put32(struct tc_buf *b, uint32_t v)
+{
+	v = htole32(v);
+	put(b, &v, 4);
+}
+static void put64(struct tc_buf *b, uint64_t v)
+{
+	v = htole64(v);
+	put(b, &v, 8);
+}
+
+void tc_rec_node(struct tc_buf *b, const struct tc_node *n)
+{
+	size_t nl = strlen(n->name);
+	put8(b, TC_OP_NODE);
+	put64(b, n->id);
+	put64(b, n->parent->id);
+	put8(b, n->kind);
+	put32(b, n->mode);
+	put32(b, n->uid);
+	put32(b, n->gid);
+	put64(b, (uint64_t)n->atime);
+	put64(b, (uint64_t)n->mtime);
+	put64(b, (uint64_t)n->ctime);
+	put8(b, (uint8_t)nl);
+	put(b, n->name, nl);
+	if (n->kind == TC_KIND_ENTRY) {
+		size_t al = n->attrs ? strlen(n->attrs) : 0;
+		put64(b, (uint64_t)n->created);
+		put64(b, (uint64_t)n->last_access);
+		put8(b, n->pinned);
+		put32(b, (uint32_t)al);
+		put(b, n->attrs, al);
+	} else if (n->kind == TC_KIND_TENSOR) {
+		const struct tc_ver *v = n->ver;
+		put64(b, v->size);
+		put64(b, v->xxh3);
+		put64(b, v->data_offset);
+		put32(b, (uint32_t)v->dtype);
+		put8(b, (uint8_t)v->ndim);
+		for (int i = 0; i < v->ndim; i++)
+			put64(b, v->shape[i]);
+		put32(b, v->next);
+		for (uint32_t i = 0; i < v->next; i++) {
+			put64(b, v->ext[i].off);
+			put64(b, v->ext[i].len);
+		}
+	}
+}
+
+void tc_rec_del(struct tc_buf *b, uint64_t id)
+{
+	put8(b, TC_OP_DEL);
+	put64(b, id);
+}
+
+void tc_rec_touch(struct tc_buf *b, uint64_t id, int64_t when)
+{
+	put8(b, TC_OP_TOUCH);
+	put64(b, id);
+	put64(b, (uint64_t)when);
+}
+
+void tc_rec_stats(struct tc_buf *b, const uint64_t v[4])
+{
+	put8(b, TC_OP_STATS);
+	for (int i = 0; i < 4; i++)
+		put64(b, v[i]);
+}
+
+/* ---- payload decoding (hostile input: every length is checked) ---------- */
+
+static int get(struct tc_rd *r, void *v, size_t n)
+{
+	if (r->len - r->pos < n)
+		return -EINVAL;
+	memcpy(v, r->p + r->pos, n);
+	r->pos += n;
+	return 0;
+}
+
+#define GET8(r, v)                                                         \
+	do {                                                               \
+		uint8_t t_;                                                \
+		if (get(r, &t_, 1))                                        \
+			return -EINVAL;                                    \
+		(v) = t_;                                                  \
+	} while (0)
+#define GET32(r, v)                                                        \
+	do {                                                               \
+		uint32_t t_;                                               \
+		if (get(r, &t_, 4))                                        \
+			return -EINVAL;                                    \
+		(v) = le32toh(t_);                                         \
+	} while (0)
+#define GET64(r, v)                                                        \
+	do {                                                               \
+		uint64_t t_;                                               \
+		if (get(r, &t_, 8))                                        \
+			return -EINVAL;                                    \
+		(v) = le64toh(t_);                                         \
+	} while (0)
+
+static int valid_name(const char *s, size_t n)
+{
+	if (n == 0 || n > TC_NAME_MAX || memchr(s, '/', n) || memchr(s, 0, n))
+		return 0;
+	if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+		return 0;
+	return 1;
+}
+
+static int get_node(struct tc_rd *r, struct tc_op *op)
+{
+	uint64_t u;
+	uint8_t nl;
+
+	GET64(r, op->id);
+	GET64(r, op->parent);
+	GET8(r, op->kind);
+	GET32(r, op->mode);
+	GET32(r, op->uid);
+	GET32(r, op->gid);
+	GET64(r, u); op->atime = (int64_t)u;
+	GET64(r, u); op->mtime = (int64_t)u;
+	GET64(r, u); op->ctime = (int64_t)u;
+	GET8(r, nl);
+	if (r->len - r->pos < nl || !valid_name((const char *)r->p + r->pos, nl))
+		return -EINVAL;
+	memcpy(op->name, r->p + r->pos, nl);
+	op->name[nl] = 0;
+	r->pos += nl;
+	if (op->id <= TC_ROOT_ID || op->parent < TC_ROOT_ID || op->id == op->parent)
+		return -EINVAL;
+	switch (op->kind) {
+	case TC_KIND_ENTRY:
+		GET64(r, u); op->created = (int64_t)u;
+		GET64(r, u); op->last_access = (int64_t)u;
+		GET8(r, op->pinned);
+		GET32(r, op->attrs_len);
+		if (op->pinned > 1 || r->len - r->pos < op->attrs_len)
+			return -EINVAL;
+		op->attrs = op->attrs_len ? (const char *)r->p + r->pos : NULL;
+		r->pos += op->attrs_len;
+		return 0;
+	case TC_KIND_GROUP:
+		return 0;
+	case TC_KIND_TENSOR: {
+		uint64_t sum = 0;
+		GET64(r, op->size);
+		GET64(r, op->xxh3);
+		GET64(r, op->data_offset);
+		GET32(r, u); op->dtype = (int32_t)u;
+		GET8(r, op->ndim);
+		if (op->ndim > TC_MAX_DIMS || op->dtype < 0 ||
+		    op->data_offset > op->size)
+			return -EINVAL;
+		for (int i = 0; i < op->ndim; i++)
+			GET64(r, op->shape[i]);
+		GET32(r, op->next);
+		if ((r->len - r->pos) / 16 < op->next)
+			return -EINVAL;
+		op->ext = r->p + r->pos;
+		r->pos += (size_t)op->next * 16;
+		for (uint32_t i = 0; i < op->next; i++) {
+			struct tc_extent e;
+			tc_op_extent(op, i, &e);
+			if (!e.len || e.off % TC_BLOCK || e.len % TC_BLOCK ||
+			    e.off + e.len < e.off || sum + e.len < sum)
+				return -EINVAL;
+			sum += e.len;
+		}
+		if (op->size > UINT64_MAX - TC_BLOCK ||
+		    sum != tc_round_block(op->size))
+			return -EINVAL;
+		return 0;
+	}
+	default:
+		return -EINVAL;
+	}
+}
+
+int tc_rec_next(struct tc_rd *r, struct tc_op *op)
+{
+	uint8_t type;
+	uint64_t u;
+
+	if (r->pos == r->len)
+		return 0;
+	memset(op, 0, offsetof(struct tc_op, shape));
+	GET8(r, type);
+	op->type = type;
+	switch (type) {
+	case TC_OP_NODE:
+		return get_node(r, op) ? -EINVAL : 1;
+	case TC_OP_DEL:
+		GET64(r, op->id);
+		return op->id > TC_ROOT_ID ? 1 : -EINVAL;
+	case TC_OP_TOUCH:
+		GET64(r, op->id);
+		GET64(r, u);
+		op->last_access = (int64_t)u;
+		return op->id > TC_ROOT_ID ? 1 : -EINVAL;
+	case TC_OP_STATS:
+		for (int i = 0; i < 4; i++)
+			GET64(r, op->stats[i]);
+		return 1;
+	default:
+		return -EINVAL;
+	}
+}
+
+void tc_op_extent(const struct tc_op *op, uint32_t i, struct tc_extent *e)
+{
+	uint64_t v[2];
+	memcpy(v, op->ext + (size_t)i * 16, 16);
+	e->off = le64toh(v[0]);
+	e->len = le64toh(v[1]);
+}
+
+/* ---- the file ------------------------------------------------------------ */
+
+static uint64_t rec_hdr_hash(const struct jrec *h)
+{
+	return XXH3_64bits(h, offsetof(struct jrec, data_hash));
+}
+
+/* Is there a valid record header at @p (with @avail bytes after it)? */
+static int rec_ok(const uint8_t *p, size_t avail, uint64_t last_seq,
+		  struct jrec *out)
+{
+	struct jrec h;
+	if (avail < sizeof(h))
+		return 0;
+	memcpy(&h, p, sizeof(h));
+	if (le32toh(h.magic) != JREC_MAGIC ||
+	    le64toh(h.hdr_hash) != XXH3_64bits(p, offsetof(struct jrec, data_hash)))
+		return 0;
+	out->magic = JREC_MAGIC;
+	out->len = le32toh(h.len);
+	out->seq = le64toh(h.seq);
+	out->data_hash = le64toh(h.data_hash);
+	return out->seq > last_seq && out->len <= TC_JREC_MAX;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	const uint8_t *c = p;
+	while (n) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (w == 0)
+			return -EIO;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Start a new journal file "journal.new" holding just a header. */
+static int new_file(int dirfd, uint64_t capacity, int *fdp)
+{
+	struct jhdr h;
+	int fd, r;
+
+	memset(&h, 0, sizeof(h));
+	memcpy(h.magic, JHDR_MAGIC, 8);
+	h.version = htole32(TC_JOURNAL_VERSION);
+	h.block = htole32(TC_BLOCK);
+	h.capacity = htole64(capacity);
+	h.created_ns = htole64((uint64_t)now_ns());
+	h.hash = htole64(XXH3_64bits(&h, offsetof(struct jhdr, hash)));
+	fd = openat(dirfd, JNEW_FILE, O_RDWR | O_CREAT | O_TRUNC | O_APPEND |
+					  O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	r = write_all(fd, &h, sizeof(h));
+	if (r) {
+		close(fd);
+		unlinkat(dirfd, JNEW_FILE, 0);
+		return r;
+	}
+	*fdp = fd;
+	return 0;
+}
+
+int tc_journal_rewrite(struct tc_journal *j, uint64_t capacity,
+		       int (*emit)(void *arg, struct tc_journal *nj),
+		       void *arg)
+{
+	struct tc_journal nj;
+	int r, fd = -1;
+
+	r = new_file(j->dirfd, capacity, &fd);
+	if (r)
+		return r;
+	nj = (struct tc_journal){ .dirfd = j->dirfd, .fd = fd,
+				  .size = sizeof(struct jhdr), .seq = j->seq,
+				  .capacity = capacity };
+	r = emit ? emit(arg, &nj) : 0;
+	if (!r && fdatasync(fd) < 0)
+		r = -errno;
+	if (!r && renameat(j->dirfd, JNEW_FILE, j->dirfd, TC_JOURNAL_FILE) < 0)
+		r = -errno;
+	if (r) {
+		close(fd);
+		unlinkat(j->dirfd, JNEW_FILE, 0);
+		return r;
+	}
+	/* Renamed: the new journal is the store's from here on, even if
+	 * the directory fsync below fails (that only weakens power-loss
+	 * durability of the rename, which we report). */
+	r = fsync(j->dirfd) < 0 ? -errno : 0;
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = fd;
+	j->size = nj.size;
+	j->seq = nj.seq;
+	j->base = nj.size;
+	j->capacity = capacity;
+	return r;
+}
+
+static int replay(struct tc_journal *j, const uint8_t *m, size_t size,
+		  tc_replay_fn fn, void *arg, uint64_t *dropped)
+{
+	size_t pos = sizeof(struct jhdr), good_end = pos;
+	uint64_t last = 0;
+	int in_bad = 0;
+
+	while (pos < size) {
+		struct jrec h;
+		if (!rec_ok(m + pos, size - pos, last, &h)) {
+			/* Resync: the next valid header, if any. */
+			if (!in_bad)
+				(*dropped)++;
+			in_bad = 1;
+			const uint8_t *q = memmem(m + pos + 1, size - pos - 1,
+						  "TCRC", 4);
+			if (!q)
+				break;
+			pos = (size_t)(q - m);
+			continue;
+		}
+		if (size - pos - sizeof(h) < h.len) {
+			(*dropped)++; /* torn: its bytes run past the end */
+			break;
+		}
+		const uint8_t *payload = m + pos + sizeof(h);
+		in_bad = 0;
+		if (XXH3_64bits(payload, h.len) != h.data_hash) {
+			(*dropped)++;
+			pos += sizeof(h) + h.len;
+			continue;
+		}
+		int r = fn(arg, h.seq, payload, h.len);
+		if (r < 0)
+			return r;
+		if (r > 0)
+			(*dropped)++; /* malformed inside: dropped whole */
+		last = h.seq;
+		pos += sizeof(h) + h.len;
+		good_end = pos;
+	}
+	j->seq = last;
+	j->size = good_end;
+	return 0;
+}
+
+int tc_journal_open(struct tc_journal *j, int dirfd, uint64_t *capacity,
+		    tc_replay_fn fn, void *arg, uint64_t *dropped)
+{
+	struct stat st;
+	struct jhdr h;
+	int fd, r;
+	void *m = NULL;
+
+	*j = (struct tc_journal){ .dirfd = dirfd, .fd = -1 };
+	unlinkat(dirfd, JNEW_FILE, 0); /* a checkpoint that did not finish */
+	fd = openat(dirfd, TC_JOURNAL_FILE, O_RDWR | O_APPEND | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		r = tc_journal_rewrite(j, *capacity, NULL, NULL);
+		return r;
+	}
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = -EPROTO;
+	if ((size_t)st.st_size < sizeof(h) || pread(fd, &h, sizeof(h), 0) !=
+						      (ssize_t)sizeof(h))
+		goto fail;
+	if (memcmp(h.magic, JHDR_MAGIC, 8) ||
+	    le64toh(h.hash) != XXH3_64bits(&h, offsetof(struct jhdr, hash)) ||
+	    le32toh(h.version) != TC_JOURNAL_VERSION ||
+	    le32toh(h.block) != TC_BLOCK || !le64toh(h.capacity))
+		goto fail;
+	j->fd = fd;
+	j->capacity = le64toh(h.capacity);
+	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (m == MAP_FAILED) {
+		r = -errno;
+		goto fail;
+	}
+	r = replay(j, m, (size_t)st.st_size, fn, arg, dropped);
+	munmap(m, (size_t)st.st_size);
+	if (r)
+		goto fail;
+	if (j->size < (uint64_t)st.st_size &&
+	    ftruncate(fd, (off_t)j->size) < 0) {
+		r = -errno;
+		goto fail;
+	}
+	j->base = j->size;
+	*capacity = j->capacity;
+	return 0;
+fail:
+	close(fd);
+	j->fd = -1;
+	return r;
+}
+
+int tc_journal_append(struct tc_journal *j, const struct tc_buf *b,
+		      uint64_t *seq)
+{
+	struct jrec h;
+	struct iovec iov[2];
+	ssize_t w;
+
+	if (b->err)
+		return b->err;
+	if (b->len > TC_JREC_MAX)
+		return -EFBIG;
+	h.magic = htole32(JREC_MAGIC);
+	h.len = htole32((uint32_t)b->len);
+	h.seq = htole64(j->seq + 1);
+	h.data_hash = htole64(XXH3_64bits(b->p, b->len));
+	h.hdr_hash = htole64(rec_hdr_hash(&h));
+	iov[0] = (struct iovec){ &h, sizeof(h) };
+	iov[1] = (struct iovec){ b->p, b->len };
+	do
+		w = writev(j->fd, iov, b->len ? 2 : 1);
+	while (w < 0 && errno == EINTR);
+	if (w != (ssize_t)(sizeof(h) + b->len)) {
+		int r = w < 0 ? -errno : -EIO;
+		/* Cut back whatever part reached the file. */
+		if (ftruncate(j->fd, (off_t)j->size) < 0) {
+			/* replay will drop the partial record anyway */
+		}
+		return r;
+	}
+	j->seq++;
+	j->size += (uint64_t)w;
+	if (seq)
+		*seq = j->seq;
+	return 0;
+}
+
+int tc_journal_sync(struct tc_journal *j)
+{
+	return fdatasync(j->fd) < 0 ? -errno : 0;
+}
+
+void tc_journal_close(struct tc_journal *j)
+{
+	if (j && j->fd >= 0) {
+		close(j->fd);
+		j->fd = -1;
+	}
+}

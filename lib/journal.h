@@ -1,0 +1,122 @@
+/*
+ * journal.h - the durable record of the index: an append-only log of
+ * checksummed records, replayed at open, rewritten as a checkpoint
+ * (internal to libtcache).  The format is documented in journal.c.
+ */
+#ifndef TC_JOURNAL_H
+#define TC_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "index.h"
+
+#define TC_JOURNAL_FILE "journal"
+#define TC_JOURNAL_VERSION 1u
+#define TC_JREC_MAX (64u << 20) /* largest record payload */
+
+struct tc_journal {
+	int dirfd;           /* the store directory (borrowed) */
+	int fd;              /* the journal file, O_RDWR|O_APPEND */
+	uint64_t size;       /* bytes in the file */
+	uint64_t seq;        /* sequence number of the last record */
+	uint64_t base;       /* size right after the last checkpoint */
+	uint64_t capacity;   /* pool bytes, from the header */
+};
+
+/* ---- building a record's payload --------------------------------------- */
+
+struct tc_buf {
+	uint8_t *p;
+	size_t len, cap;
+	int err;             /* -ENOMEM once any put failed */
+};
+void tc_buf_free(struct tc_buf *b);
+
+/* One operation of a record. */
+enum tc_op_type {
+	TC_OP_NODE = 1,   /* create or replace a node (a tensor with its
+	                     committed version) */
+	TC_OP_DEL = 2,    /* remove a node and everything below it */
+	TC_OP_TOUCH = 3,  /* an entry was used */
+	TC_OP_STATS = 4,  /* counters */
+};
+
+/* Append an op to @b.  A tensor node is written with node->ver. */
+void tc_rec_node(struct tc_buf *b, const struct tc_node *n);
+void tc_rec_del(struct tc_buf *b, uint64_t id);
+void tc_rec_touch(struct tc_buf *b, uint64_t id, int64_t when);
+void tc_rec_stats(struct tc_buf *b, const uint64_t v[4]);
+
+/* A decoded op; pointers point into the payload. */
+struct tc_op {
+	int type;
+	uint64_t id;
+	/* TC_OP_NODE */
+	uint64_t parent;
+	int kind;
+	uint32_t mode, uid, gid;
+	int64_t atime, mtime, ctime;
+	char name[TC_NAME_MAX + 1];
+	int64_t created, last_access;    /* also TC_OP_TOUCH's time */
+	int pinned;
+	const char *attrs;               /* not NUL-terminated; NULL if none */
+	uint32_t attrs_len;
+	uint64_t size, xxh3, data_offset;
+	int32_t dtype;
+	int32_t ndim;
+	uint64_t shape[TC_MAX_DIMS];
+	uint32_t next;                   /* extents, decoded by tc_op_extent */
+	const uint8_t *ext;
+	/* TC_OP_STATS */
+	uint64_t stats[4];
+};
+
+struct tc_rd {
+	const uint8_t *p;
+	size_t len, pos;
+};
+
+/* Decode the next op.  1: *@op filled; 0: end of payload; -EINVAL: the
+ * payload is malformed (lengths, names, kinds, dims, alignment). */
+int tc_rec_next(struct tc_rd *rd, struct tc_op *op);
+void tc_op_extent(const struct tc_op *op, uint32_t i, struct tc_extent *e);
+
+/* ---- the file ----------------------------------------------------------- */
+
+/* Called for each intact record at replay; a non-zero return aborts the
+ * open with that error. */
+typedef int (*tc_replay_fn)(void *arg, uint64_t seq, const uint8_t *payload,
+			    size_t len);
+
+/*
+ * Open the journal in @dirfd, creating it (with capacity *@capacity) when
+ * missing, and replay it through @fn.  Damaged records are skipped and
+ * counted in *@dropped; a torn tail is cut off.  *@capacity is set to the
+ * capacity in the header.  -EPROTO for a file that is not a journal of a
+ * version we know.
+ */
+int tc_journal_open(struct tc_journal *j, int dirfd, uint64_t *capacity,
+		    tc_replay_fn fn, void *arg, uint64_t *dropped);
+
+/* Append one record (one write(2); on failure the file is cut back and
+ * nothing was appended).  *@seq gets its sequence number if non-NULL. */
+int tc_journal_append(struct tc_journal *j, const struct tc_buf *payload,
+		      uint64_t *seq);
+
+/* fdatasync the journal. */
+int tc_journal_sync(struct tc_journal *j);
+
+/*
+ * Checkpoint: write a new journal (header with @capacity, then whatever
+ * @emit appends to it with tc_journal_append), make it durable, and
+ * atomically put it in place of the old one (rename, then fsync of the
+ * directory).  On failure the old journal stays and is still appended to.
+ */
+int tc_journal_rewrite(struct tc_journal *j, uint64_t capacity,
+		       int (*emit)(void *arg, struct tc_journal *nj),
+		       void *arg);
+
+void tc_journal_close(struct tc_journal *j);
+
+#endif

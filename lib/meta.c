@@ -1,0 +1,511 @@
+/*
+ * meta.c - meta.json: render a directory's description, and validate a
+ * user's rewrite of it.  Built on cJSON.
+ *
+ * Rendered layout (cJSON's pretty print: tab indents; then a final "\n"):
+ *
+ *   {
+ *     "created": "2026-11-23T16:22:12.123456789Z",   \
+ *     "last_access": "2026-11-23T16:22:12.123456789Z", | entries only
+ *     "pinned": false,                                 | (UTC, RFC 3339)
+ *     "attrs": { ...user's object... },               /
+ *     "tensors": {
+ *       "NAME": { "nbytes": 24, "dtype": "float32", "shape": [2, 3],
+ *                 "offset": 128,          only when data_offset > 0
+ *                 "xxh3": "0123456789abcdef" }, ...  (in the given order)
+ *     },
+ *     "groups": ["NAME", ...]
+ *   }
+ *
+ * Integers: cJSON keeps numbers as doubles, which are exact only below 2^53
+ * and which it prints as "1e+15" for some.  So integers are rendered as raw
+ * decimal digits (cJSON_CreateRaw), and parsed back from the text itself:
+ * struct numscan walks the input in document order alongside the tree (the
+ * tree keeps document order too), so every number node is matched with its
+ * token.  An integer is plain decimal digits, no sign, fraction, exponent
+ * or leading zero, at most UINT64_MAX.
+ *
+ * tc_meta_parse() is all or nothing: the update is built aside and copied
+ * to *u only on success.  Duplicate keys are rejected anywhere in the
+ * document (cJSON would keep both).  Only whitespace may follow the value.
+ *
+ * Pure functions, no shared state: thread-safe.  Cost: O(input) plus
+ * O(k log k) per object of k keys and O(t log t) for t tensors.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "dtype.h"
+#include "meta.h"
+
+/* ---- render ------------------------------------------------------------- */
+
+/* Add @item (NULL: allocation failed) to object @obj under @key, or to
+ * array @obj if @key is NULL.  On failure @item is freed. */
+static int put(cJSON *obj, const char *key, cJSON *item)
+{
+	if (!item)
+		return -ENOMEM;
+	if (!(key ? cJSON_AddItemToObject(obj, key, item)
+		  : cJSON_AddItemToArray(obj, item))) {
+		cJSON_Delete(item);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static cJSON *json_u64(uint64_t v)
+{
+	char s[24];
+
+	snprintf(s, sizeof s, "%" PRIu64, v);
+	return cJSON_CreateRaw(s);
+}
+
+/* "2026-11-23T16:22:12.123456789Z" */
+static cJSON *json_time(int64_t ns)
+{
+	int64_t sec = ns / 1000000000, frac = ns % 1000000000;
+	struct tm tm;
+	time_t t;
+	char s[64];
+
+	if (frac < 0) {
+		frac += 1000000000;
+		sec--;
+	}
+	t = (time_t)sec;
+	if (!gmtime_r(&t, &tm))
+		return NULL;
+	snprintf(s, sizeof s, "%04d-%02d-%02dT%02d:%02d:%02d.%09dZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec, (int)frac);
+	return cJSON_CreateString(s);
+}
+
+static int render_tensor(cJSON *ts, const struct tc_meta_tensor *t)
+{
+	const char *dt = tc_dtype_name(t->dtype);
+	cJSON *o, *shape;
+	char hex[17];
+	int rc;
+
+	if (!dt || t->ndim < 0 || t->ndim > TC_MAX_DIMS)
+		return -EINVAL;
+	if ((rc = put(ts, t->name, o = cJSON_CreateObject())) ||
+	    (rc = put(o, "nbytes", json_u64(t->nbytes))) ||
+	    (rc = put(o, "dtype", cJSON_CreateString(dt))) ||
+	    (rc = put(o, "shape", shape = cJSON_CreateArray())))
+		return rc;
+	for (int i = 0; i < t->ndim; i++)
+		if ((rc = put(shape, NULL, json_u64(t->shape[i]))))
+			return rc;
+	if (t->data_offset > 0 &&
+	    (rc = put(o, "offset", json_u64(t->data_offset))))
+		return rc;
+	snprintf(hex, sizeof hex, "%016" PRIx64, t->xxh3);
+	return put(o, "xxh3", cJSON_CreateString(hex));
+}
+
+int tc_meta_render(const struct tc_meta_dir *d, char **out, size_t *len)
+{
+	cJSON *root, *attrs, *ts, *gs;
+	char *txt = NULL, *res;
+	size_t n;
+	int rc = -ENOMEM;
+
+	if (!(root = cJSON_CreateObject()))
+		goto out;
+	if (d->is_entry) {
+		if ((rc = put(root, "created", json_time(d->created_ns))) ||
+		    (rc = put(root, "last_access",
+			      json_time(d->last_access_ns))) ||
+		    (rc = put(root, "pinned", cJSON_CreateBool(d->pinned))))
+			goto out;
+		if (d->attrs_json) {
+			/* NULL: malformed or out of memory; cJSON cannot tell */
+			attrs = cJSON_Parse(d->attrs_json);
+			if (!cJSON_IsObject(attrs)) {
+				cJSON_Delete(attrs);
+				rc = -EINVAL;
+				goto out;
+			}
+		} else {
+			attrs = cJSON_CreateObject();
+		}
+		if ((rc = put(root, "attrs", attrs)))
+			goto out;
+	}
+	if ((rc = put(root, "tensors", ts = cJSON_CreateObject())))
+		goto out;
+	for (size_t i = 0; i < d->ntensors; i++)
+		if ((rc = render_tensor(ts, &d->tensors[i])))
+			goto out;
+	if ((rc = put(root, "groups", gs = cJSON_CreateArray())))
+		goto out;
+	for (size_t i = 0; i < d->ngroups; i++)
+		if ((rc = put(gs, NULL, cJSON_CreateString(d->groups[i]))))
+			goto out;
+
+	rc = -ENOMEM;
+	if (!(txt = cJSON_Print(root)))
+		goto out;
+	n = strlen(txt);
+	if (!(res = malloc(n + 2)))
+		goto out;
+	memcpy(res, txt, n);
+	res[n] = '\n';
+	res[n + 1] = '\0';
+	*out = res;
+	*len = n + 1;
+	rc = 0;
+out:
+	cJSON_free(txt);
+	cJSON_Delete(root);
+	return rc;
+}
+
+/* ---- parse -------------------------------------------------------------- */
+
+/* Number tokens of the (already validated) input, in document order. */
+struct numscan {
+	const char *buf;
+	size_t len, pos;
+};
+
+static int is_numch(char c)
+{
+	return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' ||
+	       c == 'e' || c == 'E';
+}
+
+static int num_next(struct numscan *s, const char **tok, size_t *n)
+{
+	while (s->pos < s->len) {
+		char c = s->buf[s->pos];
+		if (c == '"') {
+			for (s->pos++; s->pos < s->len && s->buf[s->pos] != '"';
+			     s->pos++)
+				if (s->buf[s->pos] == '\\')
+					s->pos++;
+			s->pos++;
+		} else if (c == '-' || (c >= '0' && c <= '9')) {
+			size_t b = s->pos;
+			while (s->pos < s->len && is_numch(s->buf[s->pos]))
+				s->pos++;
+			*tok = s->buf + b;
+			*n = s->pos - b;
+			return 0;
+		} else {
+			s->pos++;
+		}
+	}
+	return -EINVAL;
+}
+
+static size_t count_numbers(const cJSON *j)
+{
+	size_t n = cJSON_IsNumber(j);
+
+	for (const cJSON *c = j->child; c; c = c->next)
+		n += count_numbers(c);
+	return n;
+}
+
+/* Step the scan over every number inside @j. */
+static int skip_numbers(struct numscan *s, const cJSON *j)
+{
+	const char *tok;
+	size_t n;
+
+	for (size_t k = count_numbers(j); k > 0; k--)
+		if (num_next(s, &tok, &n))
+			return -EINVAL;
+	return 0;
+}
+
+/* Number node @j, the next in document order, as an exact uint64. */
+static int exact_u64(struct numscan *s, const cJSON *j, uint64_t *v)
+{
+	const char *tok;
+	size_t n;
+	uint64_t x = 0;
+
+	if (!cJSON_IsNumber(j) || num_next(s, &tok, &n))
+		return -EINVAL;
+	if (n == 0 || (tok[0] == '0' && n > 1))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		unsigned d = (unsigned)(tok[i] - '0');
+		if (d > 9 || x > (UINT64_MAX - d) / 10)
+			return -EINVAL;
+		x = x * 10 + d;
+	}
+	if ((double)x != j->valuedouble) /* the scan lost step with cJSON */
+		return -EINVAL;
+	*v = x;
+	return 0;
+}
+
+/* Exactly 16 hex digits, either case, equal to @want. */
+static int xxh3_equal(const char *s, uint64_t want)
+{
+	uint64_t x = 0;
+	size_t i;
+
+	for (i = 0; s[i] && i < 16; i++) {
+		char c = s[i];
+		unsigned d;
+		if (c >= '0' && c <= '9')
+			d = (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			d = (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			d = (unsigned)(c - 'A' + 10);
+		else
+			return 0;
+		x = x << 4 | d;
+	}
+	return i == 16 && !s[16] && x == want;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* -EINVAL if any object in @j has a key twice. */
+static int check_dups(const cJSON *j)
+{
+	const char **keys;
+	size_t n = 0, i;
+	int rc = 0;
+
+	if (cJSON_IsObject(j) && j->child && j->child->next) {
+		for (const cJSON *c = j->child; c; c = c->next)
+			n++;
+		if (!(keys = malloc(n * sizeof *keys)))
+			return -ENOMEM;
+		i = 0;
+		for (const cJSON *c = j->child; c; c = c->next)
+			keys[i++] = c->string;
+		qsort(keys, n, sizeof *keys, cmp_name);
+		for (i = 1; i < n && !rc; i++)
+			if (!strcmp(keys[i - 1], keys[i]))
+				rc = -EINVAL;
+		free(keys);
+	}
+	for (const cJSON *c = j->child; c && !rc; c = c->next)
+		rc = check_dups(c);
+	return rc;
+}
+
+/* product(shape) * size, or -EINVAL on overflow; 0 if any dim is 0. */
+static int shape_bytes(const uint64_t *shape, int ndim, size_t size,
+		       uint64_t *out)
+{
+	uint64_t b = size;
+
+	for (int i = 0; i < ndim; i++)
+		if (shape[i] == 0) {
+			*out = 0;
+			return 0;
+		}
+	for (int i = 0; i < ndim; i++)
+		if (__builtin_mul_overflow(b, shape[i], &b))
+			return -EINVAL;
+	*out = b;
+	return 0;
+}
+
+/* One tensor's object.  Sets *has if it names a dtype or shape. */
+static int parse_tensor(struct numscan *s, const struct tc_meta_tensor *t,
+			const cJSON *o, struct tc_meta_set *set, int *has)
+{
+	uint64_t shape[TC_MAX_DIMS], v, payload, b;
+	int dt = -1, ndim = -1;
+	size_t size;
+
+	if (!cJSON_IsObject(o))
+		return -EINVAL;
+	for (const cJSON *c = o->child; c; c = c->next) {
+		const char *k = c->string;
+		if (!strcmp(k, "nbytes")) {
+			if (exact_u64(s, c, &v) || v != t->nbytes)
+				return -EINVAL;
+		} else if (!strcmp(k, "offset")) {
+			if (exact_u64(s, c, &v) || v != t->data_offset)
+				return -EINVAL;
+		} else if (!strcmp(k, "xxh3")) {
+			if (!cJSON_IsString(c) ||
+			    !xxh3_equal(c->valuestring, t->xxh3))
+				return -EINVAL;
+		} else if (!strcmp(k, "dtype")) {
+			if (!cJSON_IsString(c) ||
+			    (dt = tc_dtype_from_name(c->valuestring)) < 0)
+				return -EINVAL;
+		} else if (!strcmp(k, "shape")) {
+			if (!cJSON_IsArray(c))
+				return -EINVAL;
+			ndim = 0;
+			for (const cJSON *e = c->child; e; e = e->next)
+				if (ndim == TC_MAX_DIMS ||
+				    exact_u64(s, e, &shape[ndim++]))
+					return -EINVAL;
+		} else {
+			return -EINVAL;
+		}
+	}
+	*has = dt >= 0 || ndim >= 0;
+	if (!*has)
+		return 0;
+
+	if (t->data_offset > t->nbytes)
+		return -EINVAL;
+	payload = t->nbytes - t->data_offset;
+	if (dt < 0)
+		dt = t->dtype;
+	if (!(size = tc_dtype_size(dt)))
+		return -EINVAL;
+	if (ndim < 0) {
+		if (payload % size)
+			return -EINVAL;
+		ndim = 1;
+		shape[0] = payload / size;
+	} else if (shape_bytes(shape, ndim, size, &b) || b != payload) {
+		return -EINVAL;
+	}
+	memset(set, 0, sizeof *set);
+	set->dtype = dt;
+	set->ndim = ndim;
+	memcpy(set->shape, shape, (size_t)ndim * sizeof shape[0]);
+	return 0;
+}
+
+static int cmp_tensor(const void *a, const void *b)
+{
+	return strcmp((*(const struct tc_meta_tensor *const *)a)->name,
+		      (*(const struct tc_meta_tensor *const *)b)->name);
+}
+
+/* The "tensors" object: appends to u->set (room for every key). */
+static int parse_tensors(struct numscan *s, const struct tc_meta_dir *cur,
+			 const cJSON *ts, struct tc_meta_update *u)
+{
+	const struct tc_meta_tensor **byname = NULL, *const *hit;
+	size_t n = 0;
+	int rc = -EINVAL, has;
+
+	if (!cJSON_IsObject(ts))
+		return -EINVAL;
+	for (const cJSON *c = ts->child; c; c = c->next)
+		n++;
+	if (n == 0)
+		return 0;
+	if (cur->ntensors == 0)
+		return -EINVAL;
+	rc = -ENOMEM;
+	if (!(u->set = malloc(n * sizeof *u->set)) ||
+	    !(byname = malloc(cur->ntensors * sizeof *byname)))
+		goto out;
+	for (size_t i = 0; i < cur->ntensors; i++)
+		byname[i] = &cur->tensors[i];
+	qsort(byname, cur->ntensors, sizeof *byname, cmp_tensor);
+
+	rc = -EINVAL;
+	for (const cJSON *c = ts->child; c; c = c->next) {
+		struct tc_meta_tensor key = { .name = c->string };
+		const struct tc_meta_tensor *kp = &key;
+		struct tc_meta_set *set = &u->set[u->nset];
+
+		hit = bsearch(&kp, byname, cur->ntensors, sizeof *byname,
+			      cmp_tensor);
+		if (!hit || parse_tensor(s, *hit, c, set, &has))
+			goto out;
+		if (has) {
+			set->index = (size_t)(*hit - cur->tensors);
+			u->nset++;
+		}
+	}
+	rc = 0;
+out:
+	free(byname);
+	return rc;
+}
+
+int tc_meta_parse(const struct tc_meta_dir *cur, const char *buf, size_t len,
+		  struct tc_meta_update *u)
+{
+	struct tc_meta_update nu = { 0 };
+	struct numscan s = { buf, len, 0 };
+	const char *end = NULL;
+	cJSON *root;
+	int rc = -EINVAL;
+
+	/* NULL: malformed, or out of memory (cJSON cannot tell us which) */
+	root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+	if (!root || !cJSON_IsObject(root))
+		goto out;
+	for (; end < buf + len; end++)
+		if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r')
+			goto out;
+	if ((rc = check_dups(root)))
+		goto out;
+
+	rc = -EINVAL;
+	for (const cJSON *c = root->child; c; c = c->next) {
+		const char *k = c->string;
+		if (!strcmp(k, "created") || !strcmp(k, "last_access")) {
+			if (skip_numbers(&s, c))
+				goto out;
+		} else if (!strcmp(k, "pinned")) {
+			if (!cur->is_entry || !cJSON_IsBool(c))
+				goto out;
+			nu.has_pinned = 1;
+			nu.pinned = cJSON_IsTrue(c);
+		} else if (!strcmp(k, "attrs")) {
+			if (!cur->is_entry || !cJSON_IsObject(c) ||
+			    skip_numbers(&s, c))
+				goto out;
+			/* cJSON's default allocator is malloc */
+			if (!(nu.attrs_json = cJSON_PrintUnformatted(c))) {
+				rc = -ENOMEM;
+				goto out;
+			}
+		} else if (!strcmp(k, "groups")) {
+			if (!cJSON_IsArray(c))
+				goto out;
+			for (const cJSON *g = c->child; g; g = g->next)
+				if (!cJSON_IsString(g))
+					goto out;
+		} else if (!strcmp(k, "tensors")) {
+			if ((rc = parse_tensors(&s, cur, c, &nu)))
+				goto out;
+			rc = -EINVAL;
+		} else {
+			goto out;
+		}
+	}
+	*u = nu;
+	memset(&nu, 0, sizeof nu);
+	rc = 0;
+out:
+	tc_meta_update_free(&nu);
+	cJSON_Delete(root);
+	return rc;
+}
+
+void tc_meta_update_free(struct tc_meta_update *u)
+{
+	if (!u)
+		return;
+	free(u->attrs_json);
+	free(u->set);
+	memset(u, 0, sizeof *u);
+}

@@ -1,0 +1,60 @@
+/*
+ * meta.h - meta.json rendering and validation (internal to libtcache).
+ *
+ * Pure functions over the structs below: the store fills a tc_meta_dir
+ * from its index, and applies a tc_meta_update under its lock.
+ */
+#ifndef TC_META_H
+#define TC_META_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tcache.h"
+
+struct tc_meta_tensor {
+	const char *name;
+	uint64_t nbytes;       /* file size in bytes */
+	uint64_t data_offset;  /* bytes before the array data (.npy header) */
+	int dtype;             /* enum tc_dtype */
+	int ndim;
+	const uint64_t *shape; /* ndim values */
+	uint64_t xxh3;         /* XXH3_64bits of the whole file */
+};
+
+struct tc_meta_dir {
+	int is_entry;          /* entry fields below are rendered only if set */
+	int64_t created_ns, last_access_ns; /* CLOCK_REALTIME ns */
+	int pinned;
+	const char *attrs_json; /* a JSON object, or NULL for {} */
+	size_t ntensors;
+	const struct tc_meta_tensor *tensors;
+	size_t ngroups;
+	const char *const *groups;
+};
+
+struct tc_meta_set {
+	size_t index;          /* into tc_meta_dir.tensors */
+	int dtype;
+	int ndim;
+	uint64_t shape[TC_MAX_DIMS];
+};
+
+struct tc_meta_update {
+	int has_pinned, pinned;
+	char *attrs_json;      /* malloc'd compact JSON object; NULL: unchanged */
+	size_t nset;
+	struct tc_meta_set *set; /* malloc'd */
+};
+
+/* Render @d as pretty JSON (malloc'd, NUL-terminated) in *@out, *@len. */
+int tc_meta_render(const struct tc_meta_dir *d, char **out, size_t *len);
+
+/* Parse and validate a user's meta.json against @cur.  On success fills
+ * *@u (free with tc_meta_update_free); on -EINVAL *@u is untouched. */
+int tc_meta_parse(const struct tc_meta_dir *cur, const char *buf, size_t len,
+		  struct tc_meta_update *u);
+
+void tc_meta_update_free(struct tc_meta_update *u);
+
+#endif

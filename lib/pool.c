@@ -1,0 +1,277 @@
+/*
+ * pool.c - free-space management of the pool file.
+ *
+ * The pool is one file of `size` bytes, preallocated with fallocate so that
+ * writes into it never fail for lack of disk space.  Tensor bytes live in
+ * extents: runs of 4 KiB blocks.  A tensor may hold several extents.
+ *
+ *   block:  0    1    2    3    4    5    6    7    8 ...
+ *          [ t1      ][free][ t2 ][ free              ]...
+ *
+ * Free space is a set of maximal runs (no two free runs touch: a freed
+ * extent is merged with the free runs on either side).  Each run is found
+ * three ways:
+ *   by_start   first block  -> run   (merge with the right neighbour)
+ *   by_end     block after  -> run   (merge with the left neighbour)
+ *   bucket[k]  runs of 2^k .. 2^(k+1)-1 blocks, a doubly linked list
+ * Allocation takes the first run of the smallest non-empty bucket above
+ * the request's own (every run there fits), else searches the request's
+ * bucket a bounded number of steps, else hands out the largest run seen
+ * and lets the caller ask again: a tensor then spans several extents, so
+ * an allocation fails only when the pool is truly full.  Space is taken
+ * from the front of a run.
+ *
+ * Invariants: free == sum of run lengths; runs are disjoint, non-adjacent
+ * and inside [0, size); bit k of nonempty <=> bucket[k] != NULL.
+ * Locking: none here; the store's lock covers the pool.  The file's bytes
+ * are read and written outside that lock by whoever owns an extent.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pool.h"
+
+struct tc_fext {
+	uint64_t start, len;       /* in blocks */
+	struct tc_fext *prev, *next;
+	int bucket;
+};
+
+#define SCAN_LIMIT 256
+
+static int bucket_of(uint64_t blocks)
+{
+	return 63 - __builtin_clzll(blocks);
+}
+
+static void list_add(struct tc_pool *p, struct tc_fext *f)
+{
+	f->bucket = bucket_of(f->len);
+	f->prev = NULL;
+	f->next = p->bucket[f->bucket];
+	if (f->next)
+		f->next->prev = f;
+	p->bucket[f->bucket] = f;
+	p->nonempty |= 1ull << f->bucket;
+}
+
+static void list_del(struct tc_pool *p, struct tc_fext *f)
+{
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		p->bucket[f->bucket] = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	if (!p->bucket[f->bucket])
+		p->nonempty &= ~(1ull << f->bucket);
+}
+
+/* Add a run that touches no other free run.  On -ENOMEM the run is lost
+ * to the free space until the next open (never handed out twice). */
+static int run_add(struct tc_pool *p, uint64_t start, uint64_t len)
+{
+	struct tc_fext *f = malloc(sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->start = start;
+	f->len = len;
+	if (tc_map_put(&p->by_start, start, f)) {
+		free(f);
+		return -ENOMEM;
+	}
+	if (tc_map_put(&p->by_end, start + len, f)) {
+		tc_map_del(&p->by_start, start);
+		free(f);
+		return -ENOMEM;
+	}
+	list_add(p, f);
+	p->free += len * TC_BLOCK;
+	return 0;
+}
+
+static void run_del(struct tc_pool *p, struct tc_fext *f)
+{
+	list_del(p, f);
+	tc_map_del(&p->by_start, f->start);
+	tc_map_del(&p->by_end, f->start + f->len);
+	p->free -= f->len * TC_BLOCK;
+	free(f);
+}
+
+/* Take @n blocks from the front of run @f (n <= f->len). */
+static uint64_t run_take(struct tc_pool *p, struct tc_fext *f, uint64_t n)
+{
+	uint64_t start = f->start;
+	if (n == f->len) {
+		run_del(p, f);
+		return start;
+	}
+	list_del(p, f);
+	tc_map_del(&p->by_start, f->start);
+	f->start += n;
+	f->len -= n;
+	/* Re-keying into a slot just vacated cannot need memory: the map
+	 * only grows when it holds more keys than before. */
+	tc_map_put(&p->by_start, f->start, f);
+	list_add(p, f);
+	p->free -= n * TC_BLOCK;
+	return start;
+}
+
+int tc_pool_open(struct tc_pool *p, int dirfd, const char *name,
+		 uint64_t size)
+{
+	struct stat st;
+	int r, fd;
+	void *map;
+
+	size &= ~(uint64_t)(TC_BLOCK - 1);
+	if (!size)
+		return -EINVAL;
+	fd = openat(dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		goto fail_errno;
+	if ((uint64_t)st.st_size < size) {
+		r = fallocate(fd, 0, 0, (off_t)size);
+		if (r < 0 && (errno == EOPNOTSUPP || errno == ENOSYS))
+			r = ftruncate(fd, (off_t)size);
+		if (r < 0) {
+			r = -errno;
+			if (ftruncate(fd, st.st_size) < 0) {
+				/* the file stays longer: harmless */
+			}
+			close(fd);
+			return r;
+		}
+	} else if ((uint64_t)st.st_size > size) {
+		if (ftruncate(fd, (off_t)size) < 0)
+			goto fail_errno;
+	}
+	map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		goto fail_errno;
+	*p = (struct tc_pool){ .fd = fd, .map = map, .size = size };
+	return 0;
+fail_errno:
+	r = -errno;
+	close(fd);
+	return r;
+}
+
+int tc_pool_build(struct tc_pool *p, const struct tc_extent *used, size_t n)
+{
+	uint64_t at = 0; /* first block not yet accounted for */
+	for (size_t i = 0; i <= n; i++) {
+		uint64_t next = i < n ? used[i].off / TC_BLOCK : p->size / TC_BLOCK;
+		if (next > at) {
+			int r = run_add(p, at, next - at);
+			if (r)
+				return r;
+		}
+		if (i < n)
+			at = (used[i].off + used[i].len) / TC_BLOCK;
+	}
+	return 0;
+}
+
+int tc_pool_alloc(struct tc_pool *p, uint64_t len, struct tc_extent *out)
+{
+	uint64_t n = len / TC_BLOCK;
+	struct tc_fext *f = NULL;
+	int k;
+
+	if (!n || !p->nonempty)
+		return n ? -ENOSPC : -EINVAL;
+	k = bucket_of(n);
+	uint64_t above = k >= 63 ? 0 : p->nonempty & ~((2ull << k) - 1);
+	if (above) {
+		f = p->bucket[__builtin_ctzll(above)];
+	} else {
+		int steps = 0;
+		for (struct tc_fext *g = p->bucket[k]; g && steps < SCAN_LIMIT;
+		     g = g->next, steps++)
+			if (g->len >= n) {
+				f = g;
+				break;
+			}
+	}
+	if (!f) {
+		/* No single run fits: hand out the largest run seen. */
+		int top = 63 - __builtin_clzll(p->nonempty);
+		int steps = 0;
+		for (struct tc_fext *g = p->bucket[top]; g && steps < SCAN_LIMIT;
+		     g = g->next, steps++)
+			if (!f || g->len > f->len)
+				f = g;
+		n = f->len < n ? f->len : n;
+	}
+	out->off = run_take(p, f, n) * TC_BLOCK;
+	out->len = n * TC_BLOCK;
+	return 0;
+}
+
+uint64_t tc_pool_extend(struct tc_pool *p, uint64_t at, uint64_t len)
+{
+	struct tc_fext *f = tc_map_get(&p->by_start, at / TC_BLOCK);
+	if (!f)
+		return 0;
+	uint64_t n = len / TC_BLOCK;
+	if (n > f->len)
+		n = f->len;
+	run_take(p, f, n);
+	return n * TC_BLOCK;
+}
+
+void tc_pool_free(struct tc_pool *p, uint64_t off, uint64_t len)
+{
+	uint64_t start = off / TC_BLOCK, n = len / TC_BLOCK;
+	struct tc_fext *left, *right;
+
+	if (!n)
+		return;
+	left = tc_map_get(&p->by_end, start);
+	right = tc_map_get(&p->by_start, start + n);
+	if (left) {
+		start = left->start;
+		n += left->len;
+		run_del(p, left);
+	}
+	if (right) {
+		n += right->len;
+		run_del(p, right);
+	}
+	/* The maps just lost keys, so this put finds room without growing
+	 * when a neighbour merged; a lone free may fail only on -ENOMEM,
+	 * which leaks the space until the next open, never corrupts. */
+	run_add(p, start, n);
+}
+
+void tc_pool_close(struct tc_pool *p)
+{
+	if (!p)
+		return;
+	for (int k = 0; k < 64; k++) {
+		struct tc_fext *f = p->bucket[k];
+		while (f) {
+			struct tc_fext *next = f->next;
+			free(f);
+			f = next;
+		}
+		p->bucket[k] = NULL;
+	}
+	tc_map_free(&p->by_start);
+	tc_map_free(&p->by_end);
+	if (p->map && p->map != MAP_FAILED)
+		munmap(p->map, p->size);
+	if (p->fd > 0)
+		close(p->fd);
+	p->map = NULL;
+	p->fd = -1;
+}

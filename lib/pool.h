@@ -1,0 +1,65 @@
+/*
+ * pool.h - space in the pool file (internal to libtcache).
+ */
+#ifndef TC_POOL_H
+#define TC_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "map.h"
+#include "tcache.h"
+
+/* A run of pool bytes: off and len are multiples of TC_BLOCK. */
+struct tc_extent {
+	uint64_t off, len;
+};
+
+struct tc_fext; /* a free run, in pool.c */
+
+struct tc_pool {
+	int fd;                    /* the pool file, O_RDWR */
+	uint8_t *map;              /* MAP_SHARED of the whole file */
+	uint64_t size;             /* bytes, a multiple of TC_BLOCK */
+	uint64_t free;             /* free bytes */
+	struct tc_map by_start;    /* first block of a free run -> run */
+	struct tc_map by_end;      /* block after a free run -> run */
+	struct tc_fext *bucket[64]; /* free runs by floor(log2(blocks)) */
+	uint64_t nonempty;         /* bit k: bucket[k] has a run */
+};
+
+/* Open (or create) the pool file @name in @dirfd and size it to @size bytes
+ * (preallocating with fallocate when it grows; truncating when it
+ * shrinks).  All space starts out free: call tc_pool_build().  -ENOSPC
+ * when the disk cannot hold @size; the file is then left as it was. */
+int tc_pool_open(struct tc_pool *p, int dirfd, const char *name,
+		 uint64_t size);
+
+/* Make everything free except @used (sorted by off, not overlapping, inside
+ * the pool).  -ENOMEM. */
+int tc_pool_build(struct tc_pool *p, const struct tc_extent *used, size_t n);
+
+/*
+ * Allocate @len bytes (a positive multiple of TC_BLOCK) as one extent when
+ * a free run that large exists, else the largest run found (out->len < len:
+ * call again for the rest).  -ENOSPC when nothing is free.  O(1) unless the
+ * runs are fragmented near @len, then a bounded scan.
+ */
+int tc_pool_alloc(struct tc_pool *p, uint64_t len, struct tc_extent *out);
+
+/* Take up to @len bytes of free space starting exactly at byte @at (to grow
+ * an extent in place).  Returns the bytes taken (0 if @at is not free). */
+uint64_t tc_pool_extend(struct tc_pool *p, uint64_t at, uint64_t len);
+
+/* Return an extent to the free space, merging with free neighbours.  O(1). */
+void tc_pool_free(struct tc_pool *p, uint64_t off, uint64_t len);
+
+/* Unmap and close.  NULL-safe. */
+void tc_pool_close(struct tc_pool *p);
+
+static inline uint64_t tc_round_block(uint64_t n)
+{
+	return (n + TC_BLOCK - 1) & ~(uint64_t)(TC_BLOCK - 1);
+}
+
+#endif

@@ -1,0 +1,2147 @@
+/*
+ * store.c - the store: ties pool, index, lru and journal together behind
+ * the API of tcache.h.
+ *
+ * Files in the store directory:
+ *   lock      flock()ed exclusively while a process has the store open
+ *   pool      the tensor bytes (pool.c), preallocated to the capacity
+ *   journal   the durable index (journal.c); journal.new while a
+ *             checkpoint is being written
+ *
+ * Life of a tensor's bytes:
+ *   create/open for write -> a pending version (tc_ver) owned by the
+ *   writers; writes allocate extents as they go (evicting LRU entries when
+ *   the pool is full) and copy bytes with pwrite outside the lock;
+ *   commit (flush) -> checksum, .npy header, one journal record, and the
+ *   pending version becomes the committed one.  Readers hold a reference
+ *   to the committed version they opened, so a replacement never changes
+ *   bytes under them; the old version's extents are freed when its last
+ *   reader closes.
+ *
+ * Locking: one mutex (lock) protects every field of the store and of the
+ * index, pool, lru and journal.  Only byte copies into or out of the pool
+ * and checksum passes over committed (immutable) versions run unlocked.
+ * A pending version's extents never shrink while a write copies into them
+ * (ver->inflight > 0): commit and truncate wait on `drained` first.
+ * The eviction listener runs with the lock held.
+ */
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "dtype.h"
+#include "journal.h"
+#include "lru.h"
+#include "meta.h"
+#include "pool.h"
+#include "tcache.h"
+
+#define POOL_FILE "pool"
+#define LOCK_FILE "lock"
+#define CHECKPOINT_SLACK (8u << 20)   /* journal growth before a checkpoint */
+#define CHECKPOINT_RECORD (1u << 20)  /* payload size of checkpoint records */
+#define GROW_MIN (64u << 10)          /* files past this grow geometrically */
+#define GROW_MAX (64u << 20)
+#define NPY_PEEK (1u << 20)           /* header bytes read from a .npy */
+
+struct tc_store {
+	pthread_mutex_t lock;
+	pthread_cond_t drained;      /* some ver->inflight reached 0 */
+	int dirfd, lockfd;
+	struct tc_pool pool;
+	struct tc_index idx;
+	struct tc_lru lru;
+	struct tc_journal jr;
+	unsigned verify;
+	int replaying;               /* replay: no pool yet, no frees */
+	uint64_t ver_counter;
+	uint64_t live_bytes;
+	uint64_t hits, misses, evictions, evicted_bytes;
+	uint64_t journal_dropped, nodes_dropped;
+	tc_evict_fn evict_fn;
+	void *evict_arg;
+};
+
+struct tc_file {
+	struct tc_node *node;
+	struct tc_ver *ver;          /* read-only handles: the version read */
+	unsigned flags;
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct timespec ts_of(int64_t ns)
+{
+	struct timespec ts = { .tv_sec = ns / 1000000000,
+			       .tv_nsec = ns % 1000000000 };
+	if (ts.tv_nsec < 0) {
+		ts.tv_nsec += 1000000000;
+		ts.tv_sec--;
+	}
+	return ts;
+}
+
+static int64_t ns_of(struct timespec ts)
+{
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int check_name(const char *name)
+{
+	size_t n = strnlen(name, TC_NAME_MAX + 1);
+	if (n > TC_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (n == 0 || strchr(name, '/') || !strcmp(name, ".") ||
+	    !strcmp(name, ".."))
+		return -EINVAL;
+	return 0;
+}
+
+/* A name that may be created in @dir (not reserved there). */
+static int check_new_name(const struct tc_node *dir, const char *name)
+{
+	int r = check_name(name);
+	if (r)
+		return r;
+	if (dir->kind != TC_KIND_ROOT && !strcmp(name, TC_META_NAME))
+		return -EEXIST;
+	return 0;
+}
+
+/* ---- versions ------------------------------------------------------------ */
+
+static struct tc_ver *ver_new(void)
+{
+	struct tc_ver *v = calloc(1, sizeof(*v));
+	if (v)
+		v->refs = 1;
+	return v;
+}
+
+static void ver_put(struct tc_store *s, struct tc_ver *v)
+{
+	if (!v)
+		return;
+	assert(v->refs > 0);
+	if (--v->refs)
+		return;
+	assert(v->inflight == 0);
+	if (!s->replaying)
+		for (uint32_t i = 0; i < v->next; i++)
+			tc_pool_free(&s->pool, v->ext[i].off, v->ext[i].len);
+	if (v->hs)
+		XXH3_freeState(v->hs);
+	free(v->shape);
+	free(v->ext);
+	free(v);
+}
+
+static void put_ver_cb(void *arg, struct tc_ver *v)
+{
+	ver_put(arg, v);
+}
+
+static int ver_push(struct tc_ver *v, struct tc_extent e)
+{
+	if (v->next && v->ext[v->next - 1].off + v->ext[v->next - 1].len == e.off) {
+		v->ext[v->next - 1].len += e.len;
+	} else {
+		if (v->next == v->cap) {
+			uint32_t ncap = v->cap ? v->cap * 2 : 2;
+			struct tc_extent *ne = realloc(v->ext, ncap * sizeof(*ne));
+			if (!ne)
+				return -ENOMEM;
+			v->ext = ne;
+			v->cap = ncap;
+		}
+		v->ext[v->next++] = e;
+	}
+	v->alloc += e.len;
+	return 0;
+}
+
+/* Spans of [off, off + len) of @v (within v->alloc); returns the count or
+ * -ENOBUFS when more than @max are needed.  O(extents). */
+static int ver_spans(const struct tc_store *s, const struct tc_ver *v,
+		     uint64_t off, uint64_t len, struct tc_span *sp, int max)
+{
+	int n = 0;
+	uint64_t at = 0;
+	for (uint32_t i = 0; i < v->next && len; i++) {
+		const struct tc_extent *e = &v->ext[i];
+		if (off >= at + e->len) {
+			at += e->len;
+			continue;
+		}
+		uint64_t in = off - at;
+		uint64_t take = e->len - in < len ? e->len - in : len;
+		if (n == max)
+			return -ENOBUFS;
+		sp[n++] = (struct tc_span){ .fd = s->pool.fd,
+					    .fd_off = e->off + in,
+					    .ptr = s->pool.map + e->off + in,
+					    .len = (size_t)take };
+		off += take;
+		len -= take;
+		at += e->len;
+	}
+	return n;
+}
+
+/* Call @fn on each piece of [off, off + len) of @v in the pool mmap. */
+static void ver_each(const struct tc_store *s, const struct tc_ver *v,
+		     uint64_t off, uint64_t len,
+		     void (*fn)(void *arg, uint8_t *p, size_t n), void *arg)
+{
+	uint64_t at = 0;
+	for (uint32_t i = 0; i < v->next && len; i++) {
+		const struct tc_extent *e = &v->ext[i];
+		if (off >= at + e->len) {
+			at += e->len;
+			continue;
+		}
+		uint64_t in = off - at;
+		uint64_t take = e->len - in < len ? e->len - in : len;
+		fn(arg, s->pool.map + e->off + in, (size_t)take);
+		off += take;
+		len -= take;
+		at += e->len;
+	}
+}
+
+static void zero_fn(void *arg, uint8_t *p, size_t n)
+{
+	memset(p, 0, n);
+}
+
+static void hash_fn(void *arg, uint8_t *p, size_t n)
+{
+	XXH3_64bits_update(arg, p, n);
+}
+
+/* xxh3 of the first @size bytes of @v.  Reads the pool: O(size). */
+static int ver_hash(const struct tc_store *s, const struct tc_ver *v,
+		    uint64_t size, uint64_t *out)
+{
+	XXH3_state_t *st = XXH3_createState();
+	if (!st)
+		return -ENOMEM;
+	XXH3_64bits_reset(st);
+	ver_each(s, v, 0, size, hash_fn, st);
+	*out = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return 0;
+}
+
+static void ver_default_type(struct tc_ver *v)
+{
+	free(v->shape);
+	v->shape = malloc(sizeof(uint64_t));
+	v->dtype = TC_DT_UINT8;
+	v->data_offset = 0;
+	v->ndim = v->shape ? 1 : 0;
+	if (v->shape)
+		v->shape[0] = v->size;
+}
+
+/* ---- eviction and removal ------------------------------------------------- */
+
+/* Add @delta to the open counts of @dir and every directory above it. */
+static void opens_add(struct tc_node *dir, int64_t delta)
+{
+	for (; dir; dir = dir->parent) {
+		assert(delta >= 0 || dir->opens >= (uint64_t)-delta);
+		dir->opens += (uint64_t)delta;
+	}
+}
+
+static uint64_t opens_of(const struct tc_node *n)
+{
+	return n->kind == TC_KIND_TENSOR ? n->refs : n->opens;
+}
+
+static void node_drop(struct tc_store *s, struct tc_node *n)
+{
+	if (n->kind == TC_KIND_TENSOR) {
+		if (n->refs) {      /* open handles free it at their close */
+			n->dead = 1;
+			return;
+		}
+		ver_put(s, n->ver);
+		ver_put(s, n->pending);
+	}
+	tc_node_free(n);
+}
+
+/* Remove @n and everything below it from the index (and the lru).  Open
+ * tensors stay alive, dead, until their handles close.  No journaling. */
+static void remove_subtree(struct tc_store *s, struct tc_node *n)
+{
+	struct tc_node *c;
+	opens_add(n->parent, -(int64_t)opens_of(n));
+	while ((c = n->child_tail))
+		remove_subtree(s, c);
+	if (n->kind == TC_KIND_ENTRY)
+		tc_lru_remove(&s->lru, n);
+	if (n->kind == TC_KIND_TENSOR && n->ver)
+		s->live_bytes -= n->ver->size;
+	tc_index_remove(&s->idx, n);
+	n->dead = 1;
+	node_drop(s, n);
+}
+
+static uint64_t subtree_bytes(const struct tc_node *n)
+{
+	uint64_t b = n->kind == TC_KIND_TENSOR && n->ver ? n->ver->size : 0;
+	for (const struct tc_node *c = n->child_head; c; c = c->sib_next)
+		b += subtree_bytes(c);
+	return b;
+}
+
+static int append(struct tc_store *s, struct tc_buf *b, uint64_t *seq);
+
+static int evict(struct tc_store *s, struct tc_node *e)
+{
+	struct tc_buf b = { 0 };
+	int r;
+
+	tc_rec_del(&b, e->id);
+	r = append(s, &b, NULL);
+	tc_buf_free(&b);
+	if (r)
+		return r;
+	s->evictions++;
+	s->evicted_bytes += subtree_bytes(e);
+	if (s->evict_fn)
+		s->evict_fn(s->evict_arg, TC_ROOT_ID, e->id, e->name);
+	remove_subtree(s, e);
+	return 0;
+}
+
+/* Pool bytes that evicting @e would free.  O(nodes in e). */
+static uint64_t entry_bytes(const struct tc_node *e)
+{
+	uint64_t b = 0;
+	const struct tc_node *n = e;
+	while (n) {
+		if (n->kind == TC_KIND_TENSOR && n->ver && n->ver->refs == 1)
+			b += n->ver->alloc;
+		if (n->child_head) {
+			n = n->child_head;
+			continue;
+		}
+		while (n != e && !n->sib_next)
+			n = n->parent;
+		n = n == e ? NULL : n->sib_next;
+	}
+	return b;
+}
+
+/*
+ * Evict least recently used entries until @need bytes are free.  A dry run
+ * over the same victims first: when even evicting every evictable entry
+ * would not make room, nothing is evicted and -ENOSPC returned.  Cost:
+ * proportional to what is evicted (plus the pinned entries skipped).
+ */
+static int make_room(struct tc_store *s, uint64_t need)
+{
+	uint64_t have = s->pool.free;
+	if (have >= need)
+		return 0;
+	for (struct tc_node *e = s->lru.head; e && have < need; e = e->lru_next)
+		if (tc_lru_evictable(e))
+			have += entry_bytes(e);
+	if (have < need)
+		return -ENOSPC;
+	while (s->pool.free < need) {
+		struct tc_node *e = tc_lru_victim(&s->lru);
+		if (!e)
+			return -ENOSPC;
+		int r = evict(s, e);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int ver_grow(struct tc_store *s, struct tc_ver *v, uint64_t end)
+{
+	uint64_t need, target;
+	int r;
+
+	if (end > s->pool.size)
+		return -EFBIG;
+	need = tc_round_block(end);
+	if (need <= v->alloc)
+		return 0;
+	need -= v->alloc;
+	r = make_room(s, need);
+	if (r)
+		return r;
+	target = need;
+	if (v->alloc >= GROW_MIN) {
+		uint64_t extra = v->alloc < GROW_MAX ? v->alloc : GROW_MAX;
+		if (extra > target)
+			target = extra;
+		if (target > s->pool.free)
+			target = s->pool.free & ~(uint64_t)(TC_BLOCK - 1);
+		if (target < need)
+			target = need;
+	}
+	if (v->next) {
+		struct tc_extent *last = &v->ext[v->next - 1];
+		uint64_t got = tc_pool_extend(&s->pool, last->off + last->len,
+					      target);
+		last->len += got;
+		v->alloc += got;
+		target -= got < target ? got : target;
+	}
+	while (target) {
+		struct tc_extent e;
+		r = tc_pool_alloc(&s->pool, target, &e);
+		if (r)
+			return r; /* cannot happen: free >= need checked */
+		r = ver_push(v, e);
+		if (r) {
+			tc_pool_free(&s->pool, e.off, e.len);
+			return r;
+		}
+		target -= e.len;
+	}
+	return 0;
+}
+
+/* Shrink @v's extents to exactly round(size). */
+static void ver_trim(struct tc_store *s, struct tc_ver *v)
+{
+	uint64_t keep = tc_round_block(v->size), at = 0;
+	uint32_t i;
+
+	assert(v->inflight == 0);
+	for (i = 0; i < v->next; i++) {
+		struct tc_extent *e = &v->ext[i];
+		if (at + e->len <= keep) {
+			at += e->len;
+			continue;
+		}
+		uint64_t k = keep > at ? keep - at : 0;
+		tc_pool_free(&s->pool, e->off + k, e->len - k);
+		v->alloc -= e->len - k;
+		e->len = k;
+		at += k;
+		if (!k)
+			break;
+		i++;
+		break;
+	}
+	uint32_t kept = i;
+	for (; i < v->next; i++) {
+		if (!v->ext[i].len)
+			continue;
+		tc_pool_free(&s->pool, v->ext[i].off, v->ext[i].len);
+		v->alloc -= v->ext[i].len;
+	}
+	v->next = kept;
+	while (v->next && !v->ext[v->next - 1].len)
+		v->next--;
+}
+
+/* Zero bytes [from, to) of @v (inside its allocation). */
+static void ver_zero(struct tc_store *s, struct tc_ver *v, uint64_t from,
+		     uint64_t to)
+{
+	if (to > from)
+		ver_each(s, v, from, to - from, zero_fn, NULL);
+}
+
+struct copy_ctx {
+	const struct tc_store *s;
+	struct tc_ver *dst;
+	uint64_t at;
+};
+
+static void copy_fn(void *arg, uint8_t *p, size_t n)
+{
+	struct copy_ctx *c = arg;
+	uint64_t done = 0;
+	/* copy [p, p+n) into dst at c->at, across dst's extents */
+	uint64_t at = 0;
+	for (uint32_t i = 0; i < c->dst->next && done < n; i++) {
+		const struct tc_extent *e = &c->dst->ext[i];
+		uint64_t off = c->at + done;
+		if (off >= at + e->len) {
+			at += e->len;
+			continue;
+		}
+		uint64_t in = off - at;
+		uint64_t take = e->len - in < n - done ? e->len - in : n - done;
+		memcpy(c->s->pool.map + e->off + in, p + done, (size_t)take);
+		done += take;
+		at += e->len;
+	}
+	c->at += n;
+}
+
+/* A new pending version of @size bytes holding the bytes of @src (NULL:
+ * none) up to @size, zeros past src's end.  O(size) copy. */
+static int ver_clone(struct tc_store *s, const struct tc_ver *src,
+		     uint64_t size, struct tc_ver **out)
+{
+	struct tc_ver *v = ver_new();
+	int r;
+
+	if (!v)
+		return -ENOMEM;
+	r = ver_grow(s, v, size);
+	if (r) {
+		ver_put(s, v);
+		return r;
+	}
+	uint64_t have = src ? (src->size < size ? src->size : size) : 0;
+	if (have) {
+		struct copy_ctx c = { s, v, 0 };
+		ver_each(s, src, 0, have, copy_fn, &c);
+	}
+	ver_zero(s, v, have, size);
+	v->size = size;
+	v->dirty = 1;
+	*out = v;
+	return 0;
+}
+
+static int ver_start_hash(struct tc_ver *v)
+{
+	v->hs = XXH3_createState();
+	if (!v->hs)
+		return -ENOMEM;
+	XXH3_64bits_reset(v->hs);
+	v->hashed = 0;
+	return 0;
+}
+
+static void ver_stop_hash(struct tc_ver *v)
+{
+	if (v->hs)
+		XXH3_freeState(v->hs);
+	v->hs = NULL;
+}
+
+/* ---- journal glue ---------------------------------------------------------- */
+
+static int checkpoint(struct tc_store *s, uint64_t capacity);
+
+static int append(struct tc_store *s, struct tc_buf *b, uint64_t *seq)
+{
+	int r = tc_journal_append(&s->jr, b, seq);
+	if (r)
+		return r;
+	if (s->jr.size > 2 * s->jr.base + CHECKPOINT_SLACK)
+		checkpoint(s, s->jr.capacity); /* failure: keep the old log */
+	return 0;
+}
+
+/* Append a record of one node (a tensor with its committed version). */
+static int journal_node(struct tc_store *s, const struct tc_node *n)
+{
+	struct tc_buf b = { 0 };
+	tc_rec_node(&b, n);
+	int r = append(s, &b, NULL);
+	tc_buf_free(&b);
+	return r;
+}
+
+static void touch(struct tc_store *s, struct tc_node *n)
+{
+	struct tc_node *e = tc_node_entry(n);
+	if (!e)
+		return;
+	e->last_access = now_ns();
+	tc_lru_touch(&s->lru, e);
+	if (e->journaled) {
+		struct tc_buf b = { 0 };
+		tc_rec_touch(&b, e->id, e->last_access);
+		append(s, &b, NULL); /* recency is best effort */
+		tc_buf_free(&b);
+	}
+}
+
+struct emit_ctx {
+	struct tc_store *s;
+	struct tc_journal *nj;
+	struct tc_buf b;
+	int err;
+};
+
+static void emit_flush(struct emit_ctx *c)
+{
+	if (!c->err && c->b.len)
+		c->err = tc_journal_append(c->nj, &c->b, NULL);
+	c->b.len = 0;
+}
+
+static void emit_node(struct emit_ctx *c, struct tc_node *n)
+{
+	if (n->kind == TC_KIND_TENSOR && !n->ver)
+		return; /* never committed: not durable yet */
+	tc_rec_node(&c->b, n);
+	n->journaled = 1;
+	if (n->kind == TC_KIND_TENSOR && n->ver)
+		n->ver->seq = c->nj->seq + 1;
+	if (c->b.len >= CHECKPOINT_RECORD)
+		emit_flush(c);
+	for (struct tc_node *ch = n->child_head; ch; ch = ch->sib_next)
+		emit_node(c, ch);
+}
+
+static int emit_all(void *arg, struct tc_journal *nj)
+{
+	struct emit_ctx *c = arg;
+	c->nj = nj;
+	/* Entries oldest first: replay appends each to the lru's young end,
+	 * which rebuilds the order. */
+	for (struct tc_node *e = c->s->lru.head; e && !c->err; e = e->lru_next)
+		emit_node(c, e);
+	uint64_t st[4] = { c->s->hits, c->s->misses, c->s->evictions,
+			   c->s->evicted_bytes };
+	tc_rec_stats(&c->b, st);
+	emit_flush(c);
+	if (!c->err)
+		c->err = c->b.err;
+	return c->err;
+}
+
+static int checkpoint(struct tc_store *s, uint64_t capacity)
+{
+	struct emit_ctx c = { .s = s };
+	int r = tc_journal_rewrite(&s->jr, capacity, emit_all, &c);
+	tc_buf_free(&c.b);
+	return r;
+}
+
+/* ---- replay ---------------------------------------------------------------- */
+
+static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op)
+{
+	struct tc_node *dir = tc_index_get(&s->idx, op->parent);
+	struct tc_node *n = tc_index_get(&s->idx, op->id);
+	struct tc_node *other;
+	int want_entry = op->kind == TC_KIND_ENTRY;
+
+	if (!dir || !tc_node_isdir(dir) ||
+	    (dir->kind == TC_KIND_ROOT) != want_entry ||
+	    (n && (n->kind == TC_KIND_TENSOR) != (op->kind == TC_KIND_TENSOR))) {
+		s->nodes_dropped++;
+		return 0;
+	}
+	if (n && op->kind != TC_KIND_TENSOR) {
+		/* a directory must not move below itself */
+		for (struct tc_node *a = dir; a; a = a->parent)
+			if (a == n) {
+				s->nodes_dropped++;
+				return 0;
+			}
+	}
+	other = tc_index_find(&s->idx, dir, op->name);
+	if (other && other != n) {
+		s->nodes_dropped++; /* a lost record left a stale name */
+		remove_subtree(s, other);
+	}
+	if (!n) {
+		n = tc_node_new(op->id, op->kind, op->name);
+		if (!n || tc_index_add(&s->idx, dir, n)) {
+			tc_node_free(n);
+			return -ENOMEM;
+		}
+		if (n->kind == TC_KIND_ENTRY)
+			tc_lru_add(&s->lru, n);
+	} else {
+		if (n->parent != dir || strcmp(n->name, op->name))
+			if (tc_index_move(&s->idx, n, dir, op->name))
+				return -ENOMEM;
+		if (n->kind != op->kind) {
+			if (n->kind == TC_KIND_ENTRY)
+				tc_lru_remove(&s->lru, n);
+			tc_index_set_kind(&s->idx, n, op->kind);
+			if (n->kind == TC_KIND_ENTRY)
+				tc_lru_add(&s->lru, n);
+		}
+	}
+	n->mode = op->mode & 07777;
+	n->uid = op->uid;
+	n->gid = op->gid;
+	n->atime = op->atime;
+	n->mtime = op->mtime;
+	n->ctime = op->ctime;
+	n->journaled = 1;
+	if (n->kind == TC_KIND_ENTRY) {
+		n->created = op->created;
+		n->last_access = op->last_access;
+		n->pinned = (uint8_t)op->pinned;
+		free(n->attrs);
+		n->attrs = op->attrs ? strndup(op->attrs, op->attrs_len) : NULL;
+		if (op->attrs && !n->attrs)
+			return -ENOMEM;
+	} else if (n->kind == TC_KIND_TENSOR) {
+		struct tc_ver *v = ver_new();
+		if (!v)
+			return -ENOMEM;
+		v->size = op->size;
+		v->xxh3 = op->xxh3;
+		v->data_offset = op->data_offset;
+		v->dtype = op->dtype;
+		v->ndim = op->ndim;
+		v->seq = seq;
+		v->committed = 1;
+		v->number = ++s->ver_counter;
+		v->shape = op->ndim ? malloc(sizeof(uint64_t) * (size_t)op->ndim) : NULL;
+		if (op->ndim && !v->shape) {
+			free(v);
+			return -ENOMEM;
+		}
+		memcpy(v->shape, op->shape, sizeof(uint64_t) * (size_t)op->ndim);
+		for (uint32_t i = 0; i < op->next; i++) {
+			struct tc_extent e;
+			tc_op_extent(op, i, &e);
+			if (ver_push(v, e)) {
+				ver_put(s, v);
+				return -ENOMEM;
+			}
+		}
+		if (n->ver)
+			s->live_bytes -= n->ver->size;
+		ver_put(s, n->ver);
+		n->ver = v;
+		s->live_bytes += v->size;
+	}
+	return 0;
+}
+
+static int apply_record(void *arg, uint64_t seq, const uint8_t *p, size_t len)
+{
+	struct tc_store *s = arg;
+	struct tc_rd rd = { p, len, 0 };
+	struct tc_op op;
+	int r;
+
+	while ((r = tc_rec_next(&rd, &op)) == 1)
+		;
+	if (r < 0)
+		return 1; /* malformed: dropped whole */
+	rd.pos = 0;
+	while (tc_rec_next(&rd, &op) == 1) {
+		struct tc_node *n;
+		switch (op.type) {
+		case TC_OP_NODE:
+			r = apply_node(s, seq, &op);
+			if (r)
+				return r;
+			break;
+		case TC_OP_DEL:
+			n = tc_index_get(&s->idx, op.id);
+			if (n)
+				remove_subtree(s, n);
+			break;
+		case TC_OP_TOUCH:
+			n = tc_index_get(&s->idx, op.id);
+			if (n && n->kind == TC_KIND_ENTRY) {
+				n->last_access = op.last_access;
+				tc_lru_touch(&s->lru, n);
+			}
+			break;
+		case TC_OP_STATS:
+			s->hits = op.stats[0];
+			s->misses = op.stats[1];
+			s->evictions = op.stats[2];
+			s->evicted_bytes = op.stats[3];
+			break;
+		}
+	}
+	return 0;
+}
+
+struct owned {
+	struct tc_extent e;
+	struct tc_node *owner;
+};
+
+static int owned_cmp(const void *a, const void *b)
+{
+	const struct owned *x = a, *y = b;
+	return x->e.off < y->e.off ? -1 : x->e.off > y->e.off;
+}
+
+static void collect(struct tc_node *n, struct owned *o, size_t *k)
+{
+	if (n->kind == TC_KIND_TENSOR && n->ver)
+		for (uint32_t i = 0; i < n->ver->next; i++)
+			o[(*k)++] = (struct owned){ n->ver->ext[i], n };
+	for (struct tc_node *c = n->child_head; c; c = c->sib_next)
+		collect(c, o, k);
+}
+
+static size_t count_ext(const struct tc_node *n)
+{
+	size_t k = n->kind == TC_KIND_TENSOR && n->ver ? n->ver->next : 0;
+	for (const struct tc_node *c = n->child_head; c; c = c->sib_next)
+		k += count_ext(c);
+	return k;
+}
+
+/*
+ * After replay: drop tensors whose extents lie past the pool's end or
+ * overlap a tensor committed later (the journal lost a record), then hand
+ * the rest of the space to the pool as free.  O(n log n) in extents.
+ */
+static int build_pool(struct tc_store *s)
+{
+	for (;;) {
+		size_t n = count_ext(&s->idx.root), k = 0, bad = 0;
+		struct owned *o = malloc((n ? n : 1) * sizeof(*o));
+		struct tc_extent *used = malloc((n ? n : 1) * sizeof(*used));
+		int r = 0;
+
+		if (!o || !used) {
+			free(o);
+			free(used);
+			return -ENOMEM;
+		}
+		collect(&s->idx.root, o, &k);
+		qsort(o, k, sizeof(*o), owned_cmp);
+		/* Mark losers with a NULL owner; drop them below. */
+		for (size_t i = 0; i < k; i++) {
+			struct tc_node *t = o[i].owner;
+			if (o[i].e.off + o[i].e.len > s->pool.size) {
+				t->dead = 2;
+				bad++;
+			} else if (i && o[i].e.off < o[i - 1].e.off + o[i - 1].e.len) {
+				struct tc_node *u = o[i - 1].owner;
+				(t->ver->seq < u->ver->seq ? t : u)->dead = 2;
+				bad++;
+			}
+		}
+		if (!bad) {
+			for (size_t i = 0; i < k; i++)
+				used[i] = o[i].e;
+			r = tc_pool_build(&s->pool, used, k);
+		} else {
+			for (size_t i = 0; i < k; i++) {
+				struct tc_node *t = o[i].owner;
+				if (t->dead == 2 && t->parent) {
+					s->nodes_dropped++;
+					remove_subtree(s, t);
+				}
+			}
+		}
+		free(o);
+		free(used);
+		if (!bad || r)
+			return r;
+	}
+}
+
+/* Evict entries holding space at or past @limit (the capacity shrinks). */
+static void shrink_index(struct tc_store *s, uint64_t limit)
+{
+	struct tc_node *e = s->lru.head;
+	while (e) {
+		struct tc_node *next = e->lru_next, *n = e;
+		int over = 0;
+		while (n && !over) {
+			if (n->kind == TC_KIND_TENSOR && n->ver)
+				for (uint32_t i = 0; i < n->ver->next; i++)
+					if (n->ver->ext[i].off + n->ver->ext[i].len > limit)
+						over = 1;
+			if (n->child_head) {
+				n = n->child_head;
+				continue;
+			}
+			while (n != e && !n->sib_next)
+				n = n->parent;
+			n = n == e ? NULL : n->sib_next;
+		}
+		if (over) {
+			s->evictions++;
+			s->evicted_bytes += subtree_bytes(e);
+			remove_subtree(s, e);
+		}
+		e = next;
+	}
+}
+
+static void store_free(struct tc_store *s)
+{
+	s->replaying = 1; /* the pool may be gone: no frees into it */
+	tc_index_free(&s->idx, put_ver_cb, s);
+	tc_journal_close(&s->jr);
+	tc_pool_close(&s->pool);
+	if (s->lockfd >= 0)
+		close(s->lockfd);
+	if (s->dirfd >= 0)
+		close(s->dirfd);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->drained);
+	free(s);
+}
+
+int tc_store_open(const char *dir, const struct tc_options *opt,
+		  tc_store **out)
+{
+	struct tc_store *s;
+	uint64_t want = opt ? opt->capacity & ~(uint64_t)(TC_BLOCK - 1) : 0;
+	uint64_t cap = 0, final;
+	struct stat st;
+	int r, is_new;
+
+	if (opt && opt->capacity && !want)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->dirfd = s->lockfd = -1;
+	s->pool.fd = -1;
+	s->jr.fd = -1;
+	s->verify = opt ? opt->verify : TC_VERIFY_ON;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->drained, NULL);
+	tc_index_init(&s->idx);
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		goto fail_errno;
+	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dirfd < 0)
+		goto fail_errno;
+	s->lockfd = openat(s->dirfd, LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC,
+			   0600);
+	if (s->lockfd < 0)
+		goto fail_errno;
+	if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		goto fail;
+	}
+
+	/* A store is new until its journal exists: the pool is made first,
+	 * so a failed creation leaves no journal that points at nothing. */
+	is_new = faccessat(s->dirfd, TC_JOURNAL_FILE, F_OK, 0) < 0;
+	if (!is_new) {
+		s->replaying = 1;
+		r = tc_journal_open(&s->jr, s->dirfd, &cap, apply_record, s,
+				    &s->journal_dropped);
+		s->replaying = 0;
+		if (r)
+			goto fail;
+		if (fstatat(s->dirfd, POOL_FILE, &st, 0) < 0 ||
+		    (uint64_t)st.st_size < cap) {
+			r = -EUCLEAN;
+			goto fail;
+		}
+	}
+	final = want ? want : is_new ? TC_DEFAULT_CAPACITY : cap;
+	if (!is_new && final < cap) {
+		/* Shrink: record the evictions and the new capacity before
+		 * the pool file loses its tail. */
+		s->replaying = 1; /* no pool yet: nothing to free into */
+		shrink_index(s, final);
+		s->replaying = 0;
+		r = checkpoint(s, final);
+		if (r)
+			goto fail;
+	}
+	r = tc_pool_open(&s->pool, s->dirfd, POOL_FILE, final);
+	if (r) {
+		if (is_new)
+			unlinkat(s->dirfd, POOL_FILE, 0);
+		goto fail;
+	}
+	if (is_new) {
+		cap = final;
+		r = tc_journal_open(&s->jr, s->dirfd, &cap, apply_record, s,
+				    &s->journal_dropped);
+		if (r)
+			goto fail;
+	} else if (final > cap) {
+		r = checkpoint(s, final);
+		if (r)
+			goto fail;
+	}
+	r = build_pool(s);
+	if (r)
+		goto fail;
+	*out = s;
+	return 0;
+fail_errno:
+	r = -errno;
+fail:
+	store_free(s);
+	return r;
+}
+
+int tc_store_close(tc_store *s)
+{
+	int r;
+	if (!s)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	r = checkpoint(s, s->jr.capacity);
+	pthread_mutex_unlock(&s->lock);
+	store_free(s);
+	return r;
+}
+
+int tc_store_sync(tc_store *s)
+{
+	int r = 0;
+	pthread_mutex_lock(&s->lock);
+	if (fdatasync(s->pool.fd) < 0)
+		r = -errno;
+	if (!r)
+		r = tc_journal_sync(&s->jr);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+void tc_store_stats(tc_store *s, struct tc_stats *st)
+{
+	pthread_mutex_lock(&s->lock);
+	*st = (struct tc_stats){
+		.capacity = s->pool.size,
+		.used = s->pool.size - s->pool.free,
+		.live_bytes = s->live_bytes,
+		.entries = s->idx.entries,
+		.tensors = s->idx.tensors,
+		.groups = s->idx.groups,
+		.hits = s->hits,
+		.misses = s->misses,
+		.evictions = s->evictions,
+		.evicted_bytes = s->evicted_bytes,
+		.journal_bytes = s->jr.size,
+		.journal_dropped = s->journal_dropped,
+		.nodes_dropped = s->nodes_dropped,
+		.oldest_access_ns = s->lru.head ? s->lru.head->last_access : 0,
+		.newest_access_ns = s->lru.tail ? s->lru.tail->last_access : 0,
+	};
+	for (struct tc_node *e = s->lru.head; e; e = e->lru_next)
+		st->pinned += e->pinned;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void tc_store_on_evict(tc_store *s, tc_evict_fn fn, void *arg)
+{
+	pthread_mutex_lock(&s->lock);
+	s->evict_fn = fn;
+	s->evict_arg = arg;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- names and attributes --------------------------------------------------- */
+
+static void fill_stat(const struct tc_node *n, struct tc_stat *st)
+{
+	const struct tc_ver *v = n->kind == TC_KIND_TENSOR
+					 ? (n->pending ? n->pending : n->ver)
+					 : NULL;
+	st->id = n->id;
+	st->parent = n->parent ? n->parent->id : 0;
+	st->kind = n->kind;
+	st->mode = (tc_node_isdir(n) ? S_IFDIR : S_IFREG) | (n->mode & 07777);
+	st->uid = n->uid;
+	st->gid = n->gid;
+	st->nlink = tc_node_isdir(n) ? 2 + n->nsubdirs : 1;
+	st->size = v ? v->size : 0;
+	st->blocks = v ? v->alloc / 512 : 0;
+	st->version = n->ver ? n->ver->number : 0;
+	st->atime = ts_of(n->atime);
+	st->mtime = ts_of(n->mtime);
+	st->ctime = ts_of(n->ctime);
+	snprintf(st->name, sizeof(st->name), "%s", n->kind == TC_KIND_ROOT ? "" : n->name);
+}
+
+/* The directory @id, or an error. */
+static int get_dir(struct tc_store *s, uint64_t id, struct tc_node **out)
+{
+	struct tc_node *d = tc_index_get(&s->idx, id);
+	if (!d)
+		return -ENOENT;
+	if (!tc_node_isdir(d))
+		return -ENOTDIR;
+	*out = d;
+	return 0;
+}
+
+int tc_lookup(tc_store *s, uint64_t parent, const char *name,
+	      struct tc_stat *st)
+{
+	struct tc_node *d, *n = NULL;
+	int r = check_name(name);
+	if (r)
+		return r;
+	pthread_mutex_lock(&s->lock);
+	r = get_dir(s, parent, &d);
+	if (!r) {
+		n = tc_index_find(&s->idx, d, name);
+		if (d->kind == TC_KIND_ROOT)
+			*(n ? &s->hits : &s->misses) += 1;
+		if (n)
+			fill_stat(n, st);
+		else
+			r = -ENOENT;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int tc_getattr(tc_store *s, uint64_t id, struct tc_stat *st)
+{
+	int r = 0;
+	pthread_mutex_lock(&s->lock);
+	struct tc_node *n = tc_index_get(&s->idx, id);
+	if (n)
+		fill_stat(n, st);
+	else
+		r = -ENOENT;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int tc_mkdir(tc_store *s, uint64_t parent, const char *name, uint32_t mode,
+	     uint32_t uid, uint32_t gid, struct tc_stat *st)
+{
+	struct tc_node *d, *n = NULL;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = get_dir(s, parent, &d);
+	if (r)
+		goto out;
+	r = check_new_name(d, name);
+	if (r)
+		goto out;
+	if (tc_index_find(&s->idx, d, name)) {
+		r = -EEXIST;
+		goto out;
+	}
+	n = tc_node_new(s->idx.next_id, d->kind == TC_KIND_ROOT ? TC_KIND_ENTRY
+								: TC_KIND_GROUP,
+			name);
+	if (!n) {
+		r = -ENOMEM;
+		goto out;
+	}
+	n->mode = mode & 07777;
+	n->uid = uid;
+	n->gid = gid;
+	n->atime = n->mtime = n->ctime = now_ns();
+	n->created = n->last_access = n->mtime;
+	r = tc_index_add(&s->idx, d, n);
+	if (r) {
+		tc_node_free(n);
+		goto out;
+	}
+	r = journal_node(s, n);
+	if (r) {
+		tc_index_remove(&s->idx, n);
+		tc_node_free(n);
+		goto out;
+	}
+	n->journaled = 1;
+	if (n->kind == TC_KIND_ENTRY)
+		tc_lru_add(&s->lru, n);
+	d->mtime = d->ctime = n->mtime;
+	fill_stat(n, st);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* Journal the removal of @n (if it was ever journaled), then remove it. */
+static int remove_node(struct tc_store *s, struct tc_node *n)
+{
+	struct tc_node *d = n->parent;
+	if (n->journaled) {
+		struct tc_buf b = { 0 };
+		tc_rec_del(&b, n->id);
+		int r = append(s, &b, NULL);
+		tc_buf_free(&b);
+		if (r)
+			return r;
+	}
+	d->mtime = d->ctime = now_ns();
+	remove_subtree(s, n);
+	return 0;
+}
+
+int tc_rmdir(tc_store *s, uint64_t parent, const char *name)
+{
+	struct tc_node *d, *n;
+	int r = check_name(name);
+	if (r)
+		return r;
+	pthread_mutex_lock(&s->lock);
+	r = get_dir(s, parent, &d);
+	if (r)
+		goto out;
+	n = tc_index_find(&s->idx, d, name);
+	if (!n)
+		r = -ENOENT;
+	else if (!tc_node_isdir(n))
+		r = -ENOTDIR;
+	else if (n->nchildren)
+		r = -ENOTEMPTY;
+	else
+		r = remove_node(s, n);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int tc_unlink(tc_store *s, uint64_t parent, const char *name)
+{
+	struct tc_node *d, *n;
+	int r = check_name(name);
+	if (r)
+		return r;
+	pthread_mutex_lock(&s->lock);
+	r = get_dir(s, parent, &d);
+	if (r)
+		goto out;
+	n = tc_index_find(&s->idx, d, name);
+	if (!n)
+		r = -ENOENT;
+	else if (tc_node_isdir(n))
+		r = -EISDIR;
+	else
+		r = remove_node(s, n);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int tc_rename(tc_store *s, uint64_t parent, const char *name,
+	      uint64_t newparent, const char *newname, unsigned flags)
+{
+	struct tc_node *d, *nd, *n, *dst, tmp;
+	struct tc_buf b = { 0 };
+	int r, kind;
+	int64_t now = now_ns();
+
+	if (flags & TC_RENAME_EXCHANGE)
+		return -EINVAL;
+	if ((r = check_name(name)) || (r = check_name(newname)))
+		return r;
+	pthread_mutex_lock(&s->lock);
+	if ((r = get_dir(s, parent, &d)) || (r = get_dir(s, newparent, &nd)))
+		goto out;
+	n = tc_index_find(&s->idx, d, name);
+	if (!n) {
+		r = -ENOENT;
+		goto out;
+	}
+	r = check_new_name(nd, newname);
+	if (r)
+		goto out;
+	if (!tc_node_isdir(n) && nd->kind == TC_KIND_ROOT) {
+		r = -EPERM;
+		goto out;
+	}
+	if (tc_node_isdir(n))
+		for (struct tc_node *a = nd; a; a = a->parent)
+			if (a == n) {
+				r = -EINVAL;
+				goto out;
+			}
+	dst = tc_index_find(&s->idx, nd, newname);
+	if (dst == n)
+		goto out;
+	if (dst) {
+		if (flags & TC_RENAME_NOREPLACE)
+			r = -EEXIST;
+		else if (tc_node_isdir(n) && !tc_node_isdir(dst))
+			r = -ENOTDIR;
+		else if (!tc_node_isdir(n) && tc_node_isdir(dst))
+			r = -EISDIR;
+		else if (tc_node_isdir(dst) && dst->nchildren)
+			r = -ENOTEMPTY;
+		if (r)
+			goto out;
+	}
+	kind = !tc_node_isdir(n) ? TC_KIND_TENSOR
+	       : nd->kind == TC_KIND_ROOT ? TC_KIND_ENTRY : TC_KIND_GROUP;
+
+	/* One record: the replaced target goes, the node moves. */
+	if (dst && dst->journaled)
+		tc_rec_del(&b, dst->id);
+	tmp = *n;
+	tmp.parent = nd;
+	tmp.name = (char *)newname;
+	tmp.kind = (uint8_t)kind;
+	tmp.ctime = now;
+	if (kind == TC_KIND_ENTRY && n->kind != TC_KIND_ENTRY)
+		tmp.created = tmp.last_access = now;
+	if (kind != TC_KIND_TENSOR || n->ver)
+		tc_rec_node(&b, &tmp);
+	if (b.len || b.err) {
+		r = append(s, &b, NULL);
+		if (r)
+			goto out;
+	}
+	if (dst)
+		remove_subtree(s, dst);
+	uint64_t o = opens_of(n);
+	opens_add(n->parent, -(int64_t)o);
+	r = tc_index_move(&s->idx, n, nd, newname);
+	if (r) {
+		opens_add(n->parent, (int64_t)o);
+		goto out;
+	}
+	opens_add(nd, (int64_t)o);
+	if (kind != n->kind) {
+		if (n->kind == TC_KIND_ENTRY)
+			tc_lru_remove(&s->lru, n);
+		tc_index_set_kind(&s->idx, n, kind);
+		if (kind == TC_KIND_ENTRY) {
+			n->created = n->last_access = now;
+			tc_lru_add(&s->lru, n);
+		}
+	}
+	if (n->kind != TC_KIND_TENSOR || n->ver)
+		n->journaled = 1;
+	n->ctime = now;
+	d->mtime = d->ctime = nd->mtime = nd->ctime = now;
+out:
+	tc_buf_free(&b);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int tc_pin(tc_store *s, uint64_t id, int pinned)
+{
+	int r;
+	pthread_mutex_lock(&s->lock);
+	struct tc_node *n = tc_index_get(&s->idx, id);
+	if (!n || n->kind != TC_KIND_ENTRY) {
+		r = n ? -EINVAL : -ENOENT;
+		goto out;
+	}
+	struct tc_node tmp = *n;
+	tmp.pinned = pinned ? 1 : 0;
+	tmp.ctime = now_ns();
+	r = journal_node(s, &tmp);
+	if (!r) {
+		n->pinned = tmp.pinned;
+		n->ctime = tmp.ctime;
+	}
+out:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int tc_list(tc_store *s, uint64_t dir, uint64_t **ids, size_t *n)
+{
+	struct tc_node *d;
+	uint64_t *a;
+	size_t k = 0;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = get_dir(s, dir, &d);
+	if (r)
+		goto out;
+	a = malloc((d->nchildren ? d->nchildren : 1) * sizeof(*a));
+	if (!a) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (struct tc_node *c = d->child_head; c; c = c->sib_next)
+		a[k++] = c->id;
+	*ids = a;
+	*n = k;
+out:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* ---- tensor versions: commit -------------------------------------------------- */
+
+static int name_is_npy(const char *name)
+{
+	size_t n = strlen(name);
+	return n >= 4 && !strcasecmp(name + n - 4, ".npy");
+}
+
+struct peek_ctx {
+	uint8_t *buf;
+	size_t at;
+};
+
+static void peek_fn(void *arg, uint8_t *p, size_t n)
+{
+	struct peek_ctx *c = arg;
+	memcpy(c->buf + c->at, p, n);
+	c->at += n;
+}
+
+/* dtype/shape for @v: from its .npy header, else kept from @old when the
+ * size still fits them, else raw uint8 [size]. */
+static void ver_type(struct tc_store *s, struct tc_node *n, struct tc_ver *v,
+		     const struct tc_ver *old)
+{
+	if (name_is_npy(n->name) && v->size) {
+		size_t len = v->size < NPY_PEEK ? (size_t)v->size : NPY_PEEK;
+		struct peek_ctx c = { malloc(len), 0 };
+		struct tc_npy_info info;
+		if (c.buf) {
+			ver_each(s, v, 0, len, peek_fn, &c);
+			int r = tc_npy_parse(c.buf, len, &info);
+			free(c.buf);
+			if (!r && info.data_offset <= v->size) {
+				uint64_t elems = 1;
+				int ok = 1;
+				for (int i = 0; i < info.ndim; i++)
+					if (__builtin_mul_overflow(elems, info.shape[i], &elems))
+						ok = 0;
+				uint64_t bytes;
+				if (ok && !__builtin_mul_overflow(elems, tc_dtype_size(info.dtype), &bytes) &&
+				    bytes == v->size - info.data_offset) {
+					free(v->shape);
+					v->shape = info.ndim ? malloc(sizeof(uint64_t) * (size_t)info.ndim) : NULL;
+					if (!info.ndim || v->shape) {
+						memcpy(v->shape, info.shape, sizeof(uint64_t) * (size_t)info.ndim);
+						v->ndim = info.ndim;
+						v->dtype = info.dtype;
+						v->data_offset = info.data_offset;
+						return;
+					}
+				}
+			}
+		}
+	}
+	if (old && old->ndim > 0 && old->dtype != TC_DT_UINT8 &&
+	    old->data_offset <= v->size) {
+		uint64_t elems = 1, bytes;
+		int ok = 1;
+		for (int i = 0; i < old->ndim; i++)
+			if (__builtin_mul_overflow(elems, old->shape[i], &elems))
+				ok = 0;
+		if (ok && !__builtin_mul_overflow(elems, tc_dtype_size(old->dtype), &bytes) &&
+		    bytes == v->size - old->data_offset) {
+			uint64_t *sh = malloc(sizeof(uint64_t) * (size_t)old->ndim);
+			if (sh) {
+				memcpy(sh, old->shape, sizeof(uint64_t) * (size_t)old->ndim);
+				free(v->shape);
+				v->shape = sh;
+				v->ndim = old->ndim;
+				v->dtype = old->dtype;
+				v->data_offset = old->data_offset;
+				return;
+			}
+		}
+	}
+	ver_default_type(v);
+}
+
+/* Commit n->pending (dirty, no writes in flight).  Lock held. */
+static int commit_locked(struct tc_store *s, struct tc_node *n)
+{
+	struct tc_ver *v = n->pending, *old = n->ver;
+	struct tc_node tmp;
+	struct tc_buf b = { 0 };
+	uint64_t seq;
+	int r;
+
+	assert(v && v->inflight == 0);
+	if (v->hs && v->hashed == v->size) {
+		v->xxh3 = XXH3_64bits_digest(v->hs);
+	} else {
+		r = ver_hash(s, v, v->size, &v->xxh3);
+		if (r)
+			return r;
+	}
+	ver_trim(s, v);
+	ver_type(s, n, v, old);
+	tmp = *n;
+	tmp.ver = v;
+	tc_rec_node(&b, &tmp);
+	r = append(s, &b, &seq);
+	tc_buf_free(&b);
+	if (r)
+		return r;
+	ver_stop_hash(v);
+	v->seq = seq;
+	v->committed = 1;
+	v->verified = 1;
+	v->dirty = 0;
+	v->number = ++s->ver_counter;
+	n->ver = v;          /* the pending reference moves to ver */
+	n->pending = NULL;
+	n->journaled = 1;
+	s->live_bytes += v->size;
+	if (old) {
+		s->live_bytes -= old->size;
+		ver_put(s, old);
+	}
+	return 0;
+}
+
+static void wait_drained(struct tc_store *s, struct tc_ver *v)
+{
+	v->refs++; /* keep it alive across the wait */
+	while (v->inflight)
+		pthread_cond_wait(&s->drained, &s->lock);
+	v->refs--;
+}
+
+/* Resize the pending version of @n (creating it by copy if needed). */
+static int resize_pending(struct tc_store *s, struct tc_node *n, uint64_t size)
+{
+	struct tc_ver *v = n->pending;
+	int r;
+
+	if (!v) {
+		r = ver_clone(s, n->ver, size, &n->pending);
+		return r;
+	}
+	wait_drained(s, v);
+	if (size > v->size) {
+		r = ver_grow(s, v, size);
+		if (r)
+			return r;
+		ver_zero(s, v, v->size, size);
+	}
+	if (size < v->hashed || size == 0)
+		ver_stop_hash(v);
+	if (size == 0)
+		ver_start_hash(v);
+	v->size = size;
+	v->dirty = 1;
+	return 0;
+}
+
+int tc_setattr(tc_store *s, uint64_t id, const struct tc_setattr *sa,
+	       tc_file *fh, struct tc_stat *st)
+{
+	struct tc_node *n, tmp;
+	int r = 0;
+	int64_t now = now_ns();
+
+	pthread_mutex_lock(&s->lock);
+	n = tc_index_get(&s->idx, id);
+	if (!n) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (n->kind == TC_KIND_ROOT) {
+		r = -EPERM;
+		goto out;
+	}
+	if ((sa->valid & TC_SET_SIZE) && tc_node_isdir(n)) {
+		r = -EISDIR;
+		goto out;
+	}
+	if (sa->valid & TC_SET_SIZE) {
+		if (sa->size > s->pool.size) {
+			r = -EFBIG;
+			goto out;
+		}
+		int keep_pending = n->pending || n->writers || (fh && (fh->flags & TC_O_WRITE));
+		if (n->pending || !n->ver || n->ver->size != sa->size || keep_pending) {
+			opens_add(n->parent, 1); /* not evicted while copying */
+			r = resize_pending(s, n, sa->size);
+			if (!r && !keep_pending)
+				r = commit_locked(s, n);
+			opens_add(n->parent, -1);
+			if (r)
+				goto out;
+		}
+		n->mtime = now;
+	}
+	tmp = *n;
+	if (sa->valid & TC_SET_MODE)
+		tmp.mode = sa->mode & 07777;
+	if (sa->valid & TC_SET_UID)
+		tmp.uid = sa->uid;
+	if (sa->valid & TC_SET_GID)
+		tmp.gid = sa->gid;
+	if (sa->valid & TC_SET_ATIME)
+		tmp.atime = ns_of(sa->atime);
+	if (sa->valid & TC_SET_MTIME)
+		tmp.mtime = ns_of(sa->mtime);
+	tmp.ctime = sa->valid & TC_SET_CTIME ? ns_of(sa->ctime) : now;
+	if (n->journaled && (n->kind != TC_KIND_TENSOR || n->ver)) {
+		r = journal_node(s, &tmp);
+		if (r)
+			goto out;
+	}
+	n->mode = tmp.mode;
+	n->uid = tmp.uid;
+	n->gid = tmp.gid;
+	n->atime = tmp.atime;
+	n->mtime = tmp.mtime;
+	n->ctime = tmp.ctime;
+	fill_stat(n, st);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* ---- tensor files ----------------------------------------------------------- */
+
+static int file_new(struct tc_node *n, unsigned flags, tc_file **fh)
+{
+	tc_file *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->node = n;
+	f->flags = flags;
+	n->refs++;
+	if (flags & TC_O_WRITE)
+		n->writers++;
+	opens_add(n->parent, 1);
+	*fh = f;
+	return 0;
+}
+
+int tc_create(tc_store *s, uint64_t parent, const char *name, uint32_t mode,
+	      uint32_t uid, uint32_t gid, tc_file **fh, struct tc_stat *st)
+{
+	struct tc_node *d, *n = NULL;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = get_dir(s, parent, &d);
+	if (r)
+		goto out;
+	if (d->kind == TC_KIND_ROOT) {
+		r = -EPERM;
+		goto out;
+	}
+	r = check_new_name(d, name);
+	if (r)
+		goto out;
+	if (tc_index_find(&s->idx, d, name)) {
+		r = -EEXIST;
+		goto out;
+	}
+	n = tc_node_new(s->idx.next_id, TC_KIND_TENSOR, name);
+	if (!n || !(n->pending = ver_new()) || ver_start_hash(n->pending)) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	n->pending->dirty = 1;
+	n->mode = mode & 07777;
+	n->uid = uid;
+	n->gid = gid;
+	n->atime = n->mtime = n->ctime = now_ns();
+	r = tc_index_add(&s->idx, d, n);
+	if (r)
+		goto fail;
+	r = file_new(n, TC_O_WRITE, fh);
+	if (r) {
+		tc_index_remove(&s->idx, n);
+		goto fail;
+	}
+	d->mtime = d->ctime = n->mtime;
+	touch(s, n);
+	fill_stat(n, st);
+	goto out;
+fail:
+	if (n)
+		ver_put(s, n->pending);
+	tc_node_free(n);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+struct verify_ctx {
+	XXH3_state_t *st;
+};
+
+int tc_open(tc_store *s, uint64_t id, unsigned flags, tc_file **fh)
+{
+	struct tc_node *n;
+	struct tc_ver *v = NULL;
+	tc_file *f = NULL;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	n = tc_index_get(&s->idx, id);
+	if (!n) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (tc_node_isdir(n)) {
+		r = -EISDIR;
+		goto out;
+	}
+	r = file_new(n, flags & (TC_O_WRITE | TC_O_TRUNC), &f);
+	if (r)
+		goto out;
+	if (flags & TC_O_WRITE) {
+		if (flags & TC_O_TRUNC) {
+			r = resize_pending(s, n, 0);
+			if (r)
+				goto fail;
+		}
+	} else if ((v = n->ver)) {
+		v->refs++;
+		f->ver = v;
+		if (s->verify == TC_VERIFY_ON && !v->verified) {
+			uint64_t h;
+			/* Committed bytes are immutable: hash unlocked. */
+			pthread_mutex_unlock(&s->lock);
+			r = ver_hash(s, v, v->size, &h);
+			pthread_mutex_lock(&s->lock);
+			if (r)
+				goto fail;
+			v->verified = h == v->xxh3 ? 1 : 2;
+		}
+		if (v->verified == 2) {
+			r = -EIO;
+			goto fail;
+		}
+	}
+	if (!n->dead)
+		touch(s, n);
+	*fh = f;
+	goto out;
+fail:
+	pthread_mutex_unlock(&s->lock);
+	tc_file_close(s, f);
+	return r;
+out:
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* The version a handle reads.  Lock held for write handles. */
+static struct tc_ver *file_ver(tc_file *fh)
+{
+	if (!(fh->flags & TC_O_WRITE))
+		return fh->ver;
+	return fh->node->pending ? fh->node->pending : fh->node->ver;
+}
+
+int tc_file_map(tc_store *s, tc_file *fh, uint64_t off, size_t size,
+		struct tc_span *sp, int max, int *n, size_t *total)
+{
+	int w = fh->flags & TC_O_WRITE, r = 0;
+	struct tc_ver *v;
+
+	if (w)
+		pthread_mutex_lock(&s->lock);
+	v = file_ver(fh);
+	if (!v || off >= v->size) {
+		*n = 0;
+		*total = 0;
+		goto out;
+	}
+	if (size > v->size - off)
+		size = (size_t)(v->size - off);
+	r = ver_spans(s, v, off, size, sp, max);
+	if (r >= 0) {
+		*n = r;
+		*total = size;
+		r = 0;
+	}
+out:
+	if (w)
+		pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+ssize_t tc_file_pread(tc_store *s, tc_file *fh, void *buf, size_t size,
+		      uint64_t off)
+{
+	struct tc_span sp[16];
+	size_t done = 0;
+	while (done < size) {
+		int n;
+		size_t total;
+		int r = tc_file_map(s, fh, off + done, size - done, sp, 16, &n, &total);
+		if (r == -ENOBUFS) {
+			r = tc_file_map(s, fh, off + done, sp[0].len ? sp[0].len : TC_BLOCK,
+					sp, 16, &n, &total);
+		}
+		if (r)
+			return done ? (ssize_t)done : r;
+		if (!total)
+			break;
+		for (int i = 0; i < n; i++) {
+			ssize_t got = pread(sp[i].fd, (uint8_t *)buf + done, sp[i].len,
+					    (off_t)sp[i].fd_off);
+			if (got < 0)
+				return done ? (ssize_t)done : -errno;
+			done += (size_t)got;
+			if ((size_t)got < sp[i].len)
+				return (ssize_t)done;
+		}
+	}
+	return (ssize_t)done;
+}
+
+ssize_t tc_file_write(tc_store *s, tc_file *fh, const void *buf, size_t size,
+		      uint64_t off)
+{
+	struct tc_span stack[8], *sp = stack;
+	struct tc_node *n = fh->node;
+	struct tc_ver *v;
+	uint64_t end;
+	int nsp, r = 0;
+
+	if (!(fh->flags & TC_O_WRITE))
+		return -EBADF;
+	if (__builtin_add_overflow(off, (uint64_t)size, &end) || end > INT64_MAX)
+		return -EFBIG;
+	if (!size)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	if (!n->pending) {
+		r = ver_clone(s, n->ver, n->ver ? n->ver->size : 0, &n->pending);
+		if (r)
+			goto out;
+	}
+	v = n->pending;
+	if (end > v->alloc) {
+		r = ver_grow(s, v, end);
+		if (r)
+			goto out;
+	}
+	if (v->hs && (v->inflight || off < v->hashed))
+		ver_stop_hash(v);
+	if (off > v->size)
+		ver_zero(s, v, v->size, off);
+	if (end > v->size)
+		v->size = end;
+	v->dirty = 1;
+	n->mtime = n->ctime = now_ns();
+	nsp = ver_spans(s, v, off, size, sp, 8);
+	if (nsp == -ENOBUFS) {
+		sp = malloc(sizeof(*sp) * (v->next + 1));
+		if (!sp) {
+			r = -ENOMEM;
+			goto out;
+		}
+		nsp = ver_spans(s, v, off, size, sp, (int)v->next + 1);
+	}
+	v->inflight++;
+	v->refs++;
+	pthread_mutex_unlock(&s->lock);
+
+	size_t done = 0;
+	for (int i = 0; i < nsp && !r; i++) {
+		size_t at = 0;
+		while (at < sp[i].len) {
+			ssize_t w = pwrite(sp[i].fd, (const uint8_t *)buf + done + at,
+					   sp[i].len - at, (off_t)(sp[i].fd_off + at));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				r = w < 0 ? -errno : -EIO;
+				break;
+			}
+			at += (size_t)w;
+		}
+		done += sp[i].len;
+	}
+
+	pthread_mutex_lock(&s->lock);
+	if (!r && v->hs && v->hashed == off) {
+		XXH3_64bits_update(v->hs, buf, size);
+		v->hashed = end;
+	} else if (r) {
+		ver_stop_hash(v);
+	}
+	if (--v->inflight == 0)
+		pthread_cond_broadcast(&s->drained);
+	ver_put(s, v);
+out:
+	pthread_mutex_unlock(&s->lock);
+	if (sp != stack)
+		free(sp);
+	return r ? r : (ssize_t)size;
+}
+
+int tc_file_commit(tc_store *s, tc_file *fh)
+{
+	struct tc_node *n = fh->node;
+	int r = 0;
+
+	if (!(fh->flags & TC_O_WRITE))
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	if (n->pending && n->pending->dirty && !n->dead) {
+		wait_drained(s, n->pending);
+		if (n->pending && n->pending->dirty)
+			r = commit_locked(s, n);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int tc_file_sync(tc_store *s, tc_file *fh)
+{
+	int r = tc_file_commit(s, fh);
+	if (!r && fdatasync(s->pool.fd) < 0)
+		r = -errno;
+	if (!r) {
+		pthread_mutex_lock(&s->lock);
+		r = tc_journal_sync(&s->jr);
+		pthread_mutex_unlock(&s->lock);
+	}
+	return r;
+}
+
+void tc_file_close(tc_store *s, tc_file *fh)
+{
+	struct tc_node *n;
+	if (!fh)
+		return;
+	n = fh->node;
+	pthread_mutex_lock(&s->lock);
+	if (fh->flags & TC_O_WRITE) {
+		assert(n->writers > 0);
+		if (--n->writers == 0 && n->pending) {
+			wait_drained(s, n->pending);
+			ver_put(s, n->pending); /* uncommitted: dropped */
+			n->pending = NULL;
+		}
+	}
+	ver_put(s, fh->ver);
+	assert(n->refs > 0);
+	n->refs--;
+	if (!n->dead) {
+		opens_add(n->parent, -1);
+		if (!n->ver && !n->pending && !n->writers && !n->refs)
+			remove_subtree(s, n); /* created, never committed */
+	} else if (!n->refs) {
+		node_drop(s, n);
+	}
+	pthread_mutex_unlock(&s->lock);
+	free(fh);
+}
+
+int tc_file_stat(tc_store *s, tc_file *fh, struct tc_stat *st)
+{
+	pthread_mutex_lock(&s->lock);
+	fill_stat(fh->node, st);
+	if (!(fh->flags & TC_O_WRITE)) {
+		st->size = fh->ver ? fh->ver->size : 0;
+		st->blocks = fh->ver ? fh->ver->alloc / 512 : 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+/* ---- meta.json -------------------------------------------------------------- */
+
+struct meta_view {
+	struct tc_meta_dir d;
+	struct tc_meta_tensor *t;
+	struct tc_node **tn;
+	const char **g;
+};
+
+static void meta_view_free(struct meta_view *m)
+{
+	free(m->t);
+	free(m->tn);
+	free(m->g);
+}
+
+static int meta_view(struct tc_node *d, struct meta_view *m)
+{
+	size_t nt = 0, ng = 0;
+	memset(m, 0, sizeof(*m));
+	m->t = calloc(d->nchildren + 1, sizeof(*m->t));
+	m->tn = calloc(d->nchildren + 1, sizeof(*m->tn));
+	m->g = calloc(d->nchildren + 1, sizeof(*m->g));
+	if (!m->t || !m->tn || !m->g) {
+		meta_view_free(m);
+		return -ENOMEM;
+	}
+	for (struct tc_node *c = d->child_head; c; c = c->sib_next) {
+		if (tc_node_isdir(c)) {
+			m->g[ng++] = c->name;
+		} else if (c->ver) {
+			const struct tc_ver *v = c->ver;
+			m->tn[nt] = c;
+			m->t[nt++] = (struct tc_meta_tensor){
+				.name = c->name, .nbytes = v->size,
+				.data_offset = v->data_offset, .dtype = v->dtype,
+				.ndim = v->ndim, .shape = v->shape, .xxh3 = v->xxh3 };
+		}
+	}
+	m->d = (struct tc_meta_dir){
+		.is_entry = d->kind == TC_KIND_ENTRY,
+		.created_ns = d->created, .last_access_ns = d->last_access,
+		.pinned = d->pinned, .attrs_json = d->attrs,
+		.ntensors = nt, .tensors = m->t, .ngroups = ng, .groups = m->g };
+	return 0;
+}
+
+int tc_meta_get(tc_store *s, uint64_t dir, char **json, size_t *len)
+{
+	struct tc_node *d;
+	struct meta_view m;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = get_dir(s, dir, &d);
+	if (!r && d->kind == TC_KIND_ROOT)
+		r = -EINVAL;
+	if (!r)
+		r = meta_view(d, &m);
+	if (!r) {
+		r = tc_meta_render(&m.d, json, len);
+		meta_view_free(&m);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len)
+{
+	struct tc_node *d;
+	struct meta_view m;
+	struct tc_meta_update u;
+	struct tc_buf b = { 0 };
+	struct tc_ver *tv = NULL;
+	int r;
+
+	pthread_mutex_lock(&s->lock);
+	r = get_dir(s, dir, &d);
+	if (!r && d->kind == TC_KIND_ROOT)
+		r = -EINVAL;
+	if (r)
+		goto out;
+	r = meta_view(d, &m);
+	if (r)
+		goto out;
+	r = tc_meta_parse(&m.d, json, len, &u);
+	if (r)
+		goto out_view;
+	/* Build the record from copies; apply only after it is appended. */
+	tv = calloc(u.nset ? u.nset : 1, sizeof(*tv));
+	if (!tv) {
+		r = -ENOMEM;
+		goto out_update;
+	}
+	for (size_t i = 0; i < u.nset; i++) {
+		struct tc_node tmp = *m.tn[u.set[i].index];
+		tv[i] = *tmp.ver;
+		tv[i].dtype = u.set[i].dtype;
+		tv[i].ndim = u.set[i].ndim;
+		tv[i].shape = u.set[i].shape;
+		tmp.ver = &tv[i];
+		tc_rec_node(&b, &tmp);
+	}
+	if (d->kind == TC_KIND_ENTRY && (u.has_pinned || u.attrs_json)) {
+		struct tc_node tmp = *d;
+		if (u.has_pinned)
+			tmp.pinned = u.pinned ? 1 : 0;
+		if (u.attrs_json)
+			tmp.attrs = u.attrs_json;
+		tc_rec_node(&b, &tmp);
+	}
+	if (b.len || b.err) {
+		r = append(s, &b, NULL);
+		if (r)
+			goto out_update;
+	}
+	for (size_t i = 0; i < u.nset; i++) {
+		struct tc_ver *v = m.tn[u.set[i].index]->ver;
+		uint64_t *sh = u.set[i].ndim ? malloc(sizeof(uint64_t) * (size_t)u.set[i].ndim) : NULL;
+		if (u.set[i].ndim && !sh) {
+			r = -ENOMEM; /* journaled; memory catches up at reopen */
+			continue;
+		}
+		memcpy(sh, u.set[i].shape, sizeof(uint64_t) * (size_t)u.set[i].ndim);
+		free(v->shape);
+		v->shape = sh;
+		v->ndim = u.set[i].ndim;
+		v->dtype = u.set[i].dtype;
+	}
+	if (d->kind == TC_KIND_ENTRY) {
+		if (u.has_pinned)
+			d->pinned = u.pinned ? 1 : 0;
+		if (u.attrs_json) {
+			free(d->attrs);
+			d->attrs = u.attrs_json;
+			u.attrs_json = NULL;
+		}
+	}
+out_update:
+	free(tv);
+	tc_meta_update_free(&u);
+out_view:
+	meta_view_free(&m);
+out:
+	tc_buf_free(&b);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* ---- misc ------------------------------------------------------------------- */
+
+int tc_parse_size(const char *str, uint64_t *out)
+{
+	const char *p = str;
+	uint64_t whole = 0, mult = 1;
+	double frac = 0, scale = 0.1;
+	int digits = 0;
+
+	while (isspace((unsigned char)*p))
+		p++;
+	for (; isdigit((unsigned char)*p); p++, digits++)
+		if (__builtin_mul_overflow(whole, 10, &whole) ||
+		    __builtin_add_overflow(whole, (uint64_t)(*p - '0'), &whole))
+			return -ERANGE;
+	if (*p == '.') {
+		for (p++; isdigit((unsigned char)*p); p++, digits++, scale /= 10)
+			frac += (*p - '0') * scale;
+	}
+	if (!digits)
+		return -EINVAL;
+	switch (toupper((unsigned char)*p)) {
+	case 'K': mult = 1ull << 10; p++; break;
+	case 'M': mult = 1ull << 20; p++; break;
+	case 'G': mult = 1ull << 30; p++; break;
+	case 'T': mult = 1ull << 40; p++; break;
+	case 'P': mult = 1ull << 50; p++; break;
+	}
+	if (mult > 1 && (*p == 'i' || *p == 'I'))
+		p++;
+	if (*p == 'b' || *p == 'B')
+		p++;
+	while (isspace((unsigned char)*p))
+		p++;
+	if (*p)
+		return -EINVAL;
+	uint64_t v;
+	if (__builtin_mul_overflow(whole, mult, &v))
+		return -ERANGE;
+	double f = frac * (double)mult;
+	if (f >= 18446744073709551615.0 - (double)v)
+		return -ERANGE;
+	v += (uint64_t)f;
+	if (!v)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}

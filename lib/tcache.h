@@ -1,0 +1,304 @@
+/*
+ * tcache.h - libtcache, the tcachefs store engine.  This header is the manual.
+ *
+ * A store is a directory holding one preallocated pool file (tensor bytes),
+ * an append-only journal (the durable index) and a lock file.  The store
+ * holds a tree of nodes:
+ *
+ *   root (id TC_ROOT_ID)
+ *    +- entry        a top-level directory: the unit of eviction and recency
+ *        +- tensor   a file: raw bytes kept in pool extents
+ *        +- group    a nested directory inside an entry
+ *            +- tensor, group, ...
+ *
+ * Conventions, for every function below unless it says otherwise:
+ *   - Return 0 (or a byte count) on success and a negative errno on failure.
+ *   - Output parameters are left untouched on failure.
+ *   - Strings passed in are borrowed for the duration of the call only.
+ *   - Node ids are never reused while a store is open; an id that no longer
+ *     exists yields -ENOENT.
+ *   - Every function is thread-safe: one store may be used from any number
+ *     of threads at once.  A tc_file may be used from several threads at
+ *     once, except that tc_file_close() must be the last call on it.
+ *   - No function logs or prints.
+ *
+ * Names: 1..TC_NAME_MAX bytes, no '/', not "." or "..": otherwise -EINVAL
+ * (-ENAMETOOLONG when too long).  The name "meta.json" is reserved inside
+ * entries and groups (the daemon shows a generated file there): -EEXIST.
+ */
+#ifndef TCACHE_H
+#define TCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TC_VERSION_STRING "0.1.0"
+#define TC_ROOT_ID 1u
+#define TC_NAME_MAX 255
+#define TC_MAX_DIMS 32
+#define TC_META_NAME "meta.json"
+#define TC_BLOCK 4096u                       /* pool allocation unit */
+#define TC_DEFAULT_CAPACITY (1ull << 30)     /* for a new store, 1 GiB */
+
+typedef struct tc_store tc_store;
+typedef struct tc_file tc_file;
+
+enum tc_kind {
+	TC_KIND_ROOT = 0,
+	TC_KIND_ENTRY = 1,  /* directory directly under the root */
+	TC_KIND_GROUP = 2,  /* directory inside an entry or group */
+	TC_KIND_TENSOR = 3, /* regular file */
+};
+
+/* Attributes of one node, as filled by tc_getattr() and friends. */
+struct tc_stat {
+	uint64_t id;
+	uint64_t parent;       /* 0 for the root */
+	uint32_t kind;         /* enum tc_kind */
+	uint32_t mode;         /* full st_mode: S_IFDIR or S_IFREG | perms */
+	uint32_t uid, gid;
+	uint32_t nlink;        /* dirs: 2 + subdirectories; tensors: 1 */
+	uint64_t size;         /* tensors: bytes (of the pending version when
+	                          a writer has one); dirs: 0 */
+	uint64_t blocks;       /* 512-byte units of pool space held */
+	uint64_t version;      /* tensors: changes on every commit that
+	                          replaces the bytes; dirs: 0 */
+	struct timespec atime, mtime, ctime;
+	char name[TC_NAME_MAX + 1]; /* "" for the root */
+};
+
+/* ---- store ------------------------------------------------------------ */
+
+struct tc_options {
+	/* Pool size in bytes, rounded down to TC_BLOCK.  0: keep the store's
+	 * capacity (TC_DEFAULT_CAPACITY for a new store).  A larger value
+	 * grows the pool; a smaller one evicts entries holding space beyond
+	 * the new end (counted as evictions), then shrinks it. */
+	uint64_t capacity;
+	/* Verify a tensor's xxh3 on its first open for reading after the
+	 * store is opened; a mismatch makes that tensor answer -EIO.  Default
+	 * (0) is on; TC_VERIFY_OFF turns it off. */
+	unsigned verify;
+};
+#define TC_VERIFY_ON 0u
+#define TC_VERIFY_OFF 1u
+
+/*
+ * Open (creating if missing) the store in directory @dir.  Replays the
+ * journal; a torn or corrupt record is dropped and counted in
+ * tc_stats.journal_dropped.  @opt may be NULL.  On success *@out owns the
+ * store until tc_store_close().
+ * Errors: -EBUSY another process has the store open; -EPROTO the store is
+ * of an unknown format or version; -EUCLEAN the pool file is missing or
+ * shorter than the journal says; -ENOSPC the pool cannot be preallocated;
+ * -EINVAL a capacity below one block; others from the file system.
+ */
+int tc_store_open(const char *dir, const struct tc_options *opt,
+		  tc_store **out);
+
+/* Write a checkpoint, release the lock and free everything.  Open files
+ * must have been closed.  NULL-safe.  Returns the first error met while
+ * writing (the store is freed regardless). */
+int tc_store_close(tc_store *s);
+
+/* Make every commit so far durable against power loss (fdatasync of the
+ * pool and journal).  Cost: two fsyncs. */
+int tc_store_sync(tc_store *s);
+
+struct tc_stats {
+	uint64_t capacity;        /* pool bytes */
+	uint64_t used;            /* pool bytes held by tensors (4 KiB units),
+	                             including writes in progress */
+	uint64_t live_bytes;      /* sum of committed tensor sizes */
+	uint64_t entries, tensors, groups;
+	uint64_t pinned;          /* entries pinned explicitly */
+	uint64_t hits, misses;    /* root lookups that found / did not find */
+	uint64_t evictions;       /* entries evicted */
+	uint64_t evicted_bytes;   /* tensor bytes evicted */
+	uint64_t journal_bytes;   /* size of the journal file */
+	uint64_t journal_dropped; /* records dropped as torn/corrupt at open */
+	uint64_t nodes_dropped;   /* nodes dropped at open (orphans, extents
+	                             overlapping a later record) */
+	int64_t oldest_access_ns; /* least recent entry's last access; 0 if none */
+	int64_t newest_access_ns;
+};
+void tc_store_stats(tc_store *s, struct tc_stats *st);
+
+/*
+ * Eviction listener.  Called once for each evicted entry, while the store's
+ * internal lock is held: it must not call back into the store and should
+ * only queue the notice (the daemon tells the kernel from another thread).
+ */
+typedef void (*tc_evict_fn)(void *arg, uint64_t parent, uint64_t id,
+			    const char *name);
+void tc_store_on_evict(tc_store *s, tc_evict_fn fn, void *arg);
+
+/* ---- names and attributes ----------------------------------------------- */
+
+/* Find @name in directory @parent.  Counts a hit or a miss when @parent is
+ * the root.  -ENOENT, -ENOTDIR. */
+int tc_lookup(tc_store *s, uint64_t parent, const char *name,
+	      struct tc_stat *st);
+
+int tc_getattr(tc_store *s, uint64_t id, struct tc_stat *st);
+
+#define TC_SET_MODE  (1u << 0)  /* permission bits only; type is kept */
+#define TC_SET_UID   (1u << 1)
+#define TC_SET_GID   (1u << 2)
+#define TC_SET_SIZE  (1u << 3)  /* tensors only: truncate or extend */
+#define TC_SET_ATIME (1u << 4)
+#define TC_SET_MTIME (1u << 5)
+#define TC_SET_CTIME (1u << 6)
+struct tc_setattr {
+	unsigned valid;         /* TC_SET_* */
+	uint32_t mode, uid, gid;
+	uint64_t size;
+	struct timespec atime, mtime, ctime;
+};
+/*
+ * Change attributes; ctime is set to now unless TC_SET_CTIME is given.
+ * TC_SET_SIZE: if @fh is a write handle of this tensor (or any writer has
+ * a pending version), the pending version is resized and committed at its
+ * next flush; otherwise a new version is made and committed at once.
+ * -EISDIR size on a directory, -ENOSPC, -EPERM attributes of the root.
+ */
+int tc_setattr(tc_store *s, uint64_t id, const struct tc_setattr *sa,
+	       tc_file *fh, struct tc_stat *st);
+
+/* Create a directory: an entry when @parent is the root, else a group.
+ * -EEXIST, -ENOENT, -ENOTDIR, -EINVAL, -ENAMETOOLONG. */
+int tc_mkdir(tc_store *s, uint64_t parent, const char *name, uint32_t mode,
+	     uint32_t uid, uint32_t gid, struct tc_stat *st);
+
+/* Remove an empty directory.  -ENOTEMPTY, -ENOTDIR, -ENOENT. */
+int tc_rmdir(tc_store *s, uint64_t parent, const char *name);
+
+/* Remove a tensor.  Open handles keep reading its bytes until closed; the
+ * pool space is freed after the last close.  -EISDIR, -ENOENT. */
+int tc_unlink(tc_store *s, uint64_t parent, const char *name);
+
+#define TC_RENAME_NOREPLACE (1u << 0)
+#define TC_RENAME_EXCHANGE  (1u << 1)
+/*
+ * Rename, atomically (one journal record).  An existing target is replaced
+ * (a tensor by a tensor, a directory by a directory if the target is
+ * empty).  A directory moved to the root becomes an entry; an entry moved
+ * into an entry becomes a group.  -EPERM a tensor to the root; -EINVAL a
+ * directory into itself, or TC_RENAME_EXCHANGE (not supported);
+ * -EEXIST with TC_RENAME_NOREPLACE; -ENOTEMPTY; -EISDIR; -ENOTDIR.
+ */
+int tc_rename(tc_store *s, uint64_t parent, const char *name,
+	      uint64_t newparent, const char *newname, unsigned flags);
+
+/* Pin or unpin an entry (a pinned entry is never evicted).  Journaled.
+ * -EINVAL if @id is not an entry. */
+int tc_pin(tc_store *s, uint64_t id, int pinned);
+
+/*
+ * The children of directory @dir, in creation order: a malloc'd array of
+ * ids in *@ids (caller frees) and its length in *@n.  A snapshot: ids may
+ * vanish afterwards (tc_getattr then answers -ENOENT).  Cost O(children).
+ */
+int tc_list(tc_store *s, uint64_t dir, uint64_t **ids, size_t *n);
+
+/* ---- tensor files ----------------------------------------------------- */
+
+#define TC_O_WRITE (1u << 0)  /* open for writing (and reading) */
+#define TC_O_TRUNC (1u << 1)  /* with TC_O_WRITE: start from 0 bytes */
+
+/*
+ * Create tensor @name in @parent (an entry or group) and open it for
+ * writing.  The tensor is visible at once, with size 0; it becomes durable
+ * at its first commit; if the daemon dies first it is absent after reopen.
+ * -EPERM @parent is the root; -EEXIST; -ENOENT; -ENOTDIR.
+ */
+int tc_create(tc_store *s, uint64_t parent, const char *name, uint32_t mode,
+	      uint32_t uid, uint32_t gid, tc_file **fh, struct tc_stat *st);
+
+/*
+ * Open tensor @id.  Pins its entry against eviction until tc_file_close()
+ * and marks the entry as most recently used.  A read-only handle reads the
+ * version committed at open time, whatever happens later.  A write handle
+ * shares the tensor's pending version with other writers; the pending
+ * version replaces the committed one at tc_file_commit().
+ * -EISDIR, -ENOENT, -EIO (verification found the bytes damaged).
+ */
+int tc_open(tc_store *s, uint64_t id, unsigned flags, tc_file **fh);
+
+/* One piece of a tensor's bytes inside the pool. */
+struct tc_span {
+	int fd;             /* the pool file: pread/splice at fd_off */
+	uint64_t fd_off;
+	const void *ptr;    /* the same bytes in the pool mmap */
+	size_t len;
+};
+/*
+ * Locate bytes [@off, @off + @size) of the handle's version, clipped at its
+ * end: fills up to @max spans and sets *@n and *@total (0 at or past end).
+ * The bytes stay valid and unchanged until tc_file_close() for a read-only
+ * handle; for a write handle only until the next write or truncate.
+ * -ENOBUFS if @max spans do not cover the range (read less).
+ */
+int tc_file_map(tc_store *s, tc_file *fh, uint64_t off, size_t size,
+		struct tc_span *sp, int max, int *n, size_t *total);
+
+/* Copy bytes out (a convenience over tc_file_map).  Returns bytes read. */
+ssize_t tc_file_pread(tc_store *s, tc_file *fh, void *buf, size_t size,
+		      uint64_t off);
+
+/*
+ * Write into the pending version, allocating pool space as needed (and
+ * evicting least recently used entries when the pool is full).  A gap past
+ * the end reads as zeros.  Returns @size or a negative errno: -EBADF not a
+ * write handle; -ENOSPC nothing more can be evicted (nothing changed);
+ * -EFBIG past the capacity.
+ */
+ssize_t tc_file_write(tc_store *s, tc_file *fh, const void *buf, size_t size,
+		      uint64_t off);
+
+/*
+ * Commit the pending version (no-op when nothing changed): checksum it,
+ * take dtype/shape from a .npy header, append one journal record, make it
+ * the version that new opens read.  After it returns 0 the tensor survives
+ * a kill -9 of the process.  Cost: O(size) hashing unless the bytes were
+ * written sequentially, plus one write(2).
+ */
+int tc_file_commit(tc_store *s, tc_file *fh);
+
+/* Commit, then make the tensor durable against power loss. */
+int tc_file_sync(tc_store *s, tc_file *fh);
+
+/* Release the handle.  Changes not committed are dropped when the last
+ * writer closes; a created tensor never committed disappears.  NULL-safe. */
+void tc_file_close(tc_store *s, tc_file *fh);
+
+/* Attributes of the handle's tensor (size of the handle's version). */
+int tc_file_stat(tc_store *s, tc_file *fh, struct tc_stat *st);
+
+/* ---- meta.json -------------------------------------------------------- */
+
+/* Render meta.json of entry or group @dir: malloc'd, NUL-terminated JSON in
+ * *@json (caller frees), its length in *@len. */
+int tc_meta_get(tc_store *s, uint64_t dir, char **json, size_t *len);
+
+/* Apply a user's meta.json to @dir: dtype/shape per tensor, attrs, pinned.
+ * All or nothing: -EINVAL (malformed, unknown dtype or tensor, shape that
+ * does not match nbytes) changes nothing.  One journal record. */
+int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len);
+
+/* ---- misc --------------------------------------------------------------- */
+
+/* Parse a size such as "512", "64K", "20G", "1.5T" (powers of 1024).
+ * -EINVAL when malformed or zero, -ERANGE on overflow. */
+int tc_parse_size(const char *s, uint64_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TCACHE_H */

@@ -1,0 +1,93 @@
+/* test_index.c - nodes, name and id tables, moves. */
+#include "check.h"
+#include "index.h"
+#include "testutil.h"
+
+static void no_ver(void *a, struct tc_ver *v) { (void)a; (void)v; }
+
+static void t_add_find_remove(void)
+{
+	struct tc_index x;
+	tc_index_init(&x);
+	struct tc_node *e = tc_node_new(2, TC_KIND_ENTRY, "e");
+	struct tc_node *f = tc_node_new(3, TC_KIND_ENTRY, "f");
+	CHECK(tc_index_add(&x, &x.root, e) == 0);
+	CHECK(tc_index_add(&x, &x.root, f) == 0);
+	struct tc_node *t1 = tc_node_new(4, TC_KIND_TENSOR, "same");
+	struct tc_node *t2 = tc_node_new(5, TC_KIND_TENSOR, "same");
+	CHECK(tc_index_add(&x, e, t1) == 0);
+	CHECK(tc_index_add(&x, f, t2) == 0);
+	CHECK(tc_index_find(&x, e, "same") == t1);
+	CHECK(tc_index_find(&x, f, "same") == t2);
+	CHECK(tc_index_find(&x, &x.root, "same") == NULL);
+	CHECK(tc_index_get(&x, 5) == t2);
+	CHECK(x.entries == 2 && x.tensors == 2);
+	CHECK(e->nchildren == 1 && x.root.nsubdirs == 2);
+	CHECK(tc_node_entry(t1) == e);
+	tc_index_remove(&x, t1);
+	tc_node_free(t1);
+	CHECK(tc_index_find(&x, e, "same") == NULL);
+	CHECK(tc_index_get(&x, 4) == NULL);
+	CHECK(x.tensors == 1 && e->nchildren == 0);
+	CHECK(x.next_id == 6);
+	tc_index_free(&x, no_ver, NULL);
+}
+
+static void t_move_and_kind(void)
+{
+	struct tc_index x;
+	tc_index_init(&x);
+	struct tc_node *e = tc_node_new(2, TC_KIND_ENTRY, "e");
+	struct tc_node *g = tc_node_new(3, TC_KIND_GROUP, "g");
+	struct tc_node *t = tc_node_new(4, TC_KIND_TENSOR, "t");
+	tc_index_add(&x, &x.root, e);
+	tc_index_add(&x, e, g);
+	tc_index_add(&x, g, t);
+	CHECK(tc_index_move(&x, g, &x.root, "top") == 0);
+	tc_index_set_kind(&x, g, TC_KIND_ENTRY);
+	CHECK(tc_index_find(&x, e, "g") == NULL);
+	CHECK(tc_index_find(&x, &x.root, "top") == g);
+	CHECK(tc_index_find(&x, g, "t") == t);
+	CHECK(x.entries == 2 && x.groups == 0);
+	CHECK(e->nsubdirs == 0 && x.root.nsubdirs == 2);
+	CHECK(tc_node_entry(t) == g);
+	CHECK(tc_index_move(&x, t, e, "t2") == 0);
+	CHECK(tc_index_find(&x, e, "t2") == t && tc_index_find(&x, g, "t") == NULL);
+	tc_index_free(&x, no_ver, NULL);
+}
+
+/* Many nodes: every one found by id and by name, children in order. */
+static void t_many(void)
+{
+	struct tc_index x;
+	enum { N = 200000 };
+	char name[32];
+	tc_index_init(&x);
+	for (uint64_t i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "k%llu", (unsigned long long)i);
+		struct tc_node *n = tc_node_new(i + 2, TC_KIND_ENTRY, name);
+		REQUIRE(n && tc_index_add(&x, &x.root, n) == 0);
+	}
+	int bad = 0;
+	for (uint64_t i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "k%llu", (unsigned long long)i);
+		struct tc_node *n = tc_index_find(&x, &x.root, name);
+		if (!n || n->id != i + 2 || tc_index_get(&x, i + 2) != n)
+			bad++;
+	}
+	CHECK(bad == 0);
+	uint64_t expect = 2;
+	for (struct tc_node *c = x.root.child_head; c; c = c->sib_next)
+		if (c->id != expect++)
+			bad++;
+	CHECK(bad == 0 && expect == N + 2);
+	tc_index_free(&x, no_ver, NULL);
+}
+
+int main(void)
+{
+	RUN(t_add_find_remove);
+	RUN(t_move_and_kind);
+	RUN(t_many);
+	return check_done();
+}

@@ -1,0 +1,601 @@
+/*
+ * test_meta.c - meta.json rendering and validation.
+ *
+ * The fixture is an entry with three tensors (a raw float32 one, a .npy
+ * with a 128-byte header, raw bytes) and two groups.  Every parse gets a
+ * malloc'd copy of exactly the input bytes, without a NUL, so ASan catches
+ * a read past the end.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "check.h"
+#include "dtype.h"
+#include "meta.h"
+
+static const uint64_t shape_x[] = { 2, 3 };
+static const uint64_t shape_y[] = { 5 };
+static const uint64_t shape_raw[] = { 10 };
+static const uint64_t shape_s[] = { 0 };
+static const uint64_t shape_e[] = { 0 };
+
+static const struct tc_meta_tensor tensors[] = {
+	{ "x", 24, 0, TC_DT_FLOAT32, 2, shape_x, 0x0123456789abcdefull },
+	{ "y.npy", 168, 128, TC_DT_INT64, 1, shape_y, 0xfedcba9876543210ull },
+	{ "raw", 10, 0, TC_DT_UINT8, 1, shape_raw, 0 },
+	{ "s", 4, 0, TC_DT_FLOAT32, 0, shape_s, 42 },  /* a scalar */
+	{ "e", 0, 0, TC_DT_UINT8, 1, shape_e, 7 },     /* empty */
+};
+static const char *const groups[] = { "sub", "g2" };
+
+static struct tc_meta_dir entry(void)
+{
+	struct tc_meta_dir d = {
+		.is_entry = 1,
+		.created_ns = 1795450932123456789, /* 2026-11-23T16:22:12.1.. */
+		.last_access_ns = 1795450999000000001,
+		.pinned = 1,
+		.attrs_json = "{\"model\":\"resnet\",\"step\":12,\"tags\":[\"a\",1.5]}",
+		.ntensors = sizeof tensors / sizeof tensors[0],
+		.tensors = tensors,
+		.ngroups = 2,
+		.groups = groups,
+	};
+	return d;
+}
+
+static struct tc_meta_dir group(void)
+{
+	struct tc_meta_dir d = entry();
+
+	d.is_entry = 0;
+	d.created_ns = d.last_access_ns = 0;
+	d.pinned = 0;
+	d.attrs_json = NULL;
+	return d;
+}
+
+/* tc_meta_parse on an exact-size heap copy of @json[0..len). */
+static int parse_n(const struct tc_meta_dir *d, const char *json, size_t len,
+		   struct tc_meta_update *u)
+{
+	char *copy = malloc(len ? len : 1);
+	int rc;
+
+	if (!copy)
+		abort();
+	memcpy(copy, json, len);
+	rc = tc_meta_parse(d, copy, len, u);
+	free(copy);
+	return rc;
+}
+
+static int parse(const struct tc_meta_dir *d, const char *json,
+		 struct tc_meta_update *u)
+{
+	return parse_n(d, json, strlen(json), u);
+}
+
+static void t_render_literal(void)
+{
+	static const uint64_t sh[] = { 3 };
+	static const struct tc_meta_tensor t = { "t", 6, 0, TC_DT_INT16, 1, sh,
+						  0xab };
+	static const char *const g[] = { "g" };
+	struct tc_meta_dir d = { .ntensors = 1, .tensors = &t,
+				 .ngroups = 1, .groups = g };
+	char *out = NULL;
+	size_t len = 0;
+
+	REQUIRE(tc_meta_render(&d, &out, &len) == 0);
+	CHECK(strcmp(out, "{\n"
+			  "\t\"tensors\":\t{\n"
+			  "\t\t\"t\":\t{\n"
+			  "\t\t\t\"nbytes\":\t6,\n"
+			  "\t\t\t\"dtype\":\t\"int16\",\n"
+			  "\t\t\t\"shape\":\t[3],\n"
+			  "\t\t\t\"xxh3\":\t\"00000000000000ab\"\n"
+			  "\t\t}\n"
+			  "\t},\n"
+			  "\t\"groups\":\t[\"g\"]\n"
+			  "}\n") == 0);
+	CHECK(len == strlen(out));
+	free(out);
+
+	/* an entry with nothing in it; times around the epoch */
+	struct tc_meta_dir e = { .is_entry = 1, .created_ns = 0,
+				 .last_access_ns = -1, .pinned = 1 };
+	REQUIRE(tc_meta_render(&e, &out, &len) == 0);
+	CHECK(strcmp(out, "{\n"
+			  "\t\"created\":\t\"1970-01-01T00:00:00.000000000Z\",\n"
+			  "\t\"last_access\":\t\"1969-12-31T23:59:59.999999999Z\",\n"
+			  "\t\"pinned\":\ttrue,\n"
+			  "\t\"attrs\":\t{\n"
+			  "\t},\n"
+			  "\t\"tensors\":\t{\n"
+			  "\t},\n"
+			  "\t\"groups\":\t[]\n"
+			  "}\n") == 0);
+	CHECK(len == strlen(out));
+	free(out);
+}
+
+static const char *key_at(const cJSON *o, int i)
+{
+	const cJSON *c = o->child;
+
+	while (c && i-- > 0)
+		c = c->next;
+	return c ? c->string : "";
+}
+
+static void check_tensor(const cJSON *ts, const struct tc_meta_tensor *t)
+{
+	const cJSON *o = cJSON_GetObjectItemCaseSensitive(ts, t->name), *sh;
+	char hex[17];
+	int k = 0;
+
+	REQUIRE(cJSON_IsObject(o));
+	CHECK(strcmp(key_at(o, k++), "nbytes") == 0);
+	CHECK(strcmp(key_at(o, k++), "dtype") == 0);
+	CHECK(strcmp(key_at(o, k++), "shape") == 0);
+	if (t->data_offset)
+		CHECK(strcmp(key_at(o, k++), "offset") == 0);
+	CHECK(strcmp(key_at(o, k++), "xxh3") == 0);
+	CHECK(cJSON_GetArraySize(o) == k);
+
+	CHECK(cJSON_GetObjectItem(o, "nbytes")->valuedouble == (double)t->nbytes);
+	CHECK(strcmp(cJSON_GetObjectItem(o, "dtype")->valuestring,
+		     tc_dtype_name(t->dtype)) == 0);
+	sh = cJSON_GetObjectItem(o, "shape");
+	REQUIRE(cJSON_IsArray(sh));
+	CHECK(cJSON_GetArraySize(sh) == t->ndim);
+	for (int i = 0; i < t->ndim; i++)
+		CHECK(cJSON_GetArrayItem(sh, i)->valuedouble ==
+		      (double)t->shape[i]);
+	if (t->data_offset)
+		CHECK(cJSON_GetObjectItem(o, "offset")->valuedouble ==
+		      (double)t->data_offset);
+	snprintf(hex, sizeof hex, "%016llx", (unsigned long long)t->xxh3);
+	CHECK(strcmp(cJSON_GetObjectItem(o, "xxh3")->valuestring, hex) == 0);
+}
+
+static void t_render_entry(void)
+{
+	struct tc_meta_dir d = entry();
+	char *out = NULL;
+	size_t len = 0;
+	cJSON *j, *attrs, *want, *ts, *gs;
+
+	REQUIRE(tc_meta_render(&d, &out, &len) == 0);
+	CHECK(len == strlen(out) && len > 2 && out[len - 1] == '\n');
+	j = cJSON_Parse(out);
+	REQUIRE(cJSON_IsObject(j));
+	CHECK(cJSON_GetArraySize(j) == 6);
+	CHECK(strcmp(key_at(j, 0), "created") == 0);
+	CHECK(strcmp(key_at(j, 1), "last_access") == 0);
+	CHECK(strcmp(key_at(j, 2), "pinned") == 0);
+	CHECK(strcmp(key_at(j, 3), "attrs") == 0);
+	CHECK(strcmp(key_at(j, 4), "tensors") == 0);
+	CHECK(strcmp(key_at(j, 5), "groups") == 0);
+	CHECK(strcmp(cJSON_GetObjectItem(j, "created")->valuestring,
+		     "2026-11-23T16:22:12.123456789Z") == 0);
+	CHECK(strcmp(cJSON_GetObjectItem(j, "last_access")->valuestring,
+		     "2026-11-23T16:23:19.000000001Z") == 0);
+	CHECK(cJSON_IsTrue(cJSON_GetObjectItem(j, "pinned")));
+	attrs = cJSON_GetObjectItem(j, "attrs");
+	want = cJSON_Parse(d.attrs_json);
+	CHECK(cJSON_Compare(attrs, want, 1));
+	cJSON_Delete(want);
+
+	ts = cJSON_GetObjectItem(j, "tensors");
+	REQUIRE(cJSON_IsObject(ts));
+	CHECK(cJSON_GetArraySize(ts) == (int)d.ntensors);
+	for (size_t i = 0; i < d.ntensors; i++) {
+		CHECK(strcmp(key_at(ts, (int)i), tensors[i].name) == 0);
+		check_tensor(ts, &tensors[i]);
+	}
+	gs = cJSON_GetObjectItem(j, "groups");
+	REQUIRE(cJSON_IsArray(gs) && cJSON_GetArraySize(gs) == 2);
+	CHECK(strcmp(cJSON_GetArrayItem(gs, 0)->valuestring, "sub") == 0);
+	CHECK(strcmp(cJSON_GetArrayItem(gs, 1)->valuestring, "g2") == 0);
+	/* the .npy header offset is shown; raw tensors have none */
+	CHECK(strstr(out, "\"offset\":\t128") != NULL);
+	CHECK(strstr(out, "\"xxh3\":\t\"fedcba9876543210\"") != NULL);
+	CHECK(strstr(out, "\"shape\":\t[]") != NULL);
+	cJSON_Delete(j);
+	free(out);
+}
+
+static void t_render_group(void)
+{
+	struct tc_meta_dir d = group();
+	char *out = NULL;
+	size_t len = 0;
+	cJSON *j;
+
+	d.pinned = 1;                  /* entry fields are ignored for groups */
+	d.attrs_json = "{\"a\":1}";
+	REQUIRE(tc_meta_render(&d, &out, &len) == 0);
+	j = cJSON_Parse(out);
+	REQUIRE(cJSON_IsObject(j));
+	CHECK(cJSON_GetArraySize(j) == 2);
+	CHECK(strcmp(key_at(j, 0), "tensors") == 0);
+	CHECK(strcmp(key_at(j, 1), "groups") == 0);
+	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "tensors")) == 5);
+	check_tensor(cJSON_GetObjectItem(j, "tensors"), &tensors[1]);
+	cJSON_Delete(j);
+	free(out);
+}
+
+/* Integers are exact however large (cJSON alone would give 1e+15 and lose
+ * digits above 2^53). */
+static void t_render_big(void)
+{
+	static const uint64_t sh[] = { 9007199254740993ull };
+	static const uint64_t sh2[] = { 1000000000000000ull };
+	const struct tc_meta_tensor t[] = {
+		{ "big", 9007199254740993ull, 0, TC_DT_UINT8, 1, sh, 1 },
+		{ "max", UINT64_MAX, UINT64_MAX - 1, TC_DT_UINT8, 0, NULL,
+		  UINT64_MAX },
+		{ "e15", 1000000000000000ull, 0, TC_DT_UINT8, 1, sh2, 2 },
+	};
+	struct tc_meta_dir d = { .ntensors = 3, .tensors = t };
+	struct tc_meta_update u = { 0 };
+	char *out = NULL;
+	size_t len = 0;
+
+	REQUIRE(tc_meta_render(&d, &out, &len) == 0);
+	CHECK(strstr(out, "\"nbytes\":\t9007199254740993,") != NULL);
+	CHECK(strstr(out, "\"shape\":\t[9007199254740993]") != NULL);
+	CHECK(strstr(out, "\"nbytes\":\t18446744073709551615,") != NULL);
+	CHECK(strstr(out, "\"offset\":\t18446744073709551614,") != NULL);
+	CHECK(strstr(out, "\"xxh3\":\t\"ffffffffffffffff\"") != NULL);
+	CHECK(strstr(out, "\"nbytes\":\t1000000000000000,") != NULL);
+	CHECK(strstr(out, "e+") == NULL);
+	/* and it reads back exactly: nbytes 2^53 + 1 matches, 2^53 does not */
+	CHECK(parse_n(&d, out, len, &u) == 0);
+	CHECK(u.nset == 3);
+	tc_meta_update_free(&u);
+	CHECK(parse(&d, "{\"tensors\": {\"big\": {\"nbytes\": "
+			"9007199254740992}}}", &u) == -EINVAL);
+	CHECK(parse(&d, "{\"tensors\": {\"big\": {\"shape\": "
+			"[9007199254740992]}}}", &u) == -EINVAL);
+	CHECK(parse(&d, "{\"tensors\": {\"big\": {\"nbytes\": "
+			"9007199254740993, \"shape\": [9007199254740993]}}}",
+		    &u) == 0);
+	REQUIRE(u.nset == 1);
+	CHECK(u.set[0].shape[0] == 9007199254740993ull);
+	tc_meta_update_free(&u);
+	free(out);
+}
+
+static void t_render_bad(void)
+{
+	struct tc_meta_dir d = entry();
+	struct tc_meta_tensor t = tensors[0];
+	char *out = (char *)"untouched";
+	size_t len = 12345;
+
+	d.attrs_json = "[1, 2]";
+	CHECK(tc_meta_render(&d, &out, &len) == -EINVAL);
+	d.attrs_json = "{\"a\":";
+	CHECK(tc_meta_render(&d, &out, &len) == -EINVAL);
+	d = group();
+	d.ntensors = 1;
+	d.tensors = &t;
+	t.dtype = TC_DT_COUNT;
+	CHECK(tc_meta_render(&d, &out, &len) == -EINVAL);
+	t.dtype = TC_DT_UINT8;
+	t.ndim = TC_MAX_DIMS + 1;
+	CHECK(tc_meta_render(&d, &out, &len) == -EINVAL);
+	CHECK(strcmp(out, "untouched") == 0 && len == 12345);
+}
+
+/* render -> parse: valid, and every set entry equals the current state. */
+static void roundtrip(const struct tc_meta_dir *d)
+{
+	struct tc_meta_update u = { 0 };
+	char *out = NULL;
+	size_t len = 0;
+
+	REQUIRE(tc_meta_render(d, &out, &len) == 0);
+	REQUIRE(parse_n(d, out, len, &u) == 0);
+	CHECK(u.has_pinned == d->is_entry);
+	if (d->is_entry) {
+		const char *want = d->attrs_json ? d->attrs_json : "{}";
+		cJSON *a = cJSON_Parse(u.attrs_json), *b = cJSON_Parse(want);
+		CHECK(u.pinned == d->pinned);
+		CHECK(u.attrs_json && !strchr(u.attrs_json, '\n')); /* compact */
+		CHECK(a && cJSON_Compare(a, b, 1));
+		cJSON_Delete(a);
+		cJSON_Delete(b);
+	} else {
+		CHECK(u.attrs_json == NULL);
+	}
+	CHECK(u.nset == d->ntensors);
+	for (size_t i = 0; i < u.nset; i++) {
+		const struct tc_meta_tensor *t = &d->tensors[u.set[i].index];
+		CHECK(u.set[i].index == i);
+		CHECK(u.set[i].dtype == t->dtype);
+		CHECK(u.set[i].ndim == t->ndim);
+		for (int k = 0; k < t->ndim; k++)
+			CHECK(u.set[i].shape[k] == t->shape[k]);
+	}
+	tc_meta_update_free(&u);
+	CHECK(u.set == NULL && u.attrs_json == NULL && u.nset == 0);
+	free(out);
+}
+
+static void t_roundtrip(void)
+{
+	struct tc_meta_dir d = entry();
+
+	roundtrip(&d);
+	d.pinned = 0;
+	d.attrs_json = NULL;
+	roundtrip(&d);
+	d = group();
+	roundtrip(&d);
+}
+
+/* Accepted inputs and the update each one yields. */
+static void t_parse_accept(void)
+{
+	struct tc_meta_dir d = entry(), g = group();
+	struct tc_meta_update u = { 0 };
+
+	/* empty object: nothing changes; whitespace around is fine */
+	CHECK(parse(&d, " \t\r\n{}\n \n", &u) == 0);
+	CHECK(!u.has_pinned && !u.attrs_json && u.nset == 0);
+	tc_meta_update_free(&u);
+	CHECK(parse(&g, "{}", &u) == 0);
+	CHECK(u.nset == 0);
+	tc_meta_update_free(&u);
+
+	/* dtype alone: shape becomes [payload / itemsize] */
+	REQUIRE(parse(&d, "{\"tensors\": {\"x\": {\"dtype\": \"int32\"}}}",
+		      &u) == 0);
+	REQUIRE(u.nset == 1);
+	CHECK(u.set[0].index == 0 && u.set[0].dtype == TC_DT_INT32);
+	CHECK(u.set[0].ndim == 1 && u.set[0].shape[0] == 6);
+	CHECK(!u.has_pinned && !u.attrs_json);
+	tc_meta_update_free(&u);
+
+	/* shape alone keeps the dtype */
+	REQUIRE(parse(&d, "{\"tensors\": {\"x\": {\"shape\": [3, 1, 2]}}}",
+		      &u) == 0);
+	REQUIRE(u.nset == 1);
+	CHECK(u.set[0].dtype == TC_DT_FLOAT32 && u.set[0].ndim == 3);
+	CHECK(u.set[0].shape[0] == 3 && u.set[0].shape[1] == 1 &&
+	      u.set[0].shape[2] == 2);
+	tc_meta_update_free(&u);
+
+	/* both, for two tensors, the .npy payload excludes its header; the
+	 * order of u.set is the order in the input */
+	REQUIRE(parse(&d, "{\"tensors\": {\"y.npy\": {\"dtype\": \"int32\"},"
+			  " \"raw\": {\"shape\": [5], \"dtype\": \"bfloat16\"},"
+			  " \"x\": {\"nbytes\": 24}}}", &u) == 0);
+	REQUIRE(u.nset == 2);
+	CHECK(u.set[0].index == 1 && u.set[0].dtype == TC_DT_INT32);
+	CHECK(u.set[0].ndim == 1 && u.set[0].shape[0] == 10);
+	CHECK(u.set[1].index == 2 && u.set[1].dtype == TC_DT_BFLOAT16);
+	CHECK(u.set[1].ndim == 1 && u.set[1].shape[0] == 5);
+	tc_meta_update_free(&u);
+
+	/* scalar shape [], empty tensors (a 0 dim beside huge ones) */
+	REQUIRE(parse(&d, "{\"tensors\": {\"s\": {\"shape\": [], \"dtype\": "
+			  "\"int32\"}, \"e\": {\"dtype\": \"float64\", \"shape\":"
+			  " [4294967296, 4294967296, 0]}}}", &u) == 0);
+	REQUIRE(u.nset == 2);
+	CHECK(u.set[0].index == 3 && u.set[0].ndim == 0 &&
+	      u.set[0].dtype == TC_DT_INT32);
+	CHECK(u.set[1].index == 4 && u.set[1].ndim == 3 &&
+	      u.set[1].shape[0] == 4294967296ull && u.set[1].shape[2] == 0);
+	tc_meta_update_free(&u);
+
+	/* read-only fields that match set nothing; xxh3 in any case */
+	REQUIRE(parse(&d, "{\"created\": 1, \"last_access\": [\"x\", {}],"
+			  " \"groups\": [\"sub\", \"other\"], \"tensors\":"
+			  " {\"x\": {\"nbytes\": 24, \"offset\": 0, \"xxh3\":"
+			  " \"0123456789ABCDEF\"}, \"y.npy\": {\"offset\": 128,"
+			  " \"nbytes\": 168, \"xxh3\": \"FEDCBA9876543210\"}}}",
+		      &u) == 0);
+	CHECK(u.nset == 0 && !u.has_pinned && !u.attrs_json);
+	tc_meta_update_free(&u);
+
+	/* pinned and attrs (stored compact) */
+	REQUIRE(parse(&d, "{\"pinned\": false, \"attrs\": {\"a\": [1, \"b\","
+			  " {\"c\": null}], \"d\": true}}", &u) == 0);
+	CHECK(u.has_pinned && u.pinned == 0);
+	REQUIRE(u.attrs_json != NULL);
+	CHECK(strcmp(u.attrs_json,
+		     "{\"a\":[1,\"b\",{\"c\":null}],\"d\":true}") == 0);
+	tc_meta_update_free(&u);
+	REQUIRE(parse(&d, "{\"pinned\": true, \"attrs\": {}}", &u) == 0);
+	CHECK(u.has_pinned && u.pinned == 1);
+	CHECK(u.attrs_json && strcmp(u.attrs_json, "{}") == 0);
+	tc_meta_update_free(&u);
+
+	/* numbers before and strings with digits, quotes and escapes around
+	 * the shape must not confuse the exact integer reading */
+	REQUIRE(parse(&d, "{\"created\": -1.5e3, \"attrs\": {\"n\": [1, 2.5, "
+			  "-3], \"s\": \"12 \\\"34\\\" -5 \\\\\", \"7\": 8},"
+			  " \"tensors\": {\"x\": {\"xxh3\": \"0123456789abcdef\","
+			  " \"shape\": [6], \"nbytes\": 24}}, \"last_access\": 9}",
+		      &u) == 0);
+	REQUIRE(u.nset == 1);
+	CHECK(u.set[0].ndim == 1 && u.set[0].shape[0] == 6);
+	tc_meta_update_free(&u);
+	/* only the first @len bytes count */
+	REQUIRE(parse_n(&d, "{\"tensors\":{\"x\":{\"shape\":[6]}}}junk", 31,
+			&u) == 0);
+	CHECK(u.nset == 1 && u.set[0].shape[0] == 6);
+	tc_meta_update_free(&u);
+}
+
+static const char *const reject_entry[] = {
+	"",                                   /* empty */
+	"   \n\t ",                           /* whitespace only */
+	"{",                                  /* malformed JSON */
+	"{\"pinned\": true,}",
+	"{'pinned': true}",
+	"{\"pinned\": tru}",
+	"/* c */ {}",
+	"[]",                                 /* not an object */
+	"\"x\"",
+	"42",
+	"null",
+	"{} x",                               /* trailing junk */
+	"{}{}",
+	"{},",
+	"{\"bogus\": 1}",                     /* unknown key */
+	"{\"Pinned\": true}",
+	"{\"pinned\": true, \"pinned\": true}", /* duplicate keys */
+	"{\"tensors\": {\"x\": {\"dtype\": \"int8\"}, \"x\": {}}}",
+	"{\"tensors\": {\"x\": {\"dtype\": \"int32\", \"dtype\": \"int32\"}}}",
+	"{\"attrs\": {\"a\": 1, \"b\": {\"c\": 1, \"c\": 2}}}",
+	"{\"pinned\": 1}",                    /* pinned not bool */
+	"{\"pinned\": \"true\"}",
+	"{\"pinned\": null}",
+	"{\"attrs\": []}",                    /* attrs not object */
+	"{\"attrs\": \"x\"}",
+	"{\"attrs\": null}",
+	"{\"groups\": \"sub\"}",              /* groups not strings */
+	"{\"groups\": [1]}",
+	"{\"tensors\": []}",                  /* tensors not object */
+	"{\"tensors\": null}",
+	"{\"tensors\": {\"nope\": {\"dtype\": \"int8\"}}}", /* unknown tensor */
+	"{\"tensors\": {\"X\": {}}}",
+	"{\"tensors\": {\"x\": 5}}",          /* tensor value not object */
+	"{\"tensors\": {\"x\": []}}",
+	"{\"tensors\": {\"x\": \"float32\"}}",
+	"{\"tensors\": {\"x\": {\"color\": \"red\"}}}", /* unknown field */
+	"{\"tensors\": {\"x\": {\"dtype\": \"float33\"}}}", /* unknown dtype */
+	"{\"tensors\": {\"x\": {\"dtype\": \"Float32\"}}}",
+	"{\"tensors\": {\"x\": {\"dtype\": 5}}}", /* dtype not string */
+	"{\"tensors\": {\"x\": {\"dtype\": null}}}",
+	"{\"tensors\": {\"x\": {\"shape\": [5]}}}", /* shape mismatch */
+	"{\"tensors\": {\"x\": {\"shape\": [2, 3], \"dtype\": \"int8\"}}}",
+	"{\"tensors\": {\"x\": {\"shape\": []}}}",
+	"{\"tensors\": {\"x\": {\"shape\": [-6]}}}", /* negative dim */
+	"{\"tensors\": {\"x\": {\"shape\": [-0, 6]}}}",
+	"{\"tensors\": {\"x\": {\"shape\": [2.5, 2.4]}}}", /* float dims */
+	"{\"tensors\": {\"x\": {\"shape\": [6.0]}}}",
+	"{\"tensors\": {\"x\": {\"shape\": [6e0]}}}",
+	"{\"tensors\": {\"x\": {\"shape\": [06]}}}",
+	"{\"tensors\": {\"x\": {\"shape\": [6.]}}}",
+	"{\"tensors\": {\"x\": {\"shape\": [\"6\"]}}}",
+	"{\"tensors\": {\"x\": {\"shape\": [2, null]}}}",
+	"{\"tensors\": {\"x\": {\"shape\": [[6]]}}}",
+	"{\"tensors\": {\"x\": {\"shape\": \"2,3\"}}}",
+	"{\"tensors\": {\"x\": {\"shape\": 6}}}",
+	/* too many dims (33) */
+	"{\"tensors\": {\"x\": {\"shape\": [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,"
+	" 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 6]}}}",
+	/* overflowing dims */
+	"{\"tensors\": {\"x\": {\"shape\": [4294967296, 4294967296, "
+	"4294967296]}}}",
+	"{\"tensors\": {\"x\": {\"shape\": [4611686018427387904, 4]}}}",
+	"{\"tensors\": {\"x\": {\"shape\": [4611686018427387910], "
+	"\"dtype\": \"float32\"}}}",
+	"{\"tensors\": {\"x\": {\"shape\": [18446744073709551616]}}}",
+	"{\"tensors\": {\"x\": {\"shape\": [9007199254740993]}}}",
+	"{\"tensors\": {\"x\": {\"shape\": [1e400]}}}",
+	"{\"tensors\": {\"raw\": {\"dtype\": \"float32\"}}}", /* 10 % 4 */
+	"{\"tensors\": {\"y.npy\": {\"dtype\": \"float8_e5m2\", "
+	"\"shape\": [168]}}}",                /* forgets the header */
+	"{\"tensors\": {\"x\": {\"nbytes\": 25}}}", /* nbytes mismatch */
+	"{\"tensors\": {\"x\": {\"nbytes\": 24.0}}}",
+	"{\"tensors\": {\"x\": {\"nbytes\": \"24\"}}}",
+	"{\"tensors\": {\"x\": {\"nbytes\": -24}}}",
+	"{\"tensors\": {\"y.npy\": {\"offset\": 0}}}", /* offset mismatch */
+	"{\"tensors\": {\"x\": {\"offset\": 128}}}",
+	"{\"tensors\": {\"x\": {\"xxh3\": \"0123456789abcdee\"}}}", /* xxh3 */
+	"{\"tensors\": {\"x\": {\"xxh3\": \"123456789abcdef\"}}}",
+	"{\"tensors\": {\"x\": {\"xxh3\": \"0123456789abcdef0\"}}}",
+	"{\"tensors\": {\"x\": {\"xxh3\": \"0x23456789abcdef\"}}}",
+	"{\"tensors\": {\"x\": {\"xxh3\": \" 123456789abcdef\"}}}",
+	"{\"tensors\": {\"x\": {\"xxh3\": 81985529216486895}}}",
+	/* all or nothing: a valid part does not survive an invalid one */
+	"{\"pinned\": false, \"attrs\": {\"a\": 1}, \"tensors\": {\"x\": "
+	"{\"dtype\": \"int32\"}, \"raw\": {\"dtype\": \"nope\"}}}",
+	"{\"tensors\": {\"x\": {\"dtype\": \"int32\"}}, \"bogus\": 0}",
+};
+
+static const char *const reject_group[] = {
+	"{\"pinned\": true}",                 /* entry-only keys */
+	"{\"pinned\": false}",
+	"{\"attrs\": {}}",
+	"{\"created\": 1, \"attrs\": {\"a\": 1}}",
+};
+
+static void reject(const struct tc_meta_dir *d, const char *json, size_t len,
+		   int line)
+{
+	struct tc_meta_update u, before;
+	int rc;
+
+	memset(&u, 0x5c, sizeof u);
+	before = u;
+	rc = parse_n(d, json, len, &u);
+	if (rc != -EINVAL)
+		printf("# line %d: rc %d for: %.*s\n", line, rc, (int)len, json);
+	CHECK(rc == -EINVAL);
+	CHECK(memcmp(&u, &before, sizeof u) == 0);
+}
+
+static void t_parse_reject(void)
+{
+	struct tc_meta_dir d = entry(), g = group(), none = group();
+
+	for (size_t i = 0; i < sizeof reject_entry / sizeof reject_entry[0]; i++)
+		reject(&d, reject_entry[i], strlen(reject_entry[i]), (int)i);
+	for (size_t i = 0; i < sizeof reject_group / sizeof reject_group[0]; i++)
+		reject(&g, reject_group[i], strlen(reject_group[i]), (int)i);
+	/* embedded NUL, and a value cut short by the length */
+	reject(&d, "{}\0", 3, -1);
+	reject(&d, "{\"pinned\": true}", 15, -2);
+	/* a directory without tensors knows no tensor name */
+	none.ntensors = 0;
+	none.tensors = NULL;
+	reject(&none, "{\"tensors\": {\"x\": {}}}", 22, -3);
+	/* NULL buffer of length 0 */
+	{
+		struct tc_meta_update u = { 0 };
+		CHECK(tc_meta_parse(&d, NULL, 0, &u) == -EINVAL);
+	}
+	CHECK(sizeof reject_entry / sizeof reject_entry[0] >= 20);
+}
+
+static void t_update_free(void)
+{
+	struct tc_meta_update u = { 0 };
+
+	tc_meta_update_free(NULL);
+	tc_meta_update_free(&u);
+	u.attrs_json = malloc(4);
+	u.set = malloc(sizeof *u.set);
+	u.nset = 1;
+	u.has_pinned = 1;
+	tc_meta_update_free(&u);
+	CHECK(!u.attrs_json && !u.set && !u.nset && !u.has_pinned);
+}
+
+int main(void)
+{
+	RUN(t_render_literal);
+	RUN(t_render_entry);
+	RUN(t_render_group);
+	RUN(t_render_big);
+	RUN(t_render_bad);
+	RUN(t_roundtrip);
+	RUN(t_parse_accept);
+	RUN(t_parse_reject);
+	RUN(t_update_free);
+	return check_done();
+}

@@ -1,0 +1,213 @@
+/* test_pool.c - extents: allocation, merging, fragmentation, reuse. */
+#include <fcntl.h>
+
+#include "check.h"
+#include "pool.h"
+#include "testutil.h"
+
+#define B TC_BLOCK
+
+static int open_pool(struct tc_pool *p, char **dir, uint64_t size)
+{
+	*dir = tmpdir_new();
+	int fd = open(*dir, O_RDONLY | O_DIRECTORY);
+	int r = tc_pool_open(p, fd, "pool", size);
+	close(fd);
+	if (!r)
+		r = tc_pool_build(p, NULL, 0);
+	return r;
+}
+
+/* Every block is free or owned by exactly one extent. */
+static int consistent(struct tc_pool *p, const struct tc_extent *e, size_t n)
+{
+	size_t blocks = p->size / B;
+	uint8_t *own = calloc(blocks, 1);
+	uint64_t used = 0;
+	int ok = 1;
+	for (size_t i = 0; i < n; i++) {
+		if (!e[i].len)
+			continue;
+		for (uint64_t b = e[i].off / B; b < (e[i].off + e[i].len) / B; b++) {
+			if (b >= blocks || own[b])
+				ok = 0;
+			else
+				own[b] = 1;
+		}
+		used += e[i].len;
+	}
+	if (used + p->free != p->size)
+		ok = 0;
+	free(own);
+	return ok;
+}
+
+static void t_alloc_free_merge(void)
+{
+	struct tc_pool p;
+	char *dir;
+	REQUIRE(open_pool(&p, &dir, 64 * B) == 0);
+	struct tc_extent e[64];
+	for (int i = 0; i < 64; i++) {
+		CHECK(tc_pool_alloc(&p, B, &e[i]) == 0);
+		CHECK(e[i].len == B);
+	}
+	CHECK(p.free == 0);
+	struct tc_extent x;
+	CHECK(tc_pool_alloc(&p, B, &x) == -ENOSPC);
+	CHECK(consistent(&p, e, 64));
+	/* free every other block, then the rest: all merges into one run */
+	for (int i = 0; i < 64; i += 2)
+		tc_pool_free(&p, e[i].off, e[i].len);
+	CHECK(p.free == 32 * B);
+	for (int i = 1; i < 64; i += 2)
+		tc_pool_free(&p, e[i].off, e[i].len);
+	CHECK(p.free == 64 * B);
+	CHECK(p.by_start.n == 1 && p.by_end.n == 1);
+	CHECK(tc_pool_alloc(&p, 64 * B, &x) == 0);
+	CHECK(x.off == 0 && x.len == 64 * B);
+	tc_pool_close(&p);
+	tmpdir_free(dir);
+}
+
+static void t_fragmented_gives_largest_run(void)
+{
+	struct tc_pool p;
+	char *dir;
+	REQUIRE(open_pool(&p, &dir, 100 * B) == 0);
+	struct tc_extent e[10];
+	for (int i = 0; i < 10; i++)
+		CHECK(tc_pool_alloc(&p, 10 * B, &e[i]) == 0);
+	/* free runs of 10 blocks at 1, 3, 5 (not touching) */
+	tc_pool_free(&p, e[1].off, e[1].len);
+	tc_pool_free(&p, e[3].off, e[3].len);
+	tc_pool_free(&p, e[5].off, 5 * B); /* 5 blocks */
+	e[5].off += 5 * B;
+	e[5].len = 5 * B;
+	/* 25 blocks wanted: no single run; the largest comes back */
+	struct tc_extent x, y, z;
+	CHECK(tc_pool_alloc(&p, 25 * B, &x) == 0);
+	CHECK(x.len == 10 * B);
+	CHECK(tc_pool_alloc(&p, 15 * B, &y) == 0);
+	CHECK(y.len == 10 * B);
+	CHECK(tc_pool_alloc(&p, 5 * B, &z) == 0);
+	CHECK(z.len == 5 * B);
+	CHECK(p.free == 0);
+	struct tc_extent all[13];
+	memcpy(all, e, sizeof(e));
+	all[1] = x;
+	all[3] = y;
+	all[10] = z;
+	all[11] = all[12] = (struct tc_extent){ 0, 0 };
+	CHECK(consistent(&p, all, 11));
+	tc_pool_close(&p);
+	tmpdir_free(dir);
+}
+
+static void t_extend_in_place(void)
+{
+	struct tc_pool p;
+	char *dir;
+	REQUIRE(open_pool(&p, &dir, 16 * B) == 0);
+	struct tc_extent a, b;
+	CHECK(tc_pool_alloc(&p, 2 * B, &a) == 0);
+	CHECK(tc_pool_extend(&p, a.off + a.len, 3 * B) == 3 * B);
+	a.len += 3 * B;
+	CHECK(tc_pool_alloc(&p, B, &b) == 0);
+	CHECK(b.off == a.off + a.len);
+	CHECK(tc_pool_extend(&p, a.off + a.len, B) == 0); /* b is there */
+	CHECK(tc_pool_extend(&p, b.off + b.len, 100 * B) == 10 * B);
+	CHECK(p.free == 0);
+	tc_pool_close(&p);
+	tmpdir_free(dir);
+}
+
+static void t_build_from_used(void)
+{
+	struct tc_pool p;
+	char *dir = tmpdir_new();
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	REQUIRE(tc_pool_open(&p, fd, "pool", 32 * B) == 0);
+	close(fd);
+	struct tc_extent used[] = { { 0, 2 * B }, { 5 * B, 3 * B }, { 30 * B, 2 * B } };
+	CHECK(tc_pool_build(&p, used, 3) == 0);
+	CHECK(p.free == 25 * B);
+	struct tc_extent x;
+	CHECK(tc_pool_alloc(&p, 22 * B, &x) == 0);
+	CHECK(x.off == 8 * B && x.len == 22 * B);
+	CHECK(tc_pool_alloc(&p, 3 * B, &x) == 0);
+	CHECK(x.off == 2 * B && x.len == 3 * B);
+	CHECK(p.free == 0);
+	tc_pool_close(&p);
+	tmpdir_free(dir);
+}
+
+/* Random allocate/free churn: never two owners, accounting exact, and
+ * freed space is reused (the pool fills to the last block). */
+static void t_random_churn_and_reuse(void)
+{
+	struct tc_pool p;
+	char *dir;
+	const uint64_t blocks = 4096;
+	REQUIRE(open_pool(&p, &dir, blocks * B) == 0);
+	struct tc_extent *live = calloc(100000, sizeof(*live));
+	size_t n = 0;
+	uint64_t s = 7;
+	for (int step = 0; step < 50000; step++) {
+		if (n && (rnd(&s) % 100 < 45 || p.free < 64 * B)) {
+			size_t i = rnd(&s) % n;
+			tc_pool_free(&p, live[i].off, live[i].len);
+			live[i] = live[--n];
+		} else {
+			uint64_t want = (1 + rnd(&s) % 40) * B;
+			while (want) {
+				struct tc_extent e;
+				int r = tc_pool_alloc(&p, want, &e);
+				if (r)
+					break;
+				live[n++] = e;
+				want -= e.len;
+			}
+		}
+		if (step % 5000 == 0)
+			CHECK(consistent(&p, live, n));
+	}
+	CHECK(consistent(&p, live, n));
+	/* fill completely: fragmented space is all usable */
+	struct tc_extent e;
+	while (tc_pool_alloc(&p, 37 * B, &e) == 0)
+		live[n++] = e;
+	CHECK(p.free == 0);
+	CHECK(consistent(&p, live, n));
+	for (size_t i = 0; i < n; i++)
+		tc_pool_free(&p, live[i].off, live[i].len);
+	CHECK(p.free == blocks * B);
+	CHECK(p.by_start.n == 1);
+	free(live);
+	tc_pool_close(&p);
+	tmpdir_free(dir);
+}
+
+static void t_open_errors(void)
+{
+	struct tc_pool p;
+	char *dir = tmpdir_new();
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	CHECK(tc_pool_open(&p, fd, "pool", 100) == -EINVAL); /* < one block */
+	CHECK(tc_pool_open(&p, fd, "pool", 1ull << 62) != 0); /* too big */
+	struct stat st;
+	CHECK(fstatat(fd, "pool", &st, 0) != 0 || st.st_size == 0);
+	close(fd);
+	tmpdir_free(dir);
+}
+
+int main(void)
+{
+	RUN(t_alloc_free_merge);
+	RUN(t_fragmented_gives_largest_run);
+	RUN(t_extend_in_place);
+	RUN(t_build_from_used);
+	RUN(t_random_churn_and_reuse);
+	RUN(t_open_errors);
+	return check_done();
+}

@@ -1,0 +1,776 @@
+/* test_store.c - the store end to end: bytes round trip, crash replay,
+ * eviction order, pins, ENOSPC, space efficiency, renames, meta, verify. */
+#include <fcntl.h>
+#include <math.h>
+#include <sys/stat.h>
+
+#include "check.h"
+#include "tcache.h"
+#include "testutil.h"
+
+#define KiB 1024ull
+#define MiB (1024ull * 1024)
+
+static tc_store *open_store(const char *dir, uint64_t cap)
+{
+	struct tc_options o = { .capacity = cap };
+	tc_store *s = NULL;
+	int r = tc_store_open(dir, &o, &s);
+	if (r)
+		printf("# tc_store_open(%s): %d\n", dir, r);
+	return s;
+}
+
+static uint64_t mkentry(tc_store *s, const char *name)
+{
+	struct tc_stat st;
+	int r = tc_mkdir(s, TC_ROOT_ID, name, 0755, 0, 0, &st);
+	return r ? 0 : st.id;
+}
+
+/* Create @name in @dir with @n bytes of seeded data, written in pieces of
+ * @chunk, and commit.  Returns 0 or the first error. */
+static int put(tc_store *s, uint64_t dir, const char *name, size_t n,
+	       uint64_t seed, size_t chunk)
+{
+	struct tc_stat st;
+	tc_file *f;
+	int r = tc_create(s, dir, name, 0644, 0, 0, &f, &st);
+	if (r)
+		return r;
+	uint8_t *buf = malloc(n ? n : 1);
+	fill(buf, n, seed);
+	for (size_t at = 0; at < n && !r; at += chunk) {
+		size_t k = n - at < chunk ? n - at : chunk;
+		ssize_t w = tc_file_write(s, f, buf + at, k, at);
+		if (w != (ssize_t)k)
+			r = w < 0 ? (int)w : -EIO;
+	}
+	if (!r)
+		r = tc_file_commit(s, f);
+	tc_file_close(s, f);
+	free(buf);
+	return r;
+}
+
+/* Does @name in @dir hold exactly @n bytes of @seed's data? */
+static int same(tc_store *s, uint64_t dir, const char *name, size_t n,
+		uint64_t seed)
+{
+	struct tc_stat st;
+	tc_file *f;
+	if (tc_lookup(s, dir, name, &st) || st.size != n)
+		return 0;
+	if (tc_open(s, st.id, 0, &f))
+		return 0;
+	uint8_t *want = malloc(n + 1), *got = malloc(n + 1);
+	fill(want, n, seed);
+	ssize_t r = tc_file_pread(s, f, got, n + 1, 0);
+	int ok = r == (ssize_t)n && memcmp(want, got, n) == 0;
+	tc_file_close(s, f);
+	free(want);
+	free(got);
+	return ok;
+}
+
+static int exists(tc_store *s, uint64_t dir, const char *name)
+{
+	struct tc_stat st;
+	return tc_lookup(s, dir, name, &st) == 0;
+}
+
+static const size_t sizes[] = { 0, 1, 4095, 4096, 4097, MiB + 3, 9 * MiB + 17 };
+#define NSIZES (sizeof(sizes) / sizeof(sizes[0]))
+
+static void t_roundtrip_and_reopen(void)
+{
+	char *d = tmpdir_new();
+	tc_store *s = open_store(d, 64 * MiB);
+	REQUIRE(s);
+	uint64_t e = mkentry(s, "entry");
+	REQUIRE(e);
+	struct tc_stat g;
+	REQUIRE(tc_mkdir(s, e, "group", 0750, 1, 2, &g) == 0);
+	CHECK(g.kind == TC_KIND_GROUP && g.uid == 1 && g.gid == 2);
+	char name[32];
+	for (size_t i = 0; i < NSIZES; i++) {
+		snprintf(name, sizeof(name), "t%zu", i);
+		CHECK(put(s, e, name, sizes[i], i, 128 * KiB) == 0);
+		CHECK(put(s, g.id, name, sizes[i], 100 + i, 4096 + 7) == 0);
+	}
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < NSIZES; i++) {
+			snprintf(name, sizeof(name), "t%zu", i);
+			CHECK(same(s, e, name, sizes[i], i));
+			CHECK(same(s, g.id, name, sizes[i], 100 + i));
+		}
+		struct tc_stats st;
+		tc_store_stats(s, &st);
+		CHECK(st.entries == 1 && st.groups == 1 && st.tensors == 2 * NSIZES);
+		CHECK(st.capacity == 64 * MiB);
+		CHECK(tc_store_close(s) == 0);
+		s = open_store(d, 0);
+		REQUIRE(s);
+		struct tc_stat es;
+		CHECK(tc_lookup(s, TC_ROOT_ID, "entry", &es) == 0 && es.id == e);
+		CHECK(tc_lookup(s, e, "group", &g) == 0 && g.mode == (040000 | 0750));
+	}
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
+static void t_second_open_fails(void)
+{
+	char *d = tmpdir_new();
+	tc_store *s = open_store(d, 1 * MiB), *s2 = NULL;
+	REQUIRE(s);
+	CHECK(tc_store_open(d, NULL, &s2) == -EBUSY);
+	CHECK(s2 == NULL);
+	tc_store_close(s);
+	CHECK(tc_store_open(d, NULL, &s2) == 0);
+	tc_store_close(s2);
+	tmpdir_free(d);
+}
+
+static void copy_file(const char *from, const char *to, off_t limit)
+{
+	int a = open(from, O_RDONLY), b = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	static uint8_t buf[1 << 16];
+	off_t done = 0;
+	ssize_t n;
+	if (a < 0 || b < 0)
+		abort();
+	while ((limit < 0 || done < limit) &&
+	       (n = read(a, buf, limit < 0 || limit - done > (off_t)sizeof(buf)
+					? sizeof(buf) : (size_t)(limit - done))) > 0) {
+		if (write(b, buf, (size_t)n) != n)
+			abort();
+		done += n;
+	}
+	close(a);
+	close(b);
+}
+
+/* A "crash": the files as the kernel has them while the store is open
+ * (no close, no checkpoint), with the journal cut at @jlimit. */
+static void crash_copy(const char *d, const char *to, off_t jlimit)
+{
+	char a[512], b[512];
+	mkdir(to, 0700);
+	snprintf(a, sizeof(a), "%s/pool", d);
+	snprintf(b, sizeof(b), "%s/pool", to);
+	copy_file(a, b, -1);
+	snprintf(a, sizeof(a), "%s/journal", d);
+	snprintf(b, sizeof(b), "%s/journal", to);
+	copy_file(a, b, jlimit);
+}
+
+static off_t journal_size(const char *d)
+{
+	char p[512];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/journal", d);
+	return stat(p, &st) ? -1 : st.st_size;
+}
+
+/* Cut the journal at every byte inside the record of the last commit:
+ * earlier commits are intact, the last one is absent, never torn. */
+static void t_crash_replay_every_offset(void)
+{
+	char *d = tmpdir_new(), *c = tmpdir_new();
+	tc_store *s = open_store(d, 16 * MiB);
+	REQUIRE(s);
+	uint64_t e = mkentry(s, "e");
+	char name[16];
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "t%d", i);
+		CHECK(put(s, e, name, 5000 + (size_t)i * 3000, (uint64_t)i, 4096) == 0);
+	}
+	off_t before = journal_size(d);
+	CHECK(put(s, e, "last", 70000, 99, 8192) == 0);
+	off_t after = journal_size(d);
+	CHECK(after > before);
+	int bad = 0;
+	for (off_t cut = before; cut <= after; cut++) {
+		crash_copy(d, c, cut);
+		tc_store *s2 = open_store(c, 0);
+		if (!s2) {
+			bad++;
+			continue;
+		}
+		for (int i = 0; i < 4; i++) {
+			snprintf(name, sizeof(name), "t%d", i);
+			if (!same(s2, e, name, 5000 + (size_t)i * 3000, (uint64_t)i))
+				bad++;
+		}
+		int last = exists(s2, e, "last");
+		if (cut < after ? last : !same(s2, e, "last", 70000, 99))
+			bad++;
+		tc_store_close(s2);
+	}
+	CHECK(bad == 0);
+	tc_store_close(s);
+	tmpdir_free(d);
+	tmpdir_free(c);
+}
+
+/* A write in progress when the process dies is absent after reopen. */
+static void t_uncommitted_absent_after_crash(void)
+{
+	char *d = tmpdir_new(), *c = tmpdir_new();
+	tc_store *s = open_store(d, 16 * MiB);
+	REQUIRE(s);
+	uint64_t e = mkentry(s, "e");
+	CHECK(put(s, e, "done", 10000, 1, 4096) == 0);
+	tc_file *f;
+	struct tc_stat st;
+	uint8_t buf[8192];
+	fill(buf, sizeof(buf), 5);
+	REQUIRE(tc_create(s, e, "partial", 0644, 0, 0, &f, &st) == 0);
+	CHECK(tc_file_write(s, f, buf, sizeof(buf), 0) == sizeof(buf));
+	crash_copy(d, c, -1);
+	tc_store *s2 = open_store(c, 0);
+	REQUIRE(s2);
+	CHECK(same(s2, e, "done", 10000, 1));
+	CHECK(!exists(s2, e, "partial"));
+	tc_store_close(s2);
+	tc_file_close(s, f);
+	CHECK(!exists(s, e, "partial")); /* never committed: gone at close */
+	tc_store_close(s);
+	tmpdir_free(d);
+	tmpdir_free(c);
+}
+
+static void flip_byte(const char *path, off_t off)
+{
+	int fd = open(path, O_RDWR);
+	uint8_t b;
+	if (fd < 0 || pread(fd, &b, 1, off) != 1)
+		abort();
+	b ^= 0xff;
+	if (pwrite(fd, &b, 1, off) != 1)
+		abort();
+	close(fd);
+}
+
+/* A flipped byte inside one commit record drops that tensor only. */
+static void t_flipped_journal_byte(void)
+{
+	char *d = tmpdir_new();
+	tc_store *s = open_store(d, 16 * MiB);
+	REQUIRE(s);
+	uint64_t e = mkentry(s, "e");
+	CHECK(put(s, e, "a", 3000, 1, 4096) == 0);
+	off_t mid = journal_size(d);
+	CHECK(put(s, e, "b", 3000, 2, 4096) == 0);
+	off_t mid2 = journal_size(d);
+	CHECK(put(s, e, "c", 3000, 3, 4096) == 0);
+	/* simulate a crash: keep the journal as is (no checkpoint) */
+	char *c = tmpdir_new(), p[512];
+	crash_copy(d, c, -1);
+	tc_store_close(s);
+	snprintf(p, sizeof(p), "%s/journal", c);
+	flip_byte(p, mid + (mid2 - mid) / 2);
+	s = open_store(c, 0);
+	REQUIRE(s);
+	CHECK(same(s, e, "a", 3000, 1));
+	CHECK(!exists(s, e, "b"));
+	CHECK(same(s, e, "c", 3000, 3));
+	struct tc_stats st;
+	tc_store_stats(s, &st);
+	CHECK(st.journal_dropped == 1);
+	tc_store_close(s);
+	tmpdir_free(d);
+	tmpdir_free(c);
+}
+
+static void t_eviction_order_and_pins(void)
+{
+	char *d = tmpdir_new();
+	/* 1 MiB: ten 100 KiB entries fit (25 blocks each, 250 of 256) */
+	tc_store *s = open_store(d, 1 * MiB);
+	REQUIRE(s);
+	uint64_t ids[16];
+	char name[16];
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "e%d", i);
+		ids[i] = mkentry(s, name);
+		CHECK(put(s, ids[i], "t", 100 * KiB, (uint64_t)i, 64 * KiB) == 0);
+	}
+	struct tc_stats st;
+	tc_store_stats(s, &st);
+	CHECK(st.evictions == 0 && st.entries == 10);
+	/* opening e0 makes it young; e1 is now the oldest */
+	CHECK(same(s, ids[0], "t", 100 * KiB, 0));
+	CHECK(tc_pin(s, ids[1], 1) == 0);     /* pinned */
+	tc_file *hold;
+	struct tc_stat ts;
+	REQUIRE(tc_lookup(s, ids[2], "t", &ts) == 0);
+	REQUIRE(tc_open(s, ts.id, 0, &hold) == 0); /* held open */
+	ids[10] = mkentry(s, "e10");
+	CHECK(put(s, ids[10], "t", 250 * KiB, 10, 64 * KiB) == 0);
+	/* needed ~250 KiB: e3, e4, e5 go (e0 young, e1 pinned, e2 open) */
+	CHECK(exists(s, TC_ROOT_ID, "e0") && exists(s, TC_ROOT_ID, "e1") &&
+	      exists(s, TC_ROOT_ID, "e2"));
+	CHECK(!exists(s, TC_ROOT_ID, "e3") && !exists(s, TC_ROOT_ID, "e4"));
+	CHECK(exists(s, TC_ROOT_ID, "e9"));
+	tc_store_stats(s, &st);
+	CHECK(st.evictions >= 2 && st.used <= st.capacity);
+	CHECK(same(s, ids[10], "t", 250 * KiB, 10));
+	CHECK(same(s, ids[1], "t", 100 * KiB, 1));
+	uint8_t b[16];
+	CHECK(tc_file_pread(s, hold, b, 16, 0) == 16);
+	tc_file_close(s, hold);
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
+static int evicted_count;
+static void on_evict(void *arg, uint64_t parent, uint64_t id, const char *name)
+{
+	(void)arg; (void)id; (void)name;
+	if (parent == TC_ROOT_ID)
+		evicted_count++;
+}
+
+/* Everything pinned: the write fails with ENOSPC and nothing changes. */
+static void t_enospc_all_pinned(void)
+{
+	char *d = tmpdir_new();
+	tc_store *s = open_store(d, 512 * KiB);
+	REQUIRE(s);
+	tc_store_on_evict(s, on_evict, NULL);
+	evicted_count = 0;
+	uint64_t ids[4];
+	char name[8];
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "e%d", i);
+		ids[i] = mkentry(s, name);
+		CHECK(put(s, ids[i], "t", 100 * KiB, (uint64_t)i, 4096) == 0);
+	}
+	CHECK(tc_pin(s, ids[0], 1) == 0 && tc_pin(s, ids[1], 1) == 0);
+	tc_file *h2, *h3;
+	struct tc_stat t2, t3;
+	tc_lookup(s, ids[2], "t", &t2);
+	tc_lookup(s, ids[3], "t", &t3);
+	REQUIRE(tc_open(s, t2.id, 0, &h2) == 0 && tc_open(s, t3.id, 0, &h3) == 0);
+	struct tc_stats before, after;
+	tc_store_stats(s, &before);
+	CHECK(put(s, ids[0], "big", 200 * KiB, 9, 64 * KiB) == -ENOSPC);
+	tc_store_stats(s, &after);
+	CHECK(evicted_count == 0 && after.evictions == 0);
+	CHECK(after.used == before.used && after.entries == 4 && after.tensors == 4);
+	CHECK(!exists(s, ids[0], "big"));
+	for (int i = 0; i < 4; i++)
+		CHECK(same(s, ids[i], "t", 100 * KiB, (uint64_t)i));
+	/* space comes back once a pin goes */
+	tc_file_close(s, h3);
+	CHECK(put(s, ids[0], "big", 200 * KiB, 9, 64 * KiB) == 0);
+	CHECK(evicted_count == 1 && !exists(s, TC_ROOT_ID, "e3"));
+	CHECK(same(s, ids[0], "big", 200 * KiB, 9));
+	tc_file_close(s, h2);
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
+static int first_eviction;
+static void note_eviction(void *arg, uint64_t parent, uint64_t id, const char *name)
+{
+	(void)arg; (void)parent; (void)id; (void)name;
+	first_eviction = 1;
+}
+
+/* Mixed sizes 1 KiB .. 64 MiB (log-uniform): at least 90% of the capacity
+ * holds live bytes when the first eviction happens. */
+static void t_space_efficiency_90(void)
+{
+	char *d = tmpdir_new();
+	const uint64_t cap = 1024 * MiB;
+	tc_store *s = open_store(d, cap);
+	REQUIRE(s);
+	tc_store_on_evict(s, note_eviction, NULL);
+	first_eviction = 0;
+	uint64_t seed = 12345, live_before = 0;
+	size_t maxn = 64 * MiB;
+	uint8_t *buf = malloc(maxn);
+	memset(buf, 0xab, maxn);
+	char name[32];
+	int i;
+	for (i = 0; !first_eviction && i < 100000; i++) {
+		struct tc_stats st;
+		tc_store_stats(s, &st);
+		live_before = st.live_bytes;
+		double lg = log(1024.0) + (double)(rnd(&seed) % 1000000) / 1e6 *
+					       (log(64.0 * MiB) - log(1024.0));
+		size_t n = (size_t)exp(lg);
+		snprintf(name, sizeof(name), "e%d", i);
+		struct tc_stat es;
+		REQUIRE(tc_mkdir(s, TC_ROOT_ID, name, 0755, 0, 0, &es) == 0);
+		tc_file *f;
+		struct tc_stat ts;
+		REQUIRE(tc_create(s, es.id, "x", 0644, 0, 0, &f, &ts) == 0);
+		for (size_t at = 0; at < n; at += MiB) {
+			size_t k = n - at < MiB ? n - at : MiB;
+			REQUIRE(tc_file_write(s, f, buf + at, k, at) == (ssize_t)k);
+		}
+		REQUIRE(tc_file_commit(s, f) == 0);
+		tc_file_close(s, f);
+	}
+	double fill_ratio = (double)live_before / (double)cap;
+	printf("# entries %d, live bytes at first eviction %.4f of capacity\n",
+	       i, fill_ratio);
+	CHECK(first_eviction);
+	CHECK(fill_ratio >= 0.90);
+	free(buf);
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
+/* Readers keep the bytes they opened; replacements are atomic. */
+static void t_replace_is_atomic(void)
+{
+	char *d = tmpdir_new();
+	tc_store *s = open_store(d, 16 * MiB);
+	REQUIRE(s);
+	uint64_t e = mkentry(s, "e");
+	CHECK(put(s, e, "t", 50000, 1, 4096) == 0);
+	struct tc_stat st;
+	tc_lookup(s, e, "t", &st);
+	tc_file *r1;
+	REQUIRE(tc_open(s, st.id, 0, &r1) == 0);
+	/* overwrite with O_TRUNC, different size */
+	tc_file *w;
+	REQUIRE(tc_open(s, st.id, TC_O_WRITE | TC_O_TRUNC, &w) == 0);
+	uint8_t nb[30000];
+	fill(nb, sizeof(nb), 2);
+	CHECK(tc_file_write(s, w, nb, sizeof(nb), 0) == sizeof(nb));
+	/* not yet committed: a new reader sees the old bytes */
+	CHECK(same(s, e, "t", 50000, 1) == 0); /* lookup size is pending's */
+	tc_file *r2;
+	REQUIRE(tc_open(s, st.id, 0, &r2) == 0);
+	uint8_t got[60000], want[60000];
+	fill(want, 50000, 1);
+	CHECK(tc_file_pread(s, r2, got, sizeof(got), 0) == 50000 &&
+	      !memcmp(got, want, 50000));
+	CHECK(tc_file_commit(s, w) == 0);
+	tc_file_close(s, w);
+	CHECK(same(s, e, "t", 30000, 2));
+	CHECK(tc_file_pread(s, r1, got, sizeof(got), 0) == 50000 &&
+	      !memcmp(got, want, 50000));
+	tc_file_close(s, r1);
+	tc_file_close(s, r2);
+	/* append without truncation: old bytes then new */
+	REQUIRE(tc_open(s, st.id, TC_O_WRITE, &w) == 0);
+	CHECK(tc_file_write(s, w, "tail", 4, 30000) == 4);
+	CHECK(tc_file_commit(s, w) == 0);
+	tc_file_close(s, w);
+	tc_lookup(s, e, "t", &st);
+	CHECK(st.size == 30004);
+	REQUIRE(tc_open(s, st.id, 0, &r1) == 0);
+	CHECK(tc_file_pread(s, r1, got, sizeof(got), 0) == 30004);
+	CHECK(!memcmp(got, nb, 30000) && !memcmp(got + 30000, "tail", 4));
+	tc_file_close(s, r1);
+	/* a write past the end leaves zeros in the gap */
+	REQUIRE(tc_open(s, st.id, TC_O_WRITE, &w) == 0);
+	CHECK(tc_file_write(s, w, "Z", 1, 40000) == 1);
+	CHECK(tc_file_commit(s, w) == 0);
+	tc_file_close(s, w);
+	REQUIRE(tc_open(s, st.id, 0, &r1) == 0);
+	CHECK(tc_file_pread(s, r1, got, sizeof(got), 0) == 40001);
+	int zeros = 1;
+	for (int i = 30004; i < 40000; i++)
+		zeros &= got[i] == 0;
+	CHECK(zeros && got[40000] == 'Z');
+	tc_file_close(s, r1);
+	/* truncate without a handle commits at once */
+	struct tc_setattr sa = { .valid = TC_SET_SIZE, .size = 10 };
+	CHECK(tc_setattr(s, st.id, &sa, NULL, &st) == 0 && st.size == 10);
+	tc_store_close(s);
+	s = open_store(d, 0);
+	REQUIRE(s);
+	CHECK(tc_lookup(s, e, "t", &st) == 0 && st.size == 10);
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
+static void t_rename_rules(void)
+{
+	char *d = tmpdir_new();
+	tc_store *s = open_store(d, 16 * MiB);
+	REQUIRE(s);
+	uint64_t a = mkentry(s, "a"), b = mkentry(s, "b");
+	struct tc_stat g;
+	REQUIRE(tc_mkdir(s, a, "g", 0755, 0, 0, &g) == 0);
+	CHECK(put(s, a, "x", 1000, 1, 4096) == 0);
+	CHECK(put(s, a, "y", 2000, 2, 4096) == 0);
+	CHECK(put(s, b, "z", 3000, 3, 4096) == 0);
+	/* rename over an existing tensor (rsync's temp file pattern) */
+	CHECK(tc_rename(s, a, "x", a, "y", 0) == 0);
+	CHECK(!exists(s, a, "x") && same(s, a, "y", 1000, 1));
+	/* across entries */
+	CHECK(tc_rename(s, a, "y", b, "y2", 0) == 0);
+	CHECK(same(s, b, "y2", 1000, 1));
+	CHECK(tc_rename(s, b, "z", TC_ROOT_ID, "z", 0) == -EPERM);
+	CHECK(tc_rename(s, TC_ROOT_ID, "a", g.id, "in", 0) == -EINVAL);
+	CHECK(tc_rename(s, b, "z", b, "y2", TC_RENAME_NOREPLACE) == -EEXIST);
+	CHECK(tc_rename(s, b, "z", b, "meta.json", 0) == -EEXIST);
+	CHECK(tc_rename(s, TC_ROOT_ID, "a", TC_ROOT_ID, "b", 0) == -ENOTEMPTY);
+	CHECK(tc_rename(s, TC_ROOT_ID, "a", TC_ROOT_ID, "a2", 0) == 0);
+	/* a group becomes an entry and back */
+	CHECK(tc_rename(s, a, "g", TC_ROOT_ID, "g", 0) == 0);
+	struct tc_stat gs;
+	CHECK(tc_lookup(s, TC_ROOT_ID, "g", &gs) == 0 && gs.kind == TC_KIND_ENTRY);
+	CHECK(tc_rename(s, TC_ROOT_ID, "g", b, "g", 0) == 0);
+	CHECK(tc_lookup(s, b, "g", &gs) == 0 && gs.kind == TC_KIND_GROUP);
+	struct tc_stats st;
+	tc_store_stats(s, &st);
+	CHECK(st.entries == 2 && st.groups == 1 && st.tensors == 2);
+	tc_store_close(s);
+	s = open_store(d, 0);
+	REQUIRE(s);
+	CHECK(same(s, b, "y2", 1000, 1) && same(s, b, "z", 3000, 3));
+	CHECK(exists(s, TC_ROOT_ID, "a2") && !exists(s, TC_ROOT_ID, "a"));
+	CHECK(tc_lookup(s, b, "g", &gs) == 0 && gs.kind == TC_KIND_GROUP);
+	tc_store_stats(s, &st);
+	CHECK(st.entries == 2 && st.groups == 1 && st.tensors == 2);
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
+static void t_refusals(void)
+{
+	char *d = tmpdir_new();
+	tc_store *s = open_store(d, 4 * MiB);
+	REQUIRE(s);
+	uint64_t e = mkentry(s, "e");
+	struct tc_stat st;
+	tc_file *f;
+	char longname[300];
+	memset(longname, 'n', 256);
+	longname[256] = 0;
+	CHECK(tc_create(s, TC_ROOT_ID, "rootfile", 0644, 0, 0, &f, &st) == -EPERM);
+	CHECK(tc_mkdir(s, TC_ROOT_ID, longname, 0755, 0, 0, &st) == -ENAMETOOLONG);
+	longname[255] = 0;
+	CHECK(tc_mkdir(s, TC_ROOT_ID, longname, 0755, 0, 0, &st) == 0);
+	CHECK(tc_mkdir(s, TC_ROOT_ID, "e", 0755, 0, 0, &st) == -EEXIST);
+	CHECK(tc_mkdir(s, TC_ROOT_ID, "..", 0755, 0, 0, &st) == -EINVAL);
+	CHECK(tc_mkdir(s, TC_ROOT_ID, "a/b", 0755, 0, 0, &st) == -EINVAL);
+	CHECK(tc_create(s, e, "meta.json", 0644, 0, 0, &f, &st) == -EEXIST);
+	CHECK(put(s, e, "t", 10, 1, 10) == 0);
+	CHECK(tc_rmdir(s, TC_ROOT_ID, "e") == -ENOTEMPTY);
+	CHECK(tc_unlink(s, TC_ROOT_ID, "e") == -EISDIR);
+	CHECK(tc_rmdir(s, e, "t") == -ENOTDIR);
+	CHECK(tc_lookup(s, e, "nope", &st) == -ENOENT);
+	CHECK(tc_getattr(s, 999999, &st) == -ENOENT);
+	CHECK(tc_unlink(s, e, "t") == 0 && tc_rmdir(s, TC_ROOT_ID, "e") == 0);
+	uint64_t v;
+	CHECK(tc_parse_size("20G", &v) == 0 && v == 20ull << 30);
+	CHECK(tc_parse_size("64K", &v) == 0 && v == 65536);
+	CHECK(tc_parse_size("1.5M", &v) == 0 && v == 3ull << 19);
+	CHECK(tc_parse_size("512", &v) == 0 && v == 512);
+	CHECK(tc_parse_size("2GiB", &v) == 0 && v == 2ull << 30);
+	CHECK(tc_parse_size("", &v) == -EINVAL && tc_parse_size("G", &v) == -EINVAL);
+	CHECK(tc_parse_size("12X", &v) == -EINVAL && tc_parse_size("0", &v) == -EINVAL);
+	CHECK(tc_parse_size("99999999999999999999", &v) == -ERANGE);
+	CHECK(tc_parse_size("20000000T", &v) == -ERANGE);
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
+static void t_unlink_while_open(void)
+{
+	char *d = tmpdir_new();
+	tc_store *s = open_store(d, 1 * MiB);
+	REQUIRE(s);
+	uint64_t e = mkentry(s, "e");
+	CHECK(put(s, e, "t", 500 * KiB, 4, 64 * KiB) == 0);
+	struct tc_stat st;
+	tc_lookup(s, e, "t", &st);
+	tc_file *r;
+	REQUIRE(tc_open(s, st.id, 0, &r) == 0);
+	CHECK(tc_unlink(s, e, "t") == 0);
+	struct tc_stats a, b;
+	tc_store_stats(s, &a);
+	CHECK(a.used >= 500 * KiB); /* still held by the reader */
+	uint8_t *got = malloc(500 * KiB), *want = malloc(500 * KiB);
+	fill(want, 500 * KiB, 4);
+	CHECK(tc_file_pread(s, r, got, 500 * KiB, 0) == 500 * KiB &&
+	      !memcmp(got, want, 500 * KiB));
+	tc_file_close(s, r);
+	tc_store_stats(s, &b);
+	CHECK(b.used == 0);
+	free(got);
+	free(want);
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
+/* A v1.0 .npy header for float32 (2, 3), padded to 128 bytes. */
+static size_t npy_f32_2x3(uint8_t *out)
+{
+	const char *dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+	size_t hl = 128 - 10;
+	memcpy(out, "\x93NUMPY\x01\x00", 8);
+	out[8] = (uint8_t)hl;
+	out[9] = 0;
+	memset(out + 10, ' ', hl);
+	memcpy(out + 10, dict, strlen(dict));
+	out[127] = '\n';
+	float v[6] = { 1, 2, 3, 4, 5, 6 };
+	memcpy(out + 128, v, sizeof(v));
+	return 128 + sizeof(v);
+}
+
+static void t_meta_and_npy(void)
+{
+	char *d = tmpdir_new();
+	tc_store *s = open_store(d, 4 * MiB);
+	REQUIRE(s);
+	uint64_t e = mkentry(s, "e");
+	uint8_t npy[256];
+	size_t n = npy_f32_2x3(npy);
+	struct tc_stat st;
+	tc_file *f;
+	REQUIRE(tc_create(s, e, "a.npy", 0644, 0, 0, &f, &st) == 0);
+	CHECK(tc_file_write(s, f, npy, n, 0) == (ssize_t)n);
+	CHECK(tc_file_commit(s, f) == 0);
+	tc_file_close(s, f);
+	CHECK(put(s, e, "raw", 64, 1, 64) == 0);
+	char *json;
+	size_t len;
+	REQUIRE(tc_meta_get(s, e, &json, &len) == 0);
+	CHECK(strlen(json) == len);
+	CHECK(strstr(json, "\"float32\"") != NULL);
+	CHECK(strstr(json, "\"uint8\"") != NULL);
+	free(json);
+	const char *set = "{\"tensors\": {\"raw\": {\"dtype\": \"float64\", \"shape\": [2, 4]}},"
+			  " \"attrs\": {\"model\": \"m1\"}, \"pinned\": true}";
+	CHECK(tc_meta_set(s, e, set, strlen(set)) == 0);
+	const char *bad = "{\"tensors\": {\"raw\": {\"dtype\": \"float64\", \"shape\": [3]}}}";
+	CHECK(tc_meta_set(s, e, bad, strlen(bad)) == -EINVAL);
+	CHECK(tc_meta_set(s, e, "{", 1) == -EINVAL);
+	CHECK(tc_meta_set(s, e, "{\"tensors\": {\"raw\": {\"dtype\": \"f99\"}}}", 38) == -EINVAL);
+	tc_store_close(s);
+	s = open_store(d, 0);
+	REQUIRE(s);
+	REQUIRE(tc_meta_get(s, e, &json, &len) == 0);
+	CHECK(strstr(json, "\"float64\"") != NULL);
+	CHECK(strstr(json, "\"m1\"") != NULL);
+	CHECK(strstr(json, "\"pinned\":\ttrue") != NULL);
+	free(json);
+	struct tc_stats sts;
+	tc_store_stats(s, &sts);
+	CHECK(sts.pinned == 1);
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
+/* Damaged pool bytes are never served: -EIO for that tensor only. */
+static void t_verify_on_open(void)
+{
+	char *d = tmpdir_new();
+	tc_store *s = open_store(d, 4 * MiB);
+	REQUIRE(s);
+	uint64_t e = mkentry(s, "e");
+	CHECK(put(s, e, "a", 8192, 1, 4096) == 0);
+	CHECK(put(s, e, "b", 8192, 2, 4096) == 0);
+	struct tc_stat st;
+	tc_file *f;
+	tc_lookup(s, e, "b", &st);
+	REQUIRE(tc_open(s, st.id, 0, &f) == 0);
+	struct tc_span sp[4];
+	int n;
+	size_t total;
+	REQUIRE(tc_file_map(s, f, 100, 1, sp, 4, &n, &total) == 0 && n == 1);
+	off_t where = (off_t)sp[0].fd_off;
+	tc_file_close(s, f);
+	tc_store_close(s);
+	char p[512];
+	snprintf(p, sizeof(p), "%s/pool", d);
+	flip_byte(p, where);
+	s = open_store(d, 0);
+	REQUIRE(s);
+	CHECK(same(s, e, "a", 8192, 1));
+	tc_lookup(s, e, "b", &st);
+	CHECK(tc_open(s, st.id, 0, &f) == -EIO);
+	CHECK(tc_open(s, st.id, 0, &f) == -EIO);
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
+static void t_capacity_change(void)
+{
+	char *d = tmpdir_new();
+	tc_store *s = open_store(d, 1 * MiB);
+	REQUIRE(s);
+	uint64_t e1 = mkentry(s, "e1"), e2 = mkentry(s, "e2");
+	CHECK(put(s, e1, "t", 400 * KiB, 1, 64 * KiB) == 0);
+	CHECK(put(s, e2, "t", 400 * KiB, 2, 64 * KiB) == 0);
+	tc_store_close(s);
+	s = open_store(d, 4 * MiB); /* grow */
+	REQUIRE(s);
+	struct tc_stats st;
+	tc_store_stats(s, &st);
+	CHECK(st.capacity == 4 * MiB && st.entries == 2);
+	CHECK(same(s, e1, "t", 400 * KiB, 1) && same(s, e2, "t", 400 * KiB, 2));
+	tc_store_close(s);
+	s = open_store(d, 512 * KiB); /* shrink: what lies past the end goes */
+	REQUIRE(s);
+	tc_store_stats(s, &st);
+	CHECK(st.capacity == 512 * KiB && st.entries == 1 && st.evictions == 1);
+	CHECK(same(s, e1, "t", 400 * KiB, 1));
+	tc_store_close(s);
+	s = open_store(d, 0);
+	REQUIRE(s);
+	tc_store_stats(s, &st);
+	CHECK(st.capacity == 512 * KiB && st.entries == 1);
+	CHECK(same(s, e1, "t", 400 * KiB, 1));
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
+/* Recency survives a restart: the entry opened last is evicted last. */
+static void t_recency_survives_restart(void)
+{
+	char *d = tmpdir_new();
+	tc_store *s = open_store(d, 512 * KiB);
+	REQUIRE(s);
+	uint64_t a = mkentry(s, "a"), b = mkentry(s, "b");
+	CHECK(put(s, a, "t", 200 * KiB, 1, 4096) == 0);
+	CHECK(put(s, b, "t", 200 * KiB, 2, 4096) == 0);
+	CHECK(same(s, a, "t", 200 * KiB, 1)); /* a is now the youngest */
+	char *c = tmpdir_new();
+	crash_copy(d, c, -1);                  /* recency from the log */
+	tc_store_close(s);
+	for (int k = 0; k < 2; k++) {
+		s = open_store(k ? d : c, 0);   /* and from a checkpoint */
+		REQUIRE(s);
+		uint64_t x = mkentry(s, "x");
+		CHECK(put(s, x, "t", 200 * KiB, 3, 4096) == 0);
+		CHECK(exists(s, TC_ROOT_ID, "a") && !exists(s, TC_ROOT_ID, "b"));
+		tc_store_close(s);
+	}
+	tmpdir_free(c);
+	tmpdir_free(d);
+}
+
+int main(void)
+{
+	RUN(t_roundtrip_and_reopen);
+	RUN(t_second_open_fails);
+	RUN(t_crash_replay_every_offset);
+	RUN(t_uncommitted_absent_after_crash);
+	RUN(t_flipped_journal_byte);
+	RUN(t_eviction_order_and_pins);
+	RUN(t_enospc_all_pinned);
+	RUN(t_space_efficiency_90);
+	RUN(t_replace_is_atomic);
+	RUN(t_rename_rules);
+	RUN(t_refusals);
+	RUN(t_unlink_while_open);
+	RUN(t_meta_and_npy);
+	RUN(t_verify_on_open);
+	RUN(t_capacity_change);
+	RUN(t_recency_survives_restart);
+	return check_done();
+}

@@ -1,0 +1,169 @@
+/*
+ * bench_index.c - tcache-bench-index: the cost of a put and of a lookup as
+ * the store grows, straight on libtcache (no FUSE).
+ *
+ * A put is what caching one item costs: mkdir an entry, create one small
+ * tensor in it, write it, commit (journal records included).  The cost is
+ * the mean over a window of puts, so checkpoints are amortized into it as
+ * users would see them.  A lookup is tc_lookup of a random existing entry
+ * followed by tc_lookup of its tensor.
+ *
+ * Usage: tcache-bench-index [--dir DIR] [--max N] [--tensor-bytes B]
+ * Prints one line per size (10k, 100k, 1M by default up to --max).
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tcache.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int rm_one(const char *p, const struct stat *st, int f, struct FTW *w)
+{
+	(void)st; (void)f; (void)w;
+	return remove(p);
+}
+
+static int put(tc_store *s, uint64_t i, const void *buf, size_t n)
+{
+	char name[32];
+	struct tc_stat st, ts;
+	tc_file *f;
+	int r;
+
+	snprintf(name, sizeof(name), "k%016llx", (unsigned long long)i);
+	r = tc_mkdir(s, TC_ROOT_ID, name, 0755, 0, 0, &st);
+	if (!r)
+		r = tc_create(s, st.id, "t", 0644, 0, 0, &f, &ts);
+	if (r)
+		return r;
+	if (n && tc_file_write(s, f, buf, n, 0) != (ssize_t)n)
+		r = -EIO;
+	if (!r)
+		r = tc_file_commit(s, f);
+	tc_file_close(s, f);
+	return r;
+}
+
+static long rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long v = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmRSS:", 6))
+			v = strtol(line + 6, NULL, 10);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
+	uint64_t max = 1000000, tb = 64;
+	char dir[4096];
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+			base = argv[++i];
+		else if (!strcmp(argv[i], "--max") && i + 1 < argc)
+			max = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--tensor-bytes") && i + 1 < argc)
+			tb = strtoull(argv[++i], NULL, 10);
+		else {
+			fprintf(stderr, "usage: %s [--dir DIR] [--max N] "
+					"[--tensor-bytes B]\n", argv[0]);
+			return strcmp(argv[i], "--help") ? 2 : 0;
+		}
+	}
+	if (max < 10000 || tb > 1 << 20) {
+		fprintf(stderr, "%s: --max must be >= 10000, --tensor-bytes <= 1 MiB\n",
+			argv[0]);
+		return 2;
+	}
+	snprintf(dir, sizeof(dir), "%s/tcache-bench-XXXXXX", base);
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	uint64_t per = tb ? (tb + TC_BLOCK - 1) / TC_BLOCK * TC_BLOCK : 0;
+	struct tc_options o = { .capacity = (max + 1) * per + (64ull << 20) };
+	tc_store *s;
+	int r = tc_store_open(dir, &o, &s);
+	if (r) {
+		fprintf(stderr, "tc_store_open: %s\n", strerror(-r));
+		return 1;
+	}
+	void *buf = calloc(1, tb ? tb : 1);
+	long rss0 = rss_kib();
+	const uint64_t window = 10000;
+	uint64_t marks[] = { 10000, 100000, 1000000, 10000000 };
+	printf("%-10s %12s %12s %14s\n", "entries", "put_us", "lookup_us", "rss_B/entry");
+	uint64_t done = 0;
+	double put10k = 0;
+	for (size_t m = 0; m < sizeof(marks) / sizeof(marks[0]) && marks[m] <= max; m++) {
+		/* fill to mark - window, then time the last window of puts */
+		for (; done < marks[m] - window; done++)
+			if ((r = put(s, done, buf, tb)))
+				goto fail;
+		double t0 = now_s();
+		for (; done < marks[m]; done++)
+			if ((r = put(s, done, buf, tb)))
+				goto fail;
+		double put_us = (now_s() - t0) / (double)window * 1e6;
+		uint64_t seed = 88172645463325252ull;
+		t0 = now_s();
+		for (uint64_t i = 0; i < window; i++) {
+			char name[32];
+			struct tc_stat st;
+			seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+			snprintf(name, sizeof(name), "k%016llx",
+				 (unsigned long long)(seed % done));
+			if (tc_lookup(s, TC_ROOT_ID, name, &st) ||
+			    tc_lookup(s, st.id, "t", &st)) {
+				r = -ENOENT;
+				goto fail;
+			}
+		}
+		double lookup_us = (now_s() - t0) / (double)window * 1e6;
+		if (m == 0)
+			put10k = put_us;
+		printf("%-10llu %12.2f %12.3f %14.0f\n", (unsigned long long)done,
+		       put_us, lookup_us,
+		       (double)(rss_kib() - rss0) * 1024.0 / (double)done);
+		fflush(stdout);
+		if (m > 0)
+			printf("  put cost vs 10k: %.2fx\n", put_us / put10k);
+	}
+	double t0 = now_s();
+	tc_store_close(s);
+	double tclose = now_s() - t0;
+	t0 = now_s();
+	r = tc_store_open(dir, NULL, &s);
+	if (r)
+		goto fail;
+	printf("close (checkpoint) %.2f s, reopen with %llu entries %.2f s\n",
+	       tclose, (unsigned long long)done, now_s() - t0);
+	tc_store_close(s);
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(buf);
+	return 0;
+fail:
+	fprintf(stderr, "failed after %llu puts: %s\n", (unsigned long long)done,
+		strerror(-r));
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return 1;
+}
