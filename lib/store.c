@@ -66,6 +66,7 @@ struct tc_store {
 	struct tc_journal jr;
 	unsigned verify;
 	int replaying;               /* replay: no pool yet, no frees */
+	int want_checkpoint;         /* the journal outgrew its last checkpoint */
 	uint64_t ver_counter;
 	uint64_t live_bytes;
 	uint64_t hits, misses, evictions, evicted_bytes;
@@ -292,12 +293,11 @@ static void node_drop(struct tc_store *s, struct tc_node *n)
 
 /* Remove @n and everything below it from the index (and the lru).  Open
  * tensors stay alive, dead, until their handles close.  No journaling. */
-static void remove_subtree(struct tc_store *s, struct tc_node *n)
+static void remove_rec(struct tc_store *s, struct tc_node *n)
 {
 	struct tc_node *c;
-	opens_add(n->parent, -(int64_t)opens_of(n));
 	while ((c = n->child_tail))
-		remove_subtree(s, c);
+		remove_rec(s, c);
 	if (n->kind == TC_KIND_ENTRY)
 		tc_lru_remove(&s->lru, n);
 	if (n->kind == TC_KIND_TENSOR && n->ver)
@@ -305,6 +305,12 @@ static void remove_subtree(struct tc_store *s, struct tc_node *n)
 	tc_index_remove(&s->idx, n);
 	n->dead = 1;
 	node_drop(s, n);
+}
+
+static void remove_subtree(struct tc_store *s, struct tc_node *n)
+{
+	opens_add(n->parent, -(int64_t)opens_of(n));
+	remove_rec(s, n);
 }
 
 static uint64_t subtree_bytes(const struct tc_node *n)
@@ -553,7 +559,7 @@ static int append(struct tc_store *s, struct tc_buf *b, uint64_t *seq)
 	if (r)
 		return r;
 	if (s->jr.size > 2 * s->jr.base + CHECKPOINT_SLACK)
-		checkpoint(s, s->jr.capacity); /* failure: keep the old log */
+		s->want_checkpoint = 1; /* at unlock, when the index is whole */
 	return 0;
 }
 
@@ -633,6 +639,21 @@ static int checkpoint(struct tc_store *s, uint64_t capacity)
 	int r = tc_journal_rewrite(&s->jr, capacity, emit_all, &c);
 	tc_buf_free(&c.b);
 	return r;
+}
+
+/*
+ * Every public function releases the lock through here.  A checkpoint runs
+ * only at this point, never inside an operation: an operation may append
+ * its record before it updates the index, and a checkpoint taken between
+ * the two would write the old state and drop the record.
+ */
+static void unlock(struct tc_store *s)
+{
+	if (s->want_checkpoint) {
+		s->want_checkpoint = 0;
+		checkpoint(s, s->jr.capacity); /* on failure the old log stays */
+	}
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* ---- replay ---------------------------------------------------------------- */
@@ -999,7 +1020,7 @@ int tc_store_close(tc_store *s)
 		return 0;
 	pthread_mutex_lock(&s->lock);
 	r = checkpoint(s, s->jr.capacity);
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	store_free(s);
 	return r;
 }
@@ -1012,7 +1033,7 @@ int tc_store_sync(tc_store *s)
 		r = -errno;
 	if (!r)
 		r = tc_journal_sync(&s->jr);
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	return r;
 }
 
@@ -1038,7 +1059,7 @@ void tc_store_stats(tc_store *s, struct tc_stats *st)
 	};
 	for (struct tc_node *e = s->lru.head; e; e = e->lru_next)
 		st->pinned += e->pinned;
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 }
 
 void tc_store_on_evict(tc_store *s, tc_evict_fn fn, void *arg)
@@ -1046,7 +1067,7 @@ void tc_store_on_evict(tc_store *s, tc_evict_fn fn, void *arg)
 	pthread_mutex_lock(&s->lock);
 	s->evict_fn = fn;
 	s->evict_arg = arg;
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 }
 
 /* ---- names and attributes --------------------------------------------------- */
@@ -1102,7 +1123,7 @@ int tc_lookup(tc_store *s, uint64_t parent, const char *name,
 		else
 			r = -ENOENT;
 	}
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	return r;
 }
 
@@ -1115,7 +1136,7 @@ int tc_getattr(tc_store *s, uint64_t id, struct tc_stat *st)
 		fill_stat(n, st);
 	else
 		r = -ENOENT;
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	return r;
 }
 
@@ -1165,7 +1186,7 @@ int tc_mkdir(tc_store *s, uint64_t parent, const char *name, uint32_t mode,
 	d->mtime = d->ctime = n->mtime;
 	fill_stat(n, st);
 out:
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	return r;
 }
 
@@ -1206,7 +1227,7 @@ int tc_rmdir(tc_store *s, uint64_t parent, const char *name)
 	else
 		r = remove_node(s, n);
 out:
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	return r;
 }
 
@@ -1228,7 +1249,7 @@ int tc_unlink(tc_store *s, uint64_t parent, const char *name)
 	else
 		r = remove_node(s, n);
 out:
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	return r;
 }
 
@@ -1325,7 +1346,7 @@ int tc_rename(tc_store *s, uint64_t parent, const char *name,
 	d->mtime = d->ctime = nd->mtime = nd->ctime = now;
 out:
 	tc_buf_free(&b);
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	return r;
 }
 
@@ -1347,7 +1368,7 @@ int tc_pin(tc_store *s, uint64_t id, int pinned)
 		n->ctime = tmp.ctime;
 	}
 out:
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	return r;
 }
 
@@ -1372,7 +1393,7 @@ int tc_list(tc_store *s, uint64_t dir, uint64_t **ids, size_t *n)
 	*ids = a;
 	*n = k;
 out:
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	return r;
 }
 
@@ -1595,7 +1616,7 @@ int tc_setattr(tc_store *s, uint64_t id, const struct tc_setattr *sa,
 	n->ctime = tmp.ctime;
 	fill_stat(n, st);
 out:
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	return r;
 }
 
@@ -1664,7 +1685,7 @@ fail:
 		ver_put(s, n->pending);
 	tc_node_free(n);
 out:
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	return r;
 }
 
@@ -1704,7 +1725,7 @@ int tc_open(tc_store *s, uint64_t id, unsigned flags, tc_file **fh)
 		if (s->verify == TC_VERIFY_ON && !v->verified) {
 			uint64_t h;
 			/* Committed bytes are immutable: hash unlocked. */
-			pthread_mutex_unlock(&s->lock);
+			unlock(s);
 			r = ver_hash(s, v, v->size, &h);
 			pthread_mutex_lock(&s->lock);
 			if (r)
@@ -1721,11 +1742,11 @@ int tc_open(tc_store *s, uint64_t id, unsigned flags, tc_file **fh)
 	*fh = f;
 	goto out;
 fail:
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	tc_file_close(s, f);
 	return r;
 out:
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	return r;
 }
 
@@ -1761,7 +1782,7 @@ int tc_file_map(tc_store *s, tc_file *fh, uint64_t off, size_t size,
 	}
 out:
 	if (w)
-		pthread_mutex_unlock(&s->lock);
+		unlock(s);
 	return r;
 }
 
@@ -1841,7 +1862,7 @@ ssize_t tc_file_write(tc_store *s, tc_file *fh, const void *buf, size_t size,
 	}
 	v->inflight++;
 	v->refs++;
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 
 	size_t done = 0;
 	for (int i = 0; i < nsp && !r; i++) {
@@ -1871,7 +1892,7 @@ ssize_t tc_file_write(tc_store *s, tc_file *fh, const void *buf, size_t size,
 		pthread_cond_broadcast(&s->drained);
 	ver_put(s, v);
 out:
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	if (sp != stack)
 		free(sp);
 	return r ? r : (ssize_t)size;
@@ -1890,7 +1911,7 @@ int tc_file_commit(tc_store *s, tc_file *fh)
 		if (n->pending && n->pending->dirty)
 			r = commit_locked(s, n);
 	}
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	return r;
 }
 
@@ -1902,7 +1923,7 @@ int tc_file_sync(tc_store *s, tc_file *fh)
 	if (!r) {
 		pthread_mutex_lock(&s->lock);
 		r = tc_journal_sync(&s->jr);
-		pthread_mutex_unlock(&s->lock);
+		unlock(s);
 	}
 	return r;
 }
@@ -1932,7 +1953,7 @@ void tc_file_close(tc_store *s, tc_file *fh)
 	} else if (!n->refs) {
 		node_drop(s, n);
 	}
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	free(fh);
 }
 
@@ -1944,7 +1965,7 @@ int tc_file_stat(tc_store *s, tc_file *fh, struct tc_stat *st)
 		st->size = fh->ver ? fh->ver->size : 0;
 		st->blocks = fh->ver ? fh->ver->alloc / 512 : 0;
 	}
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	return 0;
 }
 
@@ -2011,7 +2032,7 @@ int tc_meta_get(tc_store *s, uint64_t dir, char **json, size_t *len)
 		r = tc_meta_render(&m.d, json, len);
 		meta_view_free(&m);
 	}
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	return r;
 }
 
@@ -2093,7 +2114,7 @@ out_view:
 	meta_view_free(&m);
 out:
 	tc_buf_free(&b);
-	pthread_mutex_unlock(&s->lock);
+	unlock(s);
 	return r;
 }
 

@@ -28,14 +28,18 @@ static uint64_t mkentry(tc_store *s, const char *name)
 	return r ? 0 : st.id;
 }
 
-/* Create @name in @dir with @n bytes of seeded data, written in pieces of
+/* Create (or replace) @name in @dir with @n bytes of seeded data, written in pieces of
  * @chunk, and commit.  Returns 0 or the first error. */
 static int put(tc_store *s, uint64_t dir, const char *name, size_t n,
 	       uint64_t seed, size_t chunk)
 {
 	struct tc_stat st;
 	tc_file *f;
-	int r = tc_create(s, dir, name, 0644, 0, 0, &f, &st);
+	int r = tc_lookup(s, dir, name, &st);
+	if (r == 0)
+		r = tc_open(s, st.id, TC_O_WRITE | TC_O_TRUNC, &f); /* replace */
+	else
+		r = tc_create(s, dir, name, 0644, 0, 0, &f, &st);
 	if (r)
 		return r;
 	uint8_t *buf = malloc(n ? n : 1);
@@ -754,6 +758,63 @@ static void t_recency_survives_restart(void)
 	tmpdir_free(d);
 }
 
+/* Enough records to force checkpoints while tensors are committed and
+ * replaced.  Right after each checkpoint, a crash copy must hold the
+ * tensor whose commit record triggered it, and at the end every last
+ * version. */
+static void t_checkpoints_keep_every_commit(void)
+{
+	char *d = tmpdir_new(), *c = tmpdir_new();
+	tc_store *s = open_store(d, 64 * MiB);
+	REQUIRE(s);
+	char name[TC_NAME_MAX + 1];
+	uint64_t ents[50];
+	memset(name, 'n', 200);
+	for (int i = 0; i < 50; i++) {
+		snprintf(name + 200, 20, "e%d", i);
+		ents[i] = mkentry(s, name);
+	}
+	off_t prev = journal_size(d);
+	int bad = 0, checkpoints = 0;
+	for (int round = 0; round < 8; round++)
+		for (int i = 0; i < 50; i++)
+			for (int k = 0; k < 120; k++) {
+				uint64_t seed = (uint64_t)(round * 100000 + i * 1000 + k);
+				snprintf(name + 200, 20, "t%d", k);
+				if (put(s, ents[i], name, 100, seed, 100))
+					bad++;
+				off_t js = journal_size(d);
+				if (js < prev) { /* this put checkpointed */
+					checkpoints++;
+					crash_copy(d, c, -1);
+					tc_store *s2 = open_store(c, 0);
+					if (!s2 || !same(s2, ents[i], name, 100, seed))
+						bad++;
+					tc_store_close(s2);
+				}
+				prev = js;
+			}
+	CHECK(bad == 0);
+	CHECK(checkpoints >= 2);
+	crash_copy(d, c, -1);
+	tc_store *s2 = open_store(c, 0);
+	REQUIRE(s2);
+	for (int i = 0; i < 50; i++)
+		for (int k = 0; k < 120; k++) {
+			snprintf(name + 200, 20, "t%d", k);
+			if (!same(s2, ents[i], name, 100, (uint64_t)(7 * 100000 + i * 1000 + k)))
+				bad++;
+		}
+	CHECK(bad == 0);
+	struct tc_stats st;
+	tc_store_stats(s2, &st);
+	CHECK(st.tensors == 50 * 120 && st.journal_dropped == 0 && st.nodes_dropped == 0);
+	tc_store_close(s2);
+	tc_store_close(s);
+	tmpdir_free(d);
+	tmpdir_free(c);
+}
+
 int main(void)
 {
 	RUN(t_roundtrip_and_reopen);
@@ -772,5 +833,6 @@ int main(void)
 	RUN(t_verify_on_open);
 	RUN(t_capacity_change);
 	RUN(t_recency_survives_restart);
+	RUN(t_checkpoints_keep_every_commit);
 	return check_done();
 }
