@@ -1519,25 +1519,28 @@ static int commit_locked(struct tc_store *s, struct tc_node *n)
 	return 0;
 }
 
-static void wait_drained(struct tc_store *s, struct tc_ver *v)
+/* Wait until no write copies into n->pending.  The pending version may be
+ * committed or replaced meanwhile: callers re-read n->pending after. */
+static void wait_drained(struct tc_store *s, struct tc_node *n)
 {
-	v->refs++; /* keep it alive across the wait */
-	while (v->inflight)
+	struct tc_ver *v;
+	while ((v = n->pending) && v->inflight) {
+		v->refs++; /* keep it alive across the wait */
 		pthread_cond_wait(&s->drained, &s->lock);
-	v->refs--;
+		ver_put(s, v);
+	}
 }
 
 /* Resize the pending version of @n (creating it by copy if needed). */
 static int resize_pending(struct tc_store *s, struct tc_node *n, uint64_t size)
 {
-	struct tc_ver *v = n->pending;
+	struct tc_ver *v;
 	int r;
 
-	if (!v) {
-		r = ver_clone(s, n->ver, size, &n->pending);
-		return r;
-	}
-	wait_drained(s, v);
+	wait_drained(s, n);
+	v = n->pending;
+	if (!v)
+		return ver_clone(s, n->ver, size, &n->pending);
 	if (size > v->size) {
 		r = ver_grow(s, v, size);
 		if (r)
@@ -1907,7 +1910,7 @@ int tc_file_commit(tc_store *s, tc_file *fh)
 		return 0;
 	pthread_mutex_lock(&s->lock);
 	if (n->pending && n->pending->dirty && !n->dead) {
-		wait_drained(s, n->pending);
+		wait_drained(s, n);
 		if (n->pending && n->pending->dirty)
 			r = commit_locked(s, n);
 	}
@@ -1938,7 +1941,7 @@ void tc_file_close(tc_store *s, tc_file *fh)
 	if (fh->flags & TC_O_WRITE) {
 		assert(n->writers > 0);
 		if (--n->writers == 0 && n->pending) {
-			wait_drained(s, n->pending);
+			wait_drained(s, n);
 			ver_put(s, n->pending); /* uncommitted: dropped */
 			n->pending = NULL;
 		}
