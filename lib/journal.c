@@ -459,19 +459,29 @@ int tc_journal_rewrite(struct tc_journal *j, uint64_t capacity,
 	return r;
 }
 
-static int replay(struct tc_journal *j, const uint8_t *m, size_t size,
-		  tc_replay_fn fn, void *arg, uint64_t *dropped)
+int tc_journal_scan(const uint8_t *m, size_t size, tc_replay_fn fn,
+		    void *arg, struct tc_scan *out)
 {
+	struct jhdr h;
 	size_t pos = sizeof(struct jhdr), good_end = pos;
-	uint64_t last = 0;
+	uint64_t last = 0, dropped = 0;
 	int in_bad = 0;
 
+	if (size < sizeof(h))
+		return -EPROTO;
+	memcpy(&h, m, sizeof(h));
+	if (memcmp(h.magic, JHDR_MAGIC, 8) ||
+	    le64toh(h.hash) != XXH3_64bits(&h, offsetof(struct jhdr, hash)) ||
+	    le32toh(h.version) != TC_JOURNAL_VERSION ||
+	    le32toh(h.block) != TC_BLOCK || !le64toh(h.capacity) ||
+	    le64toh(h.capacity) % TC_BLOCK)
+		return -EPROTO;
 	while (pos < size) {
-		struct jrec h;
-		if (!rec_ok(m + pos, size - pos, last, &h)) {
+		struct jrec r;
+		if (!rec_ok(m + pos, size - pos, last, &r)) {
 			/* Resync: the next valid header, if any. */
 			if (!in_bad)
-				(*dropped)++;
+				dropped++;
 			in_bad = 1;
 			const uint8_t *q = memmem(m + pos + 1, size - pos - 1,
 						  "TCRC", 4);
@@ -480,28 +490,30 @@ static int replay(struct tc_journal *j, const uint8_t *m, size_t size,
 			pos = (size_t)(q - m);
 			continue;
 		}
-		if (size - pos - sizeof(h) < h.len) {
-			(*dropped)++; /* torn: its bytes run past the end */
+		if (size - pos - sizeof(r) < r.len) {
+			dropped++; /* torn: its bytes run past the end */
 			break;
 		}
-		const uint8_t *payload = m + pos + sizeof(h);
+		const uint8_t *payload = m + pos + sizeof(r);
 		in_bad = 0;
-		if (XXH3_64bits(payload, h.len) != h.data_hash) {
-			(*dropped)++;
-			pos += sizeof(h) + h.len;
+		if (XXH3_64bits(payload, r.len) != r.data_hash) {
+			dropped++;
+			pos += sizeof(r) + r.len;
 			continue;
 		}
-		int r = fn(arg, h.seq, payload, h.len);
-		if (r < 0)
-			return r;
-		if (r > 0)
-			(*dropped)++; /* malformed inside: dropped whole */
-		last = h.seq;
-		pos += sizeof(h) + h.len;
+		int rc = fn(arg, r.seq, payload, r.len);
+		if (rc < 0)
+			return rc;
+		if (rc > 0)
+			dropped++; /* malformed inside: dropped whole */
+		last = r.seq;
+		pos += sizeof(r) + r.len;
 		good_end = pos;
 	}
-	j->seq = last;
-	j->size = good_end;
+	out->capacity = le64toh(h.capacity);
+	out->good_end = good_end;
+	out->last_seq = last;
+	out->dropped = dropped;
 	return 0;
 }
 
@@ -509,54 +521,49 @@ int tc_journal_open(struct tc_journal *j, int dirfd, uint64_t *capacity,
 		    tc_replay_fn fn, void *arg, uint64_t *dropped)
 {
 	struct stat st;
-	struct jhdr h;
+	struct tc_scan sc;
 	int fd, r;
-	void *m = NULL;
+	void *m;
 
 	*j = (struct tc_journal){ .dirfd = dirfd, .fd = -1 };
 	unlinkat(dirfd, JNEW_FILE, 0); /* a checkpoint that did not finish */
 	fd = openat(dirfd, TC_JOURNAL_FILE, O_RDWR | O_APPEND | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT) {
-		r = tc_journal_rewrite(j, *capacity, NULL, NULL);
-		return r;
-	}
+	if (fd < 0 && errno == ENOENT)
+		return tc_journal_rewrite(j, *capacity, NULL, NULL);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0) {
 		r = -errno;
 		goto fail;
 	}
-	r = -EPROTO;
-	if ((size_t)st.st_size < sizeof(h) || pread(fd, &h, sizeof(h), 0) !=
-						      (ssize_t)sizeof(h))
+	if ((size_t)st.st_size < sizeof(struct jhdr)) {
+		r = -EPROTO;
 		goto fail;
-	if (memcmp(h.magic, JHDR_MAGIC, 8) ||
-	    le64toh(h.hash) != XXH3_64bits(&h, offsetof(struct jhdr, hash)) ||
-	    le32toh(h.version) != TC_JOURNAL_VERSION ||
-	    le32toh(h.block) != TC_BLOCK || !le64toh(h.capacity))
-		goto fail;
-	j->fd = fd;
-	j->capacity = le64toh(h.capacity);
+	}
 	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	if (m == MAP_FAILED) {
 		r = -errno;
 		goto fail;
 	}
-	r = replay(j, m, (size_t)st.st_size, fn, arg, dropped);
+	r = tc_journal_scan(m, (size_t)st.st_size, fn, arg, &sc);
 	munmap(m, (size_t)st.st_size);
 	if (r)
 		goto fail;
-	if (j->size < (uint64_t)st.st_size &&
-	    ftruncate(fd, (off_t)j->size) < 0) {
+	/* Cut a torn or damaged tail so new records follow good ones. */
+	if (sc.good_end < (uint64_t)st.st_size &&
+	    ftruncate(fd, (off_t)sc.good_end) < 0) {
 		r = -errno;
 		goto fail;
 	}
-	j->base = j->size;
-	*capacity = j->capacity;
+	j->fd = fd;
+	j->size = j->base = sc.good_end;
+	j->seq = sc.last_seq;
+	j->capacity = sc.capacity;
+	*capacity = sc.capacity;
+	*dropped += sc.dropped;
 	return 0;
 fail:
 	close(fd);
-	j->fd = -1;
 	return r;
 }
 

@@ -89,6 +89,19 @@ void tc_op_extent(const struct tc_op *op, uint32_t i, struct tc_extent *e);
 typedef int (*tc_replay_fn)(void *arg, uint64_t seq, const uint8_t *payload,
 			    size_t len);
 
+struct tc_scan {
+	uint64_t capacity;   /* from the header */
+	uint64_t good_end;   /* end of the last intact record */
+	uint64_t last_seq;   /* its sequence number */
+	uint64_t dropped;    /* damaged or malformed records skipped */
+};
+
+/* Replay a whole journal image (header and records) from memory: what
+ * tc_journal_open does after mapping the file.  -EPROTO for a bad header;
+ * a negative return of @fn aborts with it. */
+int tc_journal_scan(const uint8_t *m, size_t size, tc_replay_fn fn,
+		    void *arg, struct tc_scan *out);
+
 /*
  * Open the journal in @dirfd, creating it (with capacity *@capacity) when
  * missing, and replay it through @fn.  Damaged records are skipped and

@@ -46,6 +46,7 @@
 #include "lru.h"
 #include "meta.h"
 #include "pool.h"
+#include "store_test.h"
 #include "tcache.h"
 
 #define POOL_FILE "pool"
@@ -2168,4 +2169,32 @@ int tc_parse_size(const char *str, uint64_t *out)
 		return -EINVAL;
 	*out = v;
 	return 0;
+}
+
+/* ---- test hooks (store_test.h) ---------------------------------------------- */
+
+int tc_replay_image(const uint8_t *img, size_t len, struct tc_stats *st)
+{
+	struct tc_store *s = calloc(1, sizeof(*s));
+	struct tc_scan sc;
+	int r;
+
+	if (!s)
+		return -ENOMEM;
+	s->dirfd = s->lockfd = s->pool.fd = s->jr.fd = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->drained, NULL);
+	tc_index_init(&s->idx);
+	s->replaying = 1;
+	r = tc_journal_scan(img, len, apply_record, s, &sc);
+	s->replaying = 0;
+	if (!r) {
+		s->journal_dropped = sc.dropped;
+		s->pool.size = sc.capacity;
+		r = build_pool(s);
+	}
+	if (!r)
+		tc_store_stats(s, st);
+	store_free(s);
+	return r;
 }
