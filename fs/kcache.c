@@ -1,0 +1,129 @@
+/*
+ * kcache.c - which committed version of a tensor the kernel's page cache
+ * holds, so that open can set keep_cache safely.
+ *
+ * Without keep_cache every open makes the kernel drop the file's cached
+ * pages; with it, a second read never reaches the daemon.  Keeping is only
+ * right when the pages are of the version this open reads, so we remember,
+ * per ino, the version of the last open; an open of another version gets
+ * keep_cache = 0 (the kernel drops the pages) and becomes the new record.
+ * A commit (the pages may mix old and new bytes) and a read through a handle
+ * of an older version (it fills pages with old bytes) forget the record.
+ *
+ * Layout: an open-addressing hash table (linear probing) of {ino, version},
+ * ino 0 = empty slot; grown at 1/2 load.  Ids are never reused while
+ * mounted, so records are never removed: forgetting sets version to
+ * KC_UNKNOWN.  16 bytes per tensor ever opened.  O(1) expected per call.
+ *
+ * Locking: one mutex, a leaf (no other lock is taken while holding it).
+ */
+#include <stdlib.h>
+
+#include "tcfs.h"
+
+#define KC_UNKNOWN UINT64_MAX
+
+struct kc_slot {
+	uint64_t ino;
+	uint64_t version;
+};
+
+struct tcfs_kcache {
+	pthread_mutex_t lock;
+	struct kc_slot *slots; /* protected by lock */
+	size_t cap, used;      /* protected by lock; cap a power of two */
+};
+
+struct tcfs_kcache *tcfs_kcache_new(void)
+{
+	struct tcfs_kcache *kc = calloc(1, sizeof(*kc));
+	if (!kc)
+		return NULL;
+	kc->cap = 1024;
+	kc->slots = calloc(kc->cap, sizeof(*kc->slots));
+	if (!kc->slots) {
+		free(kc);
+		return NULL;
+	}
+	pthread_mutex_init(&kc->lock, NULL);
+	return kc;
+}
+
+void tcfs_kcache_free(struct tcfs_kcache *kc)
+{
+	if (!kc)
+		return;
+	pthread_mutex_destroy(&kc->lock);
+	free(kc->slots);
+	free(kc);
+}
+
+static size_t kc_hash(uint64_t ino, size_t cap)
+{
+	ino *= 0x9e3779b97f4a7c15ull;
+	return (size_t)(ino >> 32) & (cap - 1);
+}
+
+/* The slot of @ino, or the empty slot where it would go. */
+static struct kc_slot *kc_find(struct kc_slot *slots, size_t cap, uint64_t ino)
+{
+	size_t i = kc_hash(ino, cap);
+	while (slots[i].ino && slots[i].ino != ino)
+		i = (i + 1) & (cap - 1);
+	return &slots[i];
+}
+
+/* Make room for one more record.  On out of memory the table stays as it
+ * is and the caller simply does not record (keep_cache is then off). */
+static bool kc_reserve(struct tcfs_kcache *kc)
+{
+	if ((kc->used + 1) * 2 <= kc->cap)
+		return true;
+	size_t ncap = kc->cap * 2;
+	struct kc_slot *ns = calloc(ncap, sizeof(*ns));
+	if (!ns)
+		return false;
+	for (size_t i = 0; i < kc->cap; i++)
+		if (kc->slots[i].ino)
+			*kc_find(ns, ncap, kc->slots[i].ino) = kc->slots[i];
+	free(kc->slots);
+	kc->slots = ns;
+	kc->cap = ncap;
+	return true;
+}
+
+bool tcfs_kcache_open(struct tcfs_kcache *kc, uint64_t ino, uint64_t version)
+{
+	bool keep = false;
+	pthread_mutex_lock(&kc->lock);
+	struct kc_slot *s = kc_find(kc->slots, kc->cap, ino);
+	if (s->ino) {
+		keep = s->version == version && version != KC_UNKNOWN;
+		s->version = version;
+	} else if (kc_reserve(kc)) {
+		s = kc_find(kc->slots, kc->cap, ino);
+		s->ino = ino;
+		s->version = version;
+		kc->used++;
+	}
+	pthread_mutex_unlock(&kc->lock);
+	return keep;
+}
+
+void tcfs_kcache_forget(struct tcfs_kcache *kc, uint64_t ino)
+{
+	pthread_mutex_lock(&kc->lock);
+	struct kc_slot *s = kc_find(kc->slots, kc->cap, ino);
+	if (s->ino)
+		s->version = KC_UNKNOWN;
+	pthread_mutex_unlock(&kc->lock);
+}
+
+void tcfs_kcache_read(struct tcfs_kcache *kc, uint64_t ino, uint64_t version)
+{
+	pthread_mutex_lock(&kc->lock);
+	struct kc_slot *s = kc_find(kc->slots, kc->cap, ino);
+	if (s->ino && s->version != version)
+		s->version = KC_UNKNOWN;
+	pthread_mutex_unlock(&kc->lock);
+}

@@ -1,0 +1,283 @@
+/*
+ * main.c - the tcachefs daemon's entry point.
+ *
+ *   tcachefs STORE MOUNTPOINT [-o capacity=SIZE] [-o verify=on|off]
+ *            [-f] [-d] [-s] [FUSE options]
+ *
+ * Order of events, chosen so that every refusal is a one-line message on
+ * stderr and exit status 1, with nothing mounted:
+ *   1. parse the command line (fuse_opt; our options are consumed, the rest
+ *      goes to libfuse);
+ *   2. open the store (tc_store_open): "in use", bad format, no space...;
+ *   3. fuse_session_new, signal handlers (SIGINT, SIGTERM, SIGHUP end the
+ *      loop), fuse_session_mount;
+ *   4. fuse_daemonize (unless -f/-d), then log to syslog;
+ *   5. start the eviction notifier thread, run the loop (multi-threaded
+ *      unless -s);
+ *   6. on SIGTERM/SIGINT or fusermount3 -u: unmount, stop the notifier,
+ *      close handles the kernel never released, tc_store_close.
+ *
+ * Threads: only the main thread until step 5; then the loop's workers
+ * (ops.c) and the notifier (notify.c).  The store is opened before the
+ * fork in fuse_daemonize: libtcache must keep its lock across fork() (see
+ * fs/API-NOTES.md).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "tcfs.h"
+
+struct cli {
+	char *store;
+	char *capacity;
+	char *verify;
+};
+
+static const struct fuse_opt cli_spec[] = {
+	{ "capacity=%s", offsetof(struct cli, capacity), 0 },
+	{ "verify=%s", offsetof(struct cli, verify), 0 },
+	FUSE_OPT_END
+};
+
+/* The first non-option is STORE (consumed); the second, MOUNTPOINT, is
+ * left for fuse_parse_cmdline. */
+static int cli_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct cli *c = data;
+	if (key == FUSE_OPT_KEY_NONOPT && !c->store) {
+		c->store = strdup(arg);
+		return c->store ? 0 : -1;
+	}
+	return 1;
+}
+
+static void usage(FILE *f, const char *prog)
+{
+	fprintf(f,
+		"usage: %s STORE MOUNTPOINT [options]\n"
+		"\n"
+		"Mount the tensor cache kept in directory STORE (created if\n"
+		"missing) at MOUNTPOINT.  Unmount with: fusermount3 -u MOUNTPOINT\n"
+		"\n"
+		"tcachefs options:\n"
+		"    -o capacity=SIZE       pool size, e.g. 512M, 20G, 1.5T\n"
+		"                           (default: keep the store's; %llu MiB\n"
+		"                           for a new store)\n"
+		"    -o verify=on|off       check each tensor's xxh3 on its first\n"
+		"                           read after mounting (default: on)\n"
+		"    -h, --help             this text\n"
+		"    -V, --version          print versions\n"
+		"\n",
+		prog, (unsigned long long)(TC_DEFAULT_CAPACITY >> 20));
+}
+
+/* A message for the errors of tc_store_open(). */
+static const char *store_error(int err)
+{
+	switch (err) {
+	case -EBUSY:
+		return "store is in use by another process (a tcachefs daemon "
+		       "or the tcache tool)";
+	case -EPROTO:
+		return "not a tcachefs store, or of an unknown format version";
+	case -EUCLEAN:
+		return "pool file missing or shorter than the journal says "
+		       "(run tcache fsck)";
+	case -ENOSPC:
+		return "not enough disk space to preallocate the pool";
+	case -EINVAL:
+		return "capacity is below one block";
+	default:
+		return strerror(-err);
+	}
+}
+
+/* @path made absolute without requiring it to exist (the store is created
+ * by tc_store_open; fuse_daemonize changes directory to /). */
+static char *absolute(const char *path)
+{
+	if (path[0] == '/')
+		return strdup(path);
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof(cwd)))
+		return NULL;
+	size_t n = strlen(cwd) + 1 + strlen(path) + 1;
+	char *p = malloc(n);
+	if (p)
+		snprintf(p, n, "%s/%s", cwd, path);
+	return p;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts cmd;
+	struct cli cli = { 0 };
+	struct tcfs fs = { 0 };
+	struct tc_options topt = { 0 };
+	struct fuse_session *se = NULL;
+	char *store = NULL;
+	const char *prog = argc > 0 ? argv[0] : "tcachefs";
+	int ret = 1;
+	bool mounted = false, handlers = false;
+
+	memset(&cmd, 0, sizeof(cmd));
+	pthread_mutex_init(&fs.handles_lock, NULL);
+
+	if (fuse_opt_parse(&args, &cli, cli_spec, cli_proc) != 0)
+		goto out;
+	if (fuse_parse_cmdline(&args, &cmd) != 0)
+		goto out;
+	if (cmd.show_help) {
+		usage(stdout, prog);
+		printf("FUSE options:\n");
+		fflush(stdout);
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		ret = 0;
+		goto out;
+	}
+	if (cmd.show_version) {
+		printf("tcachefs %s\n", TC_VERSION_STRING);
+		printf("FUSE library version %s\n", fuse_pkgversion());
+		fflush(stdout);
+		fuse_lowlevel_version();
+		ret = 0;
+		goto out;
+	}
+	if (!cli.store || !cmd.mountpoint) {
+		usage(stderr, prog);
+		fprintf(stderr, "%s: STORE and MOUNTPOINT are required\n",
+			prog);
+		goto out;
+	}
+	if (cli.capacity) {
+		int err = tc_parse_size(cli.capacity, &topt.capacity);
+		if (err) {
+			fprintf(stderr, "%s: bad capacity '%s': %s\n", prog,
+				cli.capacity,
+				err == -ERANGE ? "too large"
+					       : "expected a size like 512M, "
+						 "20G or 1.5T");
+			goto out;
+		}
+	}
+	if (cli.verify) {
+		if (strcmp(cli.verify, "on") == 0) {
+			topt.verify = TC_VERIFY_ON;
+		} else if (strcmp(cli.verify, "off") == 0) {
+			topt.verify = TC_VERIFY_OFF;
+		} else {
+			fprintf(stderr, "%s: bad verify '%s': on or off\n",
+				prog, cli.verify);
+			goto out;
+		}
+	}
+
+	store = absolute(cli.store);
+	if (!store) {
+		fprintf(stderr, "%s: %s: %s\n", prog, cli.store,
+			strerror(errno));
+		goto out;
+	}
+	int err = tc_store_open(store, &topt, &fs.store);
+	if (err) {
+		fprintf(stderr, "%s: cannot open store %s: %s\n", prog, store,
+			store_error(err));
+		goto out;
+	}
+	fs.notifier = tcfs_notifier_new();
+	fs.kcache = tcfs_kcache_new();
+	if (!fs.notifier || !fs.kcache) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		goto out;
+	}
+
+	/* ours first, so that the user's -o options override them */
+	if (fuse_opt_insert_arg(&args, 1, "-odefault_permissions,"
+				"fsname=tcachefs,subtype=tcachefs") != 0)
+		goto out;
+	se = fuse_session_new(&args, &tcfs_ops, sizeof(tcfs_ops), &fs);
+	if (!se)
+		goto out; /* libfuse said why */
+	fs.se = se;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out;
+	handlers = true;
+	if (fuse_session_mount(se, cmd.mountpoint) != 0)
+		goto out;
+	mounted = true;
+
+	if (!cmd.foreground) {
+		fuse_set_log_func(tcfs_fuse_log);
+		tcfs_log_to_syslog();
+	}
+	fuse_daemonize(cmd.foreground);
+
+	err = tcfs_notifier_start(fs.notifier, se);
+	if (err) {
+		tcfs_log(LOG_ERR, "cannot start the notifier thread: %s",
+			 strerror(-err));
+		goto out;
+	}
+	tc_store_on_evict(fs.store, tcfs_notifier_evicted, fs.notifier);
+	tcfs_log(LOG_INFO, "serving %s at %s", store, cmd.mountpoint);
+
+	if (cmd.singlethread) {
+		err = fuse_session_loop(se);
+	} else {
+		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+		if (!cfg)
+			goto out;
+		fuse_loop_cfg_set_clone_fd(cfg, (unsigned)cmd.clone_fd);
+		if (cmd.max_idle_threads != UINT_MAX)
+			fuse_loop_cfg_set_idle_threads(cfg,
+						       cmd.max_idle_threads);
+		if (cmd.max_threads && cmd.max_threads != UINT_MAX)
+			fuse_loop_cfg_set_max_threads(cfg, cmd.max_threads);
+		err = fuse_session_loop_mt(se, cfg);
+		fuse_loop_cfg_destroy(cfg);
+	}
+	/* > 0: the signal that ended the loop, a clean stop */
+	ret = err < 0 ? 1 : 0;
+	if (err < 0)
+		tcfs_log(LOG_ERR, "session loop: %s", strerror(-err));
+
+out:
+	/* no more notices, and the notifier done with the session's fd
+	 * before unmounting closes it */
+	if (fs.store)
+		tc_store_on_evict(fs.store, NULL, NULL);
+	tcfs_notifier_free(fs.notifier);
+	if (mounted)
+		fuse_session_unmount(se);
+	if (handlers)
+		fuse_remove_signal_handlers(se);
+	tcfs_close_all(&fs);
+	if (fs.store) {
+		err = tc_store_close(fs.store);
+		if (err) {
+			tcfs_log(LOG_ERR, "closing the store: %s",
+				 strerror(-err));
+			ret = 1;
+		}
+	}
+	if (se)
+		fuse_session_destroy(se);
+	tcfs_kcache_free(fs.kcache);
+	pthread_mutex_destroy(&fs.handles_lock);
+	free(store);
+	free(cli.store);
+	free(cli.capacity);
+	free(cli.verify);
+	free(cmd.mountpoint);
+	fuse_opt_free_args(&args);
+	return ret;
+}

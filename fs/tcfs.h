@@ -1,0 +1,104 @@
+/*
+ * tcfs.h - internal interface of the tcachefs daemon (fs/).
+ *
+ * fs/ translates FUSE low-level requests into libtcache calls and libtcache
+ * results into replies; it holds no storage logic.  The pieces:
+ *
+ *   main.c    command line, store open, session setup, loop, shutdown
+ *   ops.c     the FUSE handlers (tcfs_<op>) and their workers
+ *   notify.c  eviction notices: a queue filled under the store's lock and
+ *             a thread that tells the kernel (fuse_lowlevel_notify_delete)
+ *   kcache.c  which tensor version the kernel's page cache holds (keep_cache)
+ *   log.c     logging: stderr in the foreground, syslog as a daemon
+ *
+ * Inode numbers: a FUSE ino is a libtcache node id (TC_ROOT_ID ==
+ * FUSE_ROOT_ID == 1).  The generated meta.json of entry or group D has the
+ * ino D | TCFS_META_BIT.  Ids are never reused while the store is open, so
+ * lookup counts need no bookkeeping (forget is a no-op).
+ */
+#ifndef TCFS_H
+#define TCFS_H
+
+#define FUSE_USE_VERSION 314
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tcache.h"
+
+#define TCFS_META_BIT (1ull << 63)
+
+/* Kernel cache timeouts in seconds, see fs/API-NOTES.md ("Timeouts"). */
+#define TCFS_ENTRY_TIMEOUT 1.0
+#define TCFS_ATTR_TIMEOUT 1.0
+#define TCFS_META_ATTR_TIMEOUT 0.0 /* meta.json's size changes behind it */
+
+/* Largest meta.json a user may write (EFBIG beyond). */
+#define TCFS_META_MAX (16u << 20)
+
+/* ---- log.c -------------------------------------------------------------- */
+
+/* Send messages to stderr (foreground) or syslog (daemon).  Until
+ * tcfs_log_to_syslog() is called everything goes to stderr. */
+void tcfs_log_to_syslog(void);
+void tcfs_log(int prio, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A fuse_log_func_t that routes libfuse's messages through tcfs_log. */
+void tcfs_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap);
+
+/* ---- notify.c ----------------------------------------------------------- */
+
+struct tcfs_notifier;
+
+/* Create the queue (no thread yet).  NULL on out of memory. */
+struct tcfs_notifier *tcfs_notifier_new(void);
+/* Start the thread that sends queued notices on @se.  0 or -errno. */
+int tcfs_notifier_start(struct tcfs_notifier *n, struct fuse_session *se);
+/* Stop the thread (queued notices are dropped) and free.  NULL-safe. */
+void tcfs_notifier_free(struct tcfs_notifier *n);
+/* The tc_evict_fn: queue one notice.  Called with the store's lock held;
+ * takes only the queue's lock. */
+void tcfs_notifier_evicted(void *arg, uint64_t parent, uint64_t id,
+			   const char *name);
+/* Wait (at most @timeout_ms) until every notice queued so far has been sent
+ * to the kernel.  Call only from requests that hold no kernel lock the
+ * notices need (write, truncate: see notify.c).  Returns at once when the
+ * queue is empty. */
+void tcfs_notifier_settle(struct tcfs_notifier *n, int timeout_ms);
+
+/* ---- kcache.c ------------------------------------------------------------ */
+
+/* Which committed version of each tensor the kernel may hold pages of.
+ * All functions take the table's own mutex (a leaf lock). */
+struct tcfs_kcache;
+struct tcfs_kcache *tcfs_kcache_new(void);
+void tcfs_kcache_free(struct tcfs_kcache *kc);
+/* An open of @ino reading @version: returns true if the kernel's cached
+ * pages are of this version (keep them), and records @version. */
+bool tcfs_kcache_open(struct tcfs_kcache *kc, uint64_t ino, uint64_t version);
+/* The kernel's pages of @ino may no longer be of one known version. */
+void tcfs_kcache_forget(struct tcfs_kcache *kc, uint64_t ino);
+/* A read through a handle of @version: forget @ino unless it matches. */
+void tcfs_kcache_read(struct tcfs_kcache *kc, uint64_t ino, uint64_t version);
+
+/* ---- the daemon ---------------------------------------------------------- */
+
+struct tcfs {
+	tc_store *store;
+	struct fuse_session *se;
+	struct tcfs_notifier *notifier;
+	struct tcfs_kcache *kcache;
+
+	/* every open file handle, so that shutdown can close them */
+	pthread_mutex_t handles_lock;
+	struct tcfs_handle *handles; /* protected by handles_lock */
+};
+
+extern const struct fuse_lowlevel_ops tcfs_ops;
+
+/* Close every handle the kernel did not release (unmount while busy). */
+void tcfs_close_all(struct tcfs *fs);
+
+#endif /* TCFS_H */

@@ -1,0 +1,113 @@
+#!/usr/bin/env bats
+# meta.bats - the generated meta.json of entries and groups: listed last,
+# readable by any tool, writable with a valid document.
+
+load helpers
+
+@test "every entry and group has a meta.json, listed last; the root has none" {
+	mkdir -p "$MNT/e/g"
+	echo x >"$MNT/e/a"
+	echo y >"$MNT/e/z"
+	[ ! -e "$MNT/meta.json" ]
+	[ "$("$PY" -c 'import os,sys; print(os.listdir(sys.argv[1])[-1])' "$MNT/e")" = meta.json ]
+	[ "$("$PY" -c 'import os,sys; print(os.listdir(sys.argv[1])[-1])' "$MNT/e/g")" = meta.json ]
+	[ "$(ls -f "$MNT/e" | tail -1)" = meta.json ]
+	[ -f "$MNT/e/g/meta.json" ]
+	"$PY" - "$MNT/e/meta.json" "$MNT/e/g/meta.json" <<'EOF'
+import json, sys
+e = json.load(open(sys.argv[1]))
+g = json.load(open(sys.argv[2]))
+assert set(e["tensors"]) == {"a", "z"}, e
+assert e["tensors"]["a"]["nbytes"] == 2 and e["tensors"]["a"]["dtype"] == "uint8"
+assert e["groups"] == ["g"], e
+assert "created" in e and "last_access" in e and e["pinned"] is False
+assert g["tensors"] == {} and "created" not in g, g
+EOF
+	# stat's size is the size of what a read returns
+	[ "$(stat -c %s "$MNT/e/meta.json")" -eq "$(wc -c <"$MNT/e/meta.json")" ]
+}
+
+@test "meta.json follows changes at once" {
+	mkdir "$MNT/e"
+	size0=$(stat -c %s "$MNT/e/meta.json")
+	head -c 100 /dev/zero >"$MNT/e/t"
+	[ "$(stat -c %s "$MNT/e/meta.json")" -gt "$size0" ]
+	grep -q '"t"' "$MNT/e/meta.json"
+	rm "$MNT/e/t"
+	! grep -q '"t"' "$MNT/e/meta.json"
+}
+
+@test "writing a valid meta.json sets dtype, shape and attrs" {
+	mkdir "$MNT/e"
+	head -c 24 /dev/zero >"$MNT/e/t"
+	cat >"$MNT/e/meta.json" <<'EOF'
+{"tensors": {"t": {"dtype": "float32", "shape": [2, 3]}},
+ "attrs": {"model": "demo", "step": 12}}
+EOF
+	"$PY" - "$MNT/e/meta.json" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1]))
+t = m["tensors"]["t"]
+assert t["dtype"] == "float32" and t["shape"] == [2, 3], t
+assert m["attrs"] == {"model": "demo", "step": 12}, m
+EOF
+	tcfs_remount
+	grep -q '"model"' "$MNT/e/meta.json"
+	grep -q 'float32' "$MNT/e/meta.json"
+}
+
+@test "editing meta.json in place (read, change, write back) works" {
+	mkdir "$MNT/e"
+	head -c 16 /dev/zero >"$MNT/e/t"
+	"$PY" - "$MNT/e/meta.json" <<'EOF'
+import json, sys
+p = sys.argv[1]
+m = json.load(open(p))
+m["tensors"]["t"]["dtype"] = "int16"
+m["tensors"]["t"]["shape"] = [2, 4]
+m["pinned"] = True
+with open(p, "w") as f:
+    json.dump(m, f)
+m = json.load(open(p))
+assert m["tensors"]["t"]["shape"] == [2, 4] and m["pinned"] is True, m
+EOF
+}
+
+@test "rm of meta.json is a no-op: it is generated" {
+	mkdir "$MNT/e"
+	echo x >"$MNT/e/t"
+	rm "$MNT/e/meta.json"
+	[ -f "$MNT/e/meta.json" ]
+	grep -q '"t"' "$MNT/e/meta.json"
+}
+
+@test "a directory copied out of the mount can be copied back in" {
+	mkdir -p "$MNT/e/g"
+	head -c 24 /dev/urandom >"$MNT/e/t"
+	echo hi >"$MNT/e/g/u"
+	"$PY" - "$MNT/e/meta.json" <<'EOF'
+import json, sys
+p = sys.argv[1]
+m = json.load(open(p))
+m["tensors"]["t"].update(dtype="float64", shape=[3])
+m["attrs"] = {"k": "v"}
+json.dump(m, open(p, "w"))
+EOF
+	cp -r "$MNT/e" "$TDIR/out"
+	# the copy lists meta.json after the tensors, like the mount
+	[ "$(ls -f "$TDIR/out" | grep -v '^\.' | tail -1)" = meta.json ]
+	# into existing directories: tensors come first, then meta.json is
+	# opened for writing (O_TRUNC) and applied.  (Into a new directory
+	# GNU cp creates files with O_EXCL, which meta.json - always there -
+	# refuses with EEXIST: see fs/API-NOTES.md.)
+	mkdir -p "$MNT/back/g"
+	cp -r "$TDIR/out/." "$MNT/back/"
+	cmp "$MNT/e/t" "$MNT/back/t"
+	cmp "$MNT/e/g/u" "$MNT/back/g/u"
+	"$PY" - "$MNT/back/meta.json" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert m["tensors"]["t"]["dtype"] == "float64", m
+assert m["attrs"] == {"k": "v"}, m
+EOF
+}
