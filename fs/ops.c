@@ -9,17 +9,22 @@
  * What the kernel sees:
  *   ino                   node id (root 1); meta.json of dir D: D|META_BIT
  *   entry, group          directories; tensor: regular file
- *   meta.json             a regular file in every entry and group, listed
- *                         last by readdir; read = a render taken at open,
- *                         write = bytes buffered in the handle and applied
- *                         with tc_meta_set() at flush (its error, EINVAL, is
+ *   meta.json             a regular file in every entry and group, found
+ *                         by name but not listed by readdir: cp -r, tar,
+ *                         rsync and diff -r then see exactly the user's
+ *                         tensors, and a tree copied out of the mount can
+ *                         be copied back in (a listed meta.json would be
+ *                         copied along and its O_EXCL create refused);
+ *                         read = a render taken at open, write = bytes
+ *                         buffered in the handle and applied with
+ *                         tc_meta_set() at flush (its error, EINVAL, is
  *                         what close() returns); opened with direct_io
  *                         because its size changes behind the kernel.
  *
  * File handles (fi->fh): struct tcfs_handle, for a tensor (a tc_file) or
  * for a meta.json (a byte buffer).  Directory handles: struct tcfs_dir, a
  * snapshot of the children's ids taken by opendir (tc_list); readdir
- * offsets index the listing ".", "..", children..., meta.json.
+ * offsets index the listing ".", "..", children....
  *
  * Threads: handlers run on the session loop's worker threads, any number at
  * once; libtcache is thread-safe.  Locks here:
@@ -77,7 +82,6 @@ struct tcfs_dir {
 	uint64_t ino, parent;
 	uint64_t *ids;     /* tc_list snapshot */
 	size_t n;
-	bool meta;         /* an entry or group: list meta.json last */
 };
 
 static struct tcfs *FS(fuse_req_t req)
@@ -612,7 +616,6 @@ static int op_opendir(struct tcfs *fs, uint64_t ino, struct tcfs_dir **out)
 	d->kind = H_DIR;
 	d->ino = ino;
 	d->parent = st.parent ? st.parent : ino;
-	d->meta = has_meta(&st);
 	*out = d;
 	return 0;
 }
@@ -634,17 +637,17 @@ static void tcfs_opendir(fuse_req_t req, fuse_ino_t ino,
 }
 
 /*
- * Fill @buf (@size bytes) with the listing from offset @off: ".", "..",
- * the snapshot's children (those that vanished since are skipped) and, in
- * entries and groups, meta.json.  Offsets are listing indexes + 1.
- * Cost: one tc_getattr per child returned.
+ * Fill @buf (@size bytes) with the listing from offset @off: ".", ".." and
+ * the snapshot's children (those that vanished since are skipped).
+ * meta.json is not listed: see the top of this file.  Offsets are listing
+ * indexes + 1.  Cost: one tc_getattr per child returned.
  */
 static int op_readdir(struct tcfs *fs, fuse_req_t req, struct tcfs_dir *d,
 		      char *buf, size_t size, off_t off, bool plus,
 		      size_t *filled)
 {
 	size_t pos = 0;
-	size_t total = 2 + d->n + (d->meta ? 1 : 0);
+	size_t total = 2 + d->n;
 	if (off < 0)
 		return -EINVAL;
 
@@ -659,7 +662,7 @@ static int op_readdir(struct tcfs *fs, fuse_req_t req, struct tcfs_dir *d,
 			name = i == 0 ? "." : "..";
 			e.attr.st_ino = i == 0 ? d->ino : d->parent;
 			e.attr.st_mode = S_IFDIR;
-		} else if (i < 2 + d->n) {
+		} else {
 			int err = tc_getattr(fs->store, d->ids[i - 2], &st);
 			if (err == -ENOENT)
 				continue;
@@ -670,20 +673,6 @@ static int op_readdir(struct tcfs *fs, fuse_req_t req, struct tcfs_dir *d,
 			}
 			stat_to_entry(&st, &e);
 			name = st.name;
-		} else {
-			struct stat a;
-			int err = tc_getattr(fs->store, d->ino, &st);
-			if (!err)
-				err = meta_attr(fs, &st, &a);
-			if (err == -ENOENT)
-				continue;
-			if (err) {
-				if (pos)
-					break;
-				return err;
-			}
-			meta_entry(&a, &e);
-			name = TC_META_NAME;
 		}
 
 		size_t need;
