@@ -87,9 +87,6 @@ static const char *store_error(int err)
 		       "or the tcache tool)";
 	case -EPROTO:
 		return "not a tcachefs store, or of an unknown format version";
-	case -EUCLEAN:
-		return "pool file missing or shorter than the journal says "
-		       "(run tcache fsck)";
 	case -ENOSPC:
 		return "not enough disk space to preallocate the pool";
 	case -EINVAL:
@@ -229,6 +226,17 @@ int main(int argc, char *argv[])
 	}
 	tc_store_on_evict(fs.store, tcfs_notifier_evicted, fs.notifier);
 	tcfs_log(LOG_INFO, "serving %s at %s", store, cmd.mountpoint);
+	{
+		struct tc_stats st;
+		tc_store_stats(fs.store, &st);
+		if (st.journal_dropped || st.nodes_dropped)
+			tcfs_log(LOG_WARNING, "recovered %s: dropped %llu damaged "
+				 "journal records and %llu tensors whose bytes "
+				 "were lost (see tcache fsck); everything else "
+				 "is served", store,
+				 (unsigned long long)st.journal_dropped,
+				 (unsigned long long)st.nodes_dropped);
+	}
 
 	if (cmd.singlethread) {
 		err = fuse_session_loop(se);

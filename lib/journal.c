@@ -46,7 +46,8 @@
  * a block unless the journal itself lost records (handled at open).
  *
  * Checkpoint: a new file "journal.new" gets a header and records that
- * recreate the whole index, is fdatasync'd, renamed over "journal", and the
+ * recreate the whole index (one record per entry, so damage to one record
+ * costs one entry), is fdatasync'd, renamed over "journal", and the
  * directory fsync'd.  A crash before the rename leaves the old journal;
  * after it, the new one.  The store checkpoints when the journal grows past
  * twice its size after the previous checkpoint (plus a constant), so the
@@ -517,8 +518,9 @@ int tc_journal_scan(const uint8_t *m, size_t size, tc_replay_fn fn,
 	return 0;
 }
 
-int tc_journal_open(struct tc_journal *j, int dirfd, uint64_t *capacity,
-		    tc_replay_fn fn, void *arg, uint64_t *dropped)
+static int journal_open(struct tc_journal *j, int dirfd, uint64_t *capacity,
+			tc_replay_fn fn, void *arg, uint64_t *dropped,
+			int rdonly)
 {
 	struct stat st;
 	struct tc_scan sc;
@@ -526,9 +528,11 @@ int tc_journal_open(struct tc_journal *j, int dirfd, uint64_t *capacity,
 	void *m;
 
 	*j = (struct tc_journal){ .dirfd = dirfd, .fd = -1 };
-	unlinkat(dirfd, JNEW_FILE, 0); /* a checkpoint that did not finish */
-	fd = openat(dirfd, TC_JOURNAL_FILE, O_RDWR | O_APPEND | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT)
+	if (!rdonly)
+		unlinkat(dirfd, JNEW_FILE, 0); /* an unfinished checkpoint */
+	fd = openat(dirfd, TC_JOURNAL_FILE,
+		    (rdonly ? O_RDONLY : O_RDWR | O_APPEND) | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && !rdonly)
 		return tc_journal_rewrite(j, *capacity, NULL, NULL);
 	if (fd < 0)
 		return -errno;
@@ -550,7 +554,7 @@ int tc_journal_open(struct tc_journal *j, int dirfd, uint64_t *capacity,
 	if (r)
 		goto fail;
 	/* Cut a torn or damaged tail so new records follow good ones. */
-	if (sc.good_end < (uint64_t)st.st_size &&
+	if (!rdonly && sc.good_end < (uint64_t)st.st_size &&
 	    ftruncate(fd, (off_t)sc.good_end) < 0) {
 		r = -errno;
 		goto fail;
@@ -565,6 +569,18 @@ int tc_journal_open(struct tc_journal *j, int dirfd, uint64_t *capacity,
 fail:
 	close(fd);
 	return r;
+}
+
+int tc_journal_open(struct tc_journal *j, int dirfd, uint64_t *capacity,
+		    tc_replay_fn fn, void *arg, uint64_t *dropped)
+{
+	return journal_open(j, dirfd, capacity, fn, arg, dropped, 0);
+}
+
+int tc_journal_open_rdonly(struct tc_journal *j, int dirfd, uint64_t *capacity,
+			   tc_replay_fn fn, void *arg, uint64_t *dropped)
+{
+	return journal_open(j, dirfd, capacity, fn, arg, dropped, 1);
 }
 
 int tc_journal_append(struct tc_journal *j, const struct tc_buf *b,
@@ -600,6 +616,43 @@ int tc_journal_append(struct tc_journal *j, const struct tc_buf *b,
 	j->size += (uint64_t)w;
 	if (seq)
 		*seq = j->seq;
+	return 0;
+}
+
+int tc_journal_frame(struct tc_journal *j, const struct tc_buf *b,
+		     struct tc_buf *out)
+{
+	struct jrec h;
+
+	if (b->err)
+		return b->err;
+	if (b->len > TC_JREC_MAX)
+		return -EFBIG;
+	h.magic = htole32(JREC_MAGIC);
+	h.len = htole32((uint32_t)b->len);
+	h.seq = htole64(j->seq + 1);
+	h.data_hash = htole64(XXH3_64bits(b->p, b->len));
+	h.hdr_hash = htole64(rec_hdr_hash(&h));
+	put(out, &h, sizeof(h));
+	put(out, b->p, b->len);
+	if (out->err)
+		return out->err;
+	j->seq++;
+	return 0;
+}
+
+int tc_journal_write_framed(struct tc_journal *j, const struct tc_buf *f)
+{
+	if (f->err)
+		return f->err;
+	int r = write_all(j->fd, f->p, f->len);
+	if (r) {
+		if (ftruncate(j->fd, (off_t)j->size) < 0) {
+			/* replay drops a partial record anyway */
+		}
+		return r;
+	}
+	j->size += f->len;
 	return 0;
 }
 

@@ -112,10 +112,25 @@ int tc_journal_scan(const uint8_t *m, size_t size, tc_replay_fn fn,
 int tc_journal_open(struct tc_journal *j, int dirfd, uint64_t *capacity,
 		    tc_replay_fn fn, void *arg, uint64_t *dropped);
 
+/* Replay only: the file is opened read-only and left exactly as it is (no
+ * creation, no cut tail); the journal cannot be appended to.  -ENOENT when
+ * there is no journal. */
+int tc_journal_open_rdonly(struct tc_journal *j, int dirfd, uint64_t *capacity,
+			   tc_replay_fn fn, void *arg, uint64_t *dropped);
+
 /* Append one record (one write(2); on failure the file is cut back and
  * nothing was appended).  *@seq gets its sequence number if non-NULL. */
 int tc_journal_append(struct tc_journal *j, const struct tc_buf *payload,
 		      uint64_t *seq);
+
+/* For a checkpoint's many small records: frame @payload as the next record
+ * (taking its sequence number) at the end of @out, to be written later
+ * with one tc_journal_write_framed().  Nothing reaches the file here. */
+int tc_journal_frame(struct tc_journal *j, const struct tc_buf *payload,
+		     struct tc_buf *out);
+/* Write framed records (one write(2) loop); on failure the file is cut
+ * back.  Only for a journal nobody else reads yet (a checkpoint's). */
+int tc_journal_write_framed(struct tc_journal *j, const struct tc_buf *framed);
 
 /* fdatasync the journal. */
 int tc_journal_sync(struct tc_journal *j);

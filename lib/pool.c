@@ -26,6 +26,7 @@
  * Locking: none here; the store's lock covers the pool.  The file's bytes
  * are read and written outside that lock by whoever owns an extent.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -165,6 +166,31 @@ fail_errno:
 	return r;
 }
 
+int tc_pool_open_rdonly(struct tc_pool *p, int dirfd, const char *name)
+{
+	struct stat st;
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	void *map = NULL;
+	uint64_t size;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		goto fail_errno;
+	size = (uint64_t)st.st_size & ~(uint64_t)(TC_BLOCK - 1);
+	if (size) {
+		map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+		if (map == MAP_FAILED)
+			goto fail_errno;
+	}
+	*p = (struct tc_pool){ .fd = fd, .map = map, .size = size };
+	return 0;
+fail_errno:;
+	int r = -errno;
+	close(fd);
+	return r;
+}
+
 int tc_pool_build(struct tc_pool *p, const struct tc_extent *used, size_t n)
 {
 	uint64_t at = 0; /* first block not yet accounted for */
@@ -236,6 +262,9 @@ void tc_pool_free(struct tc_pool *p, uint64_t off, uint64_t len)
 
 	if (!n)
 		return;
+	/* a run already starting or ending here means a double free */
+	assert(!tc_map_get(&p->by_start, start) &&
+	       !tc_map_get(&p->by_end, start + n));
 	left = tc_map_get(&p->by_end, start);
 	right = tc_map_get(&p->by_start, start + n);
 	if (left) {
@@ -270,7 +299,7 @@ void tc_pool_close(struct tc_pool *p)
 	tc_map_free(&p->by_end);
 	if (p->map && p->map != MAP_FAILED)
 		munmap(p->map, p->size);
-	if (p->fd > 0)
+	if (p->fd >= 0)
 		close(p->fd);
 	p->map = NULL;
 	p->fd = -1;

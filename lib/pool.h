@@ -18,7 +18,7 @@ struct tc_extent {
 struct tc_fext; /* a free run, in pool.c */
 
 struct tc_pool {
-	int fd;                    /* the pool file, O_RDWR */
+	int fd;                    /* the pool file, O_RDWR (or O_RDONLY) */
 	uint8_t *map;              /* MAP_SHARED of the whole file */
 	uint64_t size;             /* bytes, a multiple of TC_BLOCK */
 	uint64_t free;             /* free bytes */
@@ -34,6 +34,10 @@ struct tc_pool {
  * when the disk cannot hold @size; the file is then left as it was. */
 int tc_pool_open(struct tc_pool *p, int dirfd, const char *name,
 		 uint64_t size);
+
+/* Open an existing pool file read-only, as large as it is (rounded down to
+ * TC_BLOCK), without changing it: for checking a store.  -ENOENT. */
+int tc_pool_open_rdonly(struct tc_pool *p, int dirfd, const char *name);
 
 /* Make everything free except @used (sorted by off, not overlapping, inside
  * the pool).  -ENOMEM. */

@@ -68,6 +68,9 @@ struct tc_store {
 	unsigned verify;
 	int replaying;               /* replay: no pool yet, no frees */
 	int want_checkpoint;         /* the journal outgrew its last checkpoint */
+	int rdonly;                  /* opened by tc_store_check to look only */
+	tc_check_fn report;          /* tc_store_check: told of each drop */
+	void *report_arg;
 	uint64_t ver_counter;
 	uint64_t live_bytes;
 	uint64_t hits, misses, evictions, evicted_bytes;
@@ -592,15 +595,21 @@ static void touch(struct tc_store *s, struct tc_node *n)
 struct emit_ctx {
 	struct tc_store *s;
 	struct tc_journal *nj;
-	struct tc_buf b;
+	struct tc_buf b;        /* the record being built */
+	struct tc_buf framed;   /* records ready for one write */
 	int err;
 };
 
-static void emit_flush(struct emit_ctx *c)
+/* End the record being built; write the framed ones once they add up. */
+static void emit_flush(struct emit_ctx *c, int force)
 {
 	if (!c->err && c->b.len)
-		c->err = tc_journal_append(c->nj, &c->b, NULL);
+		c->err = tc_journal_frame(c->nj, &c->b, &c->framed);
 	c->b.len = 0;
+	if (!c->err && c->framed.len && (force || c->framed.len >= CHECKPOINT_RECORD))
+		c->err = tc_journal_write_framed(c->nj, &c->framed);
+	if (force || c->framed.len >= CHECKPOINT_RECORD)
+		c->framed.len = 0;
 }
 
 static void emit_node(struct emit_ctx *c, struct tc_node *n)
@@ -612,7 +621,7 @@ static void emit_node(struct emit_ctx *c, struct tc_node *n)
 	if (n->kind == TC_KIND_TENSOR && n->ver)
 		n->ver->seq = c->nj->seq + 1;
 	if (c->b.len >= CHECKPOINT_RECORD)
-		emit_flush(c);
+		emit_flush(c, 0);
 	for (struct tc_node *ch = n->child_head; ch; ch = ch->sib_next)
 		emit_node(c, ch);
 }
@@ -622,13 +631,16 @@ static int emit_all(void *arg, struct tc_journal *nj)
 	struct emit_ctx *c = arg;
 	c->nj = nj;
 	/* Entries oldest first: replay appends each to the lru's young end,
-	 * which rebuilds the order. */
-	for (struct tc_node *e = c->s->lru.head; e && !c->err; e = e->lru_next)
+	 * which rebuilds the order.  One record per entry (more for a huge
+	 * one), so a damaged record costs that entry alone. */
+	for (struct tc_node *e = c->s->lru.head; e && !c->err; e = e->lru_next) {
 		emit_node(c, e);
+		emit_flush(c, 0);
+	}
 	uint64_t st[4] = { c->s->hits, c->s->misses, c->s->evictions,
 			   c->s->evicted_bytes };
 	tc_rec_stats(&c->b, st);
-	emit_flush(c);
+	emit_flush(c, 1);
 	if (!c->err)
 		c->err = c->b.err;
 	return c->err;
@@ -639,6 +651,7 @@ static int checkpoint(struct tc_store *s, uint64_t capacity)
 	struct emit_ctx c = { .s = s };
 	int r = tc_journal_rewrite(&s->jr, capacity, emit_all, &c);
 	tc_buf_free(&c.b);
+	tc_buf_free(&c.framed);
 	return r;
 }
 
@@ -658,6 +671,32 @@ static void unlock(struct tc_store *s)
 }
 
 /* ---- replay ---------------------------------------------------------------- */
+
+/* "entry/group/name" of @n (still linked) into @buf. */
+static void node_path(const struct tc_node *n, char *buf, size_t size)
+{
+	const struct tc_node *chain[64];
+	int k = 0;
+	size_t at = 0;
+	for (; n && n->kind != TC_KIND_ROOT && k < 64; n = n->parent)
+		chain[k++] = n;
+	buf[0] = 0;
+	if (n && n->kind != TC_KIND_ROOT)
+		at = (size_t)snprintf(buf, size, ".../");
+	while (k-- > 0 && at < size)
+		at += (size_t)snprintf(buf + at, size - at, "%s%s", chain[k]->name,
+				       k ? "/" : "");
+}
+
+/* Tell tc_store_check's caller that @n is dropped, and why. */
+static void report(struct tc_store *s, const struct tc_node *n, const char *why)
+{
+	char path[4096];
+	if (!s->report)
+		return;
+	node_path(n, path, sizeof(path));
+	s->report(s->report_arg, path, why);
+}
 
 static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op)
 {
@@ -683,6 +722,7 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op)
 	other = tc_index_find(&s->idx, dir, op->name);
 	if (other && other != n) {
 		s->nodes_dropped++; /* a lost record left a stale name */
+		report(s, other, "replaced by a later record (journal lost a record)");
 		remove_subtree(s, other);
 	}
 	if (!n) {
@@ -827,11 +867,12 @@ static size_t count_ext(const struct tc_node *n)
 }
 
 /*
- * After replay: drop tensors whose extents lie past the pool's end or
- * overlap a tensor committed later (the journal lost a record), then hand
- * the rest of the space to the pool as free.  O(n log n) in extents.
+ * After replay: drop tensors whose extents lie past @valid_end (the bytes
+ * the pool file really holds) or overlap a tensor committed later (the
+ * journal lost a record), then hand the rest of the pool to the free space.
+ * O(n log n) in extents.
  */
-static int build_pool(struct tc_store *s)
+static int build_pool(struct tc_store *s, uint64_t valid_end)
 {
 	for (;;) {
 		size_t n = count_ext(&s->idx.root), k = 0, bad = 0;
@@ -849,12 +890,17 @@ static int build_pool(struct tc_store *s)
 		/* Mark losers with a NULL owner; drop them below. */
 		for (size_t i = 0; i < k; i++) {
 			struct tc_node *t = o[i].owner;
-			if (o[i].e.off + o[i].e.len > s->pool.size) {
+			if (o[i].e.off + o[i].e.len > valid_end) {
+				if (t->dead != 2)
+					report(s, t, "its bytes lie past the end of the pool file");
 				t->dead = 2;
 				bad++;
 			} else if (i && o[i].e.off < o[i - 1].e.off + o[i - 1].e.len) {
 				struct tc_node *u = o[i - 1].owner;
-				(t->ver->seq < u->ver->seq ? t : u)->dead = 2;
+				struct tc_node *older = t->ver->seq < u->ver->seq ? t : u;
+				if (older->dead != 2)
+					report(s, older, "shares pool space with a later tensor");
+				older->dead = 2;
 				bad++;
 			}
 		}
@@ -863,6 +909,10 @@ static int build_pool(struct tc_store *s)
 				used[i] = o[i].e;
 			r = tc_pool_build(&s->pool, used, k);
 		} else {
+			/* The free space is not built yet: dropping must not
+			 * hand the extents to it (they become free below). */
+			int was = s->replaying;
+			s->replaying = 1;
 			for (size_t i = 0; i < k; i++) {
 				struct tc_node *t = o[i].owner;
 				if (t->dead == 2 && t->parent) {
@@ -870,6 +920,7 @@ static int build_pool(struct tc_store *s)
 					remove_subtree(s, t);
 				}
 			}
+			s->replaying = was;
 		}
 		free(o);
 		free(used);
@@ -922,12 +973,17 @@ static void store_free(struct tc_store *s)
 	free(s);
 }
 
-int tc_store_open(const char *dir, const struct tc_options *opt,
-		  tc_store **out)
+/*
+ * Open a store: lock, replay, size the pool, rebuild the free space.  With
+ * @rdonly (tc_store_check) nothing on disk changes: the journal and pool
+ * are only read, and damage found is dropped in memory alone.
+ */
+static int store_open(const char *dir, const struct tc_options *opt,
+		      int rdonly, tc_check_fn fn, void *arg, tc_store **out)
 {
 	struct tc_store *s;
 	uint64_t want = opt ? opt->capacity & ~(uint64_t)(TC_BLOCK - 1) : 0;
-	uint64_t cap = 0, final;
+	uint64_t cap = 0, final, valid = 0;
 	struct stat st;
 	int r, is_new;
 
@@ -940,11 +996,15 @@ int tc_store_open(const char *dir, const struct tc_options *opt,
 	s->pool.fd = -1;
 	s->jr.fd = -1;
 	s->verify = opt ? opt->verify : TC_VERIFY_ON;
+	s->rdonly = rdonly;
+	s->report = fn;
+	s->report_arg = arg;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->drained, NULL);
 	tc_index_init(&s->idx);
+	s->idx.root.atime = s->idx.root.mtime = s->idx.root.ctime = now_ns();
 
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+	if (!rdonly && mkdir(dir, 0700) < 0 && errno != EEXIST)
 		goto fail_errno;
 	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0)
@@ -963,16 +1023,32 @@ int tc_store_open(const char *dir, const struct tc_options *opt,
 	is_new = faccessat(s->dirfd, TC_JOURNAL_FILE, F_OK, 0) < 0;
 	if (!is_new) {
 		s->replaying = 1;
-		r = tc_journal_open(&s->jr, s->dirfd, &cap, apply_record, s,
-				    &s->journal_dropped);
+		r = (rdonly ? tc_journal_open_rdonly : tc_journal_open)(
+			&s->jr, s->dirfd, &cap, apply_record, s,
+			&s->journal_dropped);
 		s->replaying = 0;
 		if (r)
 			goto fail;
-		if (fstatat(s->dirfd, POOL_FILE, &st, 0) < 0 ||
-		    (uint64_t)st.st_size < cap) {
-			r = -EUCLEAN;
+		/* A pool file that is missing or was cut short: the tensors
+		 * whose bytes it lost are dropped below, the rest served. */
+		if (fstatat(s->dirfd, POOL_FILE, &st, 0) == 0)
+			valid = (uint64_t)st.st_size & ~(uint64_t)(TC_BLOCK - 1);
+		if (valid > cap)
+			valid = cap;
+	} else if (rdonly) {
+		r = -ENOENT;
+		goto fail;
+	}
+	if (rdonly) {
+		r = tc_pool_open_rdonly(&s->pool, s->dirfd, POOL_FILE);
+		if (r == -ENOENT)
+			r = 0; /* an empty pool: every tensor is dropped */
+		if (!r)
+			r = build_pool(s, valid);
+		if (r)
 			goto fail;
-		}
+		*out = s;
+		return 0;
 	}
 	final = want ? want : is_new ? TC_DEFAULT_CAPACITY : cap;
 	if (!is_new && final < cap) {
@@ -992,7 +1068,7 @@ int tc_store_open(const char *dir, const struct tc_options *opt,
 		goto fail;
 	}
 	if (is_new) {
-		cap = final;
+		cap = valid = final;
 		r = tc_journal_open(&s->jr, s->dirfd, &cap, apply_record, s,
 				    &s->journal_dropped);
 		if (r)
@@ -1002,9 +1078,16 @@ int tc_store_open(const char *dir, const struct tc_options *opt,
 		if (r)
 			goto fail;
 	}
-	r = build_pool(s);
+	r = build_pool(s, valid < final ? valid : final);
 	if (r)
 		goto fail;
+	/* Damage dropped at open stays dropped: rewrite the journal without
+	 * it (otherwise a regrown pool would bring tensors back as zeros). */
+	if (s->journal_dropped || s->nodes_dropped) {
+		r = checkpoint(s, s->jr.capacity);
+		if (r)
+			goto fail;
+	}
 	*out = s;
 	return 0;
 fail_errno:
@@ -1014,13 +1097,19 @@ fail:
 	return r;
 }
 
+int tc_store_open(const char *dir, const struct tc_options *opt,
+		  tc_store **out)
+{
+	return store_open(dir, opt, 0, NULL, NULL, out);
+}
+
 int tc_store_close(tc_store *s)
 {
 	int r;
 	if (!s)
 		return 0;
 	pthread_mutex_lock(&s->lock);
-	r = checkpoint(s, s->jr.capacity);
+	r = s->rdonly ? 0 : checkpoint(s, s->jr.capacity);
 	unlock(s);
 	store_free(s);
 	return r;
@@ -2171,6 +2260,61 @@ int tc_parse_size(const char *str, uint64_t *out)
 	return 0;
 }
 
+/* ---- tc_store_check ---------------------------------------------------------- */
+
+int tc_store_check(const char *dir, unsigned flags, tc_check_fn fn, void *arg,
+		   struct tc_check *out)
+{
+	int repair = flags & TC_CHECK_REPAIR;
+	struct tc_check c = { 0 };
+	struct tc_node *n, *next;
+	tc_store *s;
+	int r;
+
+	r = store_open(dir, NULL, !repair, fn, arg, &s);
+	if (r)
+		return r;
+	c.records_dropped = s->journal_dropped;
+	c.nodes_dropped = s->nodes_dropped;
+	if (fn && s->journal_dropped)
+		fn(arg, "journal", "torn or corrupt records dropped");
+	pthread_mutex_lock(&s->lock);
+	/* Pre-order walk of the whole tree; `next` is found before a damaged
+	 * tensor is removed. */
+	for (n = s->idx.root.child_head; n; n = next) {
+		if (n->child_head) {
+			next = n->child_head;
+		} else {
+			const struct tc_node *a = n;
+			while (a->kind != TC_KIND_ROOT && !a->sib_next)
+				a = a->parent;
+			next = a->kind == TC_KIND_ROOT ? NULL : a->sib_next;
+		}
+		if (n->kind != TC_KIND_TENSOR || !n->ver)
+			continue;
+		uint64_t h;
+		r = ver_hash(s, n->ver, n->ver->size, &h);
+		if (r)
+			break;
+		c.tensors++;
+		c.bytes += n->ver->size;
+		if (h == n->ver->xxh3)
+			continue;
+		c.damaged++;
+		report(s, n, "bytes do not match their xxh3 checksum");
+		if (repair && remove_node(s, n) == 0)
+			c.repaired++;
+	}
+	unlock(s);
+	if (!r)
+		r = tc_store_close(s);
+	else
+		tc_store_close(s);
+	if (!r)
+		*out = c;
+	return r;
+}
+
 /* ---- test hooks (store_test.h) ---------------------------------------------- */
 
 int tc_replay_image(const uint8_t *img, size_t len, struct tc_stats *st)
@@ -2191,7 +2335,7 @@ int tc_replay_image(const uint8_t *img, size_t len, struct tc_stats *st)
 	if (!r) {
 		s->journal_dropped = sc.dropped;
 		s->pool.size = sc.capacity;
-		r = build_pool(s);
+		r = build_pool(s, sc.capacity);
 	}
 	if (!r)
 		tc_store_stats(s, st);

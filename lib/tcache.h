@@ -91,13 +91,16 @@ struct tc_options {
 
 /*
  * Open (creating if missing) the store in directory @dir.  Replays the
- * journal; a torn or corrupt record is dropped and counted in
- * tc_stats.journal_dropped.  @opt may be NULL.  On success *@out owns the
- * store until tc_store_close().
+ * journal.  Damage is dropped, counted, and the rest served: a torn or
+ * corrupt record (tc_stats.journal_dropped); a tensor whose bytes a
+ * missing or cut-short pool file no longer holds, or whose pool space a
+ * later record claims (tc_stats.nodes_dropped).  When anything was dropped
+ * the journal is rewritten without it.  @opt may be NULL.  On success
+ * *@out owns the store until tc_store_close().
  * Errors: -EBUSY another process has the store open; -EPROTO the store is
- * of an unknown format or version; -EUCLEAN the pool file is missing or
- * shorter than the journal says; -ENOSPC the pool cannot be preallocated;
- * -EINVAL a capacity below one block; others from the file system.
+ * of an unknown format or version; -ENOSPC the pool cannot be
+ * preallocated; -EINVAL a capacity below one block; others from the file
+ * system.
  */
 int tc_store_open(const char *dir, const struct tc_options *opt,
 		  tc_store **out);
@@ -138,6 +141,38 @@ void tc_store_stats(tc_store *s, struct tc_stats *st);
 typedef void (*tc_evict_fn)(void *arg, uint64_t parent, uint64_t id,
 			    const char *name);
 void tc_store_on_evict(tc_store *s, tc_evict_fn fn, void *arg);
+
+/* ---- checking a store (offline) -------------------------------------------- */
+
+/* Told of each problem found: @path is "entry/group/tensor" (or a
+ * description when no name is known), @problem says what is wrong. */
+typedef void (*tc_check_fn)(void *arg, const char *path, const char *problem);
+
+struct tc_check {
+	uint64_t records_dropped;  /* torn or corrupt journal records */
+	uint64_t nodes_dropped;    /* tensors/dirs the journal cannot keep:
+	                              orphans, bytes past the pool's end,
+	                              pool space claimed twice */
+	uint64_t tensors;          /* tensors whose bytes were checked */
+	uint64_t bytes;            /* bytes hashed */
+	uint64_t damaged;          /* tensors whose bytes fail their xxh3 */
+	uint64_t repaired;         /* damaged tensors removed (TC_CHECK_REPAIR) */
+};
+
+#define TC_CHECK_REPAIR (1u << 0)
+
+/*
+ * Check the store in @dir, which no process may have open: replay the
+ * journal and hash every tensor's bytes against its xxh3.  @fn (may be
+ * NULL) hears of each problem.  Without TC_CHECK_REPAIR nothing on disk is
+ * changed.  With it, damaged tensors and whatever the journal could not
+ * keep are removed, and the journal is rewritten: the store is then
+ * consistent.  Returns 0 when the check ran (problems are in *@out), or
+ * -EBUSY (the store is open elsewhere), -ENOENT (no store there), -EPROTO.
+ * Cost: reads every tensor byte once.
+ */
+int tc_store_check(const char *dir, unsigned flags, tc_check_fn fn, void *arg,
+		   struct tc_check *out);
 
 /* ---- names and attributes ----------------------------------------------- */
 

@@ -815,6 +815,194 @@ static void t_checkpoints_keep_every_commit(void)
 	tmpdir_free(c);
 }
 
+static off_t tensor_pool_off(tc_store *s, uint64_t dir, const char *name)
+{
+	struct tc_stat st;
+	tc_file *f;
+	struct tc_span sp[4];
+	int n;
+	size_t total;
+	if (tc_lookup(s, dir, name, &st) || tc_open(s, st.id, 0, &f))
+		return -1;
+	int r = tc_file_map(s, f, 0, 1, sp, 4, &n, &total);
+	tc_file_close(s, f);
+	return r || n != 1 ? -1 : (off_t)sp[0].fd_off;
+}
+
+static void pool_path(const char *d, char *p, size_t n)
+{
+	snprintf(p, n, "%s/pool", d);
+}
+
+/* A pool cut short under a stopped store: what it still holds is served,
+ * what it lost is dropped (and stays dropped), the pool grows back. */
+static void t_pool_truncated_or_missing(void)
+{
+	char *d = tmpdir_new(), p[512];
+	tc_store *s = open_store(d, 1 * MiB);
+	REQUIRE(s);
+	uint64_t e1 = mkentry(s, "e1"), e2 = mkentry(s, "e2");
+	CHECK(put(s, e1, "a", 100 * KiB, 1, 4096) == 0);
+	CHECK(put(s, e2, "b", 100 * KiB, 2, 4096) == 0);
+	off_t ob = tensor_pool_off(s, e2, "b");
+	CHECK(ob >= 100 * (off_t)KiB);
+	tc_store_close(s);
+	pool_path(d, p, sizeof(p));
+	REQUIRE(truncate(p, ob) == 0);
+	for (int k = 0; k < 2; k++) {
+		s = open_store(d, 0);
+		REQUIRE(s);
+		struct tc_stats st;
+		tc_store_stats(s, &st);
+		CHECK(same(s, e1, "a", 100 * KiB, 1));
+		CHECK(!exists(s, e2, "b") && exists(s, TC_ROOT_ID, "e2"));
+		CHECK(st.capacity == 1 * MiB && st.tensors == 1);
+		CHECK(st.nodes_dropped == (k == 0 ? 1u : 0u));
+		/* the space it held is free exactly once: fill the pool and
+		 * check every byte */
+		char nm[16];
+		for (int i = 0; i < 7; i++) {
+			snprintf(nm, sizeof(nm), "n%d", i);
+			CHECK(put(s, e2, nm, 120 * KiB, 50 + (uint64_t)i, 4096) == 0);
+		}
+		CHECK(same(s, e1, "a", 100 * KiB, 1));
+		for (int i = 0; i < 7; i++) {
+			snprintf(nm, sizeof(nm), "n%d", i);
+			CHECK(!exists(s, e2, nm) || same(s, e2, nm, 120 * KiB, 50 + (uint64_t)i));
+			tc_unlink(s, e2, nm);
+		}
+		tc_store_close(s);
+	}
+	struct stat sb;
+	CHECK(stat(p, &sb) == 0 && sb.st_size == (off_t)MiB);
+	/* the pool file deleted: every tensor goes, the entries stay */
+	REQUIRE(unlink(p) == 0);
+	s = open_store(d, 0);
+	REQUIRE(s);
+	struct tc_stats st;
+	tc_store_stats(s, &st);
+	CHECK(st.tensors == 0 && st.entries == 2 && st.nodes_dropped == 1);
+	CHECK(put(s, e1, "a", 100 * KiB, 3, 4096) == 0 && same(s, e1, "a", 100 * KiB, 3));
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
+struct problems {
+	int n;
+	char last[512];
+};
+
+static void on_problem(void *arg, const char *path, const char *problem)
+{
+	struct problems *p = arg;
+	p->n++;
+	snprintf(p->last, sizeof(p->last), "%s: %s", path, problem);
+}
+
+static void read_all(const char *path, char **buf, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	*buf = NULL;
+	*len = 0;
+	if (!f)
+		return;
+	fseek(f, 0, SEEK_END);
+	*len = (size_t)ftell(f);
+	rewind(f);
+	*buf = malloc(*len + 1);
+	if (fread(*buf, 1, *len, f) != *len)
+		*len = 0;
+	fclose(f);
+}
+
+/* tc_store_check finds damaged bytes and changes nothing; with repair it
+ * removes just the damaged tensor. */
+static void t_check_and_repair(void)
+{
+	char *d = tmpdir_new(), p[512], jp[512];
+	tc_store *s = open_store(d, 1 * MiB);
+	REQUIRE(s);
+	uint64_t e = mkentry(s, "e");
+	struct tc_stat g;
+	REQUIRE(tc_mkdir(s, e, "g", 0755, 0, 0, &g) == 0);
+	CHECK(put(s, e, "good", 50 * KiB, 1, 4096) == 0);
+	CHECK(put(s, g.id, "bad", 50 * KiB, 2, 4096) == 0);
+	off_t ob = tensor_pool_off(s, g.id, "bad");
+	struct tc_check c;
+	struct problems pr = { 0 };
+	CHECK(tc_store_check(d, 0, on_problem, &pr, &c) == -EBUSY);
+	tc_store_close(s);
+	CHECK(tc_store_check(d, 0, on_problem, &pr, &c) == 0);
+	CHECK(c.tensors == 2 && c.damaged == 0 && pr.n == 0);
+	CHECK(c.bytes == 100 * KiB);
+	pool_path(d, p, sizeof(p));
+	flip_byte(p, ob + 777);
+	snprintf(jp, sizeof(jp), "%s/journal", d);
+	char *j0, *j1;
+	size_t l0, l1;
+	read_all(jp, &j0, &l0);
+	CHECK(tc_store_check(d, 0, on_problem, &pr, &c) == 0);
+	CHECK(c.damaged == 1 && c.repaired == 0 && pr.n == 1);
+	CHECK(strstr(pr.last, "e/g/bad: ") == pr.last);
+	read_all(jp, &j1, &l1);
+	CHECK(l0 == l1 && l0 && !memcmp(j0, j1, l0)); /* untouched */
+	free(j0);
+	free(j1);
+	pr.n = 0;
+	CHECK(tc_store_check(d, TC_CHECK_REPAIR, on_problem, &pr, &c) == 0);
+	CHECK(c.damaged == 1 && c.repaired == 1 && pr.n == 1);
+	CHECK(tc_store_check(d, 0, on_problem, &pr, &c) == 0);
+	CHECK(c.damaged == 0 && c.tensors == 1);
+	s = open_store(d, 0);
+	REQUIRE(s);
+	CHECK(same(s, e, "good", 50 * KiB, 1) && !exists(s, g.id, "bad"));
+	tc_store_close(s);
+	char *none = tmpdir_new();
+	CHECK(tc_store_check(none, 0, NULL, NULL, &c) == -ENOENT);
+	tmpdir_free(none);
+	tmpdir_free(d);
+}
+
+/* After a checkpoint each entry has its own record: a flipped byte in the
+ * journal of a stopped store drops one entry, the others are served. */
+static void t_checkpoint_damage_costs_one_entry(void)
+{
+	char *d = tmpdir_new(), jp[512];
+	tc_store *s = open_store(d, 4 * MiB);
+	REQUIRE(s);
+	char name[16];
+	uint64_t ids[20];
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "e%02d", i);
+		ids[i] = mkentry(s, name);
+		CHECK(put(s, ids[i], "t", 3000, (uint64_t)i, 4096) == 0);
+		CHECK(put(s, ids[i], "u", 5000, 100 + (uint64_t)i, 4096) == 0);
+	}
+	tc_store_close(s);
+	snprintf(jp, sizeof(jp), "%s/journal", d);
+	off_t js = journal_size(d);
+	flip_byte(jp, js / 2);
+	s = open_store(d, 0);
+	REQUIRE(s);
+	struct tc_stats st;
+	tc_store_stats(s, &st);
+	CHECK(st.journal_dropped == 1);
+	CHECK(st.entries == 19 && st.tensors == 38);
+	int gone = 0;
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "e%02d", i);
+		if (!exists(s, TC_ROOT_ID, name)) {
+			gone++;
+			continue;
+		}
+		CHECK(same(s, ids[i], "t", 3000, (uint64_t)i));
+		CHECK(same(s, ids[i], "u", 5000, 100 + (uint64_t)i));
+	}
+	CHECK(gone == 1);
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
 int main(void)
 {
 	RUN(t_roundtrip_and_reopen);
@@ -834,5 +1022,8 @@ int main(void)
 	RUN(t_capacity_change);
 	RUN(t_recency_survives_restart);
 	RUN(t_checkpoints_keep_every_commit);
+	RUN(t_pool_truncated_or_missing);
+	RUN(t_check_and_repair);
+	RUN(t_checkpoint_damage_costs_one_entry);
 	return check_done();
 }
