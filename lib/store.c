@@ -509,6 +509,23 @@ static void copy_fn(void *arg, uint8_t *p, size_t n)
 	c->at += n;
 }
 
+static int ver_start_hash(struct tc_ver *v)
+{
+	v->hs = XXH3_createState();
+	if (!v->hs)
+		return -ENOMEM;
+	XXH3_64bits_reset(v->hs);
+	v->hashed = 0;
+	return 0;
+}
+
+static void ver_stop_hash(struct tc_ver *v)
+{
+	if (v->hs)
+		XXH3_freeState(v->hs);
+	v->hs = NULL;
+}
+
 /* A new pending version of @size bytes holding the bytes of @src (NULL:
  * none) up to @size, zeros past src's end.  O(size) copy. */
 static int ver_clone(struct tc_store *s, const struct tc_ver *src,
@@ -532,26 +549,14 @@ static int ver_clone(struct tc_store *s, const struct tc_ver *src,
 	ver_zero(s, v, have, size);
 	v->size = size;
 	v->dirty = 1;
+	if (size == 0 && ver_start_hash(v)) {
+		ver_put(s, v);
+		return -ENOMEM;
+	}
 	*out = v;
 	return 0;
 }
 
-static int ver_start_hash(struct tc_ver *v)
-{
-	v->hs = XXH3_createState();
-	if (!v->hs)
-		return -ENOMEM;
-	XXH3_64bits_reset(v->hs);
-	v->hashed = 0;
-	return 0;
-}
-
-static void ver_stop_hash(struct tc_ver *v)
-{
-	if (v->hs)
-		XXH3_freeState(v->hs);
-	v->hs = NULL;
-}
 
 /* ---- journal glue ---------------------------------------------------------- */
 

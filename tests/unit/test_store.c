@@ -1003,6 +1003,99 @@ static void t_checkpoint_damage_costs_one_entry(void)
 	tmpdir_free(d);
 }
 
+/* Whatever the write pattern, the checksum recorded at commit matches the
+ * bytes: after a reopen (verification on) every tensor opens and reads. */
+static void t_checksums_match_any_write_pattern(void)
+{
+	char *d = tmpdir_new();
+	tc_store *s = open_store(d, 16 * MiB);
+	REQUIRE(s);
+	uint64_t e = mkentry(s, "e");
+	enum { N = 300000 };
+	uint8_t *want = malloc(N);
+	struct tc_stat st;
+	tc_file *f;
+	fill(want, N, 77);
+	for (int pat = 0; pat < 6; pat++) {
+		char name[8];
+		snprintf(name, sizeof(name), "p%d", pat);
+		REQUIRE(tc_create(s, e, name, 0644, 0, 0, &f, &st) == 0);
+		uint64_t r = (uint64_t)pat + 1;
+		switch (pat) {
+		case 0: /* sequential, odd sizes */
+			for (size_t at = 0; at < N; at += 4099)
+				tc_file_write(s, f, want + at, at + 4099 > N ? N - at : 4099, at);
+			break;
+		case 1: /* backwards */
+			for (size_t at = N; at > 0;) {
+				size_t k = at > 10000 ? 10000 : at;
+				at -= k;
+				tc_file_write(s, f, want + at, k, at);
+			}
+			break;
+		case 2: /* random pieces, then everything once more */
+			for (int i = 0; i < 200; i++) {
+				size_t at = rnd(&r) % N, k = 1 + rnd(&r) % 5000;
+				if (at + k > N)
+					k = N - at;
+				tc_file_write(s, f, want + at, k, at);
+			}
+			tc_file_write(s, f, want, N, 0);
+			break;
+		case 3: /* garbage, truncate to 0, then the real bytes */
+			tc_file_write(s, f, want + 1, N - 1, 0);
+			{
+				struct tc_setattr sa = { .valid = TC_SET_SIZE, .size = 0 };
+				CHECK(tc_setattr(s, st.id, &sa, f, &st) == 0);
+			}
+			tc_file_write(s, f, want, N, 0);
+			break;
+		case 4: /* longer, then truncated down */
+			tc_file_write(s, f, want, N, 0);
+			tc_file_write(s, f, want, 5000, N);
+			{
+				struct tc_setattr sa = { .valid = TC_SET_SIZE, .size = N };
+				CHECK(tc_setattr(s, st.id, &sa, f, &st) == 0);
+			}
+			break;
+		case 5: /* commit halfway, then append through a new handle */
+			tc_file_write(s, f, want, N / 2, 0);
+			CHECK(tc_file_commit(s, f) == 0);
+			tc_file_close(s, f);
+			REQUIRE(tc_open(s, st.id, TC_O_WRITE, &f) == 0);
+			tc_file_write(s, f, want + N / 2, N - N / 2, N / 2);
+			break;
+		}
+		CHECK(tc_file_commit(s, f) == 0);
+		tc_file_close(s, f);
+	}
+	/* replace one by O_TRUNC through a second handle */
+	REQUIRE(tc_lookup(s, e, "p0", &st) == 0);
+	REQUIRE(tc_open(s, st.id, TC_O_WRITE | TC_O_TRUNC, &f) == 0);
+	CHECK(tc_file_write(s, f, want, N, 0) == N);
+	CHECK(tc_file_commit(s, f) == 0);
+	tc_file_close(s, f);
+	tc_store_close(s);
+	s = open_store(d, 0);
+	REQUIRE(s);
+	uint8_t *got = malloc(N + 1);
+	for (int pat = 0; pat < 6; pat++) {
+		char name[8];
+		snprintf(name, sizeof(name), "p%d", pat);
+		REQUIRE(tc_lookup(s, e, name, &st) == 0);
+		int r = tc_open(s, st.id, 0, &f);
+		CHECK(r == 0);
+		if (r)
+			continue;
+		CHECK(tc_file_pread(s, f, got, N + 1, 0) == N && !memcmp(got, want, N));
+		tc_file_close(s, f);
+	}
+	free(got);
+	free(want);
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
 int main(void)
 {
 	RUN(t_roundtrip_and_reopen);
@@ -1025,5 +1118,6 @@ int main(void)
 	RUN(t_pool_truncated_or_missing);
 	RUN(t_check_and_repair);
 	RUN(t_checkpoint_damage_costs_one_entry);
+	RUN(t_checksums_match_any_write_pattern);
 	return check_done();
 }
