@@ -130,6 +130,14 @@ static int check_new_name(const struct tc_node *dir, const char *name)
 	return 0;
 }
 
+/* An entry's pin is also its sticky bit (chmod +t pins, chmod -t unpins),
+ * so a pin is reachable with plain tools and visible in ls -l. */
+static void entry_set_pinned(struct tc_node *e, int pinned)
+{
+	e->pinned = pinned ? 1 : 0;
+	e->mode = pinned ? e->mode | S_ISVTX : e->mode & ~(uint32_t)S_ISVTX;
+}
+
 /* ---- versions ------------------------------------------------------------ */
 
 static struct tc_ver *ver_new(void)
@@ -760,7 +768,7 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op)
 	if (n->kind == TC_KIND_ENTRY) {
 		n->created = op->created;
 		n->last_access = op->last_access;
-		n->pinned = (uint8_t)op->pinned;
+		entry_set_pinned(n, op->pinned);
 		free(n->attrs);
 		n->attrs = op->attrs ? strndup(op->attrs, op->attrs_len) : NULL;
 		if (op->attrs && !n->attrs)
@@ -1455,11 +1463,11 @@ int tc_pin(tc_store *s, uint64_t id, int pinned)
 		goto out;
 	}
 	struct tc_node tmp = *n;
-	tmp.pinned = pinned ? 1 : 0;
+	entry_set_pinned(&tmp, pinned);
 	tmp.ctime = now_ns();
 	r = journal_node(s, &tmp);
 	if (!r) {
-		n->pinned = tmp.pinned;
+		entry_set_pinned(n, pinned);
 		n->ctime = tmp.ctime;
 	}
 out:
@@ -1690,8 +1698,11 @@ int tc_setattr(tc_store *s, uint64_t id, const struct tc_setattr *sa,
 		n->mtime = now;
 	}
 	tmp = *n;
-	if (sa->valid & TC_SET_MODE)
+	if (sa->valid & TC_SET_MODE) {
 		tmp.mode = sa->mode & 07777;
+		if (n->kind == TC_KIND_ENTRY)
+			tmp.pinned = tmp.mode & S_ISVTX ? 1 : 0;
+	}
 	if (sa->valid & TC_SET_UID)
 		tmp.uid = sa->uid;
 	if (sa->valid & TC_SET_GID)
@@ -1707,6 +1718,7 @@ int tc_setattr(tc_store *s, uint64_t id, const struct tc_setattr *sa,
 			goto out;
 	}
 	n->mode = tmp.mode;
+	n->pinned = tmp.pinned;
 	n->uid = tmp.uid;
 	n->gid = tmp.gid;
 	n->atime = tmp.atime;
@@ -2173,7 +2185,7 @@ int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len)
 	if (d->kind == TC_KIND_ENTRY && (u.has_pinned || u.attrs_json)) {
 		struct tc_node tmp = *d;
 		if (u.has_pinned)
-			tmp.pinned = u.pinned ? 1 : 0;
+			entry_set_pinned(&tmp, u.pinned);
 		if (u.attrs_json)
 			tmp.attrs = u.attrs_json;
 		tc_rec_node(&b, &tmp);
@@ -2198,7 +2210,7 @@ int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len)
 	}
 	if (d->kind == TC_KIND_ENTRY) {
 		if (u.has_pinned)
-			d->pinned = u.pinned ? 1 : 0;
+			entry_set_pinned(d, u.pinned);
 		if (u.attrs_json) {
 			free(d->attrs);
 			d->attrs = u.attrs_json;

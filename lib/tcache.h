@@ -232,7 +232,10 @@ int tc_rename(tc_store *s, uint64_t parent, const char *name,
 	      uint64_t newparent, const char *newname, unsigned flags);
 
 /* Pin or unpin an entry (a pinned entry is never evicted).  Journaled.
- * -EINVAL if @id is not an entry. */
+ * An entry's pin is also its sticky bit: tc_setattr of an entry's mode
+ * with S_ISVTX pins it (chmod +t), without unpins it; the mode that
+ * tc_getattr reports carries S_ISVTX while pinned.  meta.json's "pinned"
+ * is the same flag.  -EINVAL if @id is not an entry. */
 int tc_pin(tc_store *s, uint64_t id, int pinned);
 
 /*

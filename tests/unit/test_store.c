@@ -650,6 +650,7 @@ static void t_meta_and_npy(void)
 	const char *set = "{\"tensors\": {\"raw\": {\"dtype\": \"float64\", \"shape\": [2, 4]}},"
 			  " \"attrs\": {\"model\": \"m1\"}, \"pinned\": true}";
 	CHECK(tc_meta_set(s, e, set, strlen(set)) == 0);
+	CHECK(tc_getattr(s, e, &st) == 0 && (st.mode & S_ISVTX)); /* pinned */
 	const char *bad = "{\"tensors\": {\"raw\": {\"dtype\": \"float64\", \"shape\": [3]}}}";
 	CHECK(tc_meta_set(s, e, bad, strlen(bad)) == -EINVAL);
 	CHECK(tc_meta_set(s, e, "{", 1) == -EINVAL);
@@ -665,6 +666,23 @@ static void t_meta_and_npy(void)
 	struct tc_stats sts;
 	tc_store_stats(s, &sts);
 	CHECK(sts.pinned == 1);
+	/* chmod -t unpins, chmod +t pins again: meta.json follows */
+	struct tc_setattr sa = { .valid = TC_SET_MODE, .mode = 0755 };
+	CHECK(tc_setattr(s, e, &sa, NULL, &st) == 0 && !(st.mode & S_ISVTX));
+	tc_store_stats(s, &sts);
+	CHECK(sts.pinned == 0);
+	REQUIRE(tc_meta_get(s, e, &json, &len) == 0);
+	CHECK(strstr(json, "\"pinned\":\tfalse") != NULL);
+	free(json);
+	sa.mode = 01755;
+	CHECK(tc_setattr(s, e, &sa, NULL, &st) == 0 && (st.mode & 07777) == 01755);
+	tc_store_close(s);
+	s = open_store(d, 0);
+	REQUIRE(s);
+	tc_store_stats(s, &sts);
+	CHECK(sts.pinned == 1);
+	CHECK(tc_getattr(s, e, &st) == 0 && (st.mode & 07777) == 01755);
+	CHECK(tc_pin(s, e, 0) == 0 && tc_getattr(s, e, &st) == 0 && (st.mode & 07777) == 0755);
 	tc_store_close(s);
 	tmpdir_free(d);
 }
