@@ -509,3 +509,63 @@ void tc_meta_update_free(struct tc_meta_update *u)
 	free(u->set);
 	memset(u, 0, sizeof *u);
 }
+
+/* ---- store statistics ------------------------------------------------------ */
+
+int tc_stats_json(const struct tc_stats *st, char **out, size_t *len)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *txt = NULL;
+	int r = o ? 0 : -ENOMEM;
+	const struct {
+		const char *key;
+		uint64_t v;
+	} nums[] = {
+		{ "capacity", st->capacity },
+		{ "used", st->used },
+		{ "free", st->capacity - st->used },
+		{ "live_bytes", st->live_bytes },
+		{ "entries", st->entries },
+		{ "tensors", st->tensors },
+		{ "groups", st->groups },
+		{ "pinned", st->pinned },
+		{ "hits", st->hits },
+		{ "misses", st->misses },
+		{ "evictions", st->evictions },
+		{ "evicted_bytes", st->evicted_bytes },
+		{ "journal_bytes", st->journal_bytes },
+		{ "journal_dropped", st->journal_dropped },
+		{ "nodes_dropped", st->nodes_dropped },
+	};
+	for (size_t i = 0; !r && i < sizeof(nums) / sizeof(nums[0]); i++)
+		r = put(o, nums[i].key, json_u64(nums[i].v));
+	if (!r) {
+		uint64_t looks = st->hits + st->misses;
+		r = put(o, "hit_rate", looks ? cJSON_CreateNumber((double)st->hits / (double)looks)
+					     : cJSON_CreateNull());
+	}
+	if (!r)
+		r = put(o, "oldest_access", st->oldest_access_ns
+				? json_time(st->oldest_access_ns) : cJSON_CreateNull());
+	if (!r)
+		r = put(o, "newest_access", st->newest_access_ns
+				? json_time(st->newest_access_ns) : cJSON_CreateNull());
+	if (!r && !(txt = cJSON_Print(o)))
+		r = -ENOMEM;
+	cJSON_Delete(o);
+	if (r)
+		return r;
+	size_t n = strlen(txt);
+	char *buf = malloc(n + 2);
+	if (!buf) {
+		free(txt);
+		return -ENOMEM;
+	}
+	memcpy(buf, txt, n);
+	buf[n] = '\n';
+	buf[n + 1] = 0;
+	free(txt);
+	*out = buf;
+	*len = n + 1;
+	return 0;
+}

@@ -119,13 +119,13 @@ static int check_name(const char *name)
 	return 0;
 }
 
-/* A name that may be created in @dir (not reserved there). */
+/* A name that may be created in @dir (not reserved there: see tcache.h). */
 static int check_new_name(const struct tc_node *dir, const char *name)
 {
 	int r = check_name(name);
 	if (r)
 		return r;
-	if (dir->kind != TC_KIND_ROOT && !strcmp(name, TC_META_NAME))
+	if (!strcmp(name, dir->kind == TC_KIND_ROOT ? TC_STATS_NAME : TC_META_NAME))
 		return -EEXIST;
 	return 0;
 }
@@ -2275,6 +2275,16 @@ int tc_parse_size(const char *str, uint64_t *out)
 		return -EINVAL;
 	*out = v;
 	return 0;
+}
+
+int tc_store_peek(const char *dir, struct tc_stats *st)
+{
+	tc_store *s;
+	int r = store_open(dir, NULL, 1, NULL, NULL, &s);
+	if (r)
+		return r;
+	tc_store_stats(s, st);
+	return tc_store_close(s);
 }
 
 /* ---- tc_store_check ---------------------------------------------------------- */

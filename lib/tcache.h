@@ -23,8 +23,9 @@
  *   - No function logs or prints.
  *
  * Names: 1..TC_NAME_MAX bytes, no '/', not "." or "..": otherwise -EINVAL
- * (-ENAMETOOLONG when too long).  The name "meta.json" is reserved inside
- * entries and groups (the daemon shows a generated file there): -EEXIST.
+ * (-ENAMETOOLONG when too long).  Reserved, -EEXIST: "meta.json" inside
+ * entries and groups and ".tcache-stats" in the root (the daemon shows
+ * generated files there).
  */
 #ifndef TCACHE_H
 #define TCACHE_H
@@ -43,6 +44,7 @@ extern "C" {
 #define TC_NAME_MAX 255
 #define TC_MAX_DIMS 32
 #define TC_META_NAME "meta.json"
+#define TC_STATS_NAME ".tcache-stats"  /* the mount's stats file (root) */
 #define TC_BLOCK 4096u                       /* pool allocation unit */
 #define TC_DEFAULT_CAPACITY (1ull << 30)     /* for a new store, 1 GiB */
 
@@ -132,6 +134,18 @@ struct tc_stats {
 	int64_t newest_access_ns;
 };
 void tc_store_stats(tc_store *s, struct tc_stats *st);
+
+/* The statistics as a JSON object (malloc'd, NUL-terminated, ending in a
+ * newline; caller frees): every field of tc_stats, plus "free",
+ * "hit_rate" (null before any lookup) and the access times as RFC 3339
+ * UTC strings (null when there is no entry).  What `tcache stats --json`
+ * prints and the mount's stats file holds. */
+int tc_stats_json(const struct tc_stats *st, char **json, size_t *len);
+
+/* Statistics of a store no process has open, read without changing
+ * anything.  -EBUSY when it is open (mounted), -ENOENT when @dir holds no
+ * store, -EPROTO. */
+int tc_store_peek(const char *dir, struct tc_stats *st);
 
 /*
  * Eviction listener.  Called once for each evicted entry, while the store's

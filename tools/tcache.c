@@ -1,34 +1,43 @@
 /*
- * tcache.c - the tcache command: tools over a tcachefs store.
+ * tcache.c - the tcache command: everyday tools for a tcachefs cache.
  *
- *   tcache fsck STORE [--repair] [--json]
+ *   tcache stats  MNT|STORE [--json]       how full and how useful
+ *   tcache ls     MNT [--sort=lru|size|name] [--json]
+ *   tcache prune  MNT --older-than AGE [--dry-run]
+ *   tcache pin    MNT/ENTRY...             never evict these
+ *   tcache unpin  MNT/ENTRY...
+ *   tcache key    STRING...                a safe entry name for a key
+ *   tcache fsck   STORE [--repair] [--json]
  *
- * Each subcommand has --help.  Exit codes: 0 all well, 1 damage found
- * (repaired with --repair), 2 the command could not run (usage, store in
- * use, not a store).
+ * Commands on a mount (MNT) use only the file system: each entry's
+ * meta.json, rm, chmod (a pin is the entry's sticky bit) and the root's
+ * stats file, so they need no privileges beyond the files' own.  Commands
+ * on a STORE directory open it through libtcache and so need it unmounted.
+ * Exit codes: 0 fine, 1 the command found a problem (fsck damage, a
+ * prune that could not remove something), 2 it could not run.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
+#include <libgen.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <cjson/cJSON.h>
 
 #include "tcache.h"
 
 static const char *prog = "tcache";
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: %s COMMAND [ARGS]\n"
-		"\n"
-		"commands:\n"
-		"  fsck STORE [--repair] [--json]   check a stopped store's journal and\n"
-		"                                   every tensor's checksum\n"
-		"\n"
-		"'%s COMMAND --help' tells more; '%s --version' the version.\n",
-		prog, prog, prog);
-}
+/* ---- small helpers ------------------------------------------------------- */
 
 static void json_str(FILE *f, const char *s)
 {
@@ -45,9 +54,587 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+static const char *human(double v, char *buf, size_t n)
+{
+	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	int i = 0;
+	while (v >= 1024 && i < 5) {
+		v /= 1024;
+		i++;
+	}
+	snprintf(buf, n, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+	return buf;
+}
+
+/* Read a whole small file (a meta.json, the stats file). */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	if (!f)
+		return NULL;
+	for (;;) {
+		if (len + 4097 > cap) {
+			cap = cap ? cap * 2 : 8192;
+			char *nb = realloc(buf, cap);
+			if (!nb)
+				break;
+			buf = nb;
+		}
+		size_t got = fread(buf + len, 1, cap - len - 1, f);
+		len += got;
+		if (got == 0)
+			break;
+	}
+	int bad = ferror(f);
+	fclose(f);
+	if (bad || !buf) {
+		free(buf);
+		return NULL;
+	}
+	buf[len] = 0;
+	return buf;
+}
+
+static cJSON *read_json(const char *path)
+{
+	char *txt = slurp(path);
+	cJSON *j = txt ? cJSON_Parse(txt) : NULL;
+	free(txt);
+	return j;
+}
+
+/* RFC 3339 UTC "2026-11-23T16:22:12.123456789Z" -> seconds (0 on error). */
+static double parse_time(const char *s)
+{
+	struct tm tm = { 0 };
+	double frac = 0;
+	if (!s)
+		return 0;
+	const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!rest)
+		return 0;
+	if (*rest == '.')
+		frac = strtod(rest, NULL);
+	return (double)timegm(&tm) + frac;
+}
+
+static const char *ago(double t, char *buf, size_t n)
+{
+	double d = (double)time(NULL) - t;
+	if (t <= 0)
+		snprintf(buf, n, "never");
+	else if (d < 120)
+		snprintf(buf, n, "%.0f s ago", d < 0 ? 0 : d);
+	else if (d < 7200)
+		snprintf(buf, n, "%.0f min ago", d / 60);
+	else if (d < 172800)
+		snprintf(buf, n, "%.0f h ago", d / 3600);
+	else
+		snprintf(buf, n, "%.0f days ago", d / 86400);
+	return buf;
+}
+
+/* "7d", "12h", "30m", "45s", "2w", "90" (seconds) -> seconds, or -1. */
+static double parse_age(const char *s)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (end == s || v < 0)
+		return -1;
+	double mult = 1;
+	switch (*end) {
+	case 0: break;
+	case 's': mult = 1; end++; break;
+	case 'm': mult = 60; end++; break;
+	case 'h': mult = 3600; end++; break;
+	case 'd': mult = 86400; end++; break;
+	case 'w': mult = 604800; end++; break;
+	default: return -1;
+	}
+	return *end ? -1 : v * mult;
+}
+
+static int is_store(const char *path)
+{
+	char p[4096];
+	snprintf(p, sizeof(p), "%s/journal", path);
+	return access(p, F_OK) == 0;
+}
+
+/* A tcachefs mount root: it has the stats file. */
+static int is_mount(const char *path)
+{
+	char p[4096];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/%s", path, TC_STATS_NAME);
+	return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int check_mount(const char *cmd, const char *mnt)
+{
+	if (is_mount(mnt))
+		return 0;
+	fprintf(stderr, "%s %s: %s: not a tcachefs mount%s\n", prog, cmd, mnt,
+		is_store(mnt) ? " (that is a store: mount it first)" : "");
+	return -1;
+}
+
+static const char *store_err(int err)
+{
+	switch (err) {
+	case -EBUSY: return "store is in use (mounted?)";
+	case -ENOENT: return "no tcachefs store there";
+	case -EPROTO: return "not a tcachefs store, or of an unknown format version";
+	default: return strerror(-err);
+	}
+}
+
+static int help_wanted(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return 1;
+	return 0;
+}
+
+/* ---- stats ------------------------------------------------------------------ */
+
+static uint64_t jnum(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsNumber(v) ? (uint64_t)v->valuedouble : 0;
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+	int json = 0;
+	if (help_wanted(argc, argv)) {
+		printf("usage: %s stats MNT|STORE [--json]\n\n"
+		       "How full and how useful the cache is: capacity, used, free,\n"
+		       "entries, tensors, hits, misses, hit rate, evictions, bytes\n"
+		       "evicted, oldest and newest access.  MNT reads the mount's\n"
+		       "%s file (cat it for the same JSON); STORE reads a store that\n"
+		       "is not mounted, changing nothing.\n\n"
+		       "  --json   the numbers as JSON\n", prog, TC_STATS_NAME);
+		return 0;
+	}
+	const char *path = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = 1;
+		else if (!path && argv[i][0] != '-')
+			path = argv[i];
+		else {
+			fprintf(stderr, "%s stats: unexpected '%s' (try --help)\n", prog, argv[i]);
+			return 2;
+		}
+	}
+	if (!path) {
+		fprintf(stderr, "%s stats: expected MNT or STORE (try --help)\n", prog);
+		return 2;
+	}
+	char *txt = NULL;
+	if (is_mount(path)) {
+		char p[4096];
+		snprintf(p, sizeof(p), "%s/%s", path, TC_STATS_NAME);
+		txt = slurp(p);
+	} else if (is_store(path)) {
+		struct tc_stats st;
+		size_t len;
+		int r = tc_store_peek(path, &st);
+		if (r) {
+			fprintf(stderr, "%s stats: %s: %s\n", prog, path, store_err(r));
+			return 2;
+		}
+		if (tc_stats_json(&st, &txt, &len))
+			txt = NULL;
+	} else {
+		fprintf(stderr, "%s stats: %s: neither a tcachefs mount nor a store\n",
+			prog, path);
+		return 2;
+	}
+	cJSON *o = txt ? cJSON_Parse(txt) : NULL;
+	if (!o) {
+		fprintf(stderr, "%s stats: %s: cannot read the statistics\n", prog, path);
+		free(txt);
+		return 2;
+	}
+	if (json) {
+		fputs(txt, stdout);
+	} else {
+		char a[32], b[32], c[32], t1[32], t2[32];
+		uint64_t cap = jnum(o, "capacity"), used = jnum(o, "used");
+		uint64_t hits = jnum(o, "hits"), misses = jnum(o, "misses");
+		printf("capacity      %s\n", human((double)cap, a, sizeof(a)));
+		printf("used          %s (%.1f%%), free %s\n", human((double)used, b, sizeof(b)),
+		       cap ? 100.0 * (double)used / (double)cap : 0.0,
+		       human((double)(cap - used), c, sizeof(c)));
+		printf("entries       %llu (%llu pinned), tensors %llu, groups %llu\n",
+		       (unsigned long long)jnum(o, "entries"), (unsigned long long)jnum(o, "pinned"),
+		       (unsigned long long)jnum(o, "tensors"), (unsigned long long)jnum(o, "groups"));
+		if (hits + misses)
+			printf("lookups       %llu hits, %llu misses, hit rate %.1f%%\n",
+			       (unsigned long long)hits, (unsigned long long)misses,
+			       100.0 * (double)hits / (double)(hits + misses));
+		else
+			printf("lookups       none yet\n");
+		printf("evictions     %llu (%s evicted)\n", (unsigned long long)jnum(o, "evictions"),
+		       human((double)jnum(o, "evicted_bytes"), a, sizeof(a)));
+		const char *old = jstr(o, "oldest_access"), *new = jstr(o, "newest_access");
+		printf("oldest access %s%s%s%s\n", old ? old : "-", old ? " (" : "",
+		       old ? ago(parse_time(old), t1, sizeof(t1)) : "", old ? ")" : "");
+		printf("newest access %s%s%s%s\n", new ? new : "-", new ? " (" : "",
+		       new ? ago(parse_time(new), t2, sizeof(t2)) : "", new ? ")" : "");
+		if (jnum(o, "journal_dropped") || jnum(o, "nodes_dropped"))
+			printf("recovered     %llu damaged journal records, %llu tensors dropped\n",
+			       (unsigned long long)jnum(o, "journal_dropped"),
+			       (unsigned long long)jnum(o, "nodes_dropped"));
+	}
+	cJSON_Delete(o);
+	free(txt);
+	return 0;
+}
+
+/* ---- ls ---------------------------------------------------------------------- */
+
+struct entry {
+	char *name;
+	double last_access;
+	char *last_access_s;
+	int pinned;
+	uint64_t bytes, tensors;
+};
+
+/* Sum nbytes and count tensors of @dir's meta.json, and of its groups. */
+static int dir_usage(const char *dir, uint64_t *bytes, uint64_t *tensors,
+		     cJSON **meta_out)
+{
+	char p[8192];
+	snprintf(p, sizeof(p), "%s/%s", dir, TC_META_NAME);
+	cJSON *m = read_json(p);
+	if (!m)
+		return -1;
+	const cJSON *t;
+	cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(m, "tensors")) {
+		*bytes += jnum(t, "nbytes");
+		(*tensors)++;
+	}
+	const cJSON *g;
+	cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(m, "groups")) {
+		if (!cJSON_IsString(g))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, g->valuestring);
+		dir_usage(p, bytes, tensors, NULL);
+	}
+	if (meta_out)
+		*meta_out = m;
+	else
+		cJSON_Delete(m);
+	return 0;
+}
+
+/* Read every entry of mount @mnt.  Returns the count, or -1. */
+static long read_entries(const char *mnt, struct entry **out)
+{
+	DIR *d = opendir(mnt);
+	struct dirent *de;
+	struct entry *v = NULL;
+	size_t n = 0, cap = 0;
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		char p[8192];
+		cJSON *m = NULL;
+		struct entry e = { 0 };
+		snprintf(p, sizeof(p), "%s/%s", mnt, de->d_name);
+		if (dir_usage(p, &e.bytes, &e.tensors, &m))
+			continue; /* evicted or removed meanwhile */
+		const char *la = jstr(m, "last_access");
+		e.name = strdup(de->d_name);
+		e.last_access_s = strdup(la ? la : "-");
+		e.last_access = parse_time(la);
+		e.pinned = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "pinned"));
+		cJSON_Delete(m);
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct entry *nv = realloc(v, cap * sizeof(*nv));
+			if (!nv)
+				break;
+			v = nv;
+		}
+		v[n++] = e;
+	}
+	closedir(d);
+	*out = v;
+	return (long)n;
+}
+
+static void free_entries(struct entry *v, long n)
+{
+	for (long i = 0; i < n; i++) {
+		free(v[i].name);
+		free(v[i].last_access_s);
+	}
+	free(v);
+}
+
+static int by_lru(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+	return x->last_access < y->last_access ? -1 : x->last_access > y->last_access;
+}
+
+static int by_size(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+	return x->bytes > y->bytes ? -1 : x->bytes < y->bytes;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct entry *)a)->name, ((const struct entry *)b)->name);
+}
+
+static int cmd_ls(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "sort", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int (*cmp)(const void *, const void *) = by_lru;
+	int json = 0, c;
+	while ((c = getopt_long(argc, argv, "s:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			if (!strcmp(optarg, "lru"))
+				cmp = by_lru;
+			else if (!strcmp(optarg, "size"))
+				cmp = by_size;
+			else if (!strcmp(optarg, "name"))
+				cmp = by_name;
+			else {
+				fprintf(stderr, "%s ls: --sort takes lru, size or name\n", prog);
+				return 2;
+			}
+			break;
+		case 'j': json = 1; break;
+		case 'h':
+			printf("usage: %s ls MNT [--sort=lru|size|name] [--json]\n\n"
+			       "The entries of a mount with their size (tensor bytes, groups\n"
+			       "included), last access and pin.  --sort=lru (the default)\n"
+			       "lists the next to be evicted first; size, largest first.\n",
+			       prog);
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "%s ls: expected one MNT (try --help)\n", prog);
+		return 2;
+	}
+	const char *mnt = argv[optind];
+	if (check_mount("ls", mnt))
+		return 2;
+	struct entry *v;
+	long n = read_entries(mnt, &v);
+	if (n < 0) {
+		fprintf(stderr, "%s ls: %s: %s\n", prog, mnt, strerror(errno));
+		return 2;
+	}
+	qsort(v, (size_t)n, sizeof(*v), cmp);
+	if (json) {
+		printf("[");
+		for (long i = 0; i < n; i++) {
+			printf("%s\n  {\"name\": ", i ? "," : "");
+			json_str(stdout, v[i].name);
+			printf(", \"bytes\": %llu, \"tensors\": %llu, \"last_access\": ",
+			       (unsigned long long)v[i].bytes, (unsigned long long)v[i].tensors);
+			json_str(stdout, v[i].last_access_s);
+			printf(", \"pinned\": %s}", v[i].pinned ? "true" : "false");
+		}
+		printf("%s]\n", n ? "\n" : "");
+	} else {
+		char a[32], t[32];
+		printf("%-10s %8s %-14s %-6s %s\n", "SIZE", "TENSORS", "LAST ACCESS", "PINNED", "NAME");
+		for (long i = 0; i < n; i++)
+			printf("%-10s %8llu %-14s %-6s %s\n", human((double)v[i].bytes, a, sizeof(a)),
+			       (unsigned long long)v[i].tensors, ago(v[i].last_access, t, sizeof(t)),
+			       v[i].pinned ? "yes" : "no", v[i].name);
+	}
+	free_entries(v, n);
+	return 0;
+}
+
+/* ---- prune -------------------------------------------------------------------- */
+
+/* nftw callback removing a tree bottom-up (meta.json is never listed). */
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st; (void)f;
+	return flag == FTW_DP ? rmdir(p) : unlink(p);
+}
+
+static int cmd_prune(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "older-than", required_argument, NULL, 'o' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	double age = -1;
+	int dry = 0, c;
+	while ((c = getopt_long(argc, argv, "o:nh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			age = parse_age(optarg);
+			if (age < 0) {
+				fprintf(stderr, "%s prune: bad age '%s' (e.g. 7d, 12h, 30m, 45s, 2w)\n",
+					prog, optarg);
+				return 2;
+			}
+			break;
+		case 'n': dry = 1; break;
+		case 'h':
+			printf("usage: %s prune MNT --older-than AGE [--dry-run]\n\n"
+			       "Remove the entries whose last access is older than AGE\n"
+			       "(7d, 12h, 30m, 45s, 2w).  Pinned entries stay.  --dry-run\n"
+			       "lists what would go.  Progress shows on a terminal.\n", prog);
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (optind != argc - 1 || age < 0) {
+		fprintf(stderr, "%s prune: expected MNT and --older-than AGE (try --help)\n", prog);
+		return 2;
+	}
+	const char *mnt = argv[optind];
+	if (check_mount("prune", mnt))
+		return 2;
+	struct entry *v;
+	long n = read_entries(mnt, &v);
+	if (n < 0) {
+		fprintf(stderr, "%s prune: %s: %s\n", prog, mnt, strerror(errno));
+		return 2;
+	}
+	double cutoff = (double)time(NULL) - age;
+	long gone = 0, failed = 0, todo = 0;
+	uint64_t bytes = 0;
+	int tty = isatty(2);
+	for (long i = 0; i < n; i++)
+		todo += !v[i].pinned && v[i].last_access < cutoff;
+	for (long i = 0; i < n; i++) {
+		if (v[i].pinned || v[i].last_access >= cutoff)
+			continue;
+		char p[8192];
+		snprintf(p, sizeof(p), "%s/%s", mnt, v[i].name);
+		if (dry) {
+			printf("would remove %s (%llu bytes, last access %s)\n", v[i].name,
+			       (unsigned long long)v[i].bytes, v[i].last_access_s);
+		} else if (nftw(p, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0) {
+			gone++;
+			bytes += v[i].bytes;
+		} else {
+			fprintf(stderr, "%s prune: %s: %s\n", prog, p, strerror(errno));
+			failed++;
+		}
+		if (tty && !dry)
+			fprintf(stderr, "\rpruning: %ld/%ld", gone + failed, todo);
+	}
+	if (tty && !dry && todo)
+		fprintf(stderr, "\n");
+	if (dry)
+		printf("%ld of %ld entries would be removed\n", todo, n);
+	else
+		printf("removed %ld of %ld entries (%llu bytes)%s\n", gone, n,
+		       (unsigned long long)bytes, failed ? "; some could not be removed" : "");
+	free_entries(v, n);
+	return failed ? 1 : 0;
+}
+
+/* ---- pin / unpin ------------------------------------------------------------- */
+
+static int cmd_pin(int argc, char **argv, int pin)
+{
+	const char *cmd = pin ? "pin" : "unpin";
+	if (help_wanted(argc, argv) || argc < 2) {
+		printf("usage: %s %s MNT/ENTRY...\n\n"
+		       "%s entries: a pinned entry is never evicted.  The pin is the\n"
+		       "entry's sticky bit, so 'chmod +t MNT/ENTRY' and 'chmod -t' do the\n"
+		       "same, and it shows as \"pinned\" in the entry's meta.json.\n",
+		       prog, cmd, pin ? "Pin" : "Unpin");
+		return argc < 2 ? 2 : 0;
+	}
+	int bad = 0;
+	for (int i = 1; i < argc; i++) {
+		char *copy = strdup(argv[i]);
+		struct stat st, pst;
+		const char *parent = dirname(copy);
+		if (stat(argv[i], &st) || !S_ISDIR(st.st_mode) || !is_mount(parent) ||
+		    stat(parent, &pst) || pst.st_ino != 1) {
+			fprintf(stderr, "%s %s: %s: not an entry of a tcachefs mount\n",
+				prog, cmd, argv[i]);
+			bad = 1;
+		} else if (chmod(argv[i], pin ? (st.st_mode & 07777) | S_ISVTX
+					      : (st.st_mode & 07777) & ~S_ISVTX)) {
+			fprintf(stderr, "%s %s: %s: %s\n", prog, cmd, argv[i], strerror(errno));
+			bad = 1;
+		}
+		free(copy);
+	}
+	return bad ? 2 : 0;
+}
+
+/* ---- key --------------------------------------------------------------------- */
+
+static int cmd_key(int argc, char **argv)
+{
+	if (help_wanted(argc, argv) || argc < 2) {
+		printf("usage: %s key STRING...\n\n"
+		       "A stable, file-system-safe entry name for a key made of one or\n"
+		       "more strings: 32 hex digits of XXH3-128 over the strings, each\n"
+		       "preceded by its length, so (\"ab\",\"c\") and (\"a\",\"bc\") differ.\n"
+		       "  mkdir \"$MNT/$(%s key \"$model\" \"$prompt\")\"\n", prog, prog);
+		return argc < 2 ? 2 : 0;
+	}
+	XXH3_state_t *st = XXH3_createState();
+	if (!st)
+		return 2;
+	XXH3_128bits_reset(st);
+	for (int i = 1; i < argc; i++) {
+		uint64_t n = strlen(argv[i]);
+		uint8_t le[8];
+		for (int k = 0; k < 8; k++)
+			le[k] = (uint8_t)(n >> (8 * k));
+		XXH3_128bits_update(st, le, 8);
+		XXH3_128bits_update(st, argv[i], n);
+	}
+	XXH128_hash_t h = XXH3_128bits_digest(st);
+	XXH3_freeState(st);
+	printf("%016llx%016llx\n", (unsigned long long)h.high64, (unsigned long long)h.low64);
+	return 0;
+}
+
+/* ---- fsck -------------------------------------------------------------------- */
+
 struct fsck_out {
 	int json;
 	int n;
+	int tty;
 };
 
 static void fsck_problem(void *arg, const char *path, const char *problem)
@@ -109,15 +696,14 @@ static int cmd_fsck(int argc, char **argv)
 	struct tc_check r;
 	if (o.json)
 		printf("{\n  \"problems\": [");
+	if (!o.json && isatty(2))
+		fprintf(stderr, "checking %s ...\n", dir);
 	int err = tc_store_check(dir, flags, fsck_problem, &o, &r);
 	if (err) {
 		if (o.json)
 			printf("]\n}\n");
-		fprintf(stderr, "%s fsck: %s: %s\n", prog, dir,
-			err == -EBUSY ? "store is in use (unmount it first)"
-			: err == -ENOENT ? "no tcachefs store there"
-			: err == -EPROTO ? "not a tcachefs store, or of an unknown format version"
-			: strerror(-err));
+		fflush(stdout);
+		fprintf(stderr, "%s fsck: %s: %s\n", prog, dir, store_err(err));
 		return 2;
 	}
 	int bad = r.damaged || r.records_dropped || r.nodes_dropped;
@@ -143,23 +729,56 @@ static int cmd_fsck(int argc, char **argv)
 	return bad ? 1 : 0;
 }
 
+/* ---- main --------------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: %s COMMAND [ARGS]\n"
+		"\n"
+		"  stats MNT|STORE [--json]          capacity, use, hits, evictions\n"
+		"  ls MNT [--sort=lru|size|name]     entries with size, last access, pin\n"
+		"  prune MNT --older-than AGE        remove entries not used for AGE\n"
+		"  pin MNT/ENTRY... | unpin ...      never evict these (chmod +t does too)\n"
+		"  key STRING...                     a safe entry name for any key\n"
+		"  fsck STORE [--repair]             check a stopped store's checksums\n"
+		"\n"
+		"'%s COMMAND --help' tells more; '%s --version' the version.\n",
+		prog, prog, prog);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
 	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
 		usage(stdout);
 		return 0;
 	}
-	if (!strcmp(argv[1], "--version")) {
+	if (!strcmp(cmd, "--version")) {
 		printf("tcache %s\n", TC_VERSION_STRING);
 		return 0;
 	}
-	if (!strcmp(argv[1], "fsck"))
-		return cmd_fsck(argc - 1, argv + 1);
-	fprintf(stderr, "%s: unknown command '%s'\n", prog, argv[1]);
+	argc--;
+	argv++;
+	if (!strcmp(cmd, "stats"))
+		return cmd_stats(argc, argv);
+	if (!strcmp(cmd, "ls"))
+		return cmd_ls(argc, argv);
+	if (!strcmp(cmd, "prune"))
+		return cmd_prune(argc, argv);
+	if (!strcmp(cmd, "pin"))
+		return cmd_pin(argc, argv, 1);
+	if (!strcmp(cmd, "unpin"))
+		return cmd_pin(argc, argv, 0);
+	if (!strcmp(cmd, "key"))
+		return cmd_key(argc, argv);
+	if (!strcmp(cmd, "fsck"))
+		return cmd_fsck(argc, argv);
+	fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
 	usage(stderr);
 	return 2;
 }

@@ -1114,6 +1114,54 @@ static void t_checksums_match_any_write_pattern(void)
 	tmpdir_free(d);
 }
 
+/* tc_store_peek reads a closed store without changing it; tc_stats_json
+ * renders every number exactly. */
+static void t_peek_and_stats_json(void)
+{
+	char *d = tmpdir_new(), jp[512];
+	tc_store *s = open_store(d, 1 * MiB);
+	REQUIRE(s);
+	uint64_t e = mkentry(s, "e");
+	CHECK(put(s, e, "t", 10000, 1, 4096) == 0);
+	struct tc_stat st;
+	CHECK(tc_lookup(s, TC_ROOT_ID, "e", &st) == 0);
+	CHECK(tc_lookup(s, TC_ROOT_ID, "nope", &st) == -ENOENT);
+	CHECK(tc_mkdir(s, TC_ROOT_ID, TC_STATS_NAME, 0755, 0, 0, &st) == -EEXIST);
+	struct tc_stats a, b;
+	CHECK(tc_store_peek(d, &b) == -EBUSY);
+	tc_store_stats(s, &a);
+	tc_store_close(s);
+	snprintf(jp, sizeof(jp), "%s/journal", d);
+	char *j0, *j1;
+	size_t l0, l1;
+	read_all(jp, &j0, &l0);
+	CHECK(tc_store_peek(d, &b) == 0);
+	read_all(jp, &j1, &l1);
+	CHECK(l0 == l1 && !memcmp(j0, j1, l0));
+	free(j0);
+	free(j1);
+	CHECK(b.capacity == MiB && b.entries == 1 && b.tensors == 1);
+	CHECK(b.used == a.used && b.live_bytes == 10000);
+	CHECK(b.hits == a.hits && b.misses == a.misses && b.misses >= 1);
+	char *json;
+	size_t len;
+	REQUIRE(tc_stats_json(&b, &json, &len) == 0);
+	CHECK(strlen(json) == len && json[len - 1] == '\n');
+	CHECK(strstr(json, "\"capacity\":\t1048576") != NULL);
+	CHECK(strstr(json, "\"live_bytes\":\t10000") != NULL);
+	CHECK(strstr(json, "\"newest_access\":\t\"20") != NULL);
+	free(json);
+	b.hits = b.misses = 0;
+	b.oldest_access_ns = 0;
+	REQUIRE(tc_stats_json(&b, &json, &len) == 0);
+	CHECK(strstr(json, "\"hit_rate\":\tnull") && strstr(json, "\"oldest_access\":\tnull"));
+	free(json);
+	char *none = tmpdir_new();
+	CHECK(tc_store_peek(none, &b) == -ENOENT);
+	tmpdir_free(none);
+	tmpdir_free(d);
+}
+
 int main(void)
 {
 	RUN(t_roundtrip_and_reopen);
@@ -1137,5 +1185,6 @@ int main(void)
 	RUN(t_check_and_repair);
 	RUN(t_checkpoint_damage_costs_one_entry);
 	RUN(t_checksums_match_any_write_pattern);
+	RUN(t_peek_and_stats_json);
 	return check_done();
 }
