@@ -152,14 +152,35 @@ static void stat_to_entry(const struct tc_stat *st, struct fuse_entry_param *e)
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static bool is_meta(const char *name)
+/*
+ * Every directory has one generated file, with ino = dir id | META_BIT:
+ * an entry's or group's meta.json, and the root's stats file (read-only,
+ * the JSON of tc_stats_json()).  Both are found by name, never listed.
+ */
+static const char *gen_name(const struct tc_stat *d)
 {
-	return strcmp(name, TC_META_NAME) == 0;
+	return d->kind == TC_KIND_ROOT ? TC_STATS_NAME : TC_META_NAME;
+}
+
+static bool may_be_gen(const char *name)
+{
+	return !strcmp(name, TC_META_NAME) || !strcmp(name, TC_STATS_NAME);
 }
 
 static bool has_meta(const struct tc_stat *st)
 {
-	return st->kind == TC_KIND_ENTRY || st->kind == TC_KIND_GROUP;
+	return st->kind != TC_KIND_TENSOR;
+}
+
+/* The generated file's current contents (malloc'd). */
+static int gen_render(struct tcfs *fs, const struct tc_stat *d, char **json,
+		      size_t *len)
+{
+	if (d->kind != TC_KIND_ROOT)
+		return tc_meta_get(fs->store, d->id, json, len);
+	struct tc_stats st;
+	tc_store_stats(fs->store, &st);
+	return tc_stats_json(&st, json, len);
 }
 
 static int check_name(const char *name)
@@ -167,18 +188,19 @@ static int check_name(const char *name)
 	return strlen(name) > TC_NAME_MAX ? -ENAMETOOLONG : 0;
 }
 
-/* Attributes of the meta.json of directory @d (size: a fresh render). */
+/* Attributes of the generated file of directory @d (size: a fresh
+ * render). */
 static int meta_attr(struct tcfs *fs, const struct tc_stat *d, struct stat *a)
 {
 	char *json = NULL;
 	size_t len = 0;
-	int err = tc_meta_get(fs->store, d->id, &json, &len);
+	int err = gen_render(fs, d, &json, &len);
 	if (err)
 		return err;
 	free(json);
 	memset(a, 0, sizeof(*a));
 	a->st_ino = d->id | TCFS_META_BIT;
-	a->st_mode = S_IFREG | (d->mode & 0666);
+	a->st_mode = S_IFREG | (d->kind == TC_KIND_ROOT ? 0444 : d->mode & 0666);
 	a->st_nlink = 1;
 	a->st_uid = d->uid;
 	a->st_gid = d->gid;
@@ -201,18 +223,18 @@ static void meta_entry(const struct stat *a, struct fuse_entry_param *e)
 	e->attr_timeout = TCFS_META_ATTR_TIMEOUT;
 }
 
-/* Is @name in @parent the generated meta.json?  1 yes, 0 no, or -errno.
+/* Is @name in @parent its generated file?  1 yes, 0 no, or -errno.
  * Fills *@pst with the parent's attributes when it answers 1. */
 static int names_meta(struct tcfs *fs, uint64_t parent, const char *name,
 		      struct tc_stat *pst)
 {
-	if (!is_meta(name))
+	if (!may_be_gen(name))
 		return 0;
 	struct tc_stat st;
 	int err = tc_getattr(fs->store, parent, &st);
 	if (err)
 		return err;
-	if (!has_meta(&st))
+	if (!has_meta(&st) || strcmp(name, gen_name(&st)))
 		return 0;
 	if (pst)
 		*pst = st;
@@ -833,6 +855,8 @@ static int op_open_meta(struct tcfs *fs, uint64_t ino,
 		return err;
 	if (!has_meta(&st))
 		return -ENOENT;
+	if (st.kind == TC_KIND_ROOT && (fi->flags & O_ACCMODE) != O_RDONLY)
+		return -EACCES; /* the stats file is read-only, even for root */
 	struct tcfs_handle *h = handle_new(H_META, ino);
 	if (!h)
 		return -ENOMEM;
@@ -841,7 +865,7 @@ static int op_open_meta(struct tcfs *fs, uint64_t ino,
 	if (h->writable && (fi->flags & O_TRUNC)) {
 		h->dirty = true; /* an empty meta.json is applied (EINVAL) */
 	} else {
-		err = tc_meta_get(fs->store, dir, &h->buf, &h->len);
+		err = gen_render(fs, &st, &h->buf, &h->len);
 		if (err) {
 			handle_free(fs, h);
 			return err;
@@ -1084,7 +1108,7 @@ static int op_unlink(struct tcfs *fs, uint64_t parent, const char *name)
 	 * when one child cannot be removed).  See fs/API-NOTES.md. */
 	int m = names_meta(fs, parent, name, NULL);
 	if (m)
-		return m < 0 ? m : 0;
+		return m < 0 ? m : parent == TC_ROOT_ID ? -EPERM : 0;
 	return tc_unlink(fs->store, parent, name);
 }
 

@@ -1219,8 +1219,8 @@ int tc_lookup(tc_store *s, uint64_t parent, const char *name,
 	r = get_dir(s, parent, &d);
 	if (!r) {
 		n = tc_index_find(&s->idx, d, name);
-		if (d->kind == TC_KIND_ROOT)
-			*(n ? &s->hits : &s->misses) += 1;
+		if (d->kind == TC_KIND_ROOT && !n)
+			s->misses++;
 		if (n)
 			fill_stat(n, st);
 		else
@@ -1832,6 +1832,7 @@ int tc_open(tc_store *s, uint64_t id, unsigned flags, tc_file **fh)
 	} else if ((v = n->ver)) {
 		v->refs++;
 		f->ver = v;
+		s->hits++;
 		if (s->verify == TC_VERIFY_ON && !v->verified) {
 			uint64_t h;
 			/* Committed bytes are immutable: hash unlocked. */

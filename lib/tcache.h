@@ -123,7 +123,10 @@ struct tc_stats {
 	uint64_t live_bytes;      /* sum of committed tensor sizes */
 	uint64_t entries, tensors, groups;
 	uint64_t pinned;          /* entries pinned explicitly */
-	uint64_t hits, misses;    /* root lookups that found / did not find */
+	uint64_t hits;            /* opens for reading of a committed tensor:
+	                             bytes served from the cache */
+	uint64_t misses;          /* root lookups of an entry that is not
+	                             there (what a cache user then computes) */
 	uint64_t evictions;       /* entries evicted */
 	uint64_t evicted_bytes;   /* tensor bytes evicted */
 	uint64_t journal_bytes;   /* size of the journal file */
@@ -190,8 +193,8 @@ int tc_store_check(const char *dir, unsigned flags, tc_check_fn fn, void *arg,
 
 /* ---- names and attributes ----------------------------------------------- */
 
-/* Find @name in directory @parent.  Counts a hit or a miss when @parent is
- * the root.  -ENOENT, -ENOTDIR. */
+/* Find @name in directory @parent.  Counts a miss when @parent is the
+ * root and @name is not there.  -ENOENT, -ENOTDIR. */
 int tc_lookup(tc_store *s, uint64_t parent, const char *name,
 	      struct tc_stat *st);
 

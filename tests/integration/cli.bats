@@ -1,0 +1,202 @@
+#!/usr/bin/env bats
+# cli.bats - the tcache command on a mount and on a store, mount -t,
+# an fstab line, and what meson install puts in place.
+
+load helpers
+
+: "${TCACHE:?TCACHE must name the tcache tool}"
+
+@test "tcache --help, --version and every subcommand's --help" {
+	run "$TCACHE" --help
+	[ "$status" -eq 0 ] && [[ "$output" == *"prune"* ]]
+	run "$TCACHE" --version
+	[ "$status" -eq 0 ] && [[ "$output" == "tcache "* ]]
+	for c in stats ls prune pin unpin key fsck; do
+		run "$TCACHE" "$c" --help
+		[ "$status" -eq 0 ]
+		[[ "$output" == "usage: tcache $c"* ]]
+	done
+	run "$TCACHE"
+	[ "$status" -eq 2 ]
+	run "$TCACHE" nonsense
+	[ "$status" -eq 2 ] && [[ "$output" == *"unknown command"* ]]
+}
+
+@test "tcache stats: a mount (same numbers as its stats file) and a stopped store" {
+	mkdir "$MNT/a" "$MNT/b"
+	head -c 100000 /dev/urandom >"$MNT/a/t"
+	head -c 50000 /dev/urandom >"$MNT/b/t"
+	cat "$MNT/a/t" >/dev/null
+	[ -e "$MNT/a" ] && [ ! -e "$MNT/nope" ]
+	run "$TCACHE" stats "$MNT"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"capacity"* && "$output" == *"hit rate"* ]]
+	"$TCACHE" stats --json "$MNT" >"$TDIR/s1"
+	cat "$MNT/.tcache-stats" >"$TDIR/s2"
+	"$PY" - "$TDIR/s1" "$TDIR/s2" <<'PYEOF'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+for k in ("capacity", "entries", "tensors", "live_bytes", "evictions"):
+    assert a[k] == b[k], (k, a[k], b[k])
+assert a["entries"] == 2 and a["tensors"] == 2 and a["live_bytes"] == 150000, a
+assert a["misses"] >= 1 and a["hits"] >= 1 and a["free"] == a["capacity"] - a["used"], a
+assert a["newest_access"] and a["oldest_access"], a
+PYEOF
+	# not listed, not creatable, read-only
+	! ls -A "$MNT" | grep -q tcache-stats
+	run mkdir "$MNT/.tcache-stats"
+	[ "$status" -ne 0 ]
+	run sh -c "echo x > '$MNT/.tcache-stats'"
+	[ "$status" -ne 0 ]
+	# a stopped store, read without being changed
+	tcfs_unmount
+	sum=$(md5sum "$STORE/journal")
+	run "$TCACHE" stats --json "$STORE"
+	[ "$status" -eq 0 ]
+	"$PY" -c 'import json,sys; s=json.loads(sys.argv[1]); assert s["entries"] == 2, s' "$output"
+	[ "$(md5sum "$STORE/journal")" = "$sum" ]
+	tcfs_mount
+	run "$TCACHE" stats "$STORE"
+	[ "$status" -eq 2 ] && [[ "$output" == *"in use"* ]]
+	run "$TCACHE" stats "$TDIR"
+	[ "$status" -eq 2 ]
+}
+
+@test "tcache ls sorts by recency and size and shows pins" {
+	for e in old mid new; do
+		mkdir "$MNT/$e"
+	done
+	head -c 300000 /dev/urandom >"$MNT/old/t"
+	head -c 100000 /dev/urandom >"$MNT/mid/t"
+	mkdir "$MNT/new/g"
+	head -c 200000 /dev/urandom >"$MNT/new/g/t"
+	cat "$MNT/mid/t" >/dev/null
+	cat "$MNT/new/g/t" >/dev/null
+	chmod +t "$MNT/mid"
+	run "$TCACHE" ls "$MNT"
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | awk 'NR>1 {print $NF}' | tr '\n' ' ')" = "old mid new " ]
+	run "$TCACHE" ls --sort=size --json "$MNT"
+	"$PY" - "$output" <<'PYEOF'
+import json, sys
+v = json.loads(sys.argv[1])
+assert [e["name"] for e in v] == ["old", "new", "mid"], v
+assert [e["bytes"] for e in v] == [300000, 200000, 100000], v
+assert [e["pinned"] for e in v] == [False, False, True], v
+PYEOF
+	run "$TCACHE" ls --sort=bogus "$MNT"
+	[ "$status" -eq 2 ]
+	run "$TCACHE" ls "$TDIR"
+	[ "$status" -eq 2 ] && [[ "$output" == *"not a tcachefs mount"* ]]
+}
+
+@test "tcache prune removes what was not used for AGE, keeps pins, --dry-run changes nothing" {
+	mkdir "$MNT/a" "$MNT/b" "$MNT/c"
+	echo x >"$MNT/a/t"
+	echo y >"$MNT/b/t"
+	mkdir "$MNT/c/g" && echo z >"$MNT/c/g/t"
+	"$TCACHE" pin "$MNT/b"
+	run "$TCACHE" prune "$MNT" --older-than 1h
+	[ "$status" -eq 0 ] && [[ "$output" == "removed 0 of 3"* ]]
+	# make them old: wait 2 s, then prune everything older than 1 s
+	WAIT_S=5 wait_for eval '[ $(( $(date +%s) - $(stat -c %Y "$MNT/c/g/t") )) -ge 2 ]'
+	run "$TCACHE" prune "$MNT" --older-than 1s --dry-run
+	[ "$status" -eq 0 ] && [[ "$output" == *"would remove a"* && "$output" == *"would remove c"* ]]
+	[[ "$output" != *"would remove b"* ]]
+	[ -e "$MNT/a/t" ] && [ -e "$MNT/c/g/t" ]
+	run "$TCACHE" prune "$MNT" --older-than 1s
+	[ "$status" -eq 0 ] && [[ "$output" == "removed 2 of 3"* ]]
+	[ ! -e "$MNT/a" ] && [ ! -e "$MNT/c" ] && [ -e "$MNT/b/t" ]
+	run "$TCACHE" prune "$MNT" --older-than soon
+	[ "$status" -eq 2 ]
+	run "$TCACHE" prune "$MNT"
+	[ "$status" -eq 2 ]
+}
+
+@test "tcache pin/unpin = chmod +t/-t; a pinned entry is never evicted" {
+	tcfs_remount -o capacity=4M
+	mkdir "$MNT/keep"
+	head -c 1000000 /dev/urandom >"$SRC/k"
+	cp "$SRC/k" "$MNT/keep/t"
+	"$TCACHE" pin "$MNT/keep"
+	[ -k "$MNT/keep" ]
+	grep -q '"pinned":.*true' "$MNT/keep/meta.json"
+	for i in $(seq 1 8); do
+		mkdir "$MNT/e$i"
+		head -c 1000000 /dev/urandom >"$MNT/e$i/t"
+	done
+	cmp "$SRC/k" "$MNT/keep/t"
+	"$TCACHE" unpin "$MNT/keep"
+	[ ! -k "$MNT/keep" ]
+	grep -q '"pinned":.*false' "$MNT/keep/meta.json"
+	chmod +t "$MNT/keep"
+	grep -q '"pinned":.*true' "$MNT/keep/meta.json"
+	run "$TCACHE" pin "$MNT/keep/t"
+	[ "$status" -eq 2 ]
+	run "$TCACHE" pin "$TDIR"
+	[ "$status" -eq 2 ]
+}
+
+@test "tcache key: stable, safe, distinguishes field boundaries" {
+	k1=$("$TCACHE" key "model-a" "What is a tensor?")
+	k2=$("$TCACHE" key "model-a" "What is a tensor?")
+	k3=$("$TCACHE" key "model-aWhat is a tensor?")
+	[ "$k1" = "$k2" ] && [ "$k1" != "$k3" ]
+	[[ "$k1" =~ ^[0-9a-f]{32}$ ]]
+	mkdir "$MNT/$k1"
+	[ -d "$MNT/$k1" ]
+	run "$TCACHE" key
+	[ "$status" -eq 2 ]
+}
+
+@test "mount -t fuse.tcachefs and an fstab line" {
+	tcfs_unmount
+	link=""
+	if ! command -v tcachefs >/dev/null 2>&1 || [ "$(command -v tcachefs)" != /usr/local/bin/tcachefs ]; then
+		[ -e /usr/local/bin/tcachefs ] && skip "another tcachefs is installed"
+		ln -s "$TCACHEFS" /usr/local/bin/tcachefs
+		link=/usr/local/bin/tcachefs
+	fi
+	run mount -t fuse.tcachefs "$STORE" "$MNT" -o capacity=32M
+	[ -n "$link" ] && rm -f "$link"
+	[ "$status" -eq 0 ]
+	grep -q " $MNT fuse.tcachefs " /proc/mounts
+	[ "$(df --output=size -k "$MNT" | tail -1)" -eq 32768 ]
+	mkdir "$MNT/e" && echo hi >"$MNT/e/t"
+	umount "$MNT"
+	WAIT_S=10 wait_for eval '! is_mounted'
+	# the same through an fstab line (mount -T reads another fstab)
+	printf '%s %s fuse.tcachefs capacity=32M,nofail 0 0\n' "$STORE" "$MNT" >"$TDIR/fstab"
+	[ -z "$link" ] || ln -s "$TCACHEFS" "$link"
+	run mount -T "$TDIR/fstab" "$MNT"
+	[ -z "$link" ] || rm -f "$link"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$MNT/e/t")" = hi ]
+	umount "$MNT"
+	WAIT_S=10 wait_for eval '! is_mounted'
+	DAEMON_PID=
+}
+
+@test "meson install puts the programs, man pages, header, library and tcache.pc in place" {
+	build=$(dirname "$(dirname "$TCACHEFS")")
+	meson install -C "$build" --destdir "$TDIR/root" >/dev/null
+	for f in bin/tcachefs bin/tcache include/tcache.h share/man/man1/tcachefs.1 \
+		 share/man/man1/tcache.1; do
+		[ -e "$TDIR/root/usr/local/$f" ]
+	done
+	pc=$(find "$TDIR/root" -name tcache.pc)
+	lib=$(find "$TDIR/root" -name libtcache.a)
+	[ -n "$pc" ] && [ -n "$lib" ]
+	grep -q '^Name: tcache' "$pc"
+	man -l "$TDIR/root/usr/local/share/man/man1/tcache.1" | grep -q "prune"
+	# a program built against the installed header and library
+	cat >"$TDIR/t.c" <<'CEOF'
+#include <stdio.h>
+#include <tcache.h>
+int main(void) { unsigned long long v; return tc_parse_size("2G", (void *)&v) || v != 2ull << 30; }
+CEOF
+	PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR="$TDIR/root" \
+		cc "$TDIR/t.c" -o "$TDIR/t" $(PKG_CONFIG_PATH=$(dirname "$pc") \
+		PKG_CONFIG_SYSROOT_DIR="$TDIR/root" pkg-config --cflags --libs --static tcache)
+	"$TDIR/t"
+}
