@@ -200,3 +200,12 @@ CEOF
 		PKG_CONFIG_SYSROOT_DIR="$TDIR/root" pkg-config --cflags --libs --static tcache)
 	"$TDIR/t"
 }
+
+@test "the example systemd unit passes systemd-analyze verify" {
+	unit=$(dirname "$BATS_TEST_FILENAME")/../../tools/tcachefs.service
+	sed "s|/usr/local/bin/tcachefs|$TCACHEFS|" "$unit" >"$TDIR/tcachefs.service"
+	run systemd-analyze verify "$TDIR/tcachefs.service"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	grep -q "^ExecStart=.* -f " "$TDIR/tcachefs.service"
+}
