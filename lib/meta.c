@@ -44,6 +44,116 @@
 #include "dtype.h"
 #include "meta.h"
 
+/* ---- names that are not UTF-8 --------------------------------------------- */
+
+/*
+ * Names are bytes, as on any Linux file system, but JSON is UTF-8.  A
+ * rendered document escapes each byte that is not part of valid UTF-8 as
+ * \udcXX (the "surrogateescape" convention: Python's os.fsencode() turns
+ * the decoded name back into the bytes), and a user's document has those
+ * escapes turned back into bytes before it is parsed, so such a tensor can
+ * still be named.  cJSON writes structural characters in ASCII, so invalid
+ * bytes can only stand inside strings.
+ */
+
+/* Length of the valid UTF-8 sequence at @p (@n bytes left), or 0. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+	static const uint32_t least[] = { 0, 0, 0x80, 0x800, 0x10000 };
+	size_t len;
+	uint32_t cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if ((p[0] & 0xe0) == 0xc0) {
+		len = 2;
+		cp = p[0] & 0x1f;
+	} else if ((p[0] & 0xf0) == 0xe0) {
+		len = 3;
+		cp = p[0] & 0x0f;
+	} else if ((p[0] & 0xf8) == 0xf0) {
+		len = 4;
+		cp = p[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if (cp < least[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* A copy of @txt (@n bytes) with invalid UTF-8 bytes as \udcXX; NULL on
+ * ENOMEM.  *@outlen gets the new length.  O(n). */
+static char *escape_bytes(const char *txt, size_t n, size_t *outlen)
+{
+	char *out = malloc(n * 6 + 2); /* + a newline and NUL for the caller */
+	size_t o = 0;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n;) {
+		size_t k = utf8_seq((const unsigned char *)txt + i, n - i);
+		if (k) {
+			memcpy(out + o, txt + i, k);
+			o += k;
+			i += k;
+		} else {
+			o += (size_t)sprintf(out + o, "\\udc%02x", (unsigned char)txt[i]);
+			i++;
+		}
+	}
+	out[o] = 0;
+	*outlen = o;
+	return out;
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* A copy of a user's document with \udc80..\udcff inside strings turned
+ * back into the bytes 0x80..0xff; NULL on ENOMEM.  O(n). */
+static char *unescape_bytes(const char *buf, size_t n, size_t *outlen)
+{
+	char *out = malloc(n + 1);
+	size_t o = 0;
+	int in_str = 0;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		char c = buf[i];
+		if (in_str && c == '\\' && i + 1 < n) {
+			if (buf[i + 1] == 'u' && i + 5 < n &&
+			    (buf[i + 2] == 'd' || buf[i + 2] == 'D') &&
+			    (buf[i + 3] == 'c' || buf[i + 3] == 'C') &&
+			    hexval(buf[i + 4]) >= 8 && hexval(buf[i + 5]) >= 0) {
+				out[o++] = (char)(hexval(buf[i + 4]) << 4 |
+						  hexval(buf[i + 5]));
+				i += 5;
+				continue;
+			}
+			out[o++] = c;
+			out[o++] = buf[++i];
+			continue;
+		}
+		if (c == '"')
+			in_str = !in_str;
+		out[o++] = c;
+	}
+	out[o] = 0;
+	*outlen = o;
+	return out;
+}
+
 /* ---- render ------------------------------------------------------------- */
 
 /* Add @item (NULL: allocation failed) to object @obj under @key, or to
@@ -156,11 +266,9 @@ int tc_meta_render(const struct tc_meta_dir *d, char **out, size_t *len)
 	rc = -ENOMEM;
 	if (!(txt = cJSON_Print(root)))
 		goto out;
-	n = strlen(txt);
-	if (!(res = malloc(n + 2)))
+	if (!(res = escape_bytes(txt, strlen(txt), &n)))
 		goto out;
-	memcpy(res, txt, n);
-	res[n] = '\n';
+	res[n] = '\n'; /* escape_bytes allocated room: 6 bytes per byte */
 	res[n + 1] = '\0';
 	*out = res;
 	*len = n + 1;
@@ -443,10 +551,15 @@ int tc_meta_parse(const struct tc_meta_dir *cur, const char *buf, size_t len,
 		  struct tc_meta_update *u)
 {
 	struct tc_meta_update nu = { 0 };
-	struct numscan s = { buf, len, 0 };
 	const char *end = NULL;
-	cJSON *root;
-	int rc = -EINVAL;
+	cJSON *root = NULL;
+	int rc = -ENOMEM;
+	char *raw = unescape_bytes(buf, len, &len);
+	if (!raw)
+		return -ENOMEM;
+	buf = raw;
+	struct numscan s = { buf, len, 0 };
+	rc = -EINVAL;
 
 	/* NULL: malformed, or out of memory (cJSON cannot tell us which) */
 	root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
@@ -498,6 +611,7 @@ int tc_meta_parse(const struct tc_meta_dir *cur, const char *buf, size_t len,
 out:
 	tc_meta_update_free(&nu);
 	cJSON_Delete(root);
+	free(raw);
 	return rc;
 }
 

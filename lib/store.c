@@ -1186,7 +1186,7 @@ static void fill_stat(const struct tc_node *n, struct tc_stat *st)
 	st->mode = (tc_node_isdir(n) ? S_IFDIR : S_IFREG) | (n->mode & 07777);
 	st->uid = n->uid;
 	st->gid = n->gid;
-	st->nlink = tc_node_isdir(n) ? 2 + n->nsubdirs : 1;
+	st->nlink = n->dead ? 0 : tc_node_isdir(n) ? 2 + n->nsubdirs : 1;
 	st->size = v ? v->size : 0;
 	st->blocks = v ? v->alloc / 512 : 0;
 	st->version = n->ver ? n->ver->number : 0;

@@ -65,7 +65,8 @@ struct tc_stat {
 	uint32_t kind;         /* enum tc_kind */
 	uint32_t mode;         /* full st_mode: S_IFDIR or S_IFREG | perms */
 	uint32_t uid, gid;
-	uint32_t nlink;        /* dirs: 2 + subdirectories; tensors: 1 */
+	uint32_t nlink;        /* dirs: 2 + subdirectories; tensors: 1;
+	                          0 for a removed tensor still open */
 	uint64_t size;         /* tensors: bytes (of the pending version when
 	                          a writer has one); dirs: 0 */
 	uint64_t blocks;       /* 512-byte units of pool space held */
@@ -333,7 +334,8 @@ int tc_file_sync(tc_store *s, tc_file *fh);
  * writer closes; a created tensor never committed disappears.  NULL-safe. */
 void tc_file_close(tc_store *s, tc_file *fh);
 
-/* Attributes of the handle's tensor (size of the handle's version). */
+/* Attributes of the handle's tensor (size of the handle's version), also
+ * after its name is gone (unlinked or renamed over: nlink 0). */
 int tc_file_stat(tc_store *s, tc_file *fh, struct tc_stat *st);
 
 /* ---- meta.json -------------------------------------------------------- */

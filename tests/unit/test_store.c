@@ -593,6 +593,8 @@ static void t_unlink_while_open(void)
 	tc_file *r;
 	REQUIRE(tc_open(s, st.id, 0, &r) == 0);
 	CHECK(tc_unlink(s, e, "t") == 0);
+	struct tc_stat fs;
+	CHECK(tc_file_stat(s, r, &fs) == 0 && fs.nlink == 0 && fs.size == 500 * KiB);
 	struct tc_stats a, b;
 	tc_store_stats(s, &a);
 	CHECK(a.used >= 500 * KiB); /* still held by the reader */
