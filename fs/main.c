@@ -12,8 +12,8 @@
  *   3. fuse_session_new, signal handlers (SIGINT, SIGTERM, SIGHUP end the
  *      loop), fuse_session_mount;
  *   4. fuse_daemonize (unless -f/-d), then log to syslog;
- *   5. start the eviction notifier thread, run the loop (multi-threaded
- *      unless -s);
+ *   5. fork the watchdog (watchdog.c), start the eviction notifier
+ *      thread, run the loop (multi-threaded unless -s);
  *   6. on SIGTERM/SIGINT or fusermount3 -u: unmount, stop the notifier,
  *      close handles the kernel never released, tc_store_close.
  *
@@ -123,6 +123,7 @@ int main(int argc, char *argv[])
 	char *store = NULL;
 	const char *prog = argc > 0 ? argv[0] : "tcachefs";
 	int ret = 1;
+	pid_t watchdog = 0;
 	bool mounted = false, handlers = false;
 
 	memset(&cmd, 0, sizeof(cmd));
@@ -218,6 +219,13 @@ int main(int argc, char *argv[])
 	}
 	fuse_daemonize(cmd.foreground);
 
+	/* before any thread: the watchdog is a fork of this one */
+	err = tcfs_watchdog_start(cmd.mountpoint, &watchdog);
+	if (err)
+		tcfs_log(LOG_WARNING, "no watchdog (%s): if this daemon is "
+			 "killed, umount -f %s may be needed", strerror(-err),
+			 cmd.mountpoint);
+
 	err = tcfs_notifier_start(fs.notifier, se);
 	if (err) {
 		tcfs_log(LOG_ERR, "cannot start the notifier thread: %s",
@@ -259,6 +267,8 @@ int main(int argc, char *argv[])
 		tcfs_log(LOG_ERR, "session loop: %s", strerror(-err));
 
 out:
+	/* an orderly stop: the watchdog must not abort the connection */
+	tcfs_watchdog_stop(watchdog);
 	/* no more notices, and the notifier done with the session's fd
 	 * before unmounting closes it */
 	if (fs.store)

@@ -50,6 +50,12 @@ void tcfs_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap);
 
 /* ---- notify.c ----------------------------------------------------------- */
 
+/* watchdog.c: a process that aborts the FUSE connection if the daemon
+ * dies without unmounting.  Start before any thread; stop on a clean
+ * shutdown.  -ENOENT/-EACCES... when it cannot (no fusectl). */
+int tcfs_watchdog_start(const char *mountpoint, pid_t *pid);
+void tcfs_watchdog_stop(pid_t pid);
+
 struct tcfs_notifier;
 
 /* Create the queue (no thread yet).  NULL on out of memory. */
