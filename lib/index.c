@@ -165,12 +165,23 @@ int tc_index_add(struct tc_index *x, struct tc_node *dir, struct tc_node *n)
 
 void tc_index_remove(struct tc_index *x, struct tc_node *n)
 {
+	tc_index_unname(x, n);
+	tc_map_del(&x->ids, n->id);
+}
+
+void tc_index_unname(struct tc_index *x, struct tc_node *n)
+{
 	assert(n->parent);
 	names_del(x, n);
-	tc_map_del(&x->ids, n->id);
 	children_unlink(n);
 	count(x, n, -1);
 	n->parent = NULL;
+}
+
+void tc_index_forget(struct tc_index *x, struct tc_node *n)
+{
+	if (tc_map_get(&x->ids, n->id) == n)
+		tc_map_del(&x->ids, n->id);
 }
 
 int tc_index_move(struct tc_index *x, struct tc_node *n, struct tc_node *dir,

@@ -93,6 +93,11 @@ int tc_index_add(struct tc_index *x, struct tc_node *dir, struct tc_node *n);
  * tables: the caller removes a subtree bottom-up).  n->parent = NULL. */
 void tc_index_remove(struct tc_index *x, struct tc_node *n);
 
+/* Take @n out of the tree and the name table but keep it findable by id
+ * (a removed tensor that is still open); tc_index_forget() ends that. */
+void tc_index_unname(struct tc_index *x, struct tc_node *n);
+void tc_index_forget(struct tc_index *x, struct tc_node *n);
+
 /* Move @n under @dir as @name (no node of that name there).  -ENOMEM
  * leaves it where it was. */
 int tc_index_move(struct tc_index *x, struct tc_node *n, struct tc_node *dir,

@@ -290,6 +290,9 @@ static uint64_t opens_of(const struct tc_node *n)
 	return n->kind == TC_KIND_TENSOR ? n->refs : n->opens;
 }
 
+/* Free a node taken out of the index, unless handles keep it: a removed
+ * tensor that is still open stays findable by id (fstat of an open file
+ * works, nlink 0) until its last close. */
 static void node_drop(struct tc_store *s, struct tc_node *n)
 {
 	if (n->kind == TC_KIND_TENSOR) {
@@ -300,6 +303,7 @@ static void node_drop(struct tc_store *s, struct tc_node *n)
 		ver_put(s, n->ver);
 		ver_put(s, n->pending);
 	}
+	tc_index_forget(&s->idx, n);
 	tc_node_free(n);
 }
 
@@ -314,8 +318,9 @@ static void remove_rec(struct tc_store *s, struct tc_node *n)
 		tc_lru_remove(&s->lru, n);
 	if (n->kind == TC_KIND_TENSOR && n->ver)
 		s->live_bytes -= n->ver->size;
-	tc_index_remove(&s->idx, n);
+	tc_index_unname(&s->idx, n);
 	n->dead = 1;
+	n->journaled = 0; /* nothing about it goes to the journal any more */
 	node_drop(s, n);
 }
 
@@ -1685,11 +1690,15 @@ int tc_setattr(tc_store *s, uint64_t id, const struct tc_setattr *sa,
 			r = -EFBIG;
 			goto out;
 		}
+		if (n->dead && !n->pending && !n->writers) {
+			r = -ENOENT; /* removed, open only for reading */
+			goto out;
+		}
 		int keep_pending = n->pending || n->writers || (fh && (fh->flags & TC_O_WRITE));
 		if (n->pending || !n->ver || n->ver->size != sa->size || keep_pending) {
 			opens_add(n->parent, 1); /* not evicted while copying */
 			r = resize_pending(s, n, sa->size);
-			if (!r && !keep_pending)
+			if (!r && !keep_pending && !n->dead)
 				r = commit_locked(s, n);
 			opens_add(n->parent, -1);
 			if (r)

@@ -595,6 +595,13 @@ static void t_unlink_while_open(void)
 	CHECK(tc_unlink(s, e, "t") == 0);
 	struct tc_stat fs;
 	CHECK(tc_file_stat(s, r, &fs) == 0 && fs.nlink == 0 && fs.size == 500 * KiB);
+	/* still found by id while open (the daemon's fstat), gone after */
+	CHECK(tc_getattr(s, st.id, &fs) == 0 && fs.nlink == 0 && fs.size == 500 * KiB);
+	struct tc_setattr sa = { .valid = TC_SET_SIZE, .size = 1 };
+	CHECK(tc_setattr(s, st.id, &sa, NULL, &fs) == -ENOENT);
+	sa.valid = TC_SET_MODE;
+	sa.mode = 0600;
+	CHECK(tc_setattr(s, st.id, &sa, NULL, &fs) == 0 && (fs.mode & 0777) == 0600);
 	struct tc_stats a, b;
 	tc_store_stats(s, &a);
 	CHECK(a.used >= 500 * KiB); /* still held by the reader */
@@ -603,8 +610,18 @@ static void t_unlink_while_open(void)
 	CHECK(tc_file_pread(s, r, got, 500 * KiB, 0) == 500 * KiB &&
 	      !memcmp(got, want, 500 * KiB));
 	tc_file_close(s, r);
+	CHECK(tc_getattr(s, st.id, &fs) == -ENOENT);
 	tc_store_stats(s, &b);
 	CHECK(b.used == 0);
+	/* the same for a tensor renamed over while open */
+	CHECK(put(s, e, "a", 1000, 5, 4096) == 0 && put(s, e, "b", 2000, 6, 4096) == 0);
+	struct tc_stat as;
+	REQUIRE(tc_lookup(s, e, "a", &as) == 0 && tc_open(s, as.id, 0, &r) == 0);
+	CHECK(tc_rename(s, e, "b", e, "a", 0) == 0);
+	CHECK(tc_getattr(s, as.id, &fs) == 0 && fs.nlink == 0 && fs.size == 1000);
+	CHECK(same(s, e, "a", 2000, 6));
+	tc_file_close(s, r);
+	CHECK(tc_getattr(s, as.id, &fs) == -ENOENT);
 	free(got);
 	free(want);
 	tc_store_close(s);
