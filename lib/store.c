@@ -83,6 +83,9 @@ struct tc_file {
 	struct tc_node *node;
 	struct tc_ver *ver;          /* read-only handles: the version read */
 	unsigned flags;
+	int dirty;                   /* changed the pending version since this
+	                                handle's last commit: only then does
+	                                its commit (flush, release) commit */
 };
 
 static int64_t now_ns(void)
@@ -1698,6 +1701,8 @@ int tc_setattr(tc_store *s, uint64_t id, const struct tc_setattr *sa,
 		if (n->pending || !n->ver || n->ver->size != sa->size || keep_pending) {
 			opens_add(n->parent, 1); /* not evicted while copying */
 			r = resize_pending(s, n, sa->size);
+			if (!r && fh && (fh->flags & TC_O_WRITE))
+				fh->dirty = 1;
 			if (!r && !keep_pending && !n->dead)
 				r = commit_locked(s, n);
 			opens_add(n->parent, -1);
@@ -1795,6 +1800,7 @@ int tc_create(tc_store *s, uint64_t parent, const char *name, uint32_t mode,
 		tc_index_remove(&s->idx, n);
 		goto fail;
 	}
+	(*fh)->dirty = 1;
 	d->mtime = d->ctime = n->mtime;
 	touch(s, n);
 	fill_stat(n, st);
@@ -1837,6 +1843,7 @@ int tc_open(tc_store *s, uint64_t id, unsigned flags, tc_file **fh)
 			r = resize_pending(s, n, 0);
 			if (r)
 				goto fail;
+			f->dirty = 1;
 		}
 	} else if ((v = n->ver)) {
 		v->refs++;
@@ -1970,6 +1977,7 @@ ssize_t tc_file_write(tc_store *s, tc_file *fh, const void *buf, size_t size,
 	if (end > v->size)
 		v->size = end;
 	v->dirty = 1;
+	fh->dirty = 1;
 	n->mtime = n->ctime = now_ns();
 	nsp = ver_spans(s, v, off, size, sp, 8);
 	if (nsp == -ENOBUFS) {
@@ -2026,11 +2034,16 @@ int tc_file_commit(tc_store *s, tc_file *fh)
 	if (!(fh->flags & TC_O_WRITE))
 		return 0;
 	pthread_mutex_lock(&s->lock);
-	if (n->pending && n->pending->dirty && !n->dead) {
+	/* A handle commits only what it changed since its own last commit: a
+	 * late release of an old handle must not commit a rewrite that
+	 * another handle has only begun. */
+	if (fh->dirty && n->pending && n->pending->dirty && !n->dead) {
 		wait_drained(s, n);
 		if (n->pending && n->pending->dirty)
 			r = commit_locked(s, n);
 	}
+	if (!r)
+		fh->dirty = 0;
 	unlock(s);
 	return r;
 }

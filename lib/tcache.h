@@ -319,7 +319,10 @@ ssize_t tc_file_write(tc_store *s, tc_file *fh, const void *buf, size_t size,
 		      uint64_t off);
 
 /*
- * Commit the pending version (no-op when nothing changed): checksum it,
+ * Commit the pending version if this handle changed it (wrote, truncated,
+ * or opened it with TC_O_TRUNC) since its own last commit; a no-op
+ * otherwise, so a late commit through an old handle never commits another
+ * writer's rewrite that has only begun.  Commit means: checksum it,
  * take dtype/shape from a .npy header, append one journal record, make it
  * the version that new opens read.  After it returns 0 the tensor survives
  * a kill -9 of the process.  Cost: O(size) hashing unless the bytes were

@@ -1181,6 +1181,40 @@ static void t_peek_and_stats_json(void)
 	tmpdir_free(d);
 }
 
+/* A late commit through an old handle (a FUSE release after its close)
+ * does not commit another handle's rewrite that has only begun. */
+static void t_late_commit_of_old_handle(void)
+{
+	char *d = tmpdir_new(), *c = tmpdir_new();
+	tc_store *s = open_store(d, 4 * MiB);
+	REQUIRE(s);
+	uint64_t e = mkentry(s, "e");
+	struct tc_stat st;
+	tc_file *y, *x;
+	uint8_t old[4600], part[3];
+	fill(old, sizeof(old), 1);
+	memcpy(part, "NEW", 3);
+	REQUIRE(tc_create(s, e, "t", 0644, 0, 0, &y, &st) == 0);
+	CHECK(tc_file_write(s, y, old, sizeof(old), 0) == sizeof(old));
+	CHECK(tc_file_commit(s, y) == 0);                 /* close() */
+	REQUIRE(tc_open(s, st.id, TC_O_WRITE | TC_O_TRUNC, &x) == 0);
+	CHECK(tc_file_write(s, x, part, 3, 0) == 3);     /* a rewrite begins */
+	CHECK(tc_file_commit(s, y) == 0);                 /* y's late release */
+	tc_file_close(s, y);
+	crash_copy(d, c, -1);
+	tc_store *s2 = open_store(c, 0);
+	REQUIRE(s2);
+	CHECK(same(s2, e, "t", sizeof(old), 1));          /* still the old */
+	tc_store_close(s2);
+	CHECK(tc_file_commit(s, x) == 0);
+	tc_file_close(s, x);
+	REQUIRE(tc_lookup(s, e, "t", &st) == 0);
+	CHECK(st.size == 3);
+	tc_store_close(s);
+	tmpdir_free(d);
+	tmpdir_free(c);
+}
+
 int main(void)
 {
 	RUN(t_roundtrip_and_reopen);
@@ -1205,5 +1239,6 @@ int main(void)
 	RUN(t_checkpoint_damage_costs_one_entry);
 	RUN(t_checksums_match_any_write_pattern);
 	RUN(t_peek_and_stats_json);
+	RUN(t_late_commit_of_old_handle);
 	return check_done();
 }
