@@ -10,6 +10,13 @@
  * A commit (the pages may mix old and new bytes) and a read through a handle
  * of an older version (it fills pages with old bytes) forget the record.
  *
+ * The page cache is one per inode, shared by every open: a reader that
+ * opened version 5 must not find pages of version 6 that a later reader
+ * brought in.  So buffered readers are counted per ino, and while some are
+ * open, an open of another version bypasses the cache (direct_io): each
+ * open reads its own version, never a mix.  (Rewrites opened O_WRONLY are
+ * direct too: see ops.c.)
+ *
  * Layout: an open-addressing hash table (linear probing) of {ino, version},
  * ino 0 = empty slot; grown at 1/2 load.  Ids are never reused while
  * mounted, so records are never removed: forgetting sets version to
@@ -26,6 +33,7 @@
 struct kc_slot {
 	uint64_t ino;
 	uint64_t version;
+	uint64_t readers;  /* open buffered read-only handles */
 };
 
 struct tcfs_kcache {
@@ -92,22 +100,41 @@ static bool kc_reserve(struct tcfs_kcache *kc)
 	return true;
 }
 
-bool tcfs_kcache_open(struct tcfs_kcache *kc, uint64_t ino, uint64_t version)
+int tcfs_kcache_open(struct tcfs_kcache *kc, uint64_t ino, uint64_t version)
 {
-	bool keep = false;
+	int mode = TCFS_KC_FRESH;
 	pthread_mutex_lock(&kc->lock);
 	struct kc_slot *s = kc_find(kc->slots, kc->cap, ino);
-	if (s->ino) {
-		keep = s->version == version && version != KC_UNKNOWN;
-		s->version = version;
-	} else if (kc_reserve(kc)) {
+	if (!s->ino) {
+		if (!kc_reserve(kc)) {
+			mode = TCFS_KC_DIRECT; /* cannot count: stay out */
+			goto out;
+		}
 		s = kc_find(kc->slots, kc->cap, ino);
 		s->ino = ino;
-		s->version = version;
+		s->version = KC_UNKNOWN;
 		kc->used++;
 	}
+	if (s->readers && s->version != version) {
+		mode = TCFS_KC_DIRECT;
+		goto out;
+	}
+	if (s->version == version && version != KC_UNKNOWN)
+		mode = TCFS_KC_KEEP;
+	s->version = version;
+	s->readers++;
+out:
 	pthread_mutex_unlock(&kc->lock);
-	return keep;
+	return mode;
+}
+
+void tcfs_kcache_close(struct tcfs_kcache *kc, uint64_t ino)
+{
+	pthread_mutex_lock(&kc->lock);
+	struct kc_slot *s = kc_find(kc->slots, kc->cap, ino);
+	if (s->ino && s->readers)
+		s->readers--;
+	pthread_mutex_unlock(&kc->lock);
 }
 
 void tcfs_kcache_forget(struct tcfs_kcache *kc, uint64_t ino)

@@ -69,6 +69,7 @@ struct tcfs_handle {
 	/* H_TENSOR */
 	tc_file *f;
 	uint64_t version;  /* tensor version when opened */
+	bool kc_counted;   /* a buffered reader counted in kcache.c */
 	/* H_META */
 	uint64_t dir;
 	pthread_mutex_t lock;
@@ -306,6 +307,8 @@ static void handle_free(struct tcfs *fs, struct tcfs_handle *h)
 		pthread_mutex_destroy(&h->lock);
 		free(h->buf);
 	} else {
+		if (h->kc_counted)
+			tcfs_kcache_close(fs->kcache, h->ino);
 		tc_file_close(fs->store, h->f);
 	}
 	free(h);
@@ -360,10 +363,13 @@ void tcfs_close_all(struct tcfs *fs)
 
 static void tcfs_init(void *userdata, struct fuse_conn_info *conn)
 {
-	/* open(O_TRUNC) reaches us as one open: the truncation is part of
-	 * the new pending version, so a replace stays atomic. */
-	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
-		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* No atomic O_TRUNC: with it the kernel sets the file's size to 0
+	 * and drops its cached pages at open(O_TRUNC), so readers of the
+	 * committed version would see it vanish while a rewrite runs.
+	 * Without it the truncation comes as a SETATTR after the OPEN; the
+	 * lib gives it to the newest writer's pending version, and the size
+	 * we answer stays the committed one for readers (see tc_getattr). */
+	conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	/* Page-cache validity is decided at open (keep_cache, kcache.c), not
 	 * by mtime comparisons that cost a GETATTR before reads. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
@@ -474,6 +480,25 @@ static int op_setattr_meta(struct tcfs *fs, uint64_t ino, struct stat *attr,
 	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
 		      FUSE_SET_ATTR_GID))
 		return -EPERM;
+	if ((to_set & FUSE_SET_ATTR_SIZE) && !h) {
+		/* open(O_TRUNC) arrives as an open, then a truncate without a
+		 * handle: it belongs to the newest writable handle. */
+		int err = -EPERM;
+		pthread_mutex_lock(&fs->handles_lock);
+		for (struct tcfs_handle *o = fs->handles; o; o = o->next)
+			if (o->kind == H_META && o->ino == ino && o->writable) {
+				pthread_mutex_lock(&o->lock);
+				err = meta_resize_locked(o, (size_t)attr->st_size);
+				if (!err)
+					o->dirty = true;
+				pthread_mutex_unlock(&o->lock);
+				break;
+			}
+		pthread_mutex_unlock(&fs->handles_lock);
+		if (err)
+			return err;
+		to_set &= ~FUSE_SET_ATTR_SIZE;
+	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (!h || h->kind != H_META || !h->writable)
 			return -EPERM;
@@ -908,8 +933,19 @@ static int op_open(struct tcfs *fs, uint64_t ino, struct fuse_file_info *fi,
 	if (h->writable) {
 		tcfs_kcache_forget(fs->kcache, ino);
 		fi->keep_cache = 0;
+		/* A rewrite (cp over, dd, > in a shell: O_WRONLY) bypasses the
+		 * page cache, so readers of the committed version never see
+		 * its pages before the commit.  O_RDWR keeps the page cache:
+		 * a writable shared mmap (np.memmap r+/w+) needs it. */
+		if ((fi->flags & O_ACCMODE) == O_WRONLY &&
+		    !(st.mode & (S_ISUID | S_ISGID)))
+			fi->direct_io = 1; /* (set-id bits: the kernel clears
+					    * them on buffered writes only) */
 	} else {
-		fi->keep_cache = tcfs_kcache_open(fs->kcache, ino, st.version);
+		int mode = tcfs_kcache_open(fs->kcache, ino, st.version);
+		fi->keep_cache = mode == TCFS_KC_KEEP;
+		fi->direct_io = mode == TCFS_KC_DIRECT;
+		h->kc_counted = mode != TCFS_KC_DIRECT;
 	}
 	*hp = h;
 	return 0;
@@ -971,7 +1007,8 @@ static void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		int err = tc_file_map(fs->store, h->f, (uint64_t)off, size, sp,
 				      READ_SPANS, &n, &total);
 		if (err != -ENOBUFS) {
-			tcfs_kcache_read(fs->kcache, ino, h->version);
+			if (h->kc_counted)
+				tcfs_kcache_read(fs->kcache, ino, h->version);
 			if (err) {
 				reply_err(req, err);
 			} else if (n == 0 || total == 0) {
@@ -1052,6 +1089,11 @@ static int op_flush(struct tcfs *fs, struct tcfs_handle *h)
 	}
 	int err = tc_file_commit(fs->store, h->f);
 	tcfs_kcache_forget(fs->kcache, h->ino);
+	/* The kernel's size may be of the old version: drop its attributes
+	 * (no pages: offset -1), so the next open sees the new size.  Only
+	 * spinlocks in the kernel: safe from a request thread. */
+	if (!err)
+		fuse_lowlevel_notify_inval_inode(fs->se, h->ino, -1, 0);
 	return err;
 }
 

@@ -81,9 +81,16 @@ void tcfs_notifier_settle(struct tcfs_notifier *n, int timeout_ms);
 struct tcfs_kcache;
 struct tcfs_kcache *tcfs_kcache_new(void);
 void tcfs_kcache_free(struct tcfs_kcache *kc);
-/* An open of @ino reading @version: returns true if the kernel's cached
- * pages are of this version (keep them), and records @version. */
-bool tcfs_kcache_open(struct tcfs_kcache *kc, uint64_t ino, uint64_t version);
+/* A read-only open of @ino reading @version: how it may use the page
+ * cache (TCFS_KC_*).  Buffered opens are counted until
+ * tcfs_kcache_close(). */
+#define TCFS_KC_KEEP 0   /* buffered; the cached pages are this version's */
+#define TCFS_KC_FRESH 1  /* buffered; drop the cached pages first */
+#define TCFS_KC_DIRECT 2 /* bypass the page cache: it is another version's,
+			    still read by open buffered handles */
+int tcfs_kcache_open(struct tcfs_kcache *kc, uint64_t ino, uint64_t version);
+/* A buffered reader (KEEP or FRESH) closed. */
+void tcfs_kcache_close(struct tcfs_kcache *kc, uint64_t ino);
 /* The kernel's pages of @ino may no longer be of one known version. */
 void tcfs_kcache_forget(struct tcfs_kcache *kc, uint64_t ino);
 /* A read through a handle of @version: forget @ino unless it matches. */

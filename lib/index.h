@@ -62,6 +62,7 @@ struct tc_node {
 	char *attrs;                   /* entries: compact JSON or NULL */
 	struct tc_ver *ver;            /* tensors: committed, or NULL */
 	struct tc_ver *pending;        /* tensors: writers', or NULL */
+	struct tc_file *last_writer;   /* tensors: the newest write handle */
 };
 
 struct tc_index {

@@ -1183,11 +1183,20 @@ void tc_store_on_evict(tc_store *s, tc_evict_fn fn, void *arg)
 
 /* ---- names and attributes --------------------------------------------------- */
 
+/*
+ * A tensor's size while a writer has a pending version is the larger of
+ * the committed and the pending size: readers that size their reads with
+ * stat then read their whole committed version (a shorter read ends at
+ * its end), and writers appending still find the end of what they wrote.
+ */
 static void fill_stat(const struct tc_node *n, struct tc_stat *st)
 {
 	const struct tc_ver *v = n->kind == TC_KIND_TENSOR
 					 ? (n->pending ? n->pending : n->ver)
 					 : NULL;
+	uint64_t size = v ? v->size : 0;
+	if (v && n->ver && n->ver->size > size)
+		size = n->ver->size;
 	st->id = n->id;
 	st->parent = n->parent ? n->parent->id : 0;
 	st->kind = n->kind;
@@ -1195,7 +1204,7 @@ static void fill_stat(const struct tc_node *n, struct tc_stat *st)
 	st->uid = n->uid;
 	st->gid = n->gid;
 	st->nlink = n->dead ? 0 : tc_node_isdir(n) ? 2 + n->nsubdirs : 1;
-	st->size = v ? v->size : 0;
+	st->size = size;
 	st->blocks = v ? v->alloc / 512 : 0;
 	st->version = n->ver ? n->ver->number : 0;
 	st->atime = ts_of(n->atime);
@@ -1701,8 +1710,13 @@ int tc_setattr(tc_store *s, uint64_t id, const struct tc_setattr *sa,
 		if (n->pending || !n->ver || n->ver->size != sa->size || keep_pending) {
 			opens_add(n->parent, 1); /* not evicted while copying */
 			r = resize_pending(s, n, sa->size);
-			if (!r && fh && (fh->flags & TC_O_WRITE))
-				fh->dirty = 1;
+			/* The change belongs to the handle given, else to the
+			 * newest writer: open(O_TRUNC) reaches a file system
+			 * as an open and then a truncate by path. */
+			tc_file *owner = fh && (fh->flags & TC_O_WRITE) ? fh
+									: n->last_writer;
+			if (!r && owner)
+				owner->dirty = 1;
 			if (!r && !keep_pending && !n->dead)
 				r = commit_locked(s, n);
 			opens_add(n->parent, -1);
@@ -1754,8 +1768,10 @@ static int file_new(struct tc_node *n, unsigned flags, tc_file **fh)
 	f->node = n;
 	f->flags = flags;
 	n->refs++;
-	if (flags & TC_O_WRITE)
+	if (flags & TC_O_WRITE) {
 		n->writers++;
+		n->last_writer = f;
+	}
 	opens_add(n->parent, 1);
 	*fh = f;
 	return 0;
@@ -2068,6 +2084,8 @@ void tc_file_close(tc_store *s, tc_file *fh)
 		return;
 	n = fh->node;
 	pthread_mutex_lock(&s->lock);
+	if (n->last_writer == fh)
+		n->last_writer = NULL;
 	if (fh->flags & TC_O_WRITE) {
 		assert(n->writers > 0);
 		if (--n->writers == 0 && n->pending) {

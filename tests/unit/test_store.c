@@ -448,8 +448,9 @@ static void t_replace_is_atomic(void)
 	uint8_t nb[30000];
 	fill(nb, sizeof(nb), 2);
 	CHECK(tc_file_write(s, w, nb, sizeof(nb), 0) == sizeof(nb));
-	/* not yet committed: a new reader sees the old bytes */
-	CHECK(same(s, e, "t", 50000, 1) == 0); /* lookup size is pending's */
+	/* not yet committed: a new reader sees the old bytes, and stat the
+	 * larger of the two sizes (readers read their version to its end) */
+	CHECK(same(s, e, "t", 50000, 1));
 	tc_file *r2;
 	REQUIRE(tc_open(s, st.id, 0, &r2) == 0);
 	uint8_t got[60000], want[60000];
@@ -1210,6 +1211,22 @@ static void t_late_commit_of_old_handle(void)
 	tc_file_close(s, x);
 	REQUIRE(tc_lookup(s, e, "t", &st) == 0);
 	CHECK(st.size == 3);
+	/* open(O_TRUNC) as the kernel sends it without atomic_o_trunc: an
+	 * open for writing, then a truncate by path.  The truncation belongs
+	 * to the newest writer: its commit commits it, an older one's not. */
+	REQUIRE(tc_open(s, st.id, TC_O_WRITE, &y) == 0);   /* older, idle */
+	REQUIRE(tc_open(s, st.id, TC_O_WRITE, &x) == 0);
+	struct tc_setattr sa = { .valid = TC_SET_SIZE, .size = 0 };
+	CHECK(tc_setattr(s, st.id, &sa, NULL, &st) == 0);
+	CHECK(st.size == 3); /* readers still see the committed size */
+	CHECK(tc_file_commit(s, y) == 0);
+	REQUIRE(tc_lookup(s, e, "t", &st) == 0);
+	CHECK(st.size == 3);
+	CHECK(tc_file_commit(s, x) == 0);                  /* ': > t' */
+	REQUIRE(tc_lookup(s, e, "t", &st) == 0);
+	CHECK(st.size == 0);
+	tc_file_close(s, x);
+	tc_file_close(s, y);
 	tc_store_close(s);
 	tmpdir_free(d);
 	tmpdir_free(c);

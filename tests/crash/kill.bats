@@ -1,0 +1,110 @@
+#!/usr/bin/env bats
+# kill.bats - kill -9 of the daemon at chosen moments (run-crash does it at
+# random ones): what close(), rename() and a meta.json write returned 0
+# for survives; a write in progress is absent (new tensor) or the old
+# bytes (rewrite), never torn; a closed handle's late release commits
+# nothing of a newer writer.  Each test: python does the steps and kills
+# the daemon itself at the exact point, then the store is remounted.
+
+load ../integration/helpers
+
+# after the daemon was killed: reap it (bounded), unmount lazily, remount
+remount_after_kill() {
+	WAIT_S=10 wait_for eval '! daemon_alive' || {
+		echo "# tcachefs did not exit after SIGKILL" >&3
+		return 1
+	}
+	wait "$DAEMON_PID" 2>/dev/null || true   # 137: killed
+	DAEMON_PID=
+	fusermount3 -uz "$MNT"
+	tcfs_mount "$@"
+}
+
+# py STATEMENTS: run python with MNT, PID (the daemon) and kill9() defined
+py() {
+	MNT=$MNT PID=$DAEMON_PID "$PY" -c "
+import mmap, os, sys, time
+MNT = os.environ['MNT']
+def kill9():
+    os.kill(int(os.environ['PID']), 9)
+$1"
+}
+
+@test "kill -9 after close(): the tensor is there, byte for byte" {
+	random_file "$SRC/a" 3000001
+	mkdir "$MNT/e"
+	py "
+data = open('$SRC/a', 'rb').read()
+fd = os.open(MNT + '/e/t', os.O_WRONLY | os.O_CREAT)
+os.write(fd, data)
+os.close(fd)        # returned 0: committed
+kill9()
+"
+	remount_after_kill
+	cmp "$SRC/a" "$MNT/e/t"
+}
+
+@test "kill -9 during a write: a new tensor is absent, a rewrite leaves the old bytes" {
+	random_file "$SRC/old" 1000000
+	mkdir "$MNT/e"
+	cp "$SRC/old" "$MNT/e/rewritten"
+	py "
+fd = os.open(MNT + '/e/new', os.O_WRONLY | os.O_CREAT)
+os.write(fd, b'x' * 500000)
+fd2 = os.open(MNT + '/e/rewritten', os.O_WRONLY | os.O_TRUNC)
+os.write(fd2, b'y' * 300000)
+kill9()
+"
+	remount_after_kill
+	[ ! -e "$MNT/e/new" ]
+	cmp "$SRC/old" "$MNT/e/rewritten"
+	[ "$(ls "$MNT/e")" = rewritten ]
+}
+
+@test "kill -9 after rename over and meta.json writes: both are there" {
+	mkdir "$MNT/a" "$MNT/b"
+	head -c 24 /dev/zero >"$MNT/a/t"
+	echo old >"$MNT/b/t"
+	py "
+os.rename(MNT + '/a/t', MNT + '/b/t')
+with open(MNT + '/b/meta.json', 'w') as f:
+    f.write('{\"tensors\": {\"t\": {\"dtype\": \"float32\", \"shape\": [2, 3]}},'
+            ' \"attrs\": {\"k\": 1}}')
+os.rename(MNT + '/a', MNT + '/c')
+kill9()
+"
+	remount_after_kill
+	[ ! -e "$MNT/a" ] && [ -d "$MNT/c" ]
+	[ "$(stat -c %s "$MNT/b/t")" -eq 24 ]
+	"$PY" - "$MNT/b/meta.json" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert m["tensors"]["t"]["dtype"] == "float32", m
+assert m["tensors"]["t"]["shape"] == [2, 3], m
+assert m["attrs"] == {"k": 1}, m
+EOF
+}
+
+@test "a closed handle's late release commits nothing of a newer writer" {
+	# The release of a closed handle reaches the daemon when the last
+	# reference goes, here the munmap of a read-only mapping.  Meanwhile
+	# a rewrite (open O_TRUNC, like cp over it) has begun.  Neither a
+	# reader nor a crash may see that unfinished rewrite.
+	mkdir "$MNT/e"
+	py "
+p = MNT + '/e/t'
+fd = os.open(p, os.O_RDWR | os.O_CREAT)
+os.write(fd, b'old version, committed\n' * 200)
+m = mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ)
+os.close(fd)                  # flush: committed, close() returned 0
+fd2 = os.open(p, os.O_WRONLY | os.O_TRUNC)
+os.write(fd2, b'NEW')         # a rewrite begins, not closed
+m.close()                     # munmap: RELEASE of the first handle
+seen = open(p, 'rb').read()
+print('a reader sees %d bytes: %r' % (len(seen), seen[:24]))
+kill9()
+"
+	remount_after_kill
+	[ "$(stat -c %s "$MNT/e/t")" -eq 4600 ]
+	[ "$(head -c 22 "$MNT/e/t")" = "old version, committed" ]
+}
