@@ -1,10 +1,12 @@
 /*
  * log.c - the daemon's logging: stderr while in the foreground (-f, -d, and
- * before daemonizing), syslog (ident "tcachefs", facility daemon) after.
+ * before daemonizing), syslog (ident "tcachefs", facility daemon) after;
+ * messages less important than -o loglevel= (default info) are dropped.
  *
  * Threads: any.  The destination is chosen once, before the session loop
  * starts threads, so it needs no lock; stderr and syslog serialise lines.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +15,23 @@
 #include "tcfs.h"
 
 static bool use_syslog;
+static int max_prio = LOG_INFO;
+
+int tcfs_log_set_level(const char *level)
+{
+	static const struct {
+		const char *name;
+		int prio;
+	} levels[] = { { "err", LOG_ERR }, { "warning", LOG_WARNING },
+		       { "notice", LOG_NOTICE }, { "info", LOG_INFO },
+		       { "debug", LOG_DEBUG } };
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
+		if (!strcmp(level, levels[i].name)) {
+			max_prio = levels[i].prio;
+			return 0;
+		}
+	return -EINVAL;
+}
 
 void tcfs_log_to_syslog(void)
 {
@@ -22,6 +41,8 @@ void tcfs_log_to_syslog(void)
 
 static void vlog(int prio, const char *fmt, va_list ap)
 {
+	if (prio > max_prio)
+		return;
 	if (use_syslog) {
 		vsyslog(prio, fmt, ap);
 		return;

@@ -37,11 +37,13 @@ struct cli {
 	char *store;
 	char *capacity;
 	char *verify;
+	char *loglevel;
 };
 
 static const struct fuse_opt cli_spec[] = {
 	{ "capacity=%s", offsetof(struct cli, capacity), 0 },
 	{ "verify=%s", offsetof(struct cli, verify), 0 },
+	{ "loglevel=%s", offsetof(struct cli, loglevel), 0 },
 	FUSE_OPT_END
 };
 
@@ -72,6 +74,8 @@ static void usage(FILE *f, const char *prog)
 		"                           for a new store)\n"
 		"    -o verify=on|off       check each tensor's xxh3 on its first\n"
 		"                           read after mounting (default: on)\n"
+		"    -o loglevel=LEVEL      err, warning, notice, info (default)\n"
+		"                           or debug; stderr with -f, else syslog\n"
 		"    -h, --help             this text\n"
 		"    -V, --version          print versions\n"
 		"\n",
@@ -177,6 +181,12 @@ int main(int argc, char *argv[])
 				prog, cli.verify);
 			goto out;
 		}
+	}
+
+	if (cli.loglevel && tcfs_log_set_level(cli.loglevel) != 0) {
+		fprintf(stderr, "%s: bad loglevel '%s': err, warning, notice, "
+			"info or debug\n", prog, cli.loglevel);
+		goto out;
 	}
 
 	store = absolute(cli.store);
@@ -295,6 +305,7 @@ out:
 	free(cli.store);
 	free(cli.capacity);
 	free(cli.verify);
+	free(cli.loglevel);
 	free(cmd.mountpoint);
 	fuse_opt_free_args(&args);
 	return ret;

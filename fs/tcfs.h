@@ -43,6 +43,10 @@
 /* Send messages to stderr (foreground) or syslog (daemon).  Until
  * tcfs_log_to_syslog() is called everything goes to stderr. */
 void tcfs_log_to_syslog(void);
+/* Log only messages at least as important as @level ("err", "warning",
+ * "notice", "info", "debug"); -EINVAL for another word.  Call before the
+ * threads start.  The default is info. */
+int tcfs_log_set_level(const char *level);
 void tcfs_log(int prio, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* A fuse_log_func_t that routes libfuse's messages through tcfs_log. */

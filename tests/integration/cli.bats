@@ -209,3 +209,15 @@ CEOF
 	[ -z "$output" ]
 	grep -q "^ExecStart=.* -f " "$TDIR/tcachefs.service"
 }
+
+@test "tcachefs -o loglevel: fewer messages at warning, a bad level refused" {
+	tcfs_unmount
+	: >"$TDIR/daemon.log"
+	tcfs_mount -o loglevel=warning
+	! grep -q "serving" "$TDIR/daemon.log"
+	tcfs_unmount
+	tcfs_mount -o loglevel=info
+	grep -q "serving" "$TDIR/daemon.log"
+	run "$TCACHEFS" "$TDIR/s2" "$TDIR/src" -f -o loglevel=loud
+	[ "$status" -eq 1 ] && [[ "$output" == *"bad loglevel"* ]]
+}
