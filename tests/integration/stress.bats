@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # stress.bats - concurrency through the mount: 8 writers and 8 readers
 # with a capacity that keeps eviction running (tests/crash/mount_stress.c),
-# for TC_STRESS_SECONDS (default 20): every byte read is checked, only
+# for TC_STRESS_SECONDS (default 30): every byte read is checked, only
 # ENOSPC (and ENOENT for an entry that was evicted) may fail, it ends in
 # time (no deadlock), and the daemon exits cleanly on unmount with no
 # sanitizer report (helpers.bash's teardown).  Plus two small
@@ -12,7 +12,7 @@ load helpers
 : "${MOUNT_STRESS:?MOUNT_STRESS must name tests/crash/mount_stress}"
 
 @test "8 writers, 8 readers, constant eviction: every byte right, no deadlock, clean exit" {
-	secs=${TC_STRESS_SECONDS:-20}
+	secs=${TC_STRESS_SECONDS:-30}
 	tcfs_remount -o capacity=32M
 	# a deadlock shows as the timeout's status 124
 	run timeout -k 10 $((secs + 120)) "$MOUNT_STRESS" --mnt "$MNT" \
