@@ -38,12 +38,16 @@ struct cli {
 	char *capacity;
 	char *verify;
 	char *loglevel;
+	unsigned max_threads; /* 0: not given (libfuse would say 10) */
 };
 
 static const struct fuse_opt cli_spec[] = {
 	{ "capacity=%s", offsetof(struct cli, capacity), 0 },
 	{ "verify=%s", offsetof(struct cli, verify), 0 },
 	{ "loglevel=%s", offsetof(struct cli, loglevel), 0 },
+	/* seen here and kept for fuse_parse_cmdline too */
+	{ "max_threads=%u", offsetof(struct cli, max_threads), 0 },
+	FUSE_OPT_KEY("max_threads=", FUSE_OPT_KEY_KEEP),
 	FUSE_OPT_END
 };
 
@@ -266,8 +270,16 @@ int main(int argc, char *argv[])
 		if (cmd.max_idle_threads != UINT_MAX)
 			fuse_loop_cfg_set_idle_threads(cfg,
 						       cmd.max_idle_threads);
-		if (cmd.max_threads && cmd.max_threads != UINT_MAX)
-			fuse_loop_cfg_set_max_threads(cfg, cmd.max_threads);
+		/* Default: one worker per CPU (at least 2, so that one slow
+		 * request never holds up all others).  libfuse's 10 made
+		 * sequential small-file work hop between threads: creates and
+		 * first opens ran ~1.5-2x slower (tools/BENCH-NOTES.md). */
+		unsigned threads = cli.max_threads;
+		if (!threads) {
+			long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+			threads = cpus < 2 ? 2 : cpus > 10 ? 10 : (unsigned)cpus;
+		}
+		fuse_loop_cfg_set_max_threads(cfg, threads);
 		err = fuse_session_loop_mt(se, cfg);
 		fuse_loop_cfg_destroy(cfg);
 	}

@@ -70,6 +70,8 @@ struct tcfs_handle {
 	tc_file *f;
 	uint64_t version;  /* tensor version when opened */
 	bool kc_counted;   /* a buffered reader counted in kcache.c */
+	uint64_t parent;   /* created by this handle: its directory and */
+	char *name;        /* name, to tell the kernel if it is dropped */
 	/* H_META */
 	uint64_t dir;
 	pthread_mutex_t lock;
@@ -135,7 +137,7 @@ static void stat_to_attr(const struct tc_stat *st, struct stat *a)
 	a->st_gid = st->gid;
 	a->st_size = (off_t)st->size;
 	a->st_blocks = (blkcnt_t)st->blocks;
-	a->st_blksize = TC_BLOCK;
+	a->st_blksize = TCFS_IO_SIZE;
 	a->st_atim = st->atime;
 	a->st_mtim = st->mtime;
 	a->st_ctim = st->ctime;
@@ -310,6 +312,7 @@ static void handle_free(struct tcfs *fs, struct tcfs_handle *h)
 		if (h->kc_counted)
 			tcfs_kcache_close(fs->kcache, h->ino);
 		tc_file_close(fs->store, h->f);
+		free(h->name);
 	}
 	free(h);
 }
@@ -809,6 +812,8 @@ static int op_create(struct tcfs *fs, fuse_req_t req, uint64_t parent,
 	h->ino = st.id;
 	h->writable = true;
 	h->version = st.version;
+	h->parent = parent;
+	h->name = strdup(name); /* NULL: no notice if dropped (see release) */
 	stat_to_entry(&st, e);
 	*hp = h;
 	return 0;
@@ -946,6 +951,8 @@ static int op_open(struct tcfs *fs, uint64_t ino, struct fuse_file_info *fi,
 		fi->keep_cache = mode == TCFS_KC_KEEP;
 		fi->direct_io = mode == TCFS_KC_DIRECT;
 		h->kc_counted = mode != TCFS_KC_DIRECT;
+		/* nothing to commit at close(): no FLUSH round trip */
+		fi->noflush = 1;
 	}
 	*hp = h;
 	return 0;
@@ -1114,8 +1121,21 @@ static void tcfs_release(fuse_req_t req, fuse_ino_t ino,
 	if (err)
 		tcfs_log(LOG_WARNING, "commit at release of inode %llu: %s",
 			 (unsigned long long)ino, strerror(-err));
+	uint64_t parent = h->parent;
+	char *name = h->kind == H_TENSOR ? h->name : NULL;
+	if (name)
+		h->name = NULL;
 	handle_unlink(fs, h);
 	handle_free(fs, h);
+	/* A tensor created by this handle and never committed (its commit
+	 * failed) is gone now: drop the kernel's dentry, which the long entry
+	 * timeout would otherwise keep.  Cost: one tc_getattr per release of
+	 * a created file; a notice only when it is gone (also after an
+	 * unlink, where the kernel answers ENOENT: harmless). */
+	struct tc_stat st;
+	if (name && tc_getattr(fs->store, ino, &st) == -ENOENT)
+		tcfs_notifier_evicted(fs->notifier, parent, ino, name);
+	free(name);
 	reply_err(req, 0);
 }
 
@@ -1226,12 +1246,15 @@ static void tcfs_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
-/* No extended attributes are stored: reads find none, writes are refused
- * (cp -a and rsync -a treat ENOTSUP as "not supported here"). */
+/* No extended attributes are stored.  getxattr answers ENOSYS: the kernel
+ * then stops asking for the whole mount (callers get EOPNOTSUPP), which
+ * saves the GETXATTR "security.capability" round trip it makes before
+ * every write(2).  Writes are refused (cp -a and rsync -a treat ENOTSUP as
+ * "not supported here"). */
 static void tcfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			  size_t size)
 {
-	reply_err(req, -ENODATA);
+	reply_err(req, -ENOSYS);
 }
 
 static void tcfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)

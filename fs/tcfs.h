@@ -30,10 +30,19 @@
 
 #define TCFS_META_BIT (1ull << 63)
 
-/* Kernel cache timeouts in seconds, see fs/API-NOTES.md ("Timeouts"). */
-#define TCFS_ENTRY_TIMEOUT 1.0
-#define TCFS_ATTR_TIMEOUT 1.0
+/* Kernel cache timeouts in seconds, see fs/API-NOTES.md ("Timeouts").
+ * Long: every change goes through this mount, and what lib/ drops on its
+ * own (evictions, a created tensor whose commit failed) is told to the
+ * kernel by notify.c.  Each expiry costs a LOOKUP or GETATTR round trip
+ * (~50 us here) on the next open or stat; tools/BENCH-NOTES.md. */
+#define TCFS_ENTRY_TIMEOUT 3600.0
+#define TCFS_ATTR_TIMEOUT 3600.0
 #define TCFS_META_ATTR_TIMEOUT 0.0 /* meta.json's size changes behind it */
+
+/* st_blksize of tensors: the I/O size tools pick (cp, Python's open()),
+ * and libfuse's max_write: one WRITE request per 1 MiB instead of eight
+ * of 128 KiB.  tools/BENCH-NOTES.md. */
+#define TCFS_IO_SIZE (1u << 20)
 
 /* Largest meta.json a user may write (EFBIG beyond). */
 #define TCFS_META_MAX (16u << 20)

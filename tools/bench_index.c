@@ -8,8 +8,10 @@
  * shows the median slice (and the mean, which includes any checkpoint).  A lookup is tc_lookup of a random existing entry
  * followed by tc_lookup of its tensor.
  *
- * Usage: tcache-bench-index [--dir DIR] [--max N] [--tensor-bytes B]
- * Prints one line per size (10k, 100k, 1M by default up to --max).
+ * Usage: tcache-bench-index [--dir DIR] [--max N] [--tensor-bytes B] [--keep]
+ * Prints one line per size (10k, 100k, 1M by default up to --max).  With
+ * --keep the store is left in place (its path printed as "store: DIR") for
+ * tools/bench to mount.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -80,6 +82,7 @@ int main(int argc, char **argv)
 {
 	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
 	uint64_t max = 1000000, tb = 64;
+	int keep = 0;
 	char dir[4096];
 
 	for (int i = 1; i < argc; i++) {
@@ -89,9 +92,11 @@ int main(int argc, char **argv)
 			max = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--tensor-bytes") && i + 1 < argc)
 			tb = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--keep"))
+			keep = 1;
 		else {
 			fprintf(stderr, "usage: %s [--dir DIR] [--max N] "
-					"[--tensor-bytes B]\n", argv[0]);
+					"[--tensor-bytes B] [--keep]\n", argv[0]);
 			return strcmp(argv[i], "--help") ? 2 : 0;
 		}
 	}
@@ -171,7 +176,10 @@ int main(int argc, char **argv)
 	printf("close (checkpoint) %.2f s, reopen with %llu entries %.2f s\n",
 	       tclose, (unsigned long long)done, now_s() - t0);
 	tc_store_close(s);
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	if (keep)
+		printf("store: %s\n", dir);
+	else
+		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	free(buf);
 	return 0;
 fail:

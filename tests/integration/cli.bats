@@ -195,8 +195,12 @@ PYEOF
 #include <tcache.h>
 int main(void) { unsigned long long v; return tc_parse_size("2G", (void *)&v) || v != 2ull << 30; }
 CEOF
+	# a library built with sanitizers (tools/test --sanitize) needs them
+	# in the program too
+	san=""
+	nm "$lib" 2>/dev/null | grep -q __asan_ && san="-fsanitize=address,undefined"
 	PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR="$TDIR/root" \
-		cc "$TDIR/t.c" -o "$TDIR/t" $(PKG_CONFIG_PATH=$(dirname "$pc") \
+		cc $san "$TDIR/t.c" -o "$TDIR/t" $(PKG_CONFIG_PATH=$(dirname "$pc") \
 		PKG_CONFIG_SYSROOT_DIR="$TDIR/root" pkg-config --cflags --libs --static tcache)
 	"$TDIR/t"
 }
