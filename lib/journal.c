@@ -583,29 +583,39 @@ int tc_journal_open_rdonly(struct tc_journal *j, int dirfd, uint64_t *capacity,
 	return journal_open(j, dirfd, capacity, fn, arg, dropped, 1);
 }
 
+/* The header of the next record, for payload @b. */
+static int rec_header(const struct tc_journal *j, const struct tc_buf *b,
+		      struct jrec *h)
+{
+	if (b->err)
+		return b->err;
+	if (b->len > TC_JREC_MAX)
+		return -EFBIG;
+	h->magic = htole32(JREC_MAGIC);
+	h->len = htole32((uint32_t)b->len);
+	h->seq = htole64(j->seq + 1);
+	h->data_hash = htole64(XXH3_64bits(b->p, b->len));
+	h->hdr_hash = htole64(rec_hdr_hash(h));
+	return 0;
+}
+
 int tc_journal_append(struct tc_journal *j, const struct tc_buf *b,
 		      uint64_t *seq)
 {
 	struct jrec h;
 	struct iovec iov[2];
 	ssize_t w;
+	int r = rec_header(j, b, &h);
 
-	if (b->err)
-		return b->err;
-	if (b->len > TC_JREC_MAX)
-		return -EFBIG;
-	h.magic = htole32(JREC_MAGIC);
-	h.len = htole32((uint32_t)b->len);
-	h.seq = htole64(j->seq + 1);
-	h.data_hash = htole64(XXH3_64bits(b->p, b->len));
-	h.hdr_hash = htole64(rec_hdr_hash(&h));
+	if (r)
+		return r;
 	iov[0] = (struct iovec){ &h, sizeof(h) };
 	iov[1] = (struct iovec){ b->p, b->len };
 	do
 		w = writev(j->fd, iov, b->len ? 2 : 1);
 	while (w < 0 && errno == EINTR);
 	if (w != (ssize_t)(sizeof(h) + b->len)) {
-		int r = w < 0 ? -errno : -EIO;
+		r = w < 0 ? -errno : -EIO;
 		/* Cut back whatever part reached the file. */
 		if (ftruncate(j->fd, (off_t)j->size) < 0) {
 			/* replay will drop the partial record anyway */
@@ -623,16 +633,10 @@ int tc_journal_frame(struct tc_journal *j, const struct tc_buf *b,
 		     struct tc_buf *out)
 {
 	struct jrec h;
+	int r = rec_header(j, b, &h);
 
-	if (b->err)
-		return b->err;
-	if (b->len > TC_JREC_MAX)
-		return -EFBIG;
-	h.magic = htole32(JREC_MAGIC);
-	h.len = htole32((uint32_t)b->len);
-	h.seq = htole64(j->seq + 1);
-	h.data_hash = htole64(XXH3_64bits(b->p, b->len));
-	h.hdr_hash = htole64(rec_hdr_hash(&h));
+	if (r)
+		return r;
 	put(out, &h, sizeof(h));
 	put(out, b->p, b->len);
 	if (out->err)
