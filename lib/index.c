@@ -216,6 +216,15 @@ void tc_index_set_kind(struct tc_index *x, struct tc_node *n, int kind)
 	count(x, n, 1);
 }
 
+struct tc_node *tc_node_next(const struct tc_node *n, const struct tc_node *top)
+{
+	if (n->child_head)
+		return n->child_head;
+	while (n != top && !n->sib_next)
+		n = n->parent;
+	return n == top ? NULL : n->sib_next;
+}
+
 struct tc_node *tc_node_entry(struct tc_node *n)
 {
 	while (n && n->kind != TC_KIND_ENTRY)

@@ -107,6 +107,11 @@ int tc_index_move(struct tc_index *x, struct tc_node *n, struct tc_node *dir,
 /* Change an entry into a group or back (keeps the counts right). */
 void tc_index_set_kind(struct tc_index *x, struct tc_node *n, int kind);
 
+/* The node after @n in a pre-order walk of the subtree at @top, or NULL
+ * at its end.  No recursion: any depth.  A walk may remove the node it is
+ * on if it fetched the next one first and the node has no children. */
+struct tc_node *tc_node_next(const struct tc_node *n, const struct tc_node *top);
+
 /* The entry that @n is in (itself for an entry); NULL for the root. */
 struct tc_node *tc_node_entry(struct tc_node *n);
 

@@ -365,18 +365,9 @@ static int evict(struct tc_store *s, struct tc_node *e)
 static uint64_t entry_bytes(const struct tc_node *e)
 {
 	uint64_t b = 0;
-	const struct tc_node *n = e;
-	while (n) {
+	for (const struct tc_node *n = e; n; n = tc_node_next(n, e))
 		if (n->kind == TC_KIND_TENSOR && n->ver && n->ver->refs == 1)
 			b += n->ver->alloc;
-		if (n->child_head) {
-			n = n->child_head;
-			continue;
-		}
-		while (n != e && !n->sib_next)
-			n = n->parent;
-		n = n == e ? NULL : n->sib_next;
-	}
 	return b;
 }
 
@@ -955,21 +946,13 @@ static void shrink_index(struct tc_store *s, uint64_t limit)
 {
 	struct tc_node *e = s->lru.head;
 	while (e) {
-		struct tc_node *next = e->lru_next, *n = e;
+		struct tc_node *next = e->lru_next;
 		int over = 0;
-		while (n && !over) {
+		for (struct tc_node *n = e; n && !over; n = tc_node_next(n, e))
 			if (n->kind == TC_KIND_TENSOR && n->ver)
 				for (uint32_t i = 0; i < n->ver->next; i++)
 					if (n->ver->ext[i].off + n->ver->ext[i].len > limit)
 						over = 1;
-			if (n->child_head) {
-				n = n->child_head;
-				continue;
-			}
-			while (n != e && !n->sib_next)
-				n = n->parent;
-			n = n == e ? NULL : n->sib_next;
-		}
 		if (over) {
 			s->evictions++;
 			s->evicted_bytes += subtree_bytes(e);
@@ -2349,15 +2332,8 @@ int tc_store_check(const char *dir, unsigned flags, tc_check_fn fn, void *arg,
 	pthread_mutex_lock(&s->lock);
 	/* Pre-order walk of the whole tree; `next` is found before a damaged
 	 * tensor is removed. */
-	for (n = s->idx.root.child_head; n; n = next) {
-		if (n->child_head) {
-			next = n->child_head;
-		} else {
-			const struct tc_node *a = n;
-			while (a->kind != TC_KIND_ROOT && !a->sib_next)
-				a = a->parent;
-			next = a->kind == TC_KIND_ROOT ? NULL : a->sib_next;
-		}
+	for (n = tc_node_next(&s->idx.root, &s->idx.root); n; n = next) {
+		next = tc_node_next(n, &s->idx.root);
 		if (n->kind != TC_KIND_TENSOR || !n->ver)
 			continue;
 		uint64_t h;
