@@ -1520,6 +1520,33 @@ static void peek_fn(void *arg, uint8_t *p, size_t n)
 	c->at += n;
 }
 
+/* Give @v this dtype and shape if they describe exactly its bytes after
+ * @data_offset (overflow-safe).  1 when set, 0 when they do not fit (or on
+ * ENOMEM), and @v keeps what it had. */
+static int ver_set_type(struct tc_ver *v, int dtype, int ndim,
+			const uint64_t *shape, uint64_t data_offset)
+{
+	uint64_t bytes = tc_dtype_size(dtype);
+	if (!bytes || data_offset > v->size)
+		return 0;
+	for (int i = 0; i < ndim; i++)
+		if (__builtin_mul_overflow(bytes, shape[i], &bytes))
+			return 0;
+	if (bytes != v->size - data_offset)
+		return 0;
+	uint64_t *sh = ndim ? malloc(sizeof(uint64_t) * (size_t)ndim) : NULL;
+	if (ndim && !sh)
+		return 0;
+	if (ndim)
+		memcpy(sh, shape, sizeof(uint64_t) * (size_t)ndim);
+	free(v->shape);
+	v->shape = sh;
+	v->ndim = ndim;
+	v->dtype = dtype;
+	v->data_offset = data_offset;
+	return 1;
+}
+
 /* dtype/shape for @v: from its .npy header, else kept from @old when the
  * size still fits them, else raw uint8 [size]. */
 static void ver_type(struct tc_store *s, struct tc_node *n, struct tc_ver *v,
@@ -1533,49 +1560,14 @@ static void ver_type(struct tc_store *s, struct tc_node *n, struct tc_ver *v,
 			ver_each(s, v, 0, len, peek_fn, &c);
 			int r = tc_npy_parse(c.buf, len, &info);
 			free(c.buf);
-			if (!r && info.data_offset <= v->size) {
-				uint64_t elems = 1;
-				int ok = 1;
-				for (int i = 0; i < info.ndim; i++)
-					if (__builtin_mul_overflow(elems, info.shape[i], &elems))
-						ok = 0;
-				uint64_t bytes;
-				if (ok && !__builtin_mul_overflow(elems, tc_dtype_size(info.dtype), &bytes) &&
-				    bytes == v->size - info.data_offset) {
-					free(v->shape);
-					v->shape = info.ndim ? malloc(sizeof(uint64_t) * (size_t)info.ndim) : NULL;
-					if (!info.ndim || v->shape) {
-						memcpy(v->shape, info.shape, sizeof(uint64_t) * (size_t)info.ndim);
-						v->ndim = info.ndim;
-						v->dtype = info.dtype;
-						v->data_offset = info.data_offset;
-						return;
-					}
-				}
-			}
+			if (!r && ver_set_type(v, info.dtype, info.ndim, info.shape,
+					       info.data_offset))
+				return;
 		}
 	}
 	if (old && old->ndim > 0 && old->dtype != TC_DT_UINT8 &&
-	    old->data_offset <= v->size) {
-		uint64_t elems = 1, bytes;
-		int ok = 1;
-		for (int i = 0; i < old->ndim; i++)
-			if (__builtin_mul_overflow(elems, old->shape[i], &elems))
-				ok = 0;
-		if (ok && !__builtin_mul_overflow(elems, tc_dtype_size(old->dtype), &bytes) &&
-		    bytes == v->size - old->data_offset) {
-			uint64_t *sh = malloc(sizeof(uint64_t) * (size_t)old->ndim);
-			if (sh) {
-				memcpy(sh, old->shape, sizeof(uint64_t) * (size_t)old->ndim);
-				free(v->shape);
-				v->shape = sh;
-				v->ndim = old->ndim;
-				v->dtype = old->dtype;
-				v->data_offset = old->data_offset;
-				return;
-			}
-		}
-	}
+	    ver_set_type(v, old->dtype, old->ndim, old->shape, old->data_offset))
+		return;
 	ver_default_type(v);
 }
 
@@ -1812,10 +1804,6 @@ out:
 	unlock(s);
 	return r;
 }
-
-struct verify_ctx {
-	XXH3_state_t *st;
-};
 
 int tc_open(tc_store *s, uint64_t id, unsigned flags, tc_file **fh)
 {
