@@ -240,6 +240,12 @@ int main(int argc, char *argv[])
 			 "killed, umount -f %s may be needed", strerror(-err),
 			 cmd.mountpoint);
 
+	/* before the loop answers INIT (see tcfs_init) */
+	err = tcfs_raise_readahead(cmd.mountpoint, TCFS_READAHEAD_KB);
+	if (err)
+		tcfs_log(LOG_INFO, "read-ahead stays at the kernel's default: "
+			 "%s", strerror(-err));
+
 	err = tcfs_notifier_start(fs.notifier, se);
 	if (err) {
 		tcfs_log(LOG_ERR, "cannot start the notifier thread: %s",

@@ -378,6 +378,9 @@ static void tcfs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	/* Reads are answered from the pool mmap; no splice for now. */
 	conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+	/* The kernel keeps min(its read-ahead, this): main.c raised the
+	 * mount's read-ahead before this reply. */
+	conn->max_readahead = TCFS_READAHEAD_KB * 1024;
 }
 
 /* ---- names ------------------------------------------------------------------ */

@@ -44,52 +44,6 @@
 
 #include "tcfs.h"
 
-/* Undo mountinfo's octal escapes (\040 for a space...) in place. */
-static void unescape_octal(char *s)
-{
-	char *o = s;
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
-		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
-			*o++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
-			s += 3;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = 0;
-}
-
-/* The minor device number of the FUSE mount at @mnt (an absolute,
- * resolved path: libfuse's command line parser makes it one), i.e. the
- * connection's number under /sys/fs/fuse/connections, from our mountinfo;
- * the last mount at that path wins.  -1 when not found.  No path lookup
- * on the mount itself: it is not served yet. */
-static long conn_number(const char *mnt)
-{
-	char line[8192];
-	long found = -1;
-	FILE *f;
-
-	f = fopen("/proc/self/mountinfo", "r");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned maj, min;
-		char point[PATH_MAX];
-		/* ID PARENT MAJ:MIN ROOT POINT ... - FSTYPE ... */
-		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, point) != 3)
-			continue;
-		char *dash = strstr(line, " - ");
-		unescape_octal(point);
-		if (strcmp(point, mnt) || !dash || strncmp(dash + 3, "fuse", 4))
-			continue;
-		found = (long)min;
-	}
-	fclose(f);
-	return found;
-}
-
 /* Has every thread of process @pid exited (the connection released)? */
 static int all_threads_gone(pid_t pid)
 {
@@ -111,13 +65,13 @@ static int all_threads_gone(pid_t pid)
 
 int tcfs_watchdog_start(const char *mountpoint, pid_t *out)
 {
-	long conn = conn_number(mountpoint);
+	unsigned maj, conn;
 	pid_t parent = getpid();
 	char path[64] = "";
 	pid_t pid;
 
-	if (conn >= 0)
-		snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%ld/abort",
+	if (tcfs_mount_dev(mountpoint, &maj, &conn) == 0)
+		snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%u/abort",
 			 conn);
 	if ((!path[0] || access(path, W_OK) != 0) && geteuid() != 0)
 		return -EACCES; /* no way to abort the connection */

@@ -1,0 +1,87 @@
+/*
+ * mountdev.c - what the kernel calls our mount: its device number, found
+ * in /proc/self/mountinfo (never by a path lookup on the mount, which is
+ * not served yet when these run), and the read-ahead of its bdi.
+ *
+ * The device of a FUSE mount is anonymous (major 0); its minor is also
+ * the connection's number under /sys/fs/fuse/connections, and "MAJ:MIN"
+ * names its backing device info under /sys/class/bdi.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tcfs.h"
+
+/* Undo mountinfo's octal escapes (\040 for a space...) in place. */
+static void unescape_octal(char *s)
+{
+	char *o = s;
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' &&
+		    s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = 0;
+}
+
+int tcfs_mount_dev(const char *mnt, unsigned *majp, unsigned *minp)
+{
+	char line[8192];
+	int found = -ENOENT;
+	FILE *f;
+
+	f = fopen("/proc/self/mountinfo", "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned maj, min;
+		char point[PATH_MAX];
+		/* ID PARENT MAJ:MIN ROOT POINT ... - FSTYPE ... */
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, point) != 3)
+			continue;
+		char *dash = strstr(line, " - ");
+		unescape_octal(point);
+		if (strcmp(point, mnt) || !dash || strncmp(dash + 3, "fuse", 4))
+			continue;
+		*majp = maj; /* the last mount at that path wins */
+		*minp = min;
+		found = 0;
+	}
+	fclose(f);
+	return found;
+}
+
+int tcfs_raise_readahead(const char *mnt, unsigned kib)
+{
+	unsigned maj, min, now = 0;
+	char path[64], buf[32];
+	int err = tcfs_mount_dev(mnt, &maj, &min);
+	if (err)
+		return err;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj,
+		 min);
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	if (n > 0) {
+		buf[n] = 0;
+		sscanf(buf, "%u", &now);
+	}
+	err = 0;
+	if (now < kib) { /* never lower what an administrator set */
+		int len = snprintf(buf, sizeof(buf), "%u\n", kib);
+		if (pwrite(fd, buf, (size_t)len, 0) != len)
+			err = -errno;
+	}
+	close(fd);
+	return err;
+}
