@@ -835,6 +835,13 @@ static void tcfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	fi->fh = (uintptr_t)h;
 	fi->keep_cache = 0;
+	/* Write-only (cp, dd, tar, Python's open(.., "wb")): direct I/O, as
+	 * for rewrites in op_open.  The kernel then sends the writer's own
+	 * pages instead of first copying them into page-cache pages, which
+	 * the next open would drop anyway (a new version). */
+	if ((fi->flags & O_ACCMODE) == O_WRONLY &&
+	    !(e.attr.st_mode & (S_ISUID | S_ISGID)))
+		fi->direct_io = 1;
 	handle_link(fs, h);
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		/* interrupted: no release will come */
