@@ -3,26 +3,139 @@
  *
  *   ids:    id -> node                              (O(1) average)
  *   names:  xxh3(name, seed = parent id) -> node    (O(1) average)
- *           nodes whose keys collide are chained through hnext
  *   tree:   each directory keeps its children in a doubly linked list in
  *           creation order (for listing); counts of children and subdirs
  *
+ * Both tables chain their nodes through a link in the node (inext, hnext)
+ * from an array of bucket heads, grown to keep at most one node a bucket
+ * on average: 8 to 16 bytes a node for the buckets, no allocation per
+ * node, and an insert that cannot fail (a table that cannot grow only
+ * gets longer chains).  A name chain compares the 32 bits of the name key
+ * kept in the node before it compares parent and name.  The bucket of an
+ * id is its low bits (see bucket()).
+ *
+ * A node is one allocation: the struct, then its name (name0).  A rename
+ * to a name longer than name0 holds moves the name to an allocation of its
+ * own; a rename that fits writes it back into name0.
+ *
  * Invariants: every linked node is in both tables exactly once; a node's
  * name is unique within its parent; the root (id TC_ROOT_ID) is embedded
- * in struct tc_index and never freed; next_id > every id in use.
+ * in struct tc_index, found without the table, and never freed; next_id >
+ * every id in use.
  * Locking: none here; the store's lock covers the index.
  */
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "index.h"
+
+#define HUGE (2u << 20) /* a transparent huge page */
 
 static uint64_t name_key(uint64_t parent, const char *name)
 {
 	return XXH3_64bits_withSeed(name, strlen(name), parent);
 }
+
+/* ---- chained tables ------------------------------------------------------- */
+
+#define LINK(n, off) (*(struct tc_node **)((char *)(n) + (off)))
+
+/* The name table's keys are xxh3 already; ids are handed out in sequence,
+ * so taken as they are they fill the buckets evenly, and nodes made one
+ * after the other (a replay) land in neighbouring buckets: fewer misses. */
+static size_t bucket(const struct tc_chains *t, uint64_t h)
+{
+	return (size_t)h & (t->cap - 1);
+}
+
+/* Rehash into @cap buckets (a power of two); -ENOMEM leaves it as it was.
+ * @key gives a node's hash, @off is the offset of its chain link. */
+static int chains_resize(struct tc_chains *t, size_t cap, size_t off,
+			 uint64_t (*key)(const struct tc_node *))
+{
+	struct tc_node **nb = calloc(cap, sizeof(*nb));
+	if (!nb)
+		return -ENOMEM;
+	/* A big table is read at random: huge pages save a TLB miss a
+	 * lookup (a hint; calloc's large blocks are fresh mmaps). */
+	if (cap * sizeof(*nb) >= (4u << 20))
+		madvise((void *)(((uintptr_t)nb + HUGE - 1) & ~(uintptr_t)(HUGE - 1)),
+			cap * sizeof(*nb) - HUGE, MADV_HUGEPAGE);
+	for (size_t i = 0; i < t->cap; i++) {
+		struct tc_node *n = t->b[i], *next;
+		for (; n; n = next) {
+			next = LINK(n, off);
+			size_t k = (size_t)key(n) & (cap - 1);
+			LINK(n, off) = nb[k];
+			nb[k] = n;
+		}
+	}
+	free(t->b);
+	t->b = nb;
+	t->cap = cap;
+	return 0;
+}
+
+static void chains_add(struct tc_chains *t, struct tc_node *n, uint64_t h,
+		       size_t off, uint64_t (*key)(const struct tc_node *))
+{
+	size_t k;
+	assert(t->cap);
+	if (t->n >= t->cap)
+		chains_resize(t, t->cap * 2, off, key); /* ENOMEM: longer chains */
+	k = bucket(t, h);
+	LINK(n, off) = t->b[k];
+	t->b[k] = n;
+	t->n++;
+}
+
+static void chains_del(struct tc_chains *t, struct tc_node *n, uint64_t h,
+		       size_t off)
+{
+	struct tc_node **p = &t->b[bucket(t, h)];
+	while (*p && *p != n)
+		p = &LINK(*p, off);
+	assert(*p == n);
+	if (*p)
+		*p = LINK(n, off);
+	LINK(n, off) = NULL;
+	t->n--;
+}
+
+static uint64_t id_of(const struct tc_node *n)
+{
+	return n->id;
+}
+
+static uint64_t hash_of(const struct tc_node *n)
+{
+	return n->hash;
+}
+
+#define IDS offsetof(struct tc_node, inext)
+#define NAMES offsetof(struct tc_node, hnext)
+
+static size_t pow2_at_least(uint64_t n)
+{
+	size_t cap = 16;
+	while (cap < n && cap < ((size_t)1 << 40))
+		cap *= 2;
+	return cap;
+}
+
+void tc_index_reserve(struct tc_index *x, uint64_t nodes)
+{
+	size_t cap = pow2_at_least(nodes);
+	if (cap > x->ids.cap)
+		chains_resize(&x->ids, cap, IDS, id_of);
+	if (cap > x->names.cap)
+		chains_resize(&x->names, cap, NAMES, hash_of);
+}
+
+/* ---- nodes ------------------------------------------------------------------ */
 
 void tc_index_init(struct tc_index *x)
 {
@@ -30,21 +143,19 @@ void tc_index_init(struct tc_index *x)
 	x->root.id = TC_ROOT_ID;
 	x->root.kind = TC_KIND_ROOT;
 	x->root.mode = 040755;
+	x->root.name = (char *)""; /* never renamed nor freed */
 	x->next_id = TC_ROOT_ID + 1;
-	tc_map_put(&x->ids, TC_ROOT_ID, &x->root); /* 16 slots: cannot fail
-						     but for ENOMEM at start */
 }
 
 struct tc_node *tc_node_new(uint64_t id, int kind, const char *name)
 {
-	struct tc_node *n = calloc(1, sizeof(*n));
+	size_t len = strlen(name);
+	struct tc_node *n = calloc(1, sizeof(*n) + len + 1);
 	if (!n)
 		return NULL;
-	n->name = strdup(name);
-	if (!n->name) {
-		free(n);
-		return NULL;
-	}
+	memcpy(n->name0, name, len + 1);
+	n->name0_len = (uint8_t)(len < 255 ? len : 255);
+	n->name = n->name0;
 	n->id = id;
 	n->kind = (uint8_t)kind;
 	return n;
@@ -54,52 +165,46 @@ void tc_node_free(struct tc_node *n)
 {
 	if (!n)
 		return;
-	free(n->name);
+	if (n->name != n->name0)
+		free(n->name);
 	free(n->attrs);
 	free(n);
 }
 
 struct tc_node *tc_index_get(struct tc_index *x, uint64_t id)
 {
-	return tc_map_get(&x->ids, id);
+	if (id == TC_ROOT_ID)
+		return &x->root;
+	if (!x->ids.cap)
+		return NULL;
+	struct tc_node *n = x->ids.b[bucket(&x->ids, id)];
+	while (n && n->id != id)
+		n = n->inext;
+	return n;
 }
 
 struct tc_node *tc_index_find(struct tc_index *x, const struct tc_node *dir,
 			      const char *name)
 {
-	struct tc_node *n = tc_map_get(&x->names, name_key(dir->id, name));
+	if (!x->names.cap)
+		return NULL;
+	uint32_t h = (uint32_t)name_key(dir->id, name);
+	struct tc_node *n = x->names.b[bucket(&x->names, h)];
 	for (; n; n = n->hnext)
-		if (n->parent == dir && strcmp(n->name, name) == 0)
+		if (n->hash == h && n->parent == dir && strcmp(n->name, name) == 0)
 			return n;
 	return NULL;
 }
 
-static int names_add(struct tc_index *x, struct tc_node *n)
+static void names_add(struct tc_index *x, struct tc_node *n)
 {
-	uint64_t key = name_key(n->parent->id, n->name);
-	struct tc_node *head = tc_map_get(&x->names, key);
-	n->hnext = head;
-	return tc_map_put(&x->names, key, n);
+	n->hash = (uint32_t)name_key(n->parent->id, n->name);
+	chains_add(&x->names, n, n->hash, NAMES, hash_of);
 }
 
 static void names_del(struct tc_index *x, struct tc_node *n)
 {
-	uint64_t key = name_key(n->parent->id, n->name);
-	struct tc_node *head = tc_map_get(&x->names, key);
-	if (head == n) {
-		if (n->hnext)
-			tc_map_put(&x->names, key, n->hnext); /* replace */
-		else
-			tc_map_del(&x->names, key);
-	} else {
-		struct tc_node *p = head;
-		while (p && p->hnext != n)
-			p = p->hnext;
-		assert(p);
-		if (p)
-			p->hnext = n->hnext;
-	}
-	n->hnext = NULL;
+	chains_del(&x->names, n, n->hash, NAMES);
 }
 
 static void count(struct tc_index *x, const struct tc_node *n, int delta)
@@ -146,16 +251,14 @@ static void children_unlink(struct tc_node *n)
 
 int tc_index_add(struct tc_index *x, struct tc_node *dir, struct tc_node *n)
 {
-	int r = tc_map_put(&x->ids, n->id, n);
-	if (r)
-		return r;
-	n->parent = dir;
-	r = names_add(x, n);
-	if (r) {
-		tc_map_del(&x->ids, n->id);
-		n->parent = NULL;
-		return r;
+	if (!x->ids.cap || !x->names.cap) {
+		tc_index_reserve(x, 0); /* the first buckets */
+		if (!x->ids.cap || !x->names.cap)
+			return -ENOMEM;
 	}
+	chains_add(&x->ids, n, n->id, IDS, id_of);
+	n->parent = dir;
+	names_add(x, n);
 	children_link(dir, n);
 	count(x, n, 1);
 	if (n->id >= x->next_id)
@@ -166,7 +269,7 @@ int tc_index_add(struct tc_index *x, struct tc_node *dir, struct tc_node *n)
 void tc_index_remove(struct tc_index *x, struct tc_node *n)
 {
 	tc_index_unname(x, n);
-	tc_map_del(&x->ids, n->id);
+	tc_index_forget(x, n);
 }
 
 void tc_index_unname(struct tc_index *x, struct tc_node *n)
@@ -180,32 +283,29 @@ void tc_index_unname(struct tc_index *x, struct tc_node *n)
 
 void tc_index_forget(struct tc_index *x, struct tc_node *n)
 {
-	if (tc_map_get(&x->ids, n->id) == n)
-		tc_map_del(&x->ids, n->id);
+	if (tc_index_get(x, n->id) == n)
+		chains_del(&x->ids, n, n->id, IDS);
 }
 
 int tc_index_move(struct tc_index *x, struct tc_node *n, struct tc_node *dir,
 		  const char *name)
 {
-	char *nname = strdup(name);
-	if (!nname)
-		return -ENOMEM;
-	/* Make sure the insert below cannot fail before changing anything:
-	 * putting a dummy at the new key grows the table if it must. */
-	uint64_t key = name_key(dir->id, name);
-	struct tc_node *head = tc_map_get(&x->names, key);
-	if (tc_map_put(&x->names, key, head ? head : n)) {
-		free(nname);
-		return -ENOMEM;
+	size_t len = strlen(name);
+	char *nname = n->name0;
+
+	if (len > n->name0_len) {
+		nname = malloc(len + 1);
+		if (!nname)
+			return -ENOMEM;
 	}
-	if (!head)
-		tc_map_del(&x->names, key);
 	names_del(x, n);
 	children_unlink(n);
-	free(n->name);
+	if (n->name != n->name0)
+		free(n->name);
+	memcpy(nname, name, len + 1);
 	n->name = nname;
 	children_link(dir, n);
-	names_add(x, n); /* room reserved above */
+	names_add(x, n);
 	return 0;
 }
 
@@ -255,7 +355,7 @@ void tc_index_free(struct tc_index *x, void (*put_ver)(void *, struct tc_ver *),
 		   void *arg)
 {
 	free_subtree(&x->root, put_ver, arg);
-	tc_map_free(&x->ids);
-	tc_map_free(&x->names);
+	free(x->ids.b);
+	free(x->names.b);
 	memset(&x->root, 0, sizeof(x->root));
 }

@@ -40,40 +40,61 @@ struct tc_ver {
 	XXH3_state_t *hs;        /* pending: streaming checksum, or NULL */
 };
 
+/*
+ * A node: one allocation holding the struct and, after it, the name it was
+ * created with (name points there; a rename to a longer name moves it to
+ * its own allocation).
+ */
 struct tc_node {
 	uint64_t id;
 	struct tc_node *parent;        /* NULL for the root and dead nodes */
-	struct tc_node *hnext;         /* chain of equal name hashes */
+	struct tc_node *inext;         /* chain of the same id bucket */
+	struct tc_node *hnext;         /* chain of the same name bucket */
 	struct tc_node *child_head, *child_tail; /* dirs: creation order */
 	struct tc_node *sib_prev, *sib_next;
 	struct tc_node *lru_prev, *lru_next;     /* entries: in lru.c */
 	char *name;
-	uint32_t mode, uid, gid;
-	uint8_t kind;                  /* enum tc_kind */
-	uint8_t journaled;             /* a record of it is in the journal */
-	uint8_t dead;                  /* removed from the index */
-	uint8_t pinned;                /* entries: explicit pin */
-	uint32_t nchildren, nsubdirs;
-	uint32_t refs;                 /* tensors: open handles */
-	uint32_t writers;              /* tensors: open write handles */
-	uint64_t opens;                /* dirs: open handles below */
 	int64_t atime, mtime, ctime;   /* ns since the epoch */
 	int64_t created, last_access;  /* entries */
 	char *attrs;                   /* entries: compact JSON or NULL */
 	struct tc_ver *ver;            /* tensors: committed, or NULL */
 	struct tc_ver *pending;        /* tensors: writers', or NULL */
 	struct tc_file *last_writer;   /* tensors: the newest write handle */
+	uint32_t mode, uid, gid;
+	uint32_t hash;                 /* name key (low 32 bits), for chains */
+	uint32_t nchildren, nsubdirs;
+	uint32_t refs;                 /* tensors: open handles */
+	uint32_t writers;              /* tensors: open write handles */
+	uint32_t opens;                /* dirs: open handles below */
+	uint8_t kind;                  /* enum tc_kind */
+	uint8_t journaled;             /* a record of it is in the journal */
+	uint8_t dead;                  /* removed from the index */
+	uint8_t pinned;                /* entries: explicit pin */
+	uint8_t name0_len;             /* bytes name0 holds (before its NUL) */
+	char name0[];                  /* the name given to tc_node_new */
+};
+
+/* A hash table of nodes chained through a link inside the node: a bucket
+ * costs 8 bytes and the node needs no separate allocation. */
+struct tc_chains {
+	struct tc_node **b;    /* cap buckets */
+	size_t cap;            /* a power of two, or 0 */
+	size_t n;              /* nodes in the table */
 };
 
 struct tc_index {
 	struct tc_node root;
-	struct tc_map ids;     /* id -> node */
-	struct tc_map names;   /* name_key(parent id, name) -> node chain */
+	struct tc_chains ids;   /* id -> node, through inext */
+	struct tc_chains names; /* (parent id, name) -> node, through hnext */
 	uint64_t next_id;
 	uint64_t entries, groups, tensors;
 };
 
 void tc_index_init(struct tc_index *x);
+
+/* Size the tables for @nodes nodes in all (a hint: they grow anyway), so a
+ * replay does not rehash while it adds them.  Cost O(nodes) once. */
+void tc_index_reserve(struct tc_index *x, uint64_t nodes);
 
 /* Free every node below the root (versions via @put_ver). */
 void tc_index_free(struct tc_index *x, void (*put_ver)(void *, struct tc_ver *),
@@ -87,7 +108,9 @@ struct tc_node *tc_index_find(struct tc_index *x, const struct tc_node *dir,
 struct tc_node *tc_node_new(uint64_t id, int kind, const char *name);
 void tc_node_free(struct tc_node *n);
 
-/* Link @n (detached, name not present in @dir) under @dir.  -ENOMEM. */
+/* Link @n (detached, name not present in @dir) under @dir.  Fails only
+ * (-ENOMEM) before the first buckets exist: a table that cannot grow later
+ * only gets longer chains. */
 int tc_index_add(struct tc_index *x, struct tc_node *dir, struct tc_node *n);
 
 /* Unlink @n from its parent and the tables (it keeps no children in the

@@ -6,8 +6,15 @@
  *
  *   +------------------------------- 64-byte header ----------------------+
  *   | magic "TCACHEJR" | version u32 | block u32 | capacity u64 |         |
- *   | created_ns u64 | reserved 24 bytes (0) | xxh3_64 of bytes 0..55 u64 |
+ *   | created_ns u64 | nodes u64 | reserved 16 bytes (0) |              |
+ *   | xxh3_64 of bytes 0..55 u64                                          |
  *   +---------------------------------------------------------------------+
+ *
+ *   nodes: how many nodes the checkpoint that began this file held, a hint
+ *   for sizing tables before replay (never trusted for anything else).
+ *   0 in journals written before it existed (bytes 32..39 were reserved,
+ *   zero, and covered by the hash): both old and new readers open both,
+ *   so the version stays 1.
  *   | record | record | record | ...                                     |
  *
  *   record = 32-byte header + payload:
@@ -81,7 +88,8 @@ struct jhdr {
 	uint32_t block;
 	uint64_t capacity;
 	uint64_t created_ns;
-	uint8_t reserved[24];
+	uint64_t nodes;
+	uint8_t reserved[16];
 	uint64_t hash;
 };
 _Static_assert(sizeof(struct jhdr) == 64, "journal header is 64 bytes");
@@ -397,7 +405,7 @@ static int64_t now_ns(void)
 }
 
 /* Start a new journal file "journal.new" holding just a header. */
-static int new_file(int dirfd, uint64_t capacity, int *fdp)
+static int new_file(int dirfd, uint64_t capacity, uint64_t nodes, int *fdp)
 {
 	struct jhdr h;
 	int fd, r;
@@ -408,6 +416,7 @@ static int new_file(int dirfd, uint64_t capacity, int *fdp)
 	h.block = htole32(TC_BLOCK);
 	h.capacity = htole64(capacity);
 	h.created_ns = htole64((uint64_t)now_ns());
+	h.nodes = htole64(nodes);
 	h.hash = htole64(XXH3_64bits(&h, offsetof(struct jhdr, hash)));
 	fd = openat(dirfd, JNEW_FILE, O_RDWR | O_CREAT | O_TRUNC | O_APPEND |
 					  O_CLOEXEC, 0600);
@@ -423,14 +432,14 @@ static int new_file(int dirfd, uint64_t capacity, int *fdp)
 	return 0;
 }
 
-int tc_journal_rewrite(struct tc_journal *j, uint64_t capacity,
+int tc_journal_rewrite(struct tc_journal *j, uint64_t capacity, uint64_t nodes,
 		       int (*emit)(void *arg, struct tc_journal *nj),
 		       void *arg)
 {
 	struct tc_journal nj;
 	int r, fd = -1;
 
-	r = new_file(j->dirfd, capacity, &fd);
+	r = new_file(j->dirfd, capacity, nodes, &fd);
 	if (r)
 		return r;
 	nj = (struct tc_journal){ .dirfd = j->dirfd, .fd = fd,
@@ -533,7 +542,7 @@ static int journal_open(struct tc_journal *j, int dirfd, uint64_t *capacity,
 	fd = openat(dirfd, TC_JOURNAL_FILE,
 		    (rdonly ? O_RDONLY : O_RDWR | O_APPEND) | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT && !rdonly)
-		return tc_journal_rewrite(j, *capacity, NULL, NULL);
+		return tc_journal_rewrite(j, *capacity, 0, NULL, NULL);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0) {
@@ -581,6 +590,33 @@ int tc_journal_open_rdonly(struct tc_journal *j, int dirfd, uint64_t *capacity,
 			   tc_replay_fn fn, void *arg, uint64_t *dropped)
 {
 	return journal_open(j, dirfd, capacity, fn, arg, dropped, 1);
+}
+
+/* Smallest NODE op (a group with a 1-byte name): no journal of @size
+ * bytes can hold more than size / JNODE_MIN nodes. */
+#define JNODE_MIN 56
+
+uint64_t tc_journal_hint(int dirfd)
+{
+	struct jhdr h;
+	struct stat st;
+	uint64_t n = 0;
+	int fd = openat(dirfd, TC_JOURNAL_FILE, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) == 0 && pread(fd, &h, sizeof(h), 0) == sizeof(h) &&
+	    !memcmp(h.magic, JHDR_MAGIC, 8) &&
+	    le64toh(h.hash) == XXH3_64bits(&h, offsetof(struct jhdr, hash))) {
+		uint64_t size = (uint64_t)st.st_size;
+		n = le64toh(h.nodes);
+		if (!n)
+			n = size / 128; /* an old journal: about a node a 128 bytes */
+		if (n > size / JNODE_MIN)
+			n = size / JNODE_MIN;
+	}
+	close(fd);
+	return n;
 }
 
 /* The header of the next record, for payload @b. */

@@ -132,16 +132,23 @@ int tc_journal_frame(struct tc_journal *j, const struct tc_buf *payload,
  * back.  Only for a journal nobody else reads yet (a checkpoint's). */
 int tc_journal_write_framed(struct tc_journal *j, const struct tc_buf *framed);
 
+/* How many nodes the journal in @dirfd will replay into, about: the
+ * count its checkpoint wrote in the header, else an estimate from its
+ * size; never more than its size could hold.  0 when there is none.  For
+ * sizing tables before the replay; cost one open and one pread. */
+uint64_t tc_journal_hint(int dirfd);
+
 /* fdatasync the journal. */
 int tc_journal_sync(struct tc_journal *j);
 
 /*
- * Checkpoint: write a new journal (header with @capacity, then whatever
- * @emit appends to it with tc_journal_append), make it durable, and
- * atomically put it in place of the old one (rename, then fsync of the
- * directory).  On failure the old journal stays and is still appended to.
+ * Checkpoint: write a new journal (header with @capacity and the @nodes
+ * hint, then whatever @emit appends to it with tc_journal_append), make it
+ * durable, and atomically put it in place of the old one (rename, then
+ * fsync of the directory).  On failure the old journal stays and is still
+ * appended to.
  */
-int tc_journal_rewrite(struct tc_journal *j, uint64_t capacity,
+int tc_journal_rewrite(struct tc_journal *j, uint64_t capacity, uint64_t nodes,
 		       int (*emit)(void *arg, struct tc_journal *nj),
 		       void *arg);
 

@@ -67,6 +67,9 @@ struct tc_store {
 	struct tc_journal jr;
 	unsigned verify;
 	int replaying;               /* replay: no pool yet, no frees */
+	struct tc_node *replay_dir;  /* replay: the directory last applied
+	                                (a checkpoint lists a directory's
+	                                children right after it), or NULL */
 	int want_checkpoint;         /* the journal outgrew its last checkpoint */
 	int rdonly;                  /* opened by tc_store_check to look only */
 	tc_check_fn report;          /* tc_store_check: told of each drop */
@@ -284,7 +287,7 @@ static void opens_add(struct tc_node *dir, int64_t delta)
 {
 	for (; dir; dir = dir->parent) {
 		assert(delta >= 0 || dir->opens >= (uint64_t)-delta);
-		dir->opens += (uint64_t)delta;
+		dir->opens += (uint32_t)delta; /* modulo 2^32: adds a negative delta */
 	}
 }
 
@@ -306,6 +309,8 @@ static void node_drop(struct tc_store *s, struct tc_node *n)
 		ver_put(s, n->ver);
 		ver_put(s, n->pending);
 	}
+	if (s->replay_dir == n)
+		s->replay_dir = NULL;
 	tc_index_forget(&s->idx, n);
 	tc_node_free(n);
 }
@@ -661,7 +666,8 @@ static int emit_all(void *arg, struct tc_journal *nj)
 static int checkpoint(struct tc_store *s, uint64_t capacity)
 {
 	struct emit_ctx c = { .s = s };
-	int r = tc_journal_rewrite(&s->jr, capacity, emit_all, &c);
+	uint64_t nodes = s->idx.entries + s->idx.groups + s->idx.tensors;
+	int r = tc_journal_rewrite(&s->jr, capacity, nodes, emit_all, &c);
 	tc_buf_free(&c.b);
 	tc_buf_free(&c.framed);
 	return r;
@@ -710,10 +716,19 @@ static void report(struct tc_store *s, const struct tc_node *n, const char *why)
 	s->report(s->report_arg, path, why);
 }
 
+/*
+ * Apply one NODE op.  Replay cost is mostly cache misses in the tables, so
+ * lookups that cannot find anything are skipped: the parent is usually the
+ * directory applied last; an id at or past next_id is new; a directory
+ * without children has no name to clash with.
+ */
 static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op)
 {
-	struct tc_node *dir = tc_index_get(&s->idx, op->parent);
-	struct tc_node *n = tc_index_get(&s->idx, op->id);
+	struct tc_node *dir = s->replay_dir && s->replay_dir->id == op->parent
+				      ? s->replay_dir
+				      : tc_index_get(&s->idx, op->parent);
+	struct tc_node *n = op->id < s->idx.next_id ? tc_index_get(&s->idx, op->id)
+						    : NULL;
 	struct tc_node *other;
 	int want_entry = op->kind == TC_KIND_ENTRY;
 
@@ -731,7 +746,7 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op)
 				return 0;
 			}
 	}
-	other = tc_index_find(&s->idx, dir, op->name);
+	other = dir->nchildren ? tc_index_find(&s->idx, dir, op->name) : NULL;
 	if (other && other != n) {
 		s->nodes_dropped++; /* a lost record left a stale name */
 		report(s, other, "replaced by a later record (journal lost a record)");
@@ -764,6 +779,8 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op)
 	n->mtime = op->mtime;
 	n->ctime = op->ctime;
 	n->journaled = 1;
+	if (tc_node_isdir(n))
+		s->replay_dir = n;
 	if (n->kind == TC_KIND_ENTRY) {
 		n->created = op->created;
 		n->last_access = op->last_access;
@@ -807,46 +824,60 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op)
 	return 0;
 }
 
+static int apply_op(struct tc_store *s, uint64_t seq, const struct tc_op *op)
+{
+	struct tc_node *n;
+
+	switch (op->type) {
+	case TC_OP_NODE:
+		return apply_node(s, seq, op);
+	case TC_OP_DEL:
+		n = tc_index_get(&s->idx, op->id);
+		if (n)
+			remove_subtree(s, n);
+		break;
+	case TC_OP_TOUCH:
+		n = tc_index_get(&s->idx, op->id);
+		if (n && n->kind == TC_KIND_ENTRY) {
+			n->last_access = op->last_access;
+			tc_lru_touch(&s->lru, n);
+		}
+		break;
+	case TC_OP_STATS:
+		s->hits = op->stats[0];
+		s->misses = op->stats[1];
+		s->evictions = op->stats[2];
+		s->evicted_bytes = op->stats[3];
+		break;
+	}
+	return 0;
+}
+
+/* Ops of a record kept from its checking pass (a checkpoint record holds
+ * an entry and its few children), so that those are not decoded twice. */
+#define KEPT_OPS 4
+
 static int apply_record(void *arg, uint64_t seq, const uint8_t *p, size_t len)
 {
 	struct tc_store *s = arg;
 	struct tc_rd rd = { p, len, 0 };
-	struct tc_op op;
+	struct tc_op ops[KEPT_OPS], spare;
+	size_t kept = 0, resume = len;
 	int r;
 
-	while ((r = tc_rec_next(&rd, &op)) == 1)
-		;
+	/* Check the whole record before applying any of it. */
+	while ((r = tc_rec_next(&rd, kept < KEPT_OPS ? &ops[kept] : &spare)) == 1)
+		if (kept < KEPT_OPS && ++kept == KEPT_OPS)
+			resume = rd.pos;
 	if (r < 0)
 		return 1; /* malformed: dropped whole */
-	rd.pos = 0;
-	while (tc_rec_next(&rd, &op) == 1) {
-		struct tc_node *n;
-		switch (op.type) {
-		case TC_OP_NODE:
-			r = apply_node(s, seq, &op);
-			if (r)
-				return r;
-			break;
-		case TC_OP_DEL:
-			n = tc_index_get(&s->idx, op.id);
-			if (n)
-				remove_subtree(s, n);
-			break;
-		case TC_OP_TOUCH:
-			n = tc_index_get(&s->idx, op.id);
-			if (n && n->kind == TC_KIND_ENTRY) {
-				n->last_access = op.last_access;
-				tc_lru_touch(&s->lru, n);
-			}
-			break;
-		case TC_OP_STATS:
-			s->hits = op.stats[0];
-			s->misses = op.stats[1];
-			s->evictions = op.stats[2];
-			s->evicted_bytes = op.stats[3];
-			break;
-		}
-	}
+	for (size_t i = 0; i < kept; i++)
+		if ((r = apply_op(s, seq, &ops[i])))
+			return r;
+	rd.pos = resume;
+	while (tc_rec_next(&rd, &spare) == 1)
+		if ((r = apply_op(s, seq, &spare)))
+			return r;
 	return 0;
 }
 
@@ -1026,11 +1057,13 @@ static int store_open(const char *dir, const struct tc_options *opt,
 	 * so a failed creation leaves no journal that points at nothing. */
 	is_new = faccessat(s->dirfd, TC_JOURNAL_FILE, F_OK, 0) < 0;
 	if (!is_new) {
+		tc_index_reserve(&s->idx, tc_journal_hint(s->dirfd));
 		s->replaying = 1;
 		r = (rdonly ? tc_journal_open_rdonly : tc_journal_open)(
 			&s->jr, s->dirfd, &cap, apply_record, s,
 			&s->journal_dropped);
 		s->replaying = 0;
+		s->replay_dir = NULL;
 		if (r)
 			goto fail;
 		/* A pool file that is missing or was cut short: the tensors

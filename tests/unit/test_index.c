@@ -56,6 +56,69 @@ static void t_move_and_kind(void)
 	tc_index_free(&x, no_ver, NULL);
 }
 
+/* A name lives inside its node; a longer new name moves out of it and a
+ * shorter one moves back.  Every name stays findable, the old ones gone. */
+static void t_rename_lengths(void)
+{
+	struct tc_index x;
+	tc_index_init(&x);
+	struct tc_node *e = tc_node_new(2, TC_KIND_ENTRY, "e");
+	struct tc_node *t = tc_node_new(3, TC_KIND_TENSOR, "mid");
+	REQUIRE(tc_index_add(&x, &x.root, e) == 0 && tc_index_add(&x, e, t) == 0);
+	CHECK(t->name == t->name0);
+	const char *names[] = { "a-much-longer-name", "m", "mid", "longer-again!",
+				"x", "a-much-longer-name-still" };
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const char *prev = i ? names[i - 1] : "mid";
+		CHECK(tc_index_move(&x, t, e, names[i]) == 0);
+		CHECK(strcmp(t->name, names[i]) == 0);
+		CHECK(tc_index_find(&x, e, names[i]) == t);
+		CHECK(tc_index_find(&x, e, prev) == NULL);
+		CHECK((t->name == t->name0) == (strlen(names[i]) <= 3));
+	}
+	CHECK(e->nchildren == 1);
+	tc_index_free(&x, no_ver, NULL); /* ASan: the moved name is freed */
+}
+
+/* Reserving ahead, removing and re-adding: the tables stay exact. */
+static void t_reserve_and_churn(void)
+{
+	struct tc_index x;
+	enum { N = 5000 };
+	struct tc_node *n[N];
+	char name[32];
+	tc_index_init(&x);
+	tc_index_reserve(&x, N);
+	size_t cap = x.ids.cap;
+	CHECK(cap >= N && x.names.cap >= N);
+	CHECK(tc_index_get(&x, TC_ROOT_ID) == &x.root);
+	for (int round = 0; round < 3; round++) {
+		for (uint64_t i = 0; i < N; i++) {
+			snprintf(name, sizeof(name), "k%llu", (unsigned long long)i);
+			n[i] = tc_node_new(x.next_id, TC_KIND_ENTRY, name);
+			REQUIRE(n[i] && tc_index_add(&x, &x.root, n[i]) == 0);
+		}
+		int bad = 0;
+		for (uint64_t i = 0; i < N; i++) {
+			snprintf(name, sizeof(name), "k%llu", (unsigned long long)i);
+			if (tc_index_find(&x, &x.root, name) != n[i] ||
+			    tc_index_get(&x, n[i]->id) != n[i])
+				bad++;
+		}
+		CHECK(bad == 0);
+		for (uint64_t i = 0; i < N; i++) {
+			uint64_t id = n[i]->id;
+			tc_index_remove(&x, n[i]);
+			tc_node_free(n[i]);
+			if (tc_index_get(&x, id))
+				bad++;
+		}
+		CHECK(bad == 0 && x.ids.n == 0 && x.names.n == 0 && x.entries == 0);
+	}
+	CHECK(x.ids.cap == cap); /* no growth past what was reserved */
+	tc_index_free(&x, no_ver, NULL);
+}
+
 /* Many nodes: every one found by id and by name, children in order. */
 static void t_many(void)
 {
@@ -88,6 +151,8 @@ int main(void)
 {
 	RUN(t_add_find_remove);
 	RUN(t_move_and_kind);
+	RUN(t_rename_lengths);
+	RUN(t_reserve_and_churn);
 	RUN(t_many);
 	return check_done();
 }

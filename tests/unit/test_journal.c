@@ -261,7 +261,7 @@ static void t_rewrite(void)
 	uint64_t ends[10];
 	write_records(dfd, 10, ends);
 	REQUIRE(tc_journal_open(&j, dfd, &cap, on_rec, &s, &dropped) == 0);
-	CHECK(tc_journal_rewrite(&j, 2 << 20, emit_two, NULL) == 0);
+	CHECK(tc_journal_rewrite(&j, 2 << 20, 0, emit_two, NULL) == 0);
 	struct tc_buf b = { 0 };
 	tc_rec_del(&b, 600);
 	CHECK(tc_journal_append(&j, &b, NULL) == 0);
@@ -279,6 +279,43 @@ static void t_rewrite(void)
 	tmpdir_free(d);
 }
 
+static int emit_hundred(void *arg, struct tc_journal *nj)
+{
+	for (int i = 0; i < 100; i++) {
+		struct tc_buf b = { 0 };
+		tc_rec_del(&b, 700 + (uint64_t)i);
+		int r = tc_journal_append(nj, &b, NULL);
+		tc_buf_free(&b);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* The header's node count: written by a checkpoint, read back as a hint,
+ * never more than the file could hold; 0 (a journal from before the field)
+ * gives an estimate from the size. */
+static void t_nodes_hint(void)
+{
+	char *d = tmpdir_new();
+	int dfd = open_dir(d);
+	struct tc_journal j;
+	struct seen s = { 0 };
+	uint64_t cap = 1 << 20, dropped = 0, ends[100];
+
+	CHECK(tc_journal_hint(dfd) == 0); /* no journal */
+	write_records(dfd, 100, ends);    /* created with nodes 0 */
+	CHECK(tc_journal_hint(dfd) == ends[99] / 128);
+	REQUIRE(tc_journal_open(&j, dfd, &cap, on_rec, &s, &dropped) == 0);
+	CHECK(tc_journal_rewrite(&j, cap, 7, emit_hundred, NULL) == 0);
+	CHECK(tc_journal_hint(dfd) == 7);
+	CHECK(tc_journal_rewrite(&j, cap, 1ull << 40, emit_hundred, NULL) == 0);
+	CHECK(tc_journal_hint(dfd) == j.size / 56); /* a bogus count is capped */
+	tc_journal_close(&j);
+	close(dfd);
+	tmpdir_free(d);
+}
+
 int main(void)
 {
 	RUN(t_append_replay);
@@ -287,5 +324,6 @@ int main(void)
 	RUN(t_bad_header);
 	RUN(t_malformed_payload_rejected);
 	RUN(t_rewrite);
+	RUN(t_nodes_hint);
 	return check_done();
 }

@@ -2,7 +2,9 @@
  * eviction order, pins, ENOSPC, space efficiency, renames, meta, verify. */
 #include <fcntl.h>
 #include <math.h>
+#include <endian.h>
 #include <sys/stat.h>
+#include <xxhash.h>
 
 #include "check.h"
 #include "tcache.h"
@@ -1232,6 +1234,53 @@ static void t_late_commit_of_old_handle(void)
 	tmpdir_free(c);
 }
 
+/* A checkpoint writes its node count into the journal header (bytes
+ * 32..39); a journal from before that field (zeros there) opens the same. */
+static void t_header_node_count(void)
+{
+	char *d = tmpdir_new();
+	char jp[4096];
+	struct tc_stats st;
+	uint8_t h[64];
+	uint64_t nodes;
+	tc_store *s = open_store(d, 64 * MiB);
+	REQUIRE(s);
+	for (int i = 0; i < 50; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "e%d", i);
+		uint64_t e = mkentry(s, name);
+		CHECK(put(s, e, "t", 100 + (size_t)i, (uint64_t)i, 4096) == 0);
+	}
+	CHECK(tc_store_close(s) == 0);
+	snprintf(jp, sizeof(jp), "%s/journal", d);
+	int fd = open(jp, O_RDWR);
+	REQUIRE(fd >= 0 && pread(fd, h, 64, 0) == 64);
+	memcpy(&nodes, h + 32, 8);
+	CHECK(le64toh(nodes) == 100);
+	/* Make it an old journal: zero the field, fix the header's hash. */
+	memset(h + 32, 0, 8);
+	uint64_t hash = htole64(XXH3_64bits(h, 56));
+	memcpy(h + 56, &hash, 8);
+	CHECK(pwrite(fd, h, 64, 0) == 64);
+	close(fd);
+	s = open_store(d, 0);
+	REQUIRE(s);
+	tc_store_stats(s, &st);
+	CHECK(st.entries == 50 && st.tensors == 50 && st.journal_dropped == 0);
+	int bad = 0;
+	for (int i = 0; i < 50; i++) {
+		char name[16];
+		struct tc_stat es;
+		snprintf(name, sizeof(name), "e%d", i);
+		if (tc_lookup(s, TC_ROOT_ID, name, &es) ||
+		    !same(s, es.id, "t", 100 + (size_t)i, (uint64_t)i))
+			bad++;
+	}
+	CHECK(bad == 0);
+	CHECK(tc_store_close(s) == 0);
+	tmpdir_free(d);
+}
+
 int main(void)
 {
 	RUN(t_roundtrip_and_reopen);
@@ -1257,5 +1306,6 @@ int main(void)
 	RUN(t_checksums_match_any_write_pattern);
 	RUN(t_peek_and_stats_json);
 	RUN(t_late_commit_of_old_handle);
+	RUN(t_header_node_count);
 	return check_done();
 }
