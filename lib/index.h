@@ -18,27 +18,39 @@
  * pending one belongs to the tensor's writers.  Refcounted: the node holds
  * one reference for node->ver and one for node->pending, each read handle
  * one more.  The pool extents are freed when the last reference goes.
+ * One allocation in the common case: the first extent and a shape of up
+ * to one dimension are kept inside.
  */
 struct tc_ver {
 	uint32_t refs;           /* protected by the store lock */
 	uint32_t inflight;       /* writes copying bytes outside the lock */
 	uint64_t size;           /* bytes */
 	uint64_t alloc;          /* pool bytes held: sum of ext[].len */
-	uint32_t next, cap;      /* extents used / allocated in ext */
-	struct tc_extent *ext;   /* in file order */
 	uint64_t xxh3;           /* committed: checksum of all size bytes */
 	uint64_t seq;            /* journal record that committed it, or 0 */
 	uint64_t number;         /* store-wide version number (tc_stat.version) */
 	uint64_t data_offset;    /* bytes before the array data (.npy) */
+	struct tc_extent *ext;   /* in file order; &ext1 while cap is 1 */
+	struct tc_extent ext1;
+	union {
+		uint64_t one;    /* ndim <= 1 */
+		uint64_t *many;  /* ndim > 1: malloc'd; see tc_ver_shape() */
+	} shp;
+	uint32_t next, cap;      /* extents used / room in ext */
 	int32_t dtype;           /* enum tc_dtype */
-	int32_t ndim;
-	uint64_t *shape;         /* ndim values, malloc'd (NULL if ndim == 0) */
+	uint8_t ndim;            /* <= TC_MAX_DIMS */
 	uint8_t committed;
 	uint8_t dirty;           /* pending: changed since the last commit */
 	uint8_t verified;        /* 0 unknown, 1 good, 2 damaged */
 	uint64_t hashed;         /* pending: bytes [0, hashed) are in hs */
 	XXH3_state_t *hs;        /* pending: streaming checksum, or NULL */
 };
+
+/* The ndim values of @v's shape. */
+static inline const uint64_t *tc_ver_shape(const struct tc_ver *v)
+{
+	return v->ndim <= 1 ? &v->shp.one : v->shp.many;
+}
 
 /*
  * A node: one allocation holding the struct and, after it, the name it was

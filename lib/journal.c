@@ -169,13 +169,14 @@ void tc_rec_node(struct tc_buf *b, const struct tc_node *n)
 		put(b, n->attrs, al);
 	} else if (n->kind == TC_KIND_TENSOR) {
 		const struct tc_ver *v = n->ver;
+		const uint64_t *shape = tc_ver_shape(v);
 		put64(b, v->size);
 		put64(b, v->xxh3);
 		put64(b, v->data_offset);
 		put32(b, (uint32_t)v->dtype);
 		put8(b, (uint8_t)v->ndim);
 		for (int i = 0; i < v->ndim; i++)
-			put64(b, v->shape[i]);
+			put64(b, shape[i]);
 		put32(b, v->next);
 		for (uint32_t i = 0; i < v->next; i++) {
 			put64(b, v->ext[i].off);

@@ -149,9 +149,33 @@ static void entry_set_pinned(struct tc_node *e, int pinned)
 static struct tc_ver *ver_new(void)
 {
 	struct tc_ver *v = calloc(1, sizeof(*v));
-	if (v)
+	if (v) {
 		v->refs = 1;
+		v->ext = &v->ext1;
+		v->cap = 1;
+	}
 	return v;
+}
+
+/* Give @v a copy of @shape (which may be @v's own).  -ENOMEM: unchanged. */
+static int ver_set_shape(struct tc_ver *v, int ndim, const uint64_t *shape)
+{
+	uint64_t *many = NULL;
+	if (ndim > 1) {
+		many = malloc(sizeof(uint64_t) * (size_t)ndim);
+		if (!many)
+			return -ENOMEM;
+		memcpy(many, shape, sizeof(uint64_t) * (size_t)ndim);
+	}
+	uint64_t one = ndim == 1 ? shape[0] : 0;
+	if (v->ndim > 1)
+		free(v->shp.many);
+	if (ndim > 1)
+		v->shp.many = many;
+	else
+		v->shp.one = one;
+	v->ndim = (uint8_t)ndim;
+	return 0;
 }
 
 static void ver_put(struct tc_store *s, struct tc_ver *v)
@@ -167,8 +191,10 @@ static void ver_put(struct tc_store *s, struct tc_ver *v)
 			tc_pool_free(&s->pool, v->ext[i].off, v->ext[i].len);
 	if (v->hs)
 		XXH3_freeState(v->hs);
-	free(v->shape);
-	free(v->ext);
+	if (v->ndim > 1)
+		free(v->shp.many);
+	if (v->ext != &v->ext1)
+		free(v->ext);
 	free(v);
 }
 
@@ -183,10 +209,13 @@ static int ver_push(struct tc_ver *v, struct tc_extent e)
 		v->ext[v->next - 1].len += e.len;
 	} else {
 		if (v->next == v->cap) {
-			uint32_t ncap = v->cap ? v->cap * 2 : 2;
-			struct tc_extent *ne = realloc(v->ext, ncap * sizeof(*ne));
+			uint32_t ncap = v->cap * 2;
+			struct tc_extent *ne = v->ext == &v->ext1 ? NULL : v->ext;
+			ne = realloc(ne, ncap * sizeof(*ne));
 			if (!ne)
 				return -ENOMEM;
+			if (v->ext == &v->ext1)
+				ne[0] = v->ext1;
 			v->ext = ne;
 			v->cap = ncap;
 		}
@@ -271,13 +300,9 @@ static int ver_hash(const struct tc_store *s, const struct tc_ver *v,
 
 static void ver_default_type(struct tc_ver *v)
 {
-	free(v->shape);
-	v->shape = malloc(sizeof(uint64_t));
+	ver_set_shape(v, 1, &v->size); /* one dimension: cannot fail */
 	v->dtype = TC_DT_UINT8;
 	v->data_offset = 0;
-	v->ndim = v->shape ? 1 : 0;
-	if (v->shape)
-		v->shape[0] = v->size;
 }
 
 /* ---- eviction and removal ------------------------------------------------- */
@@ -797,16 +822,13 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op)
 		v->xxh3 = op->xxh3;
 		v->data_offset = op->data_offset;
 		v->dtype = op->dtype;
-		v->ndim = op->ndim;
 		v->seq = seq;
 		v->committed = 1;
 		v->number = ++s->ver_counter;
-		v->shape = op->ndim ? malloc(sizeof(uint64_t) * (size_t)op->ndim) : NULL;
-		if (op->ndim && !v->shape) {
+		if (ver_set_shape(v, op->ndim, op->shape)) {
 			free(v);
 			return -ENOMEM;
 		}
-		memcpy(v->shape, op->shape, sizeof(uint64_t) * (size_t)op->ndim);
 		for (uint32_t i = 0; i < op->next; i++) {
 			struct tc_extent e;
 			tc_op_extent(op, i, &e);
@@ -1565,16 +1587,8 @@ static int ver_set_type(struct tc_ver *v, int dtype, int ndim,
 	for (int i = 0; i < ndim; i++)
 		if (__builtin_mul_overflow(bytes, shape[i], &bytes))
 			return 0;
-	if (bytes != v->size - data_offset)
+	if (bytes != v->size - data_offset || ver_set_shape(v, ndim, shape))
 		return 0;
-	uint64_t *sh = ndim ? malloc(sizeof(uint64_t) * (size_t)ndim) : NULL;
-	if (ndim && !sh)
-		return 0;
-	if (ndim)
-		memcpy(sh, shape, sizeof(uint64_t) * (size_t)ndim);
-	free(v->shape);
-	v->shape = sh;
-	v->ndim = ndim;
 	v->dtype = dtype;
 	v->data_offset = data_offset;
 	return 1;
@@ -1599,7 +1613,8 @@ static void ver_type(struct tc_store *s, struct tc_node *n, struct tc_ver *v,
 		}
 	}
 	if (old && old->ndim > 0 && old->dtype != TC_DT_UINT8 &&
-	    ver_set_type(v, old->dtype, old->ndim, old->shape, old->data_offset))
+	    ver_set_type(v, old->dtype, old->ndim, tc_ver_shape(old),
+			 old->data_offset))
 		return;
 	ver_default_type(v);
 }
@@ -2160,7 +2175,8 @@ static int meta_view(struct tc_node *d, struct meta_view *m)
 			m->t[nt++] = (struct tc_meta_tensor){
 				.name = c->name, .nbytes = v->size,
 				.data_offset = v->data_offset, .dtype = v->dtype,
-				.ndim = v->ndim, .shape = v->shape, .xxh3 = v->xxh3 };
+				.ndim = v->ndim, .shape = tc_ver_shape(v),
+				.xxh3 = v->xxh3 };
 		}
 	}
 	m->d = (struct tc_meta_dir){
@@ -2220,10 +2236,13 @@ int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len)
 	}
 	for (size_t i = 0; i < u.nset; i++) {
 		struct tc_node tmp = *m.tn[u.set[i].index];
-		tv[i] = *tmp.ver;
+		tv[i] = *tmp.ver; /* borrows: tv is freed, never put */
 		tv[i].dtype = u.set[i].dtype;
-		tv[i].ndim = u.set[i].ndim;
-		tv[i].shape = u.set[i].shape;
+		tv[i].ndim = (uint8_t)u.set[i].ndim;
+		if (u.set[i].ndim > 1)
+			tv[i].shp.many = u.set[i].shape;
+		else
+			tv[i].shp.one = u.set[i].ndim ? u.set[i].shape[0] : 0;
 		tmp.ver = &tv[i];
 		tc_rec_node(&b, &tmp);
 	}
@@ -2242,15 +2261,10 @@ int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len)
 	}
 	for (size_t i = 0; i < u.nset; i++) {
 		struct tc_ver *v = m.tn[u.set[i].index]->ver;
-		uint64_t *sh = u.set[i].ndim ? malloc(sizeof(uint64_t) * (size_t)u.set[i].ndim) : NULL;
-		if (u.set[i].ndim && !sh) {
+		if (ver_set_shape(v, u.set[i].ndim, u.set[i].shape)) {
 			r = -ENOMEM; /* journaled; memory catches up at reopen */
 			continue;
 		}
-		memcpy(sh, u.set[i].shape, sizeof(uint64_t) * (size_t)u.set[i].ndim);
-		free(v->shape);
-		v->shape = sh;
-		v->ndim = u.set[i].ndim;
 		v->dtype = u.set[i].dtype;
 	}
 	if (d->kind == TC_KIND_ENTRY) {

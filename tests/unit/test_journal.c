@@ -195,10 +195,8 @@ static void t_malformed_payload_rejected(void)
 	tc_index_add(&x, &x.root, e);
 	struct tc_node *t = tc_node_new(3, TC_KIND_TENSOR, "t.bin");
 	tc_index_add(&x, e, t);
-	struct tc_ver v = { .size = 5000, .ndim = 1 };
-	uint64_t shape = 5000;
+	struct tc_ver v = { .size = 5000, .ndim = 1, .shp.one = 5000 };
 	struct tc_extent ext = { 8192, 8192 };
-	v.shape = &shape;
 	v.ext = &ext;
 	v.next = 1;
 	t->ver = &v;
