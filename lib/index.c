@@ -196,6 +196,16 @@ struct tc_node *tc_index_find(struct tc_index *x, const struct tc_node *dir,
 	return NULL;
 }
 
+void tc_index_prefetch(const struct tc_index *x, uint64_t id, uint64_t parent,
+		       const char *name)
+{
+	if (!x->ids.cap || !x->names.cap)
+		return;
+	__builtin_prefetch(&x->ids.b[bucket(&x->ids, id)]);
+	__builtin_prefetch(&x->names.b[bucket(&x->names,
+					      (uint32_t)name_key(parent, name))]);
+}
+
 static void names_add(struct tc_index *x, struct tc_node *n)
 {
 	n->hash = (uint32_t)name_key(n->parent->id, n->name);

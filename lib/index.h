@@ -116,6 +116,11 @@ struct tc_node *tc_index_get(struct tc_index *x, uint64_t id);
 struct tc_node *tc_index_find(struct tc_index *x, const struct tc_node *dir,
 			      const char *name);
 
+/* Start loading the buckets that adding node @id named @name under @parent
+ * will read, so that several nodes' cache misses overlap (replay). */
+void tc_index_prefetch(const struct tc_index *x, uint64_t id, uint64_t parent,
+		       const char *name);
+
 /* A new detached node (id, kind, copy of name); NULL on ENOMEM. */
 struct tc_node *tc_node_new(uint64_t id, int kind, const char *name);
 void tc_node_free(struct tc_node *n);

@@ -894,6 +894,10 @@ static int apply_record(void *arg, uint64_t seq, const uint8_t *p, size_t len)
 	if (r < 0)
 		return 1; /* malformed: dropped whole */
 	for (size_t i = 0; i < kept; i++)
+		if (ops[i].type == TC_OP_NODE)
+			tc_index_prefetch(&s->idx, ops[i].id, ops[i].parent,
+					  ops[i].name);
+	for (size_t i = 0; i < kept; i++)
 		if ((r = apply_op(s, seq, &ops[i])))
 			return r;
 	rd.pos = resume;
