@@ -10,6 +10,7 @@
  *
  * Usage: tcache-bench-index [--dir DIR] [--max N] [--tensor-bytes B] [--keep]
  *        tcache-bench-index --open STORE [--runs N]
+ *        tcache-bench-index --verify MIB [--dir DIR] [--runs N]
  * Prints one line per size (10k, 100k, 1M by default up to --max).  With
  * --keep the store is left in place (its path printed as "store: DIR") for
  * tools/bench to mount.  --open times only tc_store_open of an existing
@@ -17,7 +18,9 @@
  * entry (rss of the first run only: later runs reuse freed heap; "heap"
  * is malloc's count of bytes in use, for every run); each run's close
  * writes a checkpoint, timed too.  "cpu" is the open's user + system
- * time, steadier than wall time on a busy machine.  A fresh process per run is what a
+ * time, steadier than wall time on a busy machine.  --verify writes one
+ * tensor of MIB MiB, then N times reopens the store and times the first
+ * open for reading (which hashes the whole tensor to verify it).  A fresh process per run is what a
  * mount pays (the first run also faults in new heap pages).
  */
 #include <errno.h>
@@ -135,8 +138,69 @@ static int open_only(const char *dir, int runs)
 	return 0;
 }
 
+static int verify_only(const char *base, uint64_t mib, int runs)
+{
+	char dir[4096];
+	struct tc_stat st, ts;
+	tc_store *s;
+	tc_file *f;
+	double t[64];
+	size_t chunk = 1 << 20;
+	int r;
+
+	if (runs < 1 || runs > 64)
+		runs = 3;
+	snprintf(dir, sizeof(dir), "%s/tcache-bench-XXXXXX", base);
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	struct tc_options o = { .capacity = (mib + 64) << 20 };
+	uint8_t *buf = malloc(chunk);
+	for (size_t i = 0; i < chunk; i++)
+		buf[i] = (uint8_t)(i * 2654435761u >> 13);
+	r = tc_store_open(dir, &o, &s);
+	if (!r)
+		r = tc_mkdir(s, TC_ROOT_ID, "e", 0755, 0, 0, &st);
+	if (!r)
+		r = tc_create(s, st.id, "big", 0644, 0, 0, &f, &ts);
+	for (uint64_t at = 0; !r && at < mib << 20; at += chunk)
+		if (tc_file_write(s, f, buf, chunk, at) != (ssize_t)chunk)
+			r = -EIO;
+	if (!r) {
+		r = tc_file_commit(s, f);
+		tc_file_close(s, f);
+	}
+	if (!r)
+		r = tc_store_close(s);
+	for (int i = 0; !r && i < runs; i++) {
+		r = tc_store_open(dir, NULL, &s);
+		if (r)
+			break;
+		double t0 = now_s();
+		r = tc_open(s, ts.id, 0, &f);
+		t[i] = now_s() - t0;
+		if (!r)
+			tc_file_close(s, f);
+		tc_store_close(s);
+		printf("first open of %llu MiB: %.3f s\n", (unsigned long long)mib,
+		       t[i]);
+	}
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(buf);
+	if (r) {
+		fprintf(stderr, "verify: %s\n", strerror(-r));
+		return 1;
+	}
+	qsort(t, (size_t)runs, sizeof(double), cmp_double);
+	printf("median of %d: %.3f s (%.3f..%.3f)\n", runs, t[runs / 2], t[0],
+	       t[runs - 1]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	uint64_t verify_mib = 0;
 	const char *open_dir = NULL;
 	int runs = 3;
 	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
@@ -155,18 +219,23 @@ int main(int argc, char **argv)
 			keep = 1;
 		else if (!strcmp(argv[i], "--open") && i + 1 < argc)
 			open_dir = argv[++i];
+		else if (!strcmp(argv[i], "--verify") && i + 1 < argc)
+			verify_mib = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
 			runs = atoi(argv[++i]);
 		else {
 			fprintf(stderr, "usage: %s [--dir DIR] [--max N] "
 					"[--tensor-bytes B] [--keep]\n"
-					"       %s --open STORE [--runs N]\n",
-				argv[0], argv[0]);
+					"       %s --open STORE [--runs N]\n"
+					"       %s --verify MIB [--dir DIR] [--runs N]\n",
+				argv[0], argv[0], argv[0]);
 			return strcmp(argv[i], "--help") ? 2 : 0;
 		}
 	}
 	if (open_dir)
 		return open_only(open_dir, runs);
+	if (verify_mib)
+		return verify_only(base, verify_mib, runs);
 	if (max < 10000 || tb > 1 << 20) {
 		fprintf(stderr, "%s: --max must be >= 10000, --tensor-bytes <= 1 MiB\n",
 			argv[0]);
