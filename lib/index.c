@@ -14,9 +14,10 @@
  * kept in the node before it compares parent and name.  The bucket of an
  * id is its low bits (see bucket()).
  *
- * A node is one allocation: the struct, then its name (name0).  A rename
- * to a name longer than name0 holds moves the name to an allocation of its
- * own; a rename that fits writes it back into name0.
+ * A node is one allocation: the fields of its kind (a tensor's stops
+ * before the directory fields), then its name.  A rename to a name longer
+ * than that inline room moves the name to an allocation of its own; a
+ * rename that fits writes it back inline.
  *
  * Invariants: every linked node is in both tables exactly once; a node's
  * name is unique within its parent; the root (id TC_ROOT_ID) is embedded
@@ -150,14 +151,14 @@ void tc_index_init(struct tc_index *x)
 struct tc_node *tc_node_new(uint64_t id, int kind, const char *name)
 {
 	size_t len = strlen(name);
-	struct tc_node *n = calloc(1, sizeof(*n) + len + 1);
+	struct tc_node *n = calloc(1, tc_node_size(kind) + len + 1);
 	if (!n)
 		return NULL;
-	memcpy(n->name0, name, len + 1);
-	n->name0_len = (uint8_t)(len < 255 ? len : 255);
-	n->name = n->name0;
 	n->id = id;
 	n->kind = (uint8_t)kind;
+	n->name = tc_node_name0(n);
+	memcpy(n->name, name, len + 1);
+	n->name0_len = (uint8_t)(len < 255 ? len : 255);
 	return n;
 }
 
@@ -165,9 +166,10 @@ void tc_node_free(struct tc_node *n)
 {
 	if (!n)
 		return;
-	if (n->name != n->name0)
+	if (n->name != tc_node_name0(n))
 		free(n->name);
-	free(n->attrs);
+	if (tc_node_isdir(n))
+		free(n->attrs);
 	free(n);
 }
 
@@ -301,7 +303,7 @@ int tc_index_move(struct tc_index *x, struct tc_node *n, struct tc_node *dir,
 		  const char *name)
 {
 	size_t len = strlen(name);
-	char *nname = n->name0;
+	char *nname = tc_node_name0(n);
 
 	if (len > n->name0_len) {
 		nname = malloc(len + 1);
@@ -310,7 +312,7 @@ int tc_index_move(struct tc_index *x, struct tc_node *n, struct tc_node *dir,
 	}
 	names_del(x, n);
 	children_unlink(n);
-	if (n->name != n->name0)
+	if (n->name != tc_node_name0(n))
 		free(n->name);
 	memcpy(nname, name, len + 1);
 	n->name = nname;

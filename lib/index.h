@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <xxhash.h>
 
 #include "map.h"
@@ -53,38 +54,70 @@ static inline const uint64_t *tc_ver_shape(const struct tc_ver *v)
 }
 
 /*
- * A node: one allocation holding the struct and, after it, the name it was
- * created with (name points there; a rename to a longer name moves it to
- * its own allocation).
+ * A node: one allocation holding the fields its kind uses and, after
+ * them, the name it was created with (name points there; a rename to a
+ * longer name moves it to its own allocation).  A tensor's allocation ends
+ * at TC_NODE_TENSOR_SIZE: the directory fields past it do not exist for a
+ * tensor, and only code that checked tc_node_isdir() may touch them.  A
+ * directory has the tensor fields too, always zero (NULL ver), so code may
+ * read those of any node.
  */
 struct tc_node {
+	/* every node */
 	uint64_t id;
 	struct tc_node *parent;        /* NULL for the root and dead nodes */
 	struct tc_node *inext;         /* chain of the same id bucket */
 	struct tc_node *hnext;         /* chain of the same name bucket */
-	struct tc_node *child_head, *child_tail; /* dirs: creation order */
 	struct tc_node *sib_prev, *sib_next;
-	struct tc_node *lru_prev, *lru_next;     /* entries: in lru.c */
+	struct tc_node *child_head;    /* dirs: creation order; NULL else */
 	char *name;
 	int64_t atime, mtime, ctime;   /* ns since the epoch */
-	int64_t created, last_access;  /* entries */
-	char *attrs;                   /* entries: compact JSON or NULL */
-	struct tc_ver *ver;            /* tensors: committed, or NULL */
-	struct tc_ver *pending;        /* tensors: writers', or NULL */
-	struct tc_file *last_writer;   /* tensors: the newest write handle */
 	uint32_t mode, uid, gid;
 	uint32_t hash;                 /* name key (low 32 bits), for chains */
-	uint32_t nchildren, nsubdirs;
-	uint32_t refs;                 /* tensors: open handles */
-	uint32_t writers;              /* tensors: open write handles */
-	uint32_t opens;                /* dirs: open handles below */
+	union {
+		uint32_t refs;         /* tensors: open handles */
+		uint32_t opens;        /* dirs: open handles below */
+	};
 	uint8_t kind;                  /* enum tc_kind */
 	uint8_t journaled;             /* a record of it is in the journal */
 	uint8_t dead;                  /* removed from the index */
+	uint8_t name0_len;             /* bytes the inline name has room for */
+	/* tensors (zero in directories) */
+	struct tc_ver *ver;            /* committed, or NULL */
+	struct tc_ver *pending;        /* writers', or NULL */
+	struct tc_file *last_writer;   /* the newest write handle */
+	uint32_t writers;              /* open write handles */
+	/* directories only: not allocated for a tensor */
+	uint32_t nchildren, nsubdirs;
 	uint8_t pinned;                /* entries: explicit pin */
-	uint8_t name0_len;             /* bytes name0 holds (before its NUL) */
-	char name0[];                  /* the name given to tc_node_new */
+	struct tc_node *child_tail;
+	struct tc_node *lru_prev, *lru_next;     /* entries: in lru.c */
+	int64_t created, last_access;  /* entries */
+	char *attrs;                   /* entries: compact JSON or NULL */
 };
+
+#define TC_NODE_TENSOR_SIZE offsetof(struct tc_node, nchildren)
+
+/* Bytes of @n's struct that exist (the name follows them). */
+static inline size_t tc_node_size(int kind)
+{
+	return kind == TC_KIND_TENSOR ? TC_NODE_TENSOR_SIZE : sizeof(struct tc_node);
+}
+
+/* The name stored inside @n (what tc_node_new was given, or a shorter
+ * name written back by a rename). */
+static inline char *tc_node_name0(const struct tc_node *n)
+{
+	return (char *)n + tc_node_size(n->kind);
+}
+
+/* A copy of @n's fields into a whole struct (the directory fields zero
+ * for a tensor): to build a record of a changed node before changing it. */
+static inline void tc_node_copy(struct tc_node *dst, const struct tc_node *n)
+{
+	memset(dst, 0, sizeof(*dst));
+	memcpy(dst, n, tc_node_size(n->kind));
+}
 
 /* A hash table of nodes chained through a link inside the node: a bucket
  * costs 8 bytes and the node needs no separate allocation. */

@@ -345,7 +345,7 @@ static void node_drop(struct tc_store *s, struct tc_node *n)
 static void remove_rec(struct tc_store *s, struct tc_node *n)
 {
 	struct tc_node *c;
-	while ((c = n->child_tail))
+	while (tc_node_isdir(n) && (c = n->child_tail))
 		remove_rec(s, c);
 	if (n->kind == TC_KIND_ENTRY)
 		tc_lru_remove(&s->lru, n);
@@ -1469,7 +1469,7 @@ int tc_rename(tc_store *s, uint64_t parent, const char *name,
 	/* One record: the replaced target goes, the node moves. */
 	if (dst && dst->journaled)
 		tc_rec_del(&b, dst->id);
-	tmp = *n;
+	tc_node_copy(&tmp, n);
 	tmp.parent = nd;
 	tmp.name = (char *)newname;
 	tmp.kind = (uint8_t)kind;
@@ -1521,7 +1521,8 @@ int tc_pin(tc_store *s, uint64_t id, int pinned)
 		r = n ? -EINVAL : -ENOENT;
 		goto out;
 	}
-	struct tc_node tmp = *n;
+	struct tc_node tmp;
+	tc_node_copy(&tmp, n);
 	entry_set_pinned(&tmp, pinned);
 	tmp.ctime = now_ns();
 	r = journal_node(s, &tmp);
@@ -1642,7 +1643,7 @@ static int commit_locked(struct tc_store *s, struct tc_node *n)
 	}
 	ver_trim(s, v);
 	ver_type(s, n, v, old);
-	tmp = *n;
+	tc_node_copy(&tmp, n);
 	tmp.ver = v;
 	tc_rec_node(&b, &tmp);
 	r = append(s, &b, &seq);
@@ -1752,7 +1753,7 @@ int tc_setattr(tc_store *s, uint64_t id, const struct tc_setattr *sa,
 		}
 		n->mtime = now;
 	}
-	tmp = *n;
+	tc_node_copy(&tmp, n);
 	if (sa->valid & TC_SET_MODE) {
 		tmp.mode = sa->mode & 07777;
 		if (n->kind == TC_KIND_ENTRY)
@@ -1773,7 +1774,8 @@ int tc_setattr(tc_store *s, uint64_t id, const struct tc_setattr *sa,
 			goto out;
 	}
 	n->mode = tmp.mode;
-	n->pinned = tmp.pinned;
+	if (tc_node_isdir(n))
+		n->pinned = tmp.pinned;
 	n->uid = tmp.uid;
 	n->gid = tmp.gid;
 	n->atime = tmp.atime;
@@ -2239,7 +2241,8 @@ int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len)
 		goto out_update;
 	}
 	for (size_t i = 0; i < u.nset; i++) {
-		struct tc_node tmp = *m.tn[u.set[i].index];
+		struct tc_node tmp;
+		tc_node_copy(&tmp, m.tn[u.set[i].index]);
 		tv[i] = *tmp.ver; /* borrows: tv is freed, never put */
 		tv[i].dtype = u.set[i].dtype;
 		tv[i].ndim = (uint8_t)u.set[i].ndim;
@@ -2251,7 +2254,8 @@ int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len)
 		tc_rec_node(&b, &tmp);
 	}
 	if (d->kind == TC_KIND_ENTRY && (u.has_pinned || u.attrs_json)) {
-		struct tc_node tmp = *d;
+		struct tc_node tmp;
+		tc_node_copy(&tmp, d);
 		if (u.has_pinned)
 			entry_set_pinned(&tmp, u.pinned);
 		if (u.attrs_json)

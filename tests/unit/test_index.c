@@ -65,7 +65,7 @@ static void t_rename_lengths(void)
 	struct tc_node *e = tc_node_new(2, TC_KIND_ENTRY, "e");
 	struct tc_node *t = tc_node_new(3, TC_KIND_TENSOR, "mid");
 	REQUIRE(tc_index_add(&x, &x.root, e) == 0 && tc_index_add(&x, e, t) == 0);
-	CHECK(t->name == t->name0);
+	CHECK(t->name == tc_node_name0(t));
 	const char *names[] = { "a-much-longer-name", "m", "mid", "longer-again!",
 				"x", "a-much-longer-name-still" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -74,7 +74,7 @@ static void t_rename_lengths(void)
 		CHECK(strcmp(t->name, names[i]) == 0);
 		CHECK(tc_index_find(&x, e, names[i]) == t);
 		CHECK(tc_index_find(&x, e, prev) == NULL);
-		CHECK((t->name == t->name0) == (strlen(names[i]) <= 3));
+		CHECK((t->name == tc_node_name0(t)) == (strlen(names[i]) <= 3));
 	}
 	CHECK(e->nchildren == 1);
 	tc_index_free(&x, no_ver, NULL); /* ASan: the moved name is freed */
