@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tcfs.h"
@@ -32,7 +33,7 @@ static void unescape_octal(char *s)
 	*o = 0;
 }
 
-int tcfs_mount_dev(const char *mnt, unsigned *majp, unsigned *minp)
+static int mount_dev_once(const char *mnt, unsigned *majp, unsigned *minp)
 {
 	char line[8192];
 	int found = -ENOENT;
@@ -57,6 +58,22 @@ int tcfs_mount_dev(const char *mnt, unsigned *majp, unsigned *minp)
 	}
 	fclose(f);
 	return found;
+}
+
+int tcfs_mount_dev(const char *mnt, unsigned *majp, unsigned *minp)
+{
+	/* A read of mountinfo can miss a line while other mounts come and
+	 * go (it is read in pieces; seen here: our own mount missing once
+	 * in a few tries while tests mounted beside us): look again. */
+	int err = -ENOENT;
+	for (int i = 0; i < 5 && err == -ENOENT; i++) {
+		if (i) {
+			struct timespec ts = { 0, 10 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		}
+		err = mount_dev_once(mnt, majp, minp);
+	}
+	return err;
 }
 
 int tcfs_raise_readahead(const char *mnt, unsigned kib)
