@@ -918,21 +918,43 @@ static int owned_cmp(const void *a, const void *b)
 	return x->e.off < y->e.off ? -1 : x->e.off > y->e.off;
 }
 
-static void collect(struct tc_node *n, struct owned *o, size_t *k)
+/* Every extent of every tensor, in one walk of the tree: *@o (malloc'd)
+ * gets *@k of them.  -ENOMEM. */
+static int collect(struct tc_store *s, struct owned **o, size_t *k)
 {
-	if (n->kind == TC_KIND_TENSOR && n->ver)
-		for (uint32_t i = 0; i < n->ver->next; i++)
-			o[(*k)++] = (struct owned){ n->ver->ext[i], n };
-	for (struct tc_node *c = n->child_head; c; c = c->sib_next)
-		collect(c, o, k);
+	size_t cap = s->idx.tensors + 16, n = 0;
+	struct owned *a = malloc(cap * sizeof(*a));
+	const struct tc_node *top = &s->idx.root;
+
+	if (!a)
+		return -ENOMEM;
+	for (struct tc_node *t = tc_node_next(top, top); t; t = tc_node_next(t, top)) {
+		if (t->kind != TC_KIND_TENSOR || !t->ver)
+			continue;
+		for (uint32_t i = 0; i < t->ver->next; i++) {
+			if (n == cap) {
+				struct owned *b = realloc(a, 2 * cap * sizeof(*a));
+				if (!b) {
+					free(a);
+					return -ENOMEM;
+				}
+				a = b;
+				cap *= 2;
+			}
+			a[n++] = (struct owned){ t->ver->ext[i], t };
+		}
+	}
+	*o = a;
+	*k = n;
+	return 0;
 }
 
-static size_t count_ext(const struct tc_node *n)
+static int owned_sorted(const struct owned *o, size_t k)
 {
-	size_t k = n->kind == TC_KIND_TENSOR && n->ver ? n->ver->next : 0;
-	for (const struct tc_node *c = n->child_head; c; c = c->sib_next)
-		k += count_ext(c);
-	return k;
+	for (size_t i = 1; i < k; i++)
+		if (o[i].e.off < o[i - 1].e.off)
+			return 0;
+	return 1;
 }
 
 /*
@@ -944,18 +966,21 @@ static size_t count_ext(const struct tc_node *n)
 static int build_pool(struct tc_store *s, uint64_t valid_end)
 {
 	for (;;) {
-		size_t n = count_ext(&s->idx.root), k = 0, bad = 0;
-		struct owned *o = malloc((n ? n : 1) * sizeof(*o));
-		struct tc_extent *used = malloc((n ? n : 1) * sizeof(*used));
-		int r = 0;
+		size_t k = 0, bad = 0;
+		struct owned *o = NULL;
+		struct tc_extent *used = NULL;
+		int r = collect(s, &o, &k);
 
-		if (!o || !used) {
+		if (!r && !(used = malloc((k ? k : 1) * sizeof(*used))))
+			r = -ENOMEM;
+		if (r) {
 			free(o);
-			free(used);
-			return -ENOMEM;
+			return r;
 		}
-		collect(&s->idx.root, o, &k);
-		qsort(o, k, sizeof(*o), owned_cmp);
+		/* Extents are mostly in pool order already (a checkpoint lists
+		 * old entries first, and space is handed out low first). */
+		if (!owned_sorted(o, k))
+			qsort(o, k, sizeof(*o), owned_cmp);
 		/* Mark losers with a NULL owner; drop them below. */
 		for (size_t i = 0; i < k; i++) {
 			struct tc_node *t = o[i].owner;
