@@ -356,8 +356,13 @@ static void free_subtree(struct tc_node *n,
 	if (n->kind == TC_KIND_TENSOR) {
 		if (n->ver)
 			put_ver(arg, n->ver);
-		if (n->pending)
-			put_ver(arg, n->pending);
+		if (n->wr) {
+			if (n->wr->pending)
+				put_ver(arg, n->wr->pending);
+			if (n->wr->hs)
+				XXH3_freeState(n->wr->hs);
+			free(n->wr);
+		}
 	}
 	if (n->kind != TC_KIND_ROOT)
 		tc_node_free(n);

@@ -17,7 +17,7 @@
 /*
  * One version of a tensor's bytes.  A committed version is immutable; a
  * pending one belongs to the tensor's writers.  Refcounted: the node holds
- * one reference for node->ver and one for node->pending, each read handle
+ * one reference for node->ver and one for node->wr->pending, each read handle
  * one more.  The pool extents are freed when the last reference goes.
  * One allocation in the common case: the first extent and a shape of up
  * to one dimension are kept inside.
@@ -43,8 +43,17 @@ struct tc_ver {
 	uint8_t committed;
 	uint8_t dirty;           /* pending: changed since the last commit */
 	uint8_t verified;        /* 0 unknown, 1 good, 2 damaged */
-	uint64_t hashed;         /* pending: bytes [0, hashed) are in hs */
-	XXH3_state_t *hs;        /* pending: streaming checksum, or NULL */
+};
+
+/* A tensor's writing state: made when it is first opened for writing (or
+ * truncated), freed once it has no writer and no pending version, so a
+ * tensor at rest does not carry it. */
+struct tc_wr {
+	struct tc_ver *pending;        /* writers' version, or NULL */
+	struct tc_file *last_writer;   /* the newest write handle */
+	uint32_t writers;              /* open write handles */
+	uint64_t hashed;               /* bytes [0, hashed) of pending are in hs */
+	XXH3_state_t *hs;              /* streaming checksum of pending, or NULL */
 };
 
 /* The ndim values of @v's shape. */
@@ -84,9 +93,7 @@ struct tc_node {
 	uint8_t name0_len;             /* bytes the inline name has room for */
 	/* tensors (zero in directories) */
 	struct tc_ver *ver;            /* committed, or NULL */
-	struct tc_ver *pending;        /* writers', or NULL */
-	struct tc_file *last_writer;   /* the newest write handle */
-	uint32_t writers;              /* open write handles */
+	struct tc_wr *wr;              /* writing state, or NULL */
 	/* directories only: not allocated for a tensor */
 	uint32_t nchildren, nsubdirs;
 	uint8_t pinned;                /* entries: explicit pin */

@@ -189,8 +189,6 @@ static void ver_put(struct tc_store *s, struct tc_ver *v)
 	if (!s->replaying)
 		for (uint32_t i = 0; i < v->next; i++)
 			tc_pool_free(&s->pool, v->ext[i].off, v->ext[i].len);
-	if (v->hs)
-		XXH3_freeState(v->hs);
 	if (v->ndim > 1)
 		free(v->shp.many);
 	if (v->ext != &v->ext1)
@@ -305,6 +303,75 @@ static void ver_default_type(struct tc_ver *v)
 	v->data_offset = 0;
 }
 
+/* ---- writing state -------------------------------------------------------- */
+
+static struct tc_ver *pending_of(const struct tc_node *n)
+{
+	return n->wr ? n->wr->pending : NULL;
+}
+
+static uint32_t writers_of(const struct tc_node *n)
+{
+	return n->wr ? n->wr->writers : 0;
+}
+
+/* @n's writing state, made if it has none.  NULL on ENOMEM. */
+static struct tc_wr *wr_get(struct tc_node *n)
+{
+	if (!n->wr)
+		n->wr = calloc(1, sizeof(*n->wr));
+	return n->wr;
+}
+
+/* Start a streaming checksum of the pending version from byte 0 (it is
+ * empty).  Failing only costs a full hash at commit. */
+static int wr_start_hash(struct tc_wr *w)
+{
+	if (!w->hs && !(w->hs = XXH3_createState()))
+		return -ENOMEM;
+	XXH3_64bits_reset(w->hs);
+	w->hashed = 0;
+	return 0;
+}
+
+static void wr_stop_hash(struct tc_wr *w)
+{
+	if (w->hs)
+		XXH3_freeState(w->hs);
+	w->hs = NULL;
+}
+
+/* Make @v (new) the pending version.  The checksum streams along with
+ * the writes only from an empty start; any state of an earlier pending
+ * version goes. */
+static void wr_set_pending(struct tc_wr *w, struct tc_ver *v)
+{
+	w->pending = v;
+	wr_stop_hash(w);
+	if (!v->size)
+		wr_start_hash(w);
+}
+
+/* Free @n's writing state and what it holds. */
+static void wr_free(struct tc_store *s, struct tc_node *n)
+{
+	struct tc_wr *w = n->wr;
+	if (!w)
+		return;
+	ver_put(s, w->pending);
+	if (w->hs)
+		XXH3_freeState(w->hs);
+	free(w);
+	n->wr = NULL;
+}
+
+/* Free it once nothing is being written. */
+static void wr_idle(struct tc_store *s, struct tc_node *n)
+{
+	if (n->wr && !n->wr->writers && !n->wr->pending)
+		wr_free(s, n);
+}
+
 /* ---- eviction and removal ------------------------------------------------- */
 
 /* Add @delta to the open counts of @dir and every directory above it. */
@@ -332,7 +399,7 @@ static void node_drop(struct tc_store *s, struct tc_node *n)
 			return;
 		}
 		ver_put(s, n->ver);
-		ver_put(s, n->pending);
+		wr_free(s, n);
 	}
 	if (s->replay_dir == n)
 		s->replay_dir = NULL;
@@ -546,23 +613,6 @@ static void copy_fn(void *arg, uint8_t *p, size_t n)
 	c->at += n;
 }
 
-static int ver_start_hash(struct tc_ver *v)
-{
-	v->hs = XXH3_createState();
-	if (!v->hs)
-		return -ENOMEM;
-	XXH3_64bits_reset(v->hs);
-	v->hashed = 0;
-	return 0;
-}
-
-static void ver_stop_hash(struct tc_ver *v)
-{
-	if (v->hs)
-		XXH3_freeState(v->hs);
-	v->hs = NULL;
-}
-
 /* A new pending version of @size bytes holding the bytes of @src (NULL:
  * none) up to @size, zeros past src's end.  O(size) copy. */
 static int ver_clone(struct tc_store *s, const struct tc_ver *src,
@@ -586,10 +636,6 @@ static int ver_clone(struct tc_store *s, const struct tc_ver *src,
 	ver_zero(s, v, have, size);
 	v->size = size;
 	v->dirty = 1;
-	if (size == 0 && ver_start_hash(v)) {
-		ver_put(s, v);
-		return -ENOMEM;
-	}
 	*out = v;
 	return 0;
 }
@@ -1259,7 +1305,7 @@ void tc_store_on_evict(tc_store *s, tc_evict_fn fn, void *arg)
 static void fill_stat(const struct tc_node *n, struct tc_stat *st)
 {
 	const struct tc_ver *v = n->kind == TC_KIND_TENSOR
-					 ? (n->pending ? n->pending : n->ver)
+					 ? (pending_of(n) ? pending_of(n) : n->ver)
 					 : NULL;
 	uint64_t size = v ? v->size : 0;
 	if (v && n->ver && n->ver->size > size)
@@ -1649,18 +1695,19 @@ static void ver_type(struct tc_store *s, struct tc_node *n, struct tc_ver *v,
 	ver_default_type(v);
 }
 
-/* Commit n->pending (dirty, no writes in flight).  Lock held. */
+/* Commit the pending version (dirty, no writes in flight).  Lock held. */
 static int commit_locked(struct tc_store *s, struct tc_node *n)
 {
-	struct tc_ver *v = n->pending, *old = n->ver;
+	struct tc_wr *w = n->wr;
+	struct tc_ver *v = w->pending, *old = n->ver;
 	struct tc_node tmp;
 	struct tc_buf b = { 0 };
 	uint64_t seq;
 	int r;
 
 	assert(v && v->inflight == 0);
-	if (v->hs && v->hashed == v->size) {
-		v->xxh3 = XXH3_64bits_digest(v->hs);
+	if (w->hs && w->hashed == v->size) {
+		v->xxh3 = XXH3_64bits_digest(w->hs);
 	} else {
 		r = ver_hash(s, v, v->size, &v->xxh3);
 		if (r)
@@ -1675,14 +1722,15 @@ static int commit_locked(struct tc_store *s, struct tc_node *n)
 	tc_buf_free(&b);
 	if (r)
 		return r;
-	ver_stop_hash(v);
+	wr_stop_hash(w);
 	v->seq = seq;
 	v->committed = 1;
 	v->verified = 1;
 	v->dirty = 0;
 	v->number = ++s->ver_counter;
 	n->ver = v;          /* the pending reference moves to ver */
-	n->pending = NULL;
+	w->pending = NULL;
+	wr_idle(s, n);
 	n->journaled = 1;
 	s->live_bytes += v->size;
 	if (old) {
@@ -1692,12 +1740,12 @@ static int commit_locked(struct tc_store *s, struct tc_node *n)
 	return 0;
 }
 
-/* Wait until no write copies into n->pending.  The pending version may be
- * committed or replaced meanwhile: callers re-read n->pending after. */
+/* Wait until no write copies into the pending version.  It may be
+ * committed or replaced meanwhile: callers look at n->wr again after. */
 static void wait_drained(struct tc_store *s, struct tc_node *n)
 {
 	struct tc_ver *v;
-	while ((v = n->pending) && v->inflight) {
+	while ((v = pending_of(n)) && v->inflight) {
 		v->refs++; /* keep it alive across the wait */
 		pthread_cond_wait(&s->drained, &s->lock);
 		ver_put(s, v);
@@ -1707,23 +1755,33 @@ static void wait_drained(struct tc_store *s, struct tc_node *n)
 /* Resize the pending version of @n (creating it by copy if needed). */
 static int resize_pending(struct tc_store *s, struct tc_node *n, uint64_t size)
 {
+	struct tc_wr *w;
 	struct tc_ver *v;
 	int r;
 
 	wait_drained(s, n);
-	v = n->pending;
-	if (!v)
-		return ver_clone(s, n->ver, size, &n->pending);
+	if (!(w = wr_get(n)))
+		return -ENOMEM;
+	v = w->pending;
+	if (!v) {
+		r = ver_clone(s, n->ver, size, &v);
+		if (r) {
+			wr_idle(s, n);
+			return r;
+		}
+		wr_set_pending(w, v);
+		return 0;
+	}
 	if (size > v->size) {
 		r = ver_grow(s, v, size);
 		if (r)
 			return r;
 		ver_zero(s, v, v->size, size);
 	}
-	if (size < v->hashed || size == 0)
-		ver_stop_hash(v);
+	if (size < w->hashed || size == 0)
+		wr_stop_hash(w);
 	if (size == 0)
-		ver_start_hash(v);
+		wr_start_hash(w);
 	v->size = size;
 	v->dirty = 1;
 	return 0;
@@ -1755,19 +1813,20 @@ int tc_setattr(tc_store *s, uint64_t id, const struct tc_setattr *sa,
 			r = -EFBIG;
 			goto out;
 		}
-		if (n->dead && !n->pending && !n->writers) {
+		if (n->dead && !pending_of(n) && !writers_of(n)) {
 			r = -ENOENT; /* removed, open only for reading */
 			goto out;
 		}
-		int keep_pending = n->pending || n->writers || (fh && (fh->flags & TC_O_WRITE));
-		if (n->pending || !n->ver || n->ver->size != sa->size || keep_pending) {
+		int keep_pending = pending_of(n) || writers_of(n) ||
+				   (fh && (fh->flags & TC_O_WRITE));
+		if (keep_pending || !n->ver || n->ver->size != sa->size) {
 			opens_add(n->parent, 1); /* not evicted while copying */
 			r = resize_pending(s, n, sa->size);
 			/* The change belongs to the handle given, else to the
 			 * newest writer: open(O_TRUNC) reaches a file system
 			 * as an open and then a truncate by path. */
 			tc_file *owner = fh && (fh->flags & TC_O_WRITE) ? fh
-									: n->last_writer;
+				       : n->wr ? n->wr->last_writer : NULL;
 			if (!r && owner)
 				owner->dirty = 1;
 			if (!r && !keep_pending && !n->dead)
@@ -1817,14 +1876,16 @@ out:
 static int file_new(struct tc_node *n, unsigned flags, tc_file **fh)
 {
 	tc_file *f = calloc(1, sizeof(*f));
-	if (!f)
+	if (!f || ((flags & TC_O_WRITE) && !wr_get(n))) {
+		free(f);
 		return -ENOMEM;
+	}
 	f->node = n;
 	f->flags = flags;
 	n->refs++;
 	if (flags & TC_O_WRITE) {
-		n->writers++;
-		n->last_writer = f;
+		n->wr->writers++;
+		n->wr->last_writer = f;
 	}
 	opens_add(n->parent, 1);
 	*fh = f;
@@ -1853,11 +1914,12 @@ int tc_create(tc_store *s, uint64_t parent, const char *name, uint32_t mode,
 		goto out;
 	}
 	n = tc_node_new(s->idx.next_id, TC_KIND_TENSOR, name);
-	if (!n || !(n->pending = ver_new()) || ver_start_hash(n->pending)) {
+	if (!n || !wr_get(n) || !(n->wr->pending = ver_new()) ||
+	    wr_start_hash(n->wr)) {
 		r = -ENOMEM;
 		goto fail;
 	}
-	n->pending->dirty = 1;
+	n->wr->pending->dirty = 1;
 	n->mode = mode & 07777;
 	n->uid = uid;
 	n->gid = gid;
@@ -1877,7 +1939,7 @@ int tc_create(tc_store *s, uint64_t parent, const char *name, uint32_t mode,
 	goto out;
 fail:
 	if (n)
-		ver_put(s, n->pending);
+		wr_free(s, n);
 	tc_node_free(n);
 out:
 	unlock(s);
@@ -1948,7 +2010,8 @@ static struct tc_ver *file_ver(tc_file *fh)
 {
 	if (!(fh->flags & TC_O_WRITE))
 		return fh->ver;
-	return fh->node->pending ? fh->node->pending : fh->node->ver;
+	struct tc_ver *p = pending_of(fh->node);
+	return p ? p : fh->node->ver;
 }
 
 int tc_file_map(tc_store *s, tc_file *fh, uint64_t off, size_t size,
@@ -2014,6 +2077,7 @@ ssize_t tc_file_write(tc_store *s, tc_file *fh, const void *buf, size_t size,
 {
 	struct tc_span stack[8], *sp = stack;
 	struct tc_node *n = fh->node;
+	struct tc_wr *wr;
 	struct tc_ver *v;
 	uint64_t end;
 	int nsp, r = 0;
@@ -2025,19 +2089,21 @@ ssize_t tc_file_write(tc_store *s, tc_file *fh, const void *buf, size_t size,
 	if (!size)
 		return 0;
 	pthread_mutex_lock(&s->lock);
-	if (!n->pending) {
-		r = ver_clone(s, n->ver, n->ver ? n->ver->size : 0, &n->pending);
+	wr = n->wr; /* a write handle keeps it */
+	if (!wr->pending) {
+		r = ver_clone(s, n->ver, n->ver ? n->ver->size : 0, &v);
 		if (r)
 			goto out;
+		wr_set_pending(wr, v);
 	}
-	v = n->pending;
+	v = wr->pending;
 	if (end > v->alloc) {
 		r = ver_grow(s, v, end);
 		if (r)
 			goto out;
 	}
-	if (v->hs && (v->inflight || off < v->hashed))
-		ver_stop_hash(v);
+	if (wr->hs && (v->inflight || off < wr->hashed))
+		wr_stop_hash(wr);
 	if (off > v->size)
 		ver_zero(s, v, v->size, off);
 	if (end > v->size)
@@ -2076,11 +2142,12 @@ ssize_t tc_file_write(tc_store *s, tc_file *fh, const void *buf, size_t size,
 	}
 
 	pthread_mutex_lock(&s->lock);
-	if (!r && v->hs && v->hashed == off) {
-		XXH3_64bits_update(v->hs, buf, size);
-		v->hashed = end;
+	assert(wr->pending == v); /* inflight: neither committed nor dropped */
+	if (!r && wr->hs && wr->hashed == off) {
+		XXH3_64bits_update(wr->hs, buf, size);
+		wr->hashed = end;
 	} else if (r) {
-		ver_stop_hash(v);
+		wr_stop_hash(wr);
 	}
 	if (--v->inflight == 0)
 		pthread_cond_broadcast(&s->drained);
@@ -2103,9 +2170,9 @@ int tc_file_commit(tc_store *s, tc_file *fh)
 	/* A handle commits only what it changed since its own last commit: a
 	 * late release of an old handle must not commit a rewrite that
 	 * another handle has only begun. */
-	if (fh->dirty && n->pending && n->pending->dirty && !n->dead) {
+	if (fh->dirty && pending_of(n) && pending_of(n)->dirty && !n->dead) {
 		wait_drained(s, n);
-		if (n->pending && n->pending->dirty)
+		if (pending_of(n) && pending_of(n)->dirty)
 			r = commit_locked(s, n);
 	}
 	if (!r)
@@ -2134,22 +2201,27 @@ void tc_file_close(tc_store *s, tc_file *fh)
 		return;
 	n = fh->node;
 	pthread_mutex_lock(&s->lock);
-	if (n->last_writer == fh)
-		n->last_writer = NULL;
 	if (fh->flags & TC_O_WRITE) {
-		assert(n->writers > 0);
-		if (--n->writers == 0 && n->pending) {
-			wait_drained(s, n);
-			ver_put(s, n->pending); /* uncommitted: dropped */
-			n->pending = NULL;
+		struct tc_wr *w = n->wr;
+		if (w->last_writer == fh)
+			w->last_writer = NULL;
+		assert(w->writers > 0);
+		if (--w->writers == 0 && w->pending) {
+			wait_drained(s, n); /* unlocks: look at n->wr again */
+			if ((w = n->wr)) {
+				ver_put(s, w->pending); /* uncommitted: dropped */
+				w->pending = NULL;
+				wr_stop_hash(w);
+			}
 		}
+		wr_idle(s, n);
 	}
 	ver_put(s, fh->ver);
 	assert(n->refs > 0);
 	n->refs--;
 	if (!n->dead) {
 		opens_add(n->parent, -1);
-		if (!n->ver && !n->pending && !n->writers && !n->refs)
+		if (!n->ver && !pending_of(n) && !writers_of(n) && !n->refs)
 			remove_subtree(s, n); /* created, never committed */
 	} else if (!n->refs) {
 		node_drop(s, n);
