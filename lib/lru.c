@@ -5,8 +5,9 @@
  *
  * Every entry of the index is in the list exactly once.  Recency is the
  * last open of any tensor in the entry (a touch); creation counts as a
- * touch.  The order survives restarts because the journal records every
- * touch and the checkpoint writes entries oldest first.
+ * touch.  The order survives restarts because the journal records the
+ * touches (in batches, see touch() in store.c: a kill -9 may lose the
+ * last second of them) and the checkpoint writes entries oldest first.
  *
  * Pins are not separate lists: an entry is pinned while e->pinned (an
  * explicit pin) or e->opens > 0 (open handles below it, writers included).

@@ -56,6 +56,8 @@
 #define GROW_MIN (64u << 10)          /* files past this grow geometrically */
 #define GROW_MAX (64u << 20)
 #define NPY_PEEK (1u << 20)           /* header bytes read from a .npy */
+#define TOUCH_BATCH 256               /* recency records kept back, at most */
+#define TOUCH_DELAY_NS 1000000000     /* ... and for at most this long */
 
 struct tc_store {
 	pthread_mutex_t lock;
@@ -72,6 +74,9 @@ struct tc_store {
 	                                children right after it), or NULL */
 	int want_checkpoint;         /* the journal outgrew its last checkpoint */
 	int rdonly;                  /* opened by tc_store_check to look only */
+	struct tc_buf touches;       /* TOUCH ops not yet in the journal */
+	uint32_t ntouches;
+	int64_t touches_since;       /* when the oldest of them happened */
 	tc_check_fn report;          /* tc_store_check: told of each drop */
 	void *report_arg;
 	uint64_t ver_counter;
@@ -665,6 +670,25 @@ static int journal_node(struct tc_store *s, const struct tc_node *n)
 	return r;
 }
 
+/* Append the touches kept back, as one record.  Recency is best effort:
+ * on failure they are dropped. */
+static void touches_flush(struct tc_store *s)
+{
+	if (s->ntouches && !s->touches.err)
+		append(s, &s->touches, NULL);
+	s->touches.len = 0;
+	s->touches.err = 0;
+	s->ntouches = 0;
+}
+
+/*
+ * An entry was used: it becomes the most recent, in memory at once.  The
+ * journal hears of it in batches (TOUCH_BATCH touches, or the first one
+ * TOUCH_DELAY_NS old, or a sync or checkpoint) rather than with a write(2)
+ * per open.  A kill -9 may so lose the last second of recency (the LRU
+ * order and last_access of a few entries come back a little older),
+ * never data: a touch changes nothing else.
+ */
 static void touch(struct tc_store *s, struct tc_node *n)
 {
 	struct tc_node *e = tc_node_entry(n);
@@ -672,12 +696,15 @@ static void touch(struct tc_store *s, struct tc_node *n)
 		return;
 	e->last_access = now_ns();
 	tc_lru_touch(&s->lru, e);
-	if (e->journaled) {
-		struct tc_buf b = { 0 };
-		tc_rec_touch(&b, e->id, e->last_access);
-		append(s, &b, NULL); /* recency is best effort */
-		tc_buf_free(&b);
-	}
+	if (!e->journaled)
+		return;
+	if (!s->ntouches)
+		s->touches_since = e->last_access;
+	tc_rec_touch(&s->touches, e->id, e->last_access);
+	s->ntouches++;
+	if (s->ntouches >= TOUCH_BATCH ||
+	    e->last_access - s->touches_since >= TOUCH_DELAY_NS)
+		touches_flush(s);
 }
 
 struct emit_ctx {
@@ -741,6 +768,11 @@ static int checkpoint(struct tc_store *s, uint64_t capacity)
 	int r = tc_journal_rewrite(&s->jr, capacity, nodes, emit_all, &c);
 	tc_buf_free(&c.b);
 	tc_buf_free(&c.framed);
+	if (!r) { /* the checkpoint holds the recency they record */
+		s->touches.len = 0;
+		s->touches.err = 0;
+		s->ntouches = 0;
+	}
 	return r;
 }
 
@@ -752,6 +784,8 @@ static int checkpoint(struct tc_store *s, uint64_t capacity)
  */
 static void unlock(struct tc_store *s)
 {
+	if (s->ntouches && now_ns() - s->touches_since >= TOUCH_DELAY_NS)
+		touches_flush(s);
 	if (s->want_checkpoint) {
 		s->want_checkpoint = 0;
 		checkpoint(s, s->jr.capacity); /* on failure the old log stays */
@@ -1094,6 +1128,7 @@ static void store_free(struct tc_store *s)
 {
 	s->replaying = 1; /* the pool may be gone: no frees into it */
 	tc_index_free(&s->idx, put_ver_cb, s);
+	tc_buf_free(&s->touches);
 	tc_journal_close(&s->jr);
 	tc_pool_close(&s->pool);
 	if (s->lockfd >= 0)
@@ -1253,6 +1288,7 @@ int tc_store_sync(tc_store *s)
 {
 	int r = 0;
 	pthread_mutex_lock(&s->lock);
+	touches_flush(s);
 	if (fdatasync(s->pool.fd) < 0)
 		r = -errno;
 	if (!r)
@@ -2188,6 +2224,7 @@ int tc_file_sync(tc_store *s, tc_file *fh)
 		r = -errno;
 	if (!r) {
 		pthread_mutex_lock(&s->lock);
+		touches_flush(s);
 		r = tc_journal_sync(&s->jr);
 		unlock(s);
 	}

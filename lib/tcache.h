@@ -114,7 +114,8 @@ int tc_store_open(const char *dir, const struct tc_options *opt,
 int tc_store_close(tc_store *s);
 
 /* Make every commit so far durable against power loss (fdatasync of the
- * pool and journal).  Cost: two fsyncs. */
+ * pool and journal), and the recency of every open so far.  Cost: two
+ * fsyncs. */
 int tc_store_sync(tc_store *s);
 
 struct tc_stats {
@@ -279,7 +280,9 @@ int tc_create(tc_store *s, uint64_t parent, const char *name, uint32_t mode,
 
 /*
  * Open tensor @id.  Pins its entry against eviction until tc_file_close()
- * and marks the entry as most recently used.  A read-only handle reads the
+ * and marks the entry as most recently used (the journal hears of that in
+ * batches, within a second or at tc_store_sync(): a kill -9 may cost the
+ * last moments of recency, never data).  A read-only handle reads the
  * version committed at open time, whatever happens later.  A write handle
  * shares the tensor's pending version with other writers; the pending
  * version replaces the committed one at tc_file_commit().

@@ -783,6 +783,7 @@ static void t_recency_survives_restart(void)
 	CHECK(put(s, a, "t", 200 * KiB, 1, 4096) == 0);
 	CHECK(put(s, b, "t", 200 * KiB, 2, 4096) == 0);
 	CHECK(same(s, a, "t", 200 * KiB, 1)); /* a is now the youngest */
+	CHECK(tc_store_sync(s) == 0);          /* journals the recency */
 	char *c = tmpdir_new();
 	crash_copy(d, c, -1);                  /* recency from the log */
 	tc_store_close(s);
@@ -802,6 +803,9 @@ static void t_recency_survives_restart(void)
  * replaced.  Right after each checkpoint, a crash copy must hold the
  * tensor whose commit record triggered it, and at the end every last
  * version. */
+/* Rounds of 6000 puts: enough journal for a few checkpoints. */
+#define ROUNDS 10
+
 static void t_checkpoints_keep_every_commit(void)
 {
 	char *d = tmpdir_new(), *c = tmpdir_new();
@@ -816,7 +820,7 @@ static void t_checkpoints_keep_every_commit(void)
 	}
 	off_t prev = journal_size(d);
 	int bad = 0, checkpoints = 0;
-	for (int round = 0; round < 8; round++)
+	for (int round = 0; round < ROUNDS; round++)
 		for (int i = 0; i < 50; i++)
 			for (int k = 0; k < 120; k++) {
 				uint64_t seed = (uint64_t)(round * 100000 + i * 1000 + k);
@@ -842,7 +846,8 @@ static void t_checkpoints_keep_every_commit(void)
 	for (int i = 0; i < 50; i++)
 		for (int k = 0; k < 120; k++) {
 			snprintf(name + 200, 20, "t%d", k);
-			if (!same(s2, ents[i], name, 100, (uint64_t)(7 * 100000 + i * 1000 + k)))
+			if (!same(s2, ents[i], name, 100,
+				  (uint64_t)((ROUNDS - 1) * 100000 + i * 1000 + k)))
 				bad++;
 		}
 	CHECK(bad == 0);
@@ -1234,6 +1239,45 @@ static void t_late_commit_of_old_handle(void)
 	tmpdir_free(c);
 }
 
+/* Recency reaches the journal in batches: a crash before a batch is
+ * written loses only recency (both entries and their bytes are there);
+ * enough opens write a batch without a sync. */
+static void t_touch_batches(void)
+{
+	char *d = tmpdir_new(), *c = tmpdir_new(), *c2 = tmpdir_new();
+	tc_store *s = open_store(d, 512 * KiB);
+	REQUIRE(s);
+	uint64_t a = mkentry(s, "a"), b = mkentry(s, "b");
+	CHECK(put(s, a, "t", 200 * KiB, 1, 4096) == 0);
+	CHECK(put(s, b, "t", 200 * KiB, 2, 4096) == 0);
+	CHECK(tc_store_sync(s) == 0);
+	off_t before = journal_size(d);
+	CHECK(same(s, a, "t", 200 * KiB, 1)); /* one open: kept back */
+	CHECK(journal_size(d) == before);
+	crash_copy(d, c, -1);
+	for (int i = 0; i < 300; i++)        /* a batch fills and is written */
+		if (!same(s, a, "t", 200 * KiB, 1))
+			CHECK(0);
+	CHECK(journal_size(d) > before);
+	crash_copy(d, c2, -1);
+	tc_store_close(s);
+
+	s = open_store(c, 0);                  /* lost the open: recency only */
+	REQUIRE(s);
+	CHECK(same(s, a, "t", 200 * KiB, 1) && same(s, b, "t", 200 * KiB, 2));
+	tc_store_close(s);
+	s = open_store(c2, 0);                 /* kept it: a is younger */
+	REQUIRE(s);
+	uint64_t x = mkentry(s, "x");
+	CHECK(put(s, x, "t", 200 * KiB, 3, 4096) == 0);
+	CHECK(exists(s, TC_ROOT_ID, "a") && !exists(s, TC_ROOT_ID, "b"));
+	CHECK(same(s, a, "t", 200 * KiB, 1));
+	tc_store_close(s);
+	tmpdir_free(c2);
+	tmpdir_free(c);
+	tmpdir_free(d);
+}
+
 /* A checkpoint writes its node count into the journal header (bytes
  * 32..39); a journal from before that field (zeros there) opens the same. */
 static void t_header_node_count(void)
@@ -1307,5 +1351,6 @@ int main(void)
 	RUN(t_peek_and_stats_json);
 	RUN(t_late_commit_of_old_handle);
 	RUN(t_header_node_count);
+	RUN(t_touch_batches);
 	return check_done();
 }
