@@ -75,8 +75,9 @@ struct tc_node {
 	/* every node */
 	uint64_t id;
 	struct tc_node *parent;        /* NULL for the root and dead nodes */
-	struct tc_node *inext;         /* chain of the same id bucket */
-	struct tc_node *hnext;         /* chain of the same name bucket */
+	uintptr_t inext;               /* chain of the same id bucket */
+	uintptr_t hnext;               /* ... of the same name bucket (links:
+	                                  see index.c) */
 	struct tc_node *sib_prev, *sib_next;
 	struct tc_node *child_head;    /* dirs: creation order; NULL else */
 	char *name;
@@ -129,7 +130,7 @@ static inline void tc_node_copy(struct tc_node *dst, const struct tc_node *n)
 /* A hash table of nodes chained through a link inside the node: a bucket
  * costs 8 bytes and the node needs no separate allocation. */
 struct tc_chains {
-	struct tc_node **b;    /* cap buckets */
+	uintptr_t *b;          /* cap buckets: links (see index.c) */
 	size_t cap;            /* a power of two, or 0 */
 	size_t n;              /* nodes in the table */
 };

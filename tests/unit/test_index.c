@@ -137,6 +137,9 @@ static void t_many(void)
 		struct tc_node *n = tc_index_find(&x, &x.root, name);
 		if (!n || n->id != i + 2 || tc_index_get(&x, i + 2) != n)
 			bad++;
+		snprintf(name, sizeof(name), "x%llu", (unsigned long long)i);
+		if (tc_index_find(&x, &x.root, name) || tc_index_get(&x, N + 2 + i))
+			bad++; /* misses pass over tagged links */
 	}
 	CHECK(bad == 0);
 	uint64_t expect = 2;
