@@ -216,12 +216,23 @@ struct tc_node *tc_index_get(struct tc_index *x, uint64_t id)
 	return NULL;
 }
 
+uint32_t tc_name_hash(uint64_t parent, const char *name)
+{
+	return (uint32_t)name_key(parent, name);
+}
+
 struct tc_node *tc_index_find(struct tc_index *x, const struct tc_node *dir,
 			      const char *name)
 {
+	return tc_index_find_hashed(x, dir, name, tc_name_hash(dir->id, name));
+}
+
+struct tc_node *tc_index_find_hashed(struct tc_index *x,
+				     const struct tc_node *dir,
+				     const char *name, uint32_t h)
+{
 	if (!x->names.cap)
 		return NULL;
-	uint32_t h = (uint32_t)name_key(dir->id, name);
 	uintptr_t tag = tag_of(h);
 	for (uintptr_t l = x->names.b[bucket(&x->names, h)]; l; l = node_at(l)->hnext) {
 		if ((l & L_TAG) != tag) {
@@ -236,19 +247,18 @@ struct tc_node *tc_index_find(struct tc_index *x, const struct tc_node *dir,
 	return NULL;
 }
 
-void tc_index_prefetch(const struct tc_index *x, uint64_t id, uint64_t parent,
-		       const char *name)
+void tc_index_prefetch(const struct tc_index *x, uint64_t id, uint32_t h)
 {
 	if (!x->ids.cap || !x->names.cap)
 		return;
 	__builtin_prefetch(&x->ids.b[bucket(&x->ids, id)]);
-	__builtin_prefetch(&x->names.b[bucket(&x->names,
-					      (uint32_t)name_key(parent, name))]);
+	__builtin_prefetch(&x->names.b[bucket(&x->names, h)]);
 }
 
-static void names_add(struct tc_index *x, struct tc_node *n)
+/* @h: the key of n's name under n->parent. */
+static void names_add(struct tc_index *x, struct tc_node *n, uint32_t h)
 {
-	n->hash = (uint32_t)name_key(n->parent->id, n->name);
+	n->hash = h;
 	chains_add(&x->names, n, n->hash, NAMES, hash_of);
 }
 
@@ -301,6 +311,12 @@ static void children_unlink(struct tc_node *n)
 
 int tc_index_add(struct tc_index *x, struct tc_node *dir, struct tc_node *n)
 {
+	return tc_index_add_hashed(x, dir, n, tc_name_hash(dir->id, n->name));
+}
+
+int tc_index_add_hashed(struct tc_index *x, struct tc_node *dir,
+			struct tc_node *n, uint32_t h)
+{
 	if (!x->ids.cap || !x->names.cap) {
 		tc_index_reserve(x, 0); /* the first buckets */
 		if (!x->ids.cap || !x->names.cap)
@@ -308,7 +324,7 @@ int tc_index_add(struct tc_index *x, struct tc_node *dir, struct tc_node *n)
 	}
 	chains_add(&x->ids, n, n->id, IDS, id_of);
 	n->parent = dir;
-	names_add(x, n);
+	names_add(x, n, h);
 	children_link(dir, n);
 	count(x, n, 1);
 	if (n->id >= x->next_id)
@@ -355,7 +371,7 @@ int tc_index_move(struct tc_index *x, struct tc_node *n, struct tc_node *dir,
 	memcpy(nname, name, len + 1);
 	n->name = nname;
 	children_link(dir, n);
-	names_add(x, n);
+	names_add(x, n, tc_name_hash(dir->id, nname));
 	return 0;
 }
 

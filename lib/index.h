@@ -156,11 +156,19 @@ void tc_index_free(struct tc_index *x, void (*put_ver)(void *, struct tc_ver *),
 struct tc_node *tc_index_get(struct tc_index *x, uint64_t id);
 struct tc_node *tc_index_find(struct tc_index *x, const struct tc_node *dir,
 			      const char *name);
+/* The same, with @h = tc_name_hash(dir->id, name). */
+struct tc_node *tc_index_find_hashed(struct tc_index *x,
+				     const struct tc_node *dir,
+				     const char *name, uint32_t h);
 
-/* Start loading the buckets that adding node @id named @name under @parent
- * will read, so that several nodes' cache misses overlap (replay). */
-void tc_index_prefetch(const struct tc_index *x, uint64_t id, uint64_t parent,
-		       const char *name);
+/* The key of @name in the directory whose id is @parent: what the name
+ * table hashes.  For the calls below that take it ready-made (a replay
+ * needs it three times a node). */
+uint32_t tc_name_hash(uint64_t parent, const char *name);
+
+/* Start loading the buckets that adding node @id with name key @h will
+ * read, so that several nodes' cache misses overlap (replay). */
+void tc_index_prefetch(const struct tc_index *x, uint64_t id, uint32_t h);
 
 /* A new detached node (id, kind, copy of name); NULL on ENOMEM. */
 struct tc_node *tc_node_new(uint64_t id, int kind, const char *name);
@@ -170,6 +178,9 @@ void tc_node_free(struct tc_node *n);
  * (-ENOMEM) before the first buckets exist: a table that cannot grow later
  * only gets longer chains. */
 int tc_index_add(struct tc_index *x, struct tc_node *dir, struct tc_node *n);
+/* The same, with @h = tc_name_hash(dir->id, n->name). */
+int tc_index_add_hashed(struct tc_index *x, struct tc_node *dir,
+			struct tc_node *n, uint32_t h);
 
 /* Unlink @n from its parent and the tables (it keeps no children in the
  * tables: the caller removes a subtree bottom-up).  n->parent = NULL. */

@@ -324,7 +324,10 @@ int tc_rec_next(struct tc_rd *r, struct tc_op *op)
 
 	if (r->pos == r->len)
 		return 0;
-	memset(op, 0, offsetof(struct tc_op, shape));
+	/* Zero what an op may leave unset, but not all of name[]. */
+	memset(op, 0, offsetof(struct tc_op, name) + 1);
+	memset(&op->created, 0, offsetof(struct tc_op, shape) -
+				offsetof(struct tc_op, created));
 	GET8(r, type);
 	op->type = type;
 	switch (type) {

@@ -827,7 +827,8 @@ static void report(struct tc_store *s, const struct tc_node *n, const char *why)
  * directory applied last; an id at or past next_id is new; a directory
  * without children has no name to clash with.
  */
-static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op)
+static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
+		      uint32_t h)
 {
 	struct tc_node *dir = s->replay_dir && s->replay_dir->id == op->parent
 				      ? s->replay_dir
@@ -851,7 +852,8 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op)
 				return 0;
 			}
 	}
-	other = dir->nchildren ? tc_index_find(&s->idx, dir, op->name) : NULL;
+	other = dir->nchildren ? tc_index_find_hashed(&s->idx, dir, op->name, h)
+			       : NULL;
 	if (other && other != n) {
 		s->nodes_dropped++; /* a lost record left a stale name */
 		report(s, other, "replaced by a later record (journal lost a record)");
@@ -859,7 +861,7 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op)
 	}
 	if (!n) {
 		n = tc_node_new(op->id, op->kind, op->name);
-		if (!n || tc_index_add(&s->idx, dir, n)) {
+		if (!n || tc_index_add_hashed(&s->idx, dir, n, h)) {
 			tc_node_free(n);
 			return -ENOMEM;
 		}
@@ -926,13 +928,15 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op)
 	return 0;
 }
 
-static int apply_op(struct tc_store *s, uint64_t seq, const struct tc_op *op)
+/* @h: for a NODE op, the key of its name (tc_name_hash). */
+static int apply_op(struct tc_store *s, uint64_t seq, const struct tc_op *op,
+		    uint32_t h)
 {
 	struct tc_node *n;
 
 	switch (op->type) {
 	case TC_OP_NODE:
-		return apply_node(s, seq, op);
+		return apply_node(s, seq, op, h);
 	case TC_OP_DEL:
 		n = tc_index_get(&s->idx, op->id);
 		if (n)
@@ -964,6 +968,7 @@ static int apply_record(void *arg, uint64_t seq, const uint8_t *p, size_t len)
 	struct tc_store *s = arg;
 	struct tc_rd rd = { p, len, 0 };
 	struct tc_op ops[KEPT_OPS], spare;
+	uint32_t h[KEPT_OPS];
 	size_t kept = 0, resume = len;
 	int r;
 
@@ -973,17 +978,23 @@ static int apply_record(void *arg, uint64_t seq, const uint8_t *p, size_t len)
 			resume = rd.pos;
 	if (r < 0)
 		return 1; /* malformed: dropped whole */
+	for (size_t i = 0; i < kept; i++) {
+		h[i] = 0;
+		if (ops[i].type != TC_OP_NODE)
+			continue;
+		h[i] = tc_name_hash(ops[i].parent, ops[i].name);
+		tc_index_prefetch(&s->idx, ops[i].id, h[i]);
+	}
 	for (size_t i = 0; i < kept; i++)
-		if (ops[i].type == TC_OP_NODE)
-			tc_index_prefetch(&s->idx, ops[i].id, ops[i].parent,
-					  ops[i].name);
-	for (size_t i = 0; i < kept; i++)
-		if ((r = apply_op(s, seq, &ops[i])))
+		if ((r = apply_op(s, seq, &ops[i], h[i])))
 			return r;
 	rd.pos = resume;
-	while (tc_rec_next(&rd, &spare) == 1)
-		if ((r = apply_op(s, seq, &spare)))
+	while (tc_rec_next(&rd, &spare) == 1) {
+		uint32_t hs = spare.type == TC_OP_NODE
+				      ? tc_name_hash(spare.parent, spare.name) : 0;
+		if ((r = apply_op(s, seq, &spare, hs)))
 			return r;
+	}
 	return 0;
 }
 
