@@ -127,6 +127,18 @@ static void reply_err(fuse_req_t req, int err)
 	fuse_reply_err(req, -err);
 }
 
+/* For a request on an inode the kernel holds that is gone from the store:
+ * a path resolved to it just before a rename over it or a removal (the
+ * kernel keeps inodes it looked up; the store does not keep removed
+ * nodes for it).  ESTALE, not ENOENT: the VFS then walks the path again
+ * with revalidation, a fresh LOOKUP finds what the name means now, and
+ * open(2) or stat(2) of a path that never stopped existing (renamed
+ * over, as rsync and atomic writers do) succeeds. */
+static int gone_stale(int err)
+{
+	return err == -ENOENT ? -ESTALE : err;
+}
+
 static void stat_to_attr(const struct tc_stat *st, struct stat *a)
 {
 	memset(a, 0, sizeof(*a));
@@ -451,7 +463,7 @@ static int op_getattr(struct tcfs *fs, uint64_t ino, struct stat *a,
 	}
 	int err = tc_getattr(fs->store, ino, &st);
 	if (err)
-		return err;
+		return gone_stale(err);
 	stat_to_attr(&st, a);
 	*timeout = TCFS_ATTR_TIMEOUT;
 	return 0;
@@ -936,7 +948,7 @@ static int op_open(struct tcfs *fs, uint64_t ino, struct fuse_file_info *fi,
 	int err = tc_open(fs->store, ino, flags, &h->f);
 	if (err) {
 		free(h);
-		return err;
+		return gone_stale(err);
 	}
 	struct tc_stat st;
 	err = tc_file_stat(fs->store, h->f, &st);
