@@ -42,6 +42,7 @@
 #include <xxhash.h>
 
 #include "dtype.h"
+#include "hash.h"
 #include "journal.h"
 #include "lru.h"
 #include "meta.h"
@@ -284,7 +285,7 @@ static void zero_fn(void *arg, uint8_t *p, size_t n)
 
 static void hash_fn(void *arg, uint8_t *p, size_t n)
 {
-	XXH3_64bits_update(arg, p, n);
+	tc_hash_update(arg, p, n);
 }
 
 /* xxh3 of the first @size bytes of @v.  Reads the pool: O(size). */
@@ -2191,7 +2192,7 @@ ssize_t tc_file_write(tc_store *s, tc_file *fh, const void *buf, size_t size,
 	pthread_mutex_lock(&s->lock);
 	assert(wr->pending == v); /* inflight: neither committed nor dropped */
 	if (!r && wr->hs && wr->hashed == off) {
-		XXH3_64bits_update(wr->hs, buf, size);
+		tc_hash_update(wr->hs, buf, size);
 		wr->hashed = end;
 	} else if (r) {
 		wr_stop_hash(wr);
