@@ -13,7 +13,8 @@
  *      loop), fuse_session_mount;
  *   4. fuse_daemonize (unless -f/-d), then log to syslog;
  *   5. fork the watchdog (watchdog.c), start the eviction notifier
- *      thread, run the loop (multi-threaded unless -s);
+ *      thread (it also ticks the store once a second), run the loop
+ *      (multi-threaded unless -s);
  *   6. on SIGTERM/SIGINT or fusermount3 -u: unmount, stop the notifier,
  *      close handles the kernel never released, tc_store_close.
  *
@@ -118,6 +119,12 @@ static char *absolute(const char *path)
 	if (p)
 		snprintf(p, n, "%s/%s", cwd, path);
 	return p;
+}
+
+/* the notifier thread's once-a-second call (notify.c) */
+static void store_tick(void *store)
+{
+	tc_store_tick(store);
 }
 
 int main(int argc, char *argv[])
@@ -246,7 +253,7 @@ int main(int argc, char *argv[])
 		tcfs_log(LOG_INFO, "read-ahead stays at the kernel's default: "
 			 "%s", strerror(-err));
 
-	err = tcfs_notifier_start(fs.notifier, se);
+	err = tcfs_notifier_start(fs.notifier, se, store_tick, fs.store);
 	if (err) {
 		tcfs_log(LOG_ERR, "cannot start the notifier thread: %s",
 			 strerror(-err));

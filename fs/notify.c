@@ -21,6 +21,11 @@
  * bounded anyway so that no unforeseen lock cycle can hang the mount.
  *
  * Memory: one malloc per notice, freed by the thread.
+ *
+ * The same thread, while it waits for notices, runs the tick it was given
+ * once a second (the store's time-bound chores: tc_store_tick()), so that
+ * they happen while the mount sits idle too.  It holds no lock of ours
+ * then: the tick takes the store's lock, and the order above stays.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -47,6 +52,8 @@ struct tcfs_notifier {
 	bool running;               /* thread started (main thread only) */
 	pthread_t thread;
 	struct fuse_session *se;
+	void (*tick)(void *);       /* once a second when idle, or NULL */
+	void *tick_arg;
 };
 
 struct tcfs_notifier *tcfs_notifier_new(void)
@@ -89,14 +96,32 @@ void tcfs_notifier_evicted(void *arg, uint64_t parent, uint64_t id,
 	pthread_mutex_unlock(&n->lock);
 }
 
+/* @t plus one second */
+static void next_second(struct timespec *t)
+{
+	clock_gettime(CLOCK_MONOTONIC, t);
+	t->tv_sec += 1;
+}
+
 static void *notifier_main(void *arg)
 {
 	struct tcfs_notifier *n = arg;
+	struct timespec tick_at;
+	next_second(&tick_at);
 
 	pthread_mutex_lock(&n->lock);
 	for (;;) {
-		while (!n->head && !n->stop)
-			pthread_cond_wait(&n->wake, &n->lock);
+		while (!n->head && !n->stop) {
+			if (!n->tick) {
+				pthread_cond_wait(&n->wake, &n->lock);
+			} else if (pthread_cond_timedwait(&n->wake, &n->lock,
+							  &tick_at) == ETIMEDOUT) {
+				pthread_mutex_unlock(&n->lock);
+				n->tick(n->tick_arg);
+				pthread_mutex_lock(&n->lock);
+				next_second(&tick_at);
+			}
+		}
 		if (n->stop)
 			break;
 		struct notice *no = n->head;
@@ -125,9 +150,12 @@ static void *notifier_main(void *arg)
 	return NULL;
 }
 
-int tcfs_notifier_start(struct tcfs_notifier *n, struct fuse_session *se)
+int tcfs_notifier_start(struct tcfs_notifier *n, struct fuse_session *se,
+			void (*tick)(void *), void *tick_arg)
 {
 	n->se = se;
+	n->tick = tick;
+	n->tick_arg = tick_arg;
 	int err = pthread_create(&n->thread, NULL, notifier_main, n);
 	if (err)
 		return -err;

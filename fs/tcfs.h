@@ -91,8 +91,10 @@ struct tcfs_notifier;
 
 /* Create the queue (no thread yet).  NULL on out of memory. */
 struct tcfs_notifier *tcfs_notifier_new(void);
-/* Start the thread that sends queued notices on @se.  0 or -errno. */
-int tcfs_notifier_start(struct tcfs_notifier *n, struct fuse_session *se);
+/* Start the thread that sends queued notices on @se and, when idle, calls
+ * @tick(@tick_arg) once a second (@tick may be NULL).  0 or -errno. */
+int tcfs_notifier_start(struct tcfs_notifier *n, struct fuse_session *se,
+			void (*tick)(void *), void *tick_arg);
 /* Stop the thread (queued notices are dropped) and free.  NULL-safe. */
 void tcfs_notifier_free(struct tcfs_notifier *n);
 /* The tc_evict_fn: queue one notice.  Called with the store's lock held;

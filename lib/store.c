@@ -685,10 +685,11 @@ static void touches_flush(struct tc_store *s)
 /*
  * An entry was used: it becomes the most recent, in memory at once.  The
  * journal hears of it in batches (TOUCH_BATCH touches, or the first one
- * TOUCH_DELAY_NS old, or a sync or checkpoint) rather than with a write(2)
- * per open.  A kill -9 may so lose the last second of recency (the LRU
- * order and last_access of a few entries come back a little older),
- * never data: a touch changes nothing else.
+ * TOUCH_DELAY_NS old at an unlock or a tc_store_tick(), or a sync or
+ * checkpoint) rather than with a write(2) per open.  A kill -9 may so lose
+ * the last second or two of recency (the LRU order and last_access of a
+ * few entries come back a little older), never data: a touch changes
+ * nothing else.
  */
 static void touch(struct tc_store *s, struct tc_node *n)
 {
@@ -1307,6 +1308,12 @@ int tc_store_sync(tc_store *s)
 		r = tc_journal_sync(&s->jr);
 	unlock(s);
 	return r;
+}
+
+void tc_store_tick(tc_store *s)
+{
+	pthread_mutex_lock(&s->lock);
+	unlock(s); /* writes the touches once they are due */
 }
 
 void tc_store_stats(tc_store *s, struct tc_stats *st)

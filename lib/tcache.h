@@ -118,6 +118,13 @@ int tc_store_close(tc_store *s);
  * fsyncs. */
 int tc_store_sync(tc_store *s);
 
+/* The store's chores that fall due by time alone: recency that tc_open()
+ * kept back for a second reaches the journal.  Operations do this as they
+ * pass; a caller that may sit idle calls this about once a second, so that
+ * a kill -9 of an idle process loses about two seconds at most.  Cheap when
+ * nothing is due (a lock and an unlock). */
+void tc_store_tick(tc_store *s);
+
 struct tc_stats {
 	uint64_t capacity;        /* pool bytes */
 	uint64_t used;            /* pool bytes held by tensors (4 KiB units),
@@ -281,11 +288,13 @@ int tc_create(tc_store *s, uint64_t parent, const char *name, uint32_t mode,
 /*
  * Open tensor @id.  Pins its entry against eviction until tc_file_close()
  * and marks the entry as most recently used (the journal hears of that in
- * batches, within a second or at tc_store_sync(): a kill -9 may cost the
- * last moments of recency, never data).  A read-only handle reads the
- * version committed at open time, whatever happens later.  A write handle
- * shares the tensor's pending version with other writers; the pending
- * version replaces the committed one at tc_file_commit().
+ * batches: when 256 are kept back, at the first operation or
+ * tc_store_tick() a second after the oldest, or at tc_store_sync(); a
+ * kill -9 may cost the last moments of recency, never data).  A read-only
+ * handle reads the version committed at open time, whatever happens
+ * later.  A write handle shares the tensor's pending version with other
+ * writers; the pending version replaces the committed one at
+ * tc_file_commit().
  * -EISDIR, -ENOENT, -EIO (verification found the bytes damaged).
  */
 int tc_open(tc_store *s, uint64_t id, unsigned flags, tc_file **fh);

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <endian.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <xxhash.h>
 
 #include "check.h"
@@ -1278,6 +1279,40 @@ static void t_touch_batches(void)
 	tmpdir_free(d);
 }
 
+/* Recency kept back reaches the journal at the first tick a second after
+ * the open, with nothing else happening (the daemon ticks once a second):
+ * a crash of an idle store then keeps it. */
+static void t_touch_tick(void)
+{
+	char *d = tmpdir_new(), *c = tmpdir_new();
+	tc_store *s = open_store(d, 512 * KiB);
+	REQUIRE(s);
+	uint64_t a = mkentry(s, "a"), b = mkentry(s, "b");
+	CHECK(put(s, a, "t", 200 * KiB, 1, 4096) == 0);
+	CHECK(put(s, b, "t", 200 * KiB, 2, 4096) == 0);
+	CHECK(tc_store_sync(s) == 0);
+	off_t before = journal_size(d);
+	CHECK(same(s, a, "t", 200 * KiB, 1)); /* one open: kept back */
+	struct timespec second = { 1, 100 * 1000 * 1000 };
+	nanosleep(&second, NULL);
+	tc_store_tick(s);
+	CHECK(journal_size(d) > before);
+	crash_copy(d, c, -1);
+	tc_store_tick(s);                      /* nothing due: nothing written */
+	CHECK(journal_size(d) == journal_size(c));
+	tc_store_close(s);
+
+	s = open_store(c, 0);                  /* a is younger: b goes first */
+	REQUIRE(s);
+	uint64_t x = mkentry(s, "x");
+	CHECK(put(s, x, "t", 200 * KiB, 3, 4096) == 0);
+	CHECK(exists(s, TC_ROOT_ID, "a") && !exists(s, TC_ROOT_ID, "b"));
+	CHECK(same(s, a, "t", 200 * KiB, 1));
+	tc_store_close(s);
+	tmpdir_free(c);
+	tmpdir_free(d);
+}
+
 /* A checkpoint writes its node count into the journal header (bytes
  * 32..39); a journal from before that field (zeros there) opens the same. */
 static void t_header_node_count(void)
@@ -1352,5 +1387,6 @@ int main(void)
 	RUN(t_late_commit_of_old_handle);
 	RUN(t_header_node_count);
 	RUN(t_touch_batches);
+	RUN(t_touch_tick);
 	return check_done();
 }
