@@ -1240,21 +1240,52 @@ static void t_late_commit_of_old_handle(void)
 	tmpdir_free(c);
 }
 
+/* A 512 KiB store in @d holding entries "a", then "b" (a 200 KiB tensor
+ * "t" each), synced; then "a" is read once.  *@before: the journal's size
+ * before that read.  *@a, *@b: their ids.  NULL if it cannot be made. */
+static tc_store *a_read_after_b(const char *d, uint64_t *a, uint64_t *b,
+				off_t *before)
+{
+	tc_store *s = open_store(d, 512 * KiB);
+	CHECK(s != NULL);
+	if (!s)
+		return NULL;
+	*a = mkentry(s, "a");
+	*b = mkentry(s, "b");
+	CHECK(put(s, *a, "t", 200 * KiB, 1, 4096) == 0);
+	CHECK(put(s, *b, "t", 200 * KiB, 2, 4096) == 0);
+	CHECK(tc_store_sync(s) == 0);
+	*before = journal_size(d);
+	CHECK(same(s, *a, "t", 200 * KiB, 1));
+	return s;
+}
+
+/* The store in @d (made by a_read_after_b) remembers that read: "a" is
+ * the more recent, so a third entry evicts "b". */
+static void check_a_younger(const char *d)
+{
+	tc_store *s = open_store(d, 0);
+	REQUIRE(s);
+	uint64_t x = mkentry(s, "x");
+	CHECK(put(s, x, "t", 200 * KiB, 3, 4096) == 0);
+	CHECK(exists(s, TC_ROOT_ID, "a") && !exists(s, TC_ROOT_ID, "b"));
+	struct tc_stat st;
+	CHECK(tc_lookup(s, TC_ROOT_ID, "a", &st) == 0 &&
+	      same(s, st.id, "t", 200 * KiB, 1));
+	tc_store_close(s);
+}
+
 /* Recency reaches the journal in batches: a crash before a batch is
  * written loses only recency (both entries and their bytes are there);
  * enough opens write a batch without a sync. */
 static void t_touch_batches(void)
 {
 	char *d = tmpdir_new(), *c = tmpdir_new(), *c2 = tmpdir_new();
-	tc_store *s = open_store(d, 512 * KiB);
+	uint64_t a, b;
+	off_t before;
+	tc_store *s = a_read_after_b(d, &a, &b, &before);
 	REQUIRE(s);
-	uint64_t a = mkentry(s, "a"), b = mkentry(s, "b");
-	CHECK(put(s, a, "t", 200 * KiB, 1, 4096) == 0);
-	CHECK(put(s, b, "t", 200 * KiB, 2, 4096) == 0);
-	CHECK(tc_store_sync(s) == 0);
-	off_t before = journal_size(d);
-	CHECK(same(s, a, "t", 200 * KiB, 1)); /* one open: kept back */
-	CHECK(journal_size(d) == before);
+	CHECK(journal_size(d) == before);      /* one open: kept back */
 	crash_copy(d, c, -1);
 	for (int i = 0; i < 300; i++)        /* a batch fills and is written */
 		if (!same(s, a, "t", 200 * KiB, 1))
@@ -1267,13 +1298,7 @@ static void t_touch_batches(void)
 	REQUIRE(s);
 	CHECK(same(s, a, "t", 200 * KiB, 1) && same(s, b, "t", 200 * KiB, 2));
 	tc_store_close(s);
-	s = open_store(c2, 0);                 /* kept it: a is younger */
-	REQUIRE(s);
-	uint64_t x = mkentry(s, "x");
-	CHECK(put(s, x, "t", 200 * KiB, 3, 4096) == 0);
-	CHECK(exists(s, TC_ROOT_ID, "a") && !exists(s, TC_ROOT_ID, "b"));
-	CHECK(same(s, a, "t", 200 * KiB, 1));
-	tc_store_close(s);
+	check_a_younger(c2);                   /* kept it */
 	tmpdir_free(c2);
 	tmpdir_free(c);
 	tmpdir_free(d);
@@ -1285,14 +1310,10 @@ static void t_touch_batches(void)
 static void t_touch_tick(void)
 {
 	char *d = tmpdir_new(), *c = tmpdir_new();
-	tc_store *s = open_store(d, 512 * KiB);
+	uint64_t a, b;
+	off_t before;
+	tc_store *s = a_read_after_b(d, &a, &b, &before);
 	REQUIRE(s);
-	uint64_t a = mkentry(s, "a"), b = mkentry(s, "b");
-	CHECK(put(s, a, "t", 200 * KiB, 1, 4096) == 0);
-	CHECK(put(s, b, "t", 200 * KiB, 2, 4096) == 0);
-	CHECK(tc_store_sync(s) == 0);
-	off_t before = journal_size(d);
-	CHECK(same(s, a, "t", 200 * KiB, 1)); /* one open: kept back */
 	struct timespec second = { 1, 100 * 1000 * 1000 };
 	nanosleep(&second, NULL);
 	tc_store_tick(s);
@@ -1301,14 +1322,7 @@ static void t_touch_tick(void)
 	tc_store_tick(s);                      /* nothing due: nothing written */
 	CHECK(journal_size(d) == journal_size(c));
 	tc_store_close(s);
-
-	s = open_store(c, 0);                  /* a is younger: b goes first */
-	REQUIRE(s);
-	uint64_t x = mkentry(s, "x");
-	CHECK(put(s, x, "t", 200 * KiB, 3, 4096) == 0);
-	CHECK(exists(s, TC_ROOT_ID, "a") && !exists(s, TC_ROOT_ID, "b"));
-	CHECK(same(s, a, "t", 200 * KiB, 1));
-	tc_store_close(s);
+	check_a_younger(c);
 	tmpdir_free(c);
 	tmpdir_free(d);
 }
