@@ -96,18 +96,24 @@ void tcfs_notifier_evicted(void *arg, uint64_t parent, uint64_t id,
 	pthread_mutex_unlock(&n->lock);
 }
 
-/* @t plus one second */
-static void next_second(struct timespec *t)
+/* *@t = @ms milliseconds from now, on the clock of our condition
+ * variables (CLOCK_MONOTONIC) */
+static void deadline_in(struct timespec *t, int ms)
 {
 	clock_gettime(CLOCK_MONOTONIC, t);
-	t->tv_sec += 1;
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
 }
 
 static void *notifier_main(void *arg)
 {
 	struct tcfs_notifier *n = arg;
 	struct timespec tick_at;
-	next_second(&tick_at);
+	deadline_in(&tick_at, 1000);
 
 	pthread_mutex_lock(&n->lock);
 	for (;;) {
@@ -119,7 +125,7 @@ static void *notifier_main(void *arg)
 				pthread_mutex_unlock(&n->lock);
 				n->tick(n->tick_arg);
 				pthread_mutex_lock(&n->lock);
-				next_second(&tick_at);
+				deadline_in(&tick_at, 1000);
 			}
 		}
 		if (n->stop)
@@ -191,13 +197,7 @@ void tcfs_notifier_settle(struct tcfs_notifier *n, int timeout_ms)
 	if (n->done < n->queued && n->running) {
 		uint64_t target = n->queued;
 		struct timespec dl;
-		clock_gettime(CLOCK_MONOTONIC, &dl);
-		dl.tv_sec += timeout_ms / 1000;
-		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (dl.tv_nsec >= 1000000000L) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000L;
-		}
+		deadline_in(&dl, timeout_ms);
 		while (n->done < target && !n->stop) {
 			if (pthread_cond_timedwait(&n->sent, &n->lock, &dl) ==
 			    ETIMEDOUT) {
