@@ -2,7 +2,7 @@
  * main.c - the tcachefs daemon's entry point.
  *
  *   tcachefs STORE MOUNTPOINT [-o capacity=SIZE] [-o verify=on|off]
- *            [-f] [-d] [-s] [FUSE options]
+ *            [-o spin_us=N] [-f] [-d] [-s] [FUSE options]
  *
  * Order of events, chosen so that every refusal is a one-line message on
  * stderr and exit status 1, with nothing mounted:
@@ -10,7 +10,7 @@
  *      goes to libfuse);
  *   2. open the store (tc_store_open): "in use", bad format, no space...;
  *   3. fuse_session_new, signal handlers (SIGINT, SIGTERM, SIGHUP end the
- *      loop), fuse_session_mount;
+ *      loop), fuse_session_mount, the device read through devio.c;
  *   4. fuse_daemonize (unless -f/-d), then log to syslog;
  *   5. fork the watchdog (watchdog.c), start the eviction notifier
  *      thread (it also ticks the store once a second), run the loop
@@ -39,6 +39,7 @@ struct cli {
 	char *capacity;
 	char *verify;
 	char *loglevel;
+	char *spin_us;
 	unsigned max_threads; /* 0: not given (libfuse would say 10) */
 };
 
@@ -46,6 +47,7 @@ static const struct fuse_opt cli_spec[] = {
 	{ "capacity=%s", offsetof(struct cli, capacity), 0 },
 	{ "verify=%s", offsetof(struct cli, verify), 0 },
 	{ "loglevel=%s", offsetof(struct cli, loglevel), 0 },
+	{ "spin_us=%s", offsetof(struct cli, spin_us), 0 },
 	/* seen here and kept for fuse_parse_cmdline too */
 	{ "max_threads=%u", offsetof(struct cli, max_threads), 0 },
 	FUSE_OPT_KEY("max_threads=", FUSE_OPT_KEY_KEEP),
@@ -81,10 +83,14 @@ static void usage(FILE *f, const char *prog)
 		"                           read after mounting (default: on)\n"
 		"    -o loglevel=LEVEL      err, warning, notice, info (default)\n"
 		"                           or debug; stderr with -f, else syslog\n"
+		"    -o spin_us=N           after a request, a worker polls for the\n"
+		"                           next one for up to N microseconds before\n"
+		"                           it sleeps (0-%u, default %u; 0: never)\n"
 		"    -h, --help             this text\n"
 		"    -V, --version          print versions\n"
 		"\n",
-		prog, (unsigned long long)(TC_DEFAULT_CAPACITY >> 20));
+		prog, (unsigned long long)(TC_DEFAULT_CAPACITY >> 20),
+		TCFS_SPIN_MAX_US, TCFS_SPIN_US);
 }
 
 /* A message for the errors of tc_store_open(). */
@@ -119,6 +125,20 @@ static char *absolute(const char *path)
 	if (p)
 		snprintf(p, n, "%s/%s", cwd, path);
 	return p;
+}
+
+/* spin_us: a decimal number of microseconds up to TCFS_SPIN_MAX_US. */
+static int parse_spin(const char *s, unsigned *us)
+{
+	char *end;
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || *end || v > TCFS_SPIN_MAX_US)
+		return -EINVAL;
+	*us = (unsigned)v;
+	return 0;
 }
 
 /* the notifier thread's once-a-second call (notify.c) */
@@ -194,6 +214,12 @@ int main(int argc, char *argv[])
 		}
 	}
 
+	unsigned spin_us = TCFS_SPIN_US;
+	if (cli.spin_us && parse_spin(cli.spin_us, &spin_us) != 0) {
+		fprintf(stderr, "%s: bad spin_us '%s': microseconds from 0 to "
+			"%u\n", prog, cli.spin_us, TCFS_SPIN_MAX_US);
+		goto out;
+	}
 	if (cli.loglevel && tcfs_log_set_level(cli.loglevel) != 0) {
 		fprintf(stderr, "%s: bad loglevel '%s': err, warning, notice, "
 			"info or debug\n", prog, cli.loglevel);
@@ -233,6 +259,12 @@ int main(int argc, char *argv[])
 	if (fuse_session_mount(se, cmd.mountpoint) != 0)
 		goto out;
 	mounted = true;
+	err = tcfs_devio_setup(se, spin_us);
+	if (err) {
+		fprintf(stderr, "%s: cannot set up the device reads: %s\n",
+			prog, strerror(-err));
+		goto out;
+	}
 
 	if (!cmd.foreground) {
 		fuse_set_log_func(tcfs_fuse_log);
@@ -331,6 +363,7 @@ out:
 	free(cli.capacity);
 	free(cli.verify);
 	free(cli.loglevel);
+	free(cli.spin_us);
 	free(cmd.mountpoint);
 	fuse_opt_free_args(&args);
 	return ret;

@@ -11,6 +11,7 @@
  *   kcache.c  which tensor version the kernel's page cache holds (keep_cache)
  *   log.c     logging: stderr in the foreground, syslog as a daemon
  *   mountdev.c the mount's device number; read-ahead of its bdi
+ *   devio.c   reading requests: a short poll before a worker sleeps
  *   watchdog.c aborts the connection if the daemon dies without unmounting
  *
  * Inode numbers: a FUSE ino is a libtcache node id (TC_ROOT_ID ==
@@ -53,6 +54,12 @@
  * faults read around by the same window. */
 #define TCFS_READAHEAD_KB (TCFS_IO_SIZE / 1024)
 
+/* How long a worker done with a request polls /dev/fuse for the next one
+ * before it sleeps (-o spin_us).  Small-file work: 1.4-1.7x the files a
+ * second with 50 us than with 0 on this machine (tools/BENCH-NOTES.md). */
+#define TCFS_SPIN_US 50u
+#define TCFS_SPIN_MAX_US 10000u
+
 /* Largest meta.json a user may write (EFBIG beyond). */
 #define TCFS_META_MAX (16u << 20)
 
@@ -71,6 +78,12 @@ void tcfs_log(int prio, const char *fmt, ...)
 void tcfs_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap);
 
 /* ---- notify.c ----------------------------------------------------------- */
+
+/* ---- devio.c ------------------------------------------------------------ */
+
+/* Read the requests of @se (mounted, loop not started) through devio.c,
+ * polling up to @spin_us after each request.  0 or -errno. */
+int tcfs_devio_setup(struct fuse_session *se, unsigned spin_us);
 
 /* ---- mountdev.c ---------------------------------------------------------- */
 

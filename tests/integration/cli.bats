@@ -225,3 +225,46 @@ CEOF
 	run "$TCACHEFS" "$TDIR/s2" "$TDIR/src" -f -o loglevel=loud
 	[ "$status" -eq 1 ] && [[ "$output" == *"bad loglevel"* ]]
 }
+
+# cpu_ticks PID: user + system clock ticks the process has used
+cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# write and read back 200 small files, then check that the daemon, idle,
+# uses (almost) no CPU: its polling ends spin_us after the last request
+small_work_then_idle() {
+	mkdir "$MNT/w$1"
+	for i in $(seq 200); do echo "$i" >"$MNT/w$1/t$i"; done
+	for i in $(seq 200); do [ "$(cat "$MNT/w$1/t$i")" = "$i" ]; done
+	local t0 t1
+	t0=$(cpu_ticks "$DAEMON_PID")
+	sleep 1 # measuring idleness: one second without requests
+	t1=$(cpu_ticks "$DAEMON_PID")
+	echo "# spin_us=$1: $((t1 - t0)) ticks in an idle second" >&3
+	[ $((t1 - t0)) -le 5 ]
+}
+
+@test "tcachefs -o spin_us: serves at 0, default and the largest value; idle it does not poll" {
+	for us in 0 "" 10000; do
+		tcfs_unmount
+		if [ -n "$us" ]; then tcfs_mount -o spin_us=$us; else tcfs_mount; fi
+		small_work_then_idle "${us:-default}"
+	done
+	# single-threaded too; SIGTERM ends a polling daemon promptly
+	tcfs_unmount
+	tcfs_mount -s -o spin_us=10000
+	small_work_then_idle single
+	echo x >"$MNT/wsingle/last"
+	kill -TERM "$DAEMON_PID"
+	WAIT_S=10 wait_for eval '! daemon_alive'
+	wait "$DAEMON_PID"
+	DAEMON_PID=
+	! is_mounted
+	tcfs_mount
+	[ "$(cat "$MNT/wsingle/last")" = x ]
+	for bad in abc -1 10001 1e3 ""; do
+		run "$TCACHEFS" "$TDIR/s2" "$TDIR/src" -f -o spin_us=$bad
+		[ "$status" -eq 1 ] && [[ "$output" == *"bad spin_us"* ]]
+	done
+}
