@@ -143,11 +143,19 @@ static int check_new_name(const struct tc_node *dir, const char *name)
 }
 
 /* An entry's pin is also its sticky bit (chmod +t pins, chmod -t unpins),
- * so a pin is reachable with plain tools and visible in ls -l. */
-static void entry_set_pinned(struct tc_node *e, int pinned)
+ * so a pin is reachable with plain tools and visible in ls -l.  This sets
+ * both in a copy of a node (a record to journal); pin_entry() in an entry
+ * of the index. */
+static void pin_bits(struct tc_node *e, int pinned)
 {
 	e->pinned = pinned ? 1 : 0;
 	e->mode = pinned ? e->mode | S_ISVTX : e->mode & ~(uint32_t)S_ISVTX;
+}
+
+static void pin_entry(struct tc_store *s, struct tc_node *e, int pinned)
+{
+	tc_lru_set_pinned(&s->lru, e, pinned);
+	pin_bits(e, pinned);
 }
 
 /* ---- versions ------------------------------------------------------------ */
@@ -750,7 +758,9 @@ static int emit_all(void *arg, struct tc_journal *nj)
 	/* Entries oldest first: replay appends each to the lru's young end,
 	 * which rebuilds the order.  One record per entry (more for a huge
 	 * one), so a damaged record costs that entry alone. */
-	for (struct tc_node *e = c->s->lru.head; e && !c->err; e = e->lru_next) {
+	struct tc_lru_iter it;
+	tc_lru_iter_start(&c->s->lru, &it);
+	for (struct tc_node *e; !c->err && (e = tc_lru_iter_next(&it));) {
 		emit_node(c, e);
 		emit_flush(c, 0);
 	}
@@ -893,7 +903,7 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 	if (n->kind == TC_KIND_ENTRY) {
 		n->created = op->created;
 		n->last_access = op->last_access;
-		entry_set_pinned(n, op->pinned);
+		pin_entry(s, n, op->pinned);
 		free(n->attrs);
 		n->attrs = op->attrs ? strndup(op->attrs, op->attrs_len) : NULL;
 		if (op->attrs && !n->attrs)
@@ -1119,9 +1129,10 @@ static int build_pool(struct tc_store *s, uint64_t valid_end)
 /* Evict entries holding space at or past @limit (the capacity shrinks). */
 static void shrink_index(struct tc_store *s, uint64_t limit)
 {
-	struct tc_node *e = s->lru.head;
-	while (e) {
-		struct tc_node *next = e->lru_next;
+	struct tc_lru_iter it;
+	struct tc_node *e;
+	tc_lru_iter_start(&s->lru, &it);
+	while ((e = tc_lru_iter_next(&it))) {
 		int over = 0;
 		for (struct tc_node *n = e; n && !over; n = tc_node_next(n, e))
 			if (n->kind == TC_KIND_TENSOR && n->ver)
@@ -1133,7 +1144,6 @@ static void shrink_index(struct tc_store *s, uint64_t limit)
 			s->evicted_bytes += subtree_bytes(e);
 			remove_subtree(s, e);
 		}
-		e = next;
 	}
 }
 
@@ -1316,6 +1326,26 @@ void tc_store_tick(tc_store *s)
 	unlock(s); /* writes the touches once they are due */
 }
 
+/* Last access of the least / most recently used entry, pinned or not; 0
+ * when there is none. */
+static int64_t oldest_access(const struct tc_lru *l)
+{
+	if (!l->head || !l->phead)
+		return l->head ? l->head->last_access
+			       : l->phead ? l->phead->last_access : 0;
+	return l->head->last_access < l->phead->last_access
+		       ? l->head->last_access : l->phead->last_access;
+}
+
+static int64_t newest_access(const struct tc_lru *l)
+{
+	if (!l->tail || !l->ptail)
+		return l->tail ? l->tail->last_access
+			       : l->ptail ? l->ptail->last_access : 0;
+	return l->tail->last_access > l->ptail->last_access
+		       ? l->tail->last_access : l->ptail->last_access;
+}
+
 void tc_store_stats(tc_store *s, struct tc_stats *st)
 {
 	pthread_mutex_lock(&s->lock);
@@ -1333,11 +1363,10 @@ void tc_store_stats(tc_store *s, struct tc_stats *st)
 		.journal_bytes = s->jr.size,
 		.journal_dropped = s->journal_dropped,
 		.nodes_dropped = s->nodes_dropped,
-		.oldest_access_ns = s->lru.head ? s->lru.head->last_access : 0,
-		.newest_access_ns = s->lru.tail ? s->lru.tail->last_access : 0,
+		.pinned = s->lru.npinned,
+		.oldest_access_ns = oldest_access(&s->lru),
+		.newest_access_ns = newest_access(&s->lru),
 	};
-	for (struct tc_node *e = s->lru.head; e; e = e->lru_next)
-		st->pinned += e->pinned;
 	unlock(s);
 }
 
@@ -1649,11 +1678,11 @@ int tc_pin(tc_store *s, uint64_t id, int pinned)
 	}
 	struct tc_node tmp;
 	tc_node_copy(&tmp, n);
-	entry_set_pinned(&tmp, pinned);
+	pin_bits(&tmp, pinned);
 	tmp.ctime = now_ns();
 	r = journal_node(s, &tmp);
 	if (!r) {
-		entry_set_pinned(n, pinned);
+		pin_entry(s, n, pinned);
 		n->ctime = tmp.ctime;
 	}
 out:
@@ -1913,8 +1942,8 @@ int tc_setattr(tc_store *s, uint64_t id, const struct tc_setattr *sa,
 			goto out;
 	}
 	n->mode = tmp.mode;
-	if (tc_node_isdir(n))
-		n->pinned = tmp.pinned;
+	if (n->kind == TC_KIND_ENTRY)
+		tc_lru_set_pinned(&s->lru, n, tmp.pinned);
 	n->uid = tmp.uid;
 	n->gid = tmp.gid;
 	n->atime = tmp.atime;
@@ -2410,7 +2439,7 @@ int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len)
 		struct tc_node tmp;
 		tc_node_copy(&tmp, d);
 		if (u.has_pinned)
-			entry_set_pinned(&tmp, u.pinned);
+			pin_bits(&tmp, u.pinned);
 		if (u.attrs_json)
 			tmp.attrs = u.attrs_json;
 		tc_rec_node(&b, &tmp);
@@ -2430,7 +2459,7 @@ int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len)
 	}
 	if (d->kind == TC_KIND_ENTRY) {
 		if (u.has_pinned)
-			entry_set_pinned(d, u.pinned);
+			pin_entry(s, d, u.pinned);
 		if (u.attrs_json) {
 			free(d->attrs);
 			d->attrs = u.attrs_json;

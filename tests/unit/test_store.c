@@ -332,6 +332,49 @@ static void t_eviction_order_and_pins(void)
 	tmpdir_free(d);
 }
 
+/* Pinned entries live apart from the eviction order (lru.c), yet an
+ * unpinned entry takes its place by recency again, also when it was
+ * pinned across a restart (a checkpoint). */
+static void t_unpin_keeps_recency(void)
+{
+	char *d = tmpdir_new();
+	/* 1 MiB, 256 blocks: four 200 KiB entries hold 200 of them */
+	tc_store *s = open_store(d, 1 * MiB);
+	REQUIRE(s);
+	uint64_t id[4];
+	char name[8];
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "e%d", i);
+		id[i] = mkentry(s, name);
+		CHECK(put(s, id[i], "t", 200 * KiB, (uint64_t)i, 64 * KiB) == 0);
+	}
+	CHECK(tc_pin(s, id[0], 1) == 0 && tc_pin(s, id[1], 1) == 0);
+	CHECK(same(s, id[0], "t", 200 * KiB, 0)); /* e0: the youngest now */
+	struct tc_stats st;
+	tc_store_stats(s, &st);
+	CHECK(st.pinned == 2 && st.entries == 4);
+	tc_store_close(s);
+	s = open_store(d, 0);
+	REQUIRE(s);
+	tc_store_stats(s, &st);
+	CHECK(st.pinned == 2 && st.entries == 4);
+	CHECK(tc_pin(s, id[0], 0) == 0 && tc_pin(s, id[1], 0) == 0);
+	tc_store_stats(s, &st);
+	CHECK(st.pinned == 0);
+	/* least recent first: e1 e2 e3 e0.  250 KiB evicts one entry... */
+	uint64_t x = mkentry(s, "x");
+	CHECK(put(s, x, "t", 250 * KiB, 9, 64 * KiB) == 0);
+	CHECK(!exists(s, TC_ROOT_ID, "e1") && exists(s, TC_ROOT_ID, "e2"));
+	/* ... and 200 KiB more the next one */
+	uint64_t y = mkentry(s, "y");
+	CHECK(put(s, y, "t", 200 * KiB, 8, 64 * KiB) == 0);
+	CHECK(!exists(s, TC_ROOT_ID, "e2") && exists(s, TC_ROOT_ID, "e3") &&
+	      exists(s, TC_ROOT_ID, "e0"));
+	CHECK(same(s, id[0], "t", 200 * KiB, 0) && same(s, x, "t", 250 * KiB, 9));
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
 static int evicted_count;
 static void on_evict(void *arg, uint64_t parent, uint64_t id, const char *name)
 {
@@ -1382,6 +1425,7 @@ int main(void)
 	RUN(t_uncommitted_absent_after_crash);
 	RUN(t_flipped_journal_byte);
 	RUN(t_eviction_order_and_pins);
+	RUN(t_unpin_keeps_recency);
 	RUN(t_enospc_all_pinned);
 	RUN(t_space_efficiency_90);
 	RUN(t_replace_is_atomic);
