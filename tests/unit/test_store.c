@@ -334,10 +334,11 @@ static void t_eviction_order_and_pins(void)
 
 /* Pinned entries live apart from the eviction order (lru.c), yet an
  * unpinned entry takes its place by recency again, also when it was
- * pinned across a restart (a checkpoint). */
+ * pinned across a restart: from the journal (a crash) and from a
+ * checkpoint. */
 static void t_unpin_keeps_recency(void)
 {
-	char *d = tmpdir_new();
+	char *d = tmpdir_new(), *c = tmpdir_new();
 	/* 1 MiB, 256 blocks: four 200 KiB entries hold 200 of them */
 	tc_store *s = open_store(d, 1 * MiB);
 	REQUIRE(s);
@@ -353,25 +354,31 @@ static void t_unpin_keeps_recency(void)
 	struct tc_stats st;
 	tc_store_stats(s, &st);
 	CHECK(st.pinned == 2 && st.entries == 4);
+	CHECK(tc_store_sync(s) == 0);            /* journals the recency */
+	crash_copy(d, c, -1);
 	tc_store_close(s);
-	s = open_store(d, 0);
-	REQUIRE(s);
-	tc_store_stats(s, &st);
-	CHECK(st.pinned == 2 && st.entries == 4);
-	CHECK(tc_pin(s, id[0], 0) == 0 && tc_pin(s, id[1], 0) == 0);
-	tc_store_stats(s, &st);
-	CHECK(st.pinned == 0);
-	/* least recent first: e1 e2 e3 e0.  250 KiB evicts one entry... */
-	uint64_t x = mkentry(s, "x");
-	CHECK(put(s, x, "t", 250 * KiB, 9, 64 * KiB) == 0);
-	CHECK(!exists(s, TC_ROOT_ID, "e1") && exists(s, TC_ROOT_ID, "e2"));
-	/* ... and 200 KiB more the next one */
-	uint64_t y = mkentry(s, "y");
-	CHECK(put(s, y, "t", 200 * KiB, 8, 64 * KiB) == 0);
-	CHECK(!exists(s, TC_ROOT_ID, "e2") && exists(s, TC_ROOT_ID, "e3") &&
-	      exists(s, TC_ROOT_ID, "e0"));
-	CHECK(same(s, id[0], "t", 200 * KiB, 0) && same(s, x, "t", 250 * KiB, 9));
-	tc_store_close(s);
+	for (int k = 0; k < 2; k++) {
+		s = open_store(k ? d : c, 0);
+		REQUIRE(s);
+		tc_store_stats(s, &st);
+		CHECK(st.pinned == 2 && st.entries == 4);
+		CHECK(tc_pin(s, id[0], 0) == 0 && tc_pin(s, id[1], 0) == 0);
+		tc_store_stats(s, &st);
+		CHECK(st.pinned == 0);
+		/* least recent first: e1 e2 e3 e0; 250 KiB evicts one... */
+		uint64_t x = mkentry(s, "x");
+		CHECK(put(s, x, "t", 250 * KiB, 9, 64 * KiB) == 0);
+		CHECK(!exists(s, TC_ROOT_ID, "e1") && exists(s, TC_ROOT_ID, "e2"));
+		/* ... and 200 KiB more the next one */
+		uint64_t y = mkentry(s, "y");
+		CHECK(put(s, y, "t", 200 * KiB, 8, 64 * KiB) == 0);
+		CHECK(!exists(s, TC_ROOT_ID, "e2") && exists(s, TC_ROOT_ID, "e3") &&
+		      exists(s, TC_ROOT_ID, "e0"));
+		CHECK(same(s, id[0], "t", 200 * KiB, 0) &&
+		      same(s, x, "t", 250 * KiB, 9));
+		tc_store_close(s);
+	}
+	tmpdir_free(c);
 	tmpdir_free(d);
 }
 
