@@ -17,10 +17,14 @@
  * open reads its own version, never a mix.  (Rewrites opened O_WRONLY are
  * direct too: see ops.c.)
  *
- * Layout: an open-addressing hash table (linear probing) of {ino, version},
- * ino 0 = empty slot; grown at 1/2 load.  Ids are never reused while
- * mounted, so records are never removed: forgetting sets version to
- * KC_UNKNOWN.  16 bytes per tensor ever opened.  O(1) expected per call.
+ * Layout: an open-addressing hash table (linear probing) of {ino, version,
+ * readers}, ino 0 = empty slot; grown at 1/2 load.  Forgetting a version
+ * sets it to KC_UNKNOWN.  A record goes when the kernel drops the inode
+ * (FORGET: its page cache went with it) and no buffered reader is open;
+ * removal shifts the rest of its probe run back, so no tombstones.  The
+ * table thus holds the tensors the kernel holds, not every tensor ever
+ * opened (a long-running cache with evictions would grow it without end).
+ * 24 bytes a record, at most twice that in slots.  O(1) expected a call.
  *
  * Locking: one mutex, a leaf (no other lock is taken while holding it).
  */
@@ -144,6 +148,43 @@ void tcfs_kcache_forget(struct tcfs_kcache *kc, uint64_t ino)
 	if (s->ino)
 		s->version = KC_UNKNOWN;
 	pthread_mutex_unlock(&kc->lock);
+}
+
+/* Empty the slot at @i and move back the records after it in its probe
+ * run that may sit there (their home slot is not in (i, j]). */
+static void kc_remove_at(struct tcfs_kcache *kc, size_t i)
+{
+	size_t mask = kc->cap - 1, j = i;
+	for (;;) {
+		j = (j + 1) & mask;
+		if (!kc->slots[j].ino)
+			break;
+		size_t k = kc_hash(kc->slots[j].ino, kc->cap);
+		bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+		if (!stays) {
+			kc->slots[i] = kc->slots[j];
+			i = j;
+		}
+	}
+	kc->slots[i] = (struct kc_slot){ 0 };
+	kc->used--;
+}
+
+void tcfs_kcache_drop(struct tcfs_kcache *kc, uint64_t ino)
+{
+	pthread_mutex_lock(&kc->lock);
+	struct kc_slot *s = kc_find(kc->slots, kc->cap, ino);
+	if (s->ino && !s->readers)
+		kc_remove_at(kc, (size_t)(s - kc->slots));
+	pthread_mutex_unlock(&kc->lock);
+}
+
+size_t tcfs_kcache_count(struct tcfs_kcache *kc)
+{
+	pthread_mutex_lock(&kc->lock);
+	size_t n = kc->used;
+	pthread_mutex_unlock(&kc->lock);
+	return n;
 }
 
 void tcfs_kcache_read(struct tcfs_kcache *kc, uint64_t ino, uint64_t version)

@@ -434,15 +434,20 @@ static void tcfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &e);
 }
 
-/* Ids are never reused while mounted: nothing to count. */
+/* Ids are never reused while mounted: no lookup counts to keep.  The
+ * kernel dropping an inode drops its page cache too: what kcache.c knew
+ * of it can go. */
 static void tcfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
+	tcfs_kcache_drop(FS(req)->kcache, ino);
 	fuse_reply_none(req);
 }
 
 static void tcfs_forget_multi(fuse_req_t req, size_t count,
 			      struct fuse_forget_data *forgets)
 {
+	for (size_t i = 0; i < count; i++)
+		tcfs_kcache_drop(FS(req)->kcache, forgets[i].ino);
 	fuse_reply_none(req);
 }
 

@@ -17,7 +17,8 @@
  * Inode numbers: a FUSE ino is a libtcache node id (TC_ROOT_ID ==
  * FUSE_ROOT_ID == 1).  The generated meta.json of entry or group D has the
  * ino D | TCFS_META_BIT.  Ids are never reused while the store is open, so
- * lookup counts need no bookkeeping (forget is a no-op).
+ * lookup counts need no bookkeeping (forget only lets kcache.c drop what
+ * it knew of the inode's page cache).
  */
 #ifndef TCFS_H
 #define TCFS_H
@@ -141,6 +142,12 @@ void tcfs_kcache_close(struct tcfs_kcache *kc, uint64_t ino);
 void tcfs_kcache_forget(struct tcfs_kcache *kc, uint64_t ino);
 /* A read through a handle of @version: forget @ino unless it matches. */
 void tcfs_kcache_read(struct tcfs_kcache *kc, uint64_t ino, uint64_t version);
+/* The kernel dropped @ino (FORGET): remove its record unless buffered
+ * readers are open (a FORGET may give back some lookups of an inode that
+ * lives on; the record must keep counting its readers). */
+void tcfs_kcache_drop(struct tcfs_kcache *kc, uint64_t ino);
+/* Records held (tests). */
+size_t tcfs_kcache_count(struct tcfs_kcache *kc);
 
 /* ---- the daemon ---------------------------------------------------------- */
 
