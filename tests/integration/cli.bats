@@ -256,11 +256,7 @@ small_work_then_idle() {
 	tcfs_mount -s -o spin_us=10000
 	small_work_then_idle single
 	echo x >"$MNT/wsingle/last"
-	kill -TERM "$DAEMON_PID"
-	WAIT_S=10 wait_for eval '! daemon_alive'
-	wait "$DAEMON_PID"
-	DAEMON_PID=
-	! is_mounted
+	stop_daemon TERM
 	tcfs_mount
 	[ "$(cat "$MNT/wsingle/last")" = x ]
 	for bad in abc -1 10001 1e3 ""; do

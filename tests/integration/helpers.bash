@@ -80,6 +80,16 @@ tcfs_unmount() {
 	return $rc
 }
 
+# stop_daemon SIGNAL: send it, wait until the daemon exited cleanly (exit
+# status 0) and nothing is mounted
+stop_daemon() {
+	kill -"$1" "$DAEMON_PID"
+	WAIT_S=20 wait_for eval '! daemon_alive'
+	wait "$DAEMON_PID"
+	DAEMON_PID=
+	! is_mounted
+}
+
 tcfs_remount() {
 	tcfs_unmount && tcfs_mount "$@"
 }

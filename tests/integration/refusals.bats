@@ -165,11 +165,7 @@ EOF
 @test "SIGTERM and SIGINT end the daemon cleanly, unmounted" {
 	mkdir "$MNT/e"
 	echo x >"$MNT/e/t"
-	kill -TERM "$DAEMON_PID"
-	WAIT_S=20 wait_for eval '! daemon_alive'
-	wait "$DAEMON_PID"
-	DAEMON_PID=
-	! is_mounted
+	stop_daemon TERM
 	# a shell starts background jobs with SIGINT ignored (and libfuse
 	# keeps ignored signals ignored): start this one with it restored
 	"$PY" -c 'import os, signal, sys
@@ -180,11 +176,7 @@ os.execv(sys.argv[1], sys.argv[1:])' "$TCACHEFS" "$STORE" "$MNT" -f \
 	wait_for mounted_or_dead
 	is_mounted
 	[ "$(cat "$MNT/e/t")" = x ]
-	kill -INT "$DAEMON_PID"
-	WAIT_S=20 wait_for eval '! daemon_alive'
-	wait "$DAEMON_PID"
-	DAEMON_PID=
-	! is_mounted
+	stop_daemon INT
 	tcfs_mount
 	[ "$(cat "$MNT/e/t")" = x ]
 }

@@ -86,6 +86,18 @@ static int exists(tc_store *s, uint64_t dir, const char *name)
 	return tc_lookup(s, dir, name, &st) == 0;
 }
 
+/* Entries e0..e<n-1>, each with one tensor "t" of @size bytes of seed i,
+ * written in 64 KiB pieces; their ids in @ids. */
+static void mkentries(tc_store *s, int n, size_t size, uint64_t *ids)
+{
+	char name[16];
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "e%d", i);
+		ids[i] = mkentry(s, name);
+		CHECK(put(s, ids[i], "t", size, (uint64_t)i, 64 * KiB) == 0);
+	}
+}
+
 static const size_t sizes[] = { 0, 1, 4095, 4096, 4097, MiB + 3, 9 * MiB + 17 };
 #define NSIZES (sizeof(sizes) / sizeof(sizes[0]))
 
@@ -298,12 +310,7 @@ static void t_eviction_order_and_pins(void)
 	tc_store *s = open_store(d, 1 * MiB);
 	REQUIRE(s);
 	uint64_t ids[16];
-	char name[16];
-	for (int i = 0; i < 10; i++) {
-		snprintf(name, sizeof(name), "e%d", i);
-		ids[i] = mkentry(s, name);
-		CHECK(put(s, ids[i], "t", 100 * KiB, (uint64_t)i, 64 * KiB) == 0);
-	}
+	mkentries(s, 10, 100 * KiB, ids);
 	struct tc_stats st;
 	tc_store_stats(s, &st);
 	CHECK(st.evictions == 0 && st.entries == 10);
@@ -343,12 +350,7 @@ static void t_unpin_keeps_recency(void)
 	tc_store *s = open_store(d, 1 * MiB);
 	REQUIRE(s);
 	uint64_t id[4];
-	char name[8];
-	for (int i = 0; i < 4; i++) {
-		snprintf(name, sizeof(name), "e%d", i);
-		id[i] = mkentry(s, name);
-		CHECK(put(s, id[i], "t", 200 * KiB, (uint64_t)i, 64 * KiB) == 0);
-	}
+	mkentries(s, 4, 200 * KiB, id);
 	CHECK(tc_pin(s, id[0], 1) == 0 && tc_pin(s, id[1], 1) == 0);
 	CHECK(same(s, id[0], "t", 200 * KiB, 0)); /* e0: the youngest now */
 	struct tc_stats st;
