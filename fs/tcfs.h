@@ -56,7 +56,7 @@
 #define TCFS_READAHEAD_KB (TCFS_IO_SIZE / 1024)
 
 /* How long a worker done with a request polls /dev/fuse for the next one
- * before it sleeps (-o spin_us).  Small-file work: 1.4-1.7x the files a
+ * before it sleeps (-o spin_us).  Small-file work: 1.4-1.9x the files a
  * second with 50 us than with 0 on this machine (tools/BENCH-NOTES.md). */
 #define TCFS_SPIN_US 50u
 #define TCFS_SPIN_MAX_US 10000u
