@@ -1326,24 +1326,15 @@ void tc_store_tick(tc_store *s)
 	unlock(s); /* writes the touches once they are due */
 }
 
-/* Last access of the least / most recently used entry, pinned or not; 0
- * when there is none. */
-static int64_t oldest_access(const struct tc_lru *l)
+/* The last access of @a or @b, the older (@newest 0) or the newer; either
+ * may be NULL (an empty list), 0 when both are. */
+static int64_t access_of(const struct tc_node *a, const struct tc_node *b,
+			 int newest)
 {
-	if (!l->head || !l->phead)
-		return l->head ? l->head->last_access
-			       : l->phead ? l->phead->last_access : 0;
-	return l->head->last_access < l->phead->last_access
-		       ? l->head->last_access : l->phead->last_access;
-}
-
-static int64_t newest_access(const struct tc_lru *l)
-{
-	if (!l->tail || !l->ptail)
-		return l->tail ? l->tail->last_access
-			       : l->ptail ? l->ptail->last_access : 0;
-	return l->tail->last_access > l->ptail->last_access
-		       ? l->tail->last_access : l->ptail->last_access;
+	if (!a || !b)
+		return a ? a->last_access : b ? b->last_access : 0;
+	return (a->last_access < b->last_access) == !newest ? a->last_access
+							   : b->last_access;
 }
 
 void tc_store_stats(tc_store *s, struct tc_stats *st)
@@ -1364,8 +1355,9 @@ void tc_store_stats(tc_store *s, struct tc_stats *st)
 		.journal_dropped = s->journal_dropped,
 		.nodes_dropped = s->nodes_dropped,
 		.pinned = s->lru.npinned,
-		.oldest_access_ns = oldest_access(&s->lru),
-		.newest_access_ns = newest_access(&s->lru),
+		/* the oldest / newest of the two lists' ends */
+		.oldest_access_ns = access_of(s->lru.head, s->lru.phead, 0),
+		.newest_access_ns = access_of(s->lru.tail, s->lru.ptail, 1),
 	};
 	unlock(s);
 }

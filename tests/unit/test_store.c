@@ -356,6 +356,9 @@ static void t_unpin_keeps_recency(void)
 	struct tc_stats st;
 	tc_store_stats(s, &st);
 	CHECK(st.pinned == 2 && st.entries == 4);
+	/* oldest and newest access count the pinned entries too (e1, e0) */
+	int64_t oldest = st.oldest_access_ns, newest = st.newest_access_ns;
+	CHECK(oldest > 0 && oldest < newest);
 	CHECK(tc_store_sync(s) == 0);            /* journals the recency */
 	crash_copy(d, c, -1);
 	tc_store_close(s);
@@ -364,9 +367,11 @@ static void t_unpin_keeps_recency(void)
 		REQUIRE(s);
 		tc_store_stats(s, &st);
 		CHECK(st.pinned == 2 && st.entries == 4);
+		CHECK(st.oldest_access_ns == oldest && st.newest_access_ns == newest);
 		CHECK(tc_pin(s, id[0], 0) == 0 && tc_pin(s, id[1], 0) == 0);
 		tc_store_stats(s, &st);
 		CHECK(st.pinned == 0);
+		CHECK(st.oldest_access_ns == oldest && st.newest_access_ns == newest);
 		/* least recent first: e1 e2 e3 e0; 250 KiB evicts one... */
 		uint64_t x = mkentry(s, "x");
 		CHECK(put(s, x, "t", 250 * KiB, 9, 64 * KiB) == 0);
