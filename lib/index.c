@@ -10,7 +10,11 @@
  * from an array of bucket heads, grown to keep at most one node a bucket
  * on average: 8 to 16 bytes a node for the buckets, no allocation per
  * node, and an insert that cannot fail (a table that cannot grow only
- * gets longer chains).  A name chain compares the 32 bits of the name key
+ * gets longer chains).  A table doubles a step at a time: new nodes go to
+ * the new array at once, and each add or remove moves GROW_STEP of the
+ * old buckets, so no operation rehashes the whole table (at 512k nodes
+ * that had stalled one put for 119 ms); meanwhile a lookup reads the new
+ * bucket and the old one if it is not moved yet.  A name chain compares the 32 bits of the name key
  * kept in the node before it compares parent and name.  The bucket of an
  * id is its low bits (see bucket()).
  *
@@ -34,6 +38,9 @@
 #include "index.h"
 
 #define HUGE (2u << 20) /* a transparent huge page */
+/* Old buckets moved per add or remove while a table grows: a doubling
+ * is spread over cap / GROW_STEP operations instead of stalling one. */
+#define GROW_STEP 16
 
 static uint64_t name_key(uint64_t parent, const char *name)
 {
@@ -79,10 +86,42 @@ static size_t bucket(const struct tc_chains *t, uint64_t h)
 	return (size_t)h & (t->cap - 1);
 }
 
-/* Rehash into @cap buckets (a power of two); -ENOMEM leaves it as it was.
- * @key gives a node's hash, @off is the offset of its chain link. */
-static int chains_resize(struct tc_chains *t, size_t cap, size_t off,
-			 uint64_t (*key)(const struct tc_node *))
+/* Put @n (key @h) at the head of its chain in t->b. */
+static void chain_push(struct tc_chains *t, struct tc_node *n, uint64_t h,
+		       size_t off)
+{
+	size_t k = bucket(t, h);
+	LINK(n, off) = t->b[k];
+	t->b[k] = link_to(n, h, t->b[k]);
+}
+
+/* Growing: move up to @count more of the old buckets' nodes into t->b,
+ * and free the old buckets once all are moved.  @key gives a node's hash,
+ * @off is the offset of its chain link. */
+static void grow_step(struct tc_chains *t, size_t count, size_t off,
+		      uint64_t (*key)(const struct tc_node *))
+{
+	for (; t->old && count; count--) {
+		uintptr_t l = t->old[t->moved], next;
+		for (; l; l = next) {
+			struct tc_node *n = node_at(l);
+			next = LINK(n, off);
+			chain_push(t, n, key(n), off);
+		}
+		t->old[t->moved++] = 0;
+		if (t->moved == t->ocap) {
+			free(t->old);
+			t->old = NULL;
+			t->ocap = t->moved = 0;
+		}
+	}
+}
+
+/* Grow to @cap buckets (a power of two): new nodes go there at once, the
+ * nodes in place follow by grow_step().  Ends a growth under way first.
+ * -ENOMEM leaves the table as it was. */
+static int grow_start(struct tc_chains *t, size_t cap, size_t off,
+		      uint64_t (*key)(const struct tc_node *))
 {
 	uintptr_t *nb = calloc(cap, sizeof(*nb));
 	if (!nb)
@@ -92,49 +131,57 @@ static int chains_resize(struct tc_chains *t, size_t cap, size_t off,
 	if (cap * sizeof(*nb) >= (4u << 20))
 		madvise((void *)(((uintptr_t)nb + HUGE - 1) & ~(uintptr_t)(HUGE - 1)),
 			cap * sizeof(*nb) - HUGE, MADV_HUGEPAGE);
-	for (size_t i = 0; i < t->cap; i++) {
-		uintptr_t l = t->b[i], next;
-		for (; l; l = next) {
-			struct tc_node *n = node_at(l);
-			uint64_t h = key(n);
-			size_t k = (size_t)h & (cap - 1);
-			next = LINK(n, off);
-			LINK(n, off) = nb[k];
-			nb[k] = link_to(n, h, nb[k]);
-		}
-	}
-	free(t->b);
+	grow_step(t, SIZE_MAX, off, key);
+	t->old = t->cap ? t->b : NULL;
+	t->ocap = t->cap;
+	t->moved = 0;
 	t->b = nb;
 	t->cap = cap;
 	return 0;
 }
 
+/* The old chain that may still hold key @h while growing, or 0. */
+static uintptr_t old_chain(const struct tc_chains *t, uint64_t h)
+{
+	if (!t->old)
+		return 0;
+	size_t k = (size_t)h & (t->ocap - 1);
+	return k >= t->moved ? t->old[k] : 0;
+}
+
 static void chains_add(struct tc_chains *t, struct tc_node *n, uint64_t h,
 		       size_t off, uint64_t (*key)(const struct tc_node *))
 {
-	size_t k;
 	assert(t->cap);
-	if (t->n >= t->cap)
-		chains_resize(t, t->cap * 2, off, key); /* ENOMEM: longer chains */
-	k = bucket(t, h);
-	LINK(n, off) = t->b[k];
-	t->b[k] = link_to(n, h, t->b[k]);
+	if (t->n >= t->cap && !t->old)
+		grow_start(t, t->cap * 2, off, key); /* ENOMEM: longer chains */
+	grow_step(t, GROW_STEP, off, key);
+	chain_push(t, n, h, off);
 	t->n++;
 }
 
 /* Unlink @n: the link that pointed at it takes over n's own link, whose
  * low bits describe the node after n, as they must. */
 static void chains_del(struct tc_chains *t, struct tc_node *n, uint64_t h,
-		       size_t off)
+		       size_t off, uint64_t (*key)(const struct tc_node *))
 {
-	uintptr_t *p = &t->b[bucket(t, h)];
-	while (*p && node_at(*p) != n)
-		p = &LINK(node_at(*p), off);
+	uintptr_t *p = NULL;
+	if (old_chain(t, h)) {
+		p = &t->old[(size_t)h & (t->ocap - 1)];
+		while (*p && node_at(*p) != n)
+			p = &LINK(node_at(*p), off);
+	}
+	if (!p || !*p) {
+		p = &t->b[bucket(t, h)];
+		while (*p && node_at(*p) != n)
+			p = &LINK(node_at(*p), off);
+	}
 	assert(*p);
 	if (*p)
 		*p = LINK(n, off);
 	LINK(n, off) = 0;
 	t->n--;
+	grow_step(t, GROW_STEP, off, key);
 }
 
 static uint64_t id_of(const struct tc_node *n)
@@ -158,13 +205,19 @@ static size_t pow2_at_least(uint64_t n)
 	return cap;
 }
 
+/* Grow @t to @cap buckets at once (an open, before a replay adds nodes). */
+static void grow_now(struct tc_chains *t, size_t cap, size_t off,
+		     uint64_t (*key)(const struct tc_node *))
+{
+	if (cap > t->cap && grow_start(t, cap, off, key) == 0)
+		grow_step(t, SIZE_MAX, off, key);
+}
+
 void tc_index_reserve(struct tc_index *x, uint64_t nodes)
 {
 	size_t cap = pow2_at_least(nodes);
-	if (cap > x->ids.cap)
-		chains_resize(&x->ids, cap, IDS, id_of);
-	if (cap > x->names.cap)
-		chains_resize(&x->names, cap, NAMES, hash_of);
+	grow_now(&x->ids, cap, IDS, id_of);
+	grow_now(&x->names, cap, NAMES, hash_of);
 }
 
 /* ---- nodes ------------------------------------------------------------------ */
@@ -210,9 +263,12 @@ struct tc_node *tc_index_get(struct tc_index *x, uint64_t id)
 		return &x->root;
 	if (!x->ids.cap)
 		return NULL;
-	for (uintptr_t l = x->ids.b[bucket(&x->ids, id)]; l; l = node_at(l)->inext)
-		if (node_at(l)->id == id)
-			return node_at(l);
+	uintptr_t chains[2] = { x->ids.b[bucket(&x->ids, id)],
+				old_chain(&x->ids, id) };
+	for (int c = 0; c < 2; c++)
+		for (uintptr_t l = chains[c]; l; l = node_at(l)->inext)
+			if (node_at(l)->id == id)
+				return node_at(l);
 	return NULL;
 }
 
@@ -234,15 +290,20 @@ struct tc_node *tc_index_find_hashed(struct tc_index *x,
 	if (!x->names.cap)
 		return NULL;
 	uintptr_t tag = tag_of(h);
-	for (uintptr_t l = x->names.b[bucket(&x->names, h)]; l; l = node_at(l)->hnext) {
-		if ((l & L_TAG) != tag) {
-			if (l & L_LAST)
-				break; /* not read: n could not match */
-			continue;
+	uintptr_t chains[2] = { x->names.b[bucket(&x->names, h)],
+				old_chain(&x->names, h) };
+	for (int c = 0; c < 2; c++) {
+		for (uintptr_t l = chains[c]; l; l = node_at(l)->hnext) {
+			if ((l & L_TAG) != tag) {
+				if (l & L_LAST)
+					break; /* not read: n could not match */
+				continue;
+			}
+			struct tc_node *n = node_at(l);
+			if (n->hash == h && n->parent == dir &&
+			    strcmp(n->name, name) == 0)
+				return n;
 		}
-		struct tc_node *n = node_at(l);
-		if (n->hash == h && n->parent == dir && strcmp(n->name, name) == 0)
-			return n;
 	}
 	return NULL;
 }
@@ -264,7 +325,7 @@ static void names_add(struct tc_index *x, struct tc_node *n, uint32_t h)
 
 static void names_del(struct tc_index *x, struct tc_node *n)
 {
-	chains_del(&x->names, n, n->hash, NAMES);
+	chains_del(&x->names, n, n->hash, NAMES, hash_of);
 }
 
 static void count(struct tc_index *x, const struct tc_node *n, int delta)
@@ -350,7 +411,7 @@ void tc_index_unname(struct tc_index *x, struct tc_node *n)
 void tc_index_forget(struct tc_index *x, struct tc_node *n)
 {
 	if (tc_index_get(x, n->id) == n)
-		chains_del(&x->ids, n, n->id, IDS);
+		chains_del(&x->ids, n, n->id, IDS, id_of);
 }
 
 int tc_index_move(struct tc_index *x, struct tc_node *n, struct tc_node *dir,
@@ -427,6 +488,8 @@ void tc_index_free(struct tc_index *x, void (*put_ver)(void *, struct tc_ver *),
 {
 	free_subtree(&x->root, put_ver, arg);
 	free(x->ids.b);
+	free(x->ids.old);
 	free(x->names.b);
+	free(x->names.old);
 	memset(&x->root, 0, sizeof(x->root));
 }

@@ -128,11 +128,15 @@ static inline void tc_node_copy(struct tc_node *dst, const struct tc_node *n)
 }
 
 /* A hash table of nodes chained through a link inside the node: a bucket
- * costs 8 bytes and the node needs no separate allocation. */
+ * costs 8 bytes and the node needs no separate allocation.  It grows by
+ * doubling, a few buckets moved per add or remove (index.c). */
 struct tc_chains {
 	uintptr_t *b;          /* cap buckets: links (see index.c) */
 	size_t cap;            /* a power of two, or 0 */
-	size_t n;              /* nodes in the table */
+	size_t n;              /* nodes in the table (in b and old) */
+	uintptr_t *old;        /* while growing: the ocap buckets before, of
+	                          which [0, moved) are moved to b; else NULL */
+	size_t ocap, moved;
 };
 
 struct tc_index {

@@ -150,6 +150,46 @@ static void t_many(void)
 	tc_index_free(&x, no_ver, NULL);
 }
 
+/* Tables that double a step at a time: nodes added, looked up and
+ * removed while both arrays are in use, through several doublings, each
+ * node found by id and by name after every step, none after removal. */
+static void t_growth_in_steps(void)
+{
+	struct tc_index x;
+	enum { N = 20000 };
+	static struct tc_node *n[N];
+	char name[32];
+	int bad = 0, grew = 0;
+	tc_index_init(&x);
+	for (uint64_t i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "g%llu", (unsigned long long)i);
+		n[i] = tc_node_new(i + 2, TC_KIND_ENTRY, name);
+		REQUIRE(n[i] && tc_index_add(&x, &x.root, n[i]) == 0);
+		grew += x.ids.old != NULL && x.names.old != NULL;
+		if (i % 3 == 2) { /* remove one of the older ones */
+			uint64_t j = i / 3;
+			uint64_t id = n[j]->id;
+			tc_index_remove(&x, n[j]);
+			tc_node_free(n[j]);
+			n[j] = NULL;
+			if (tc_index_get(&x, id))
+				bad++;
+		}
+		if (i % 97 == 0 || (x.ids.old && i % 7 == 0)) {
+			for (uint64_t k = 0; k <= i; k++) {
+				snprintf(name, sizeof(name), "g%llu", (unsigned long long)k);
+				struct tc_node *f = tc_index_find(&x, &x.root, name);
+				if (f != n[k] || (n[k] && tc_index_get(&x, k + 2) != n[k]))
+					bad++;
+			}
+		}
+	}
+	CHECK(grew > 0);          /* the checks ran while tables were growing */
+	CHECK(bad == 0);
+	CHECK(x.ids.n == x.entries && x.names.n == x.entries);
+	tc_index_free(&x, no_ver, NULL);
+}
+
 int main(void)
 {
 	RUN(t_add_find_remove);
@@ -157,5 +197,6 @@ int main(void)
 	RUN(t_rename_lengths);
 	RUN(t_reserve_and_churn);
 	RUN(t_many);
+	RUN(t_growth_in_steps);
 	return check_done();
 }
