@@ -66,14 +66,21 @@ static void unlink_from(struct list li, struct tc_node *e)
 	e->lru_prev = e->lru_next = NULL;
 }
 
+/* Link @e (in no list) into the list e->pinned names, after @prev of
+ * that list (NULL: as the oldest), and count it. */
+static void insert(struct tc_lru *l, struct tc_node *prev, struct tc_node *e)
+{
+	link_after(list_of(l, e->pinned), prev, e);
+	l->n++;
+	l->npinned += e->pinned;
+}
+
 void tc_lru_add(struct tc_lru *l, struct tc_node *e)
 {
 	struct list li = list_of(l, e->pinned);
 	assert(e->kind == TC_KIND_ENTRY);
 	assert(!e->lru_prev && !e->lru_next && *li.head != e);
-	link_after(li, *li.tail, e);
-	l->n++;
-	l->npinned += e->pinned;
+	insert(l, *li.tail, e);
 }
 
 void tc_lru_remove(struct tc_lru *l, struct tc_node *e)
@@ -100,13 +107,10 @@ void tc_lru_set_pinned(struct tc_lru *l, struct tc_node *e, int pinned)
 		return;
 	tc_lru_remove(l, e);
 	e->pinned = (uint8_t)pinned;
-	struct list li = list_of(l, pinned);
-	struct tc_node *p = *li.tail;
+	struct tc_node *p = *list_of(l, pinned).tail;
 	while (p && p->last_access > e->last_access)
 		p = p->lru_prev;
-	link_after(li, p, e);
-	l->n++;
-	l->npinned += (uint64_t)pinned;
+	insert(l, p, e);
 }
 
 int tc_lru_evictable(const struct tc_node *e)
