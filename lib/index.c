@@ -14,8 +14,9 @@
  * the new array at once, and each add or remove moves GROW_STEP of the
  * old buckets, so no operation rehashes the whole table (at 512k nodes
  * that had stalled one put for 119 ms); meanwhile a lookup reads the new
- * bucket and the old one if it is not moved yet.  A name chain compares the 32 bits of the name key
- * kept in the node before it compares parent and name.  The bucket of an
+ * bucket and the old one if it is not moved yet.  A name chain compares
+ * the 32 bits of the name key kept in the node before it compares parent
+ * and name.  The bucket of an
  * id is its low bits (see bucket()).
  *
  * A node is one allocation: the fields of its kind (a tensor's stops
@@ -160,22 +161,25 @@ static void chains_add(struct tc_chains *t, struct tc_node *n, uint64_t h,
 	t->n++;
 }
 
+/* In the chain that starts at @p: the link that points at @n, or the 0
+ * that ends the chain. */
+static uintptr_t *link_at(uintptr_t *p, const struct tc_node *n, size_t off)
+{
+	while (*p && node_at(*p) != n)
+		p = &LINK(node_at(*p), off);
+	return p;
+}
+
 /* Unlink @n: the link that pointed at it takes over n's own link, whose
  * low bits describe the node after n, as they must. */
 static void chains_del(struct tc_chains *t, struct tc_node *n, uint64_t h,
 		       size_t off, uint64_t (*key)(const struct tc_node *))
 {
 	uintptr_t *p = NULL;
-	if (old_chain(t, h)) {
-		p = &t->old[(size_t)h & (t->ocap - 1)];
-		while (*p && node_at(*p) != n)
-			p = &LINK(node_at(*p), off);
-	}
-	if (!p || !*p) {
-		p = &t->b[bucket(t, h)];
-		while (*p && node_at(*p) != n)
-			p = &LINK(node_at(*p), off);
-	}
+	if (old_chain(t, h))
+		p = link_at(&t->old[(size_t)h & (t->ocap - 1)], n, off);
+	if (!p || !*p)
+		p = link_at(&t->b[bucket(t, h)], n, off);
 	assert(*p);
 	if (*p)
 		*p = LINK(n, off);
