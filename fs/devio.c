@@ -32,6 +32,7 @@
 
 #include "tcfs.h"
 
+static struct fuse_session *session;
 static uint64_t spin_ns;
 static atomic_uint busy;
 static atomic_bool polling;
@@ -58,9 +59,11 @@ static void worker_ended(void *flag)
 	atomic_fetch_sub(&busy, 1);
 }
 
-/* Poll @fd until a request is there, another worker gets busy, or spin_ns
- * has passed.  -1 (errno EINTR...) if poll() failed: a signal that asks
- * the loop to end must reach it, not a read() that would sleep on. */
+/* Poll @fd until a request is there, another worker gets busy, spin_ns
+ * has passed or the session is told to end.  -1 (errno EINTR...) if
+ * poll() failed or the session ends: the loop must see that, not sleep on
+ * in read().  A SIGTERM handled while we spin lands between two polls and
+ * interrupts none of them: only the flag tells (single-threaded loop). */
 static int spin(int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -68,8 +71,13 @@ static int spin(int fd)
 	int r;
 	do
 		r = poll(&p, 1, 0);
-	while (r == 0 && atomic_load_explicit(&busy, memory_order_relaxed) == 0 &&
+	while (r == 0 && !fuse_session_exited(session) &&
+	       atomic_load_explicit(&busy, memory_order_relaxed) == 0 &&
 	       now_ns() < end);
+	if (r == 0 && fuse_session_exited(session)) {
+		errno = EINTR;
+		return -1;
+	}
 	return r < 0 ? -1 : 0;
 }
 
@@ -107,6 +115,7 @@ int tcfs_devio_setup(struct fuse_session *se, unsigned spin_us)
 	int err = pthread_key_create(&working, worker_ended);
 	if (err)
 		return -err;
+	session = se;
 	spin_ns = sysconf(_SC_NPROCESSORS_ONLN) < 2 ? 0 : (uint64_t)spin_us * 1000;
 	/* the fd fuse_session_mount opened, now read through @io */
 	return fuse_session_custom_io(se, &io, fuse_session_fd(se));

@@ -251,14 +251,17 @@ small_work_then_idle() {
 		if [ -n "$us" ]; then tcfs_mount -o spin_us=$us; else tcfs_mount; fi
 		small_work_then_idle "${us:-default}"
 	done
-	# single-threaded too; SIGTERM ends a polling daemon promptly
+	# single-threaded too; SIGTERM ends a polling daemon promptly, also
+	# when it comes while the daemon polls (right after a request)
 	tcfs_unmount
 	tcfs_mount -s -o spin_us=10000
 	small_work_then_idle single
-	echo x >"$MNT/wsingle/last"
-	stop_daemon TERM
-	tcfs_mount
-	[ "$(cat "$MNT/wsingle/last")" = x ]
+	for i in 1 2 3 4 5; do
+		echo "$i" >"$MNT/wsingle/last"
+		WAIT_S=5 stop_daemon TERM
+		tcfs_mount -s -o spin_us=10000
+		[ "$(cat "$MNT/wsingle/last")" = "$i" ]
+	done
 	for bad in abc -1 10001 1e3 ""; do
 		run "$TCACHEFS" "$TDIR/s2" "$TDIR/src" -f -o spin_us=$bad
 		[ "$status" -eq 1 ] && [[ "$output" == *"bad spin_us"* ]]

@@ -80,11 +80,11 @@ tcfs_unmount() {
 	return $rc
 }
 
-# stop_daemon SIGNAL: send it, wait until the daemon exited cleanly (exit
-# status 0) and nothing is mounted
+# stop_daemon SIGNAL: send it, wait (at most WAIT_S, default 20 s) until
+# the daemon exited cleanly (exit status 0) and nothing is mounted
 stop_daemon() {
 	kill -"$1" "$DAEMON_PID"
-	WAIT_S=20 wait_for eval '! daemon_alive'
+	WAIT_S=${WAIT_S:-20} wait_for eval '! daemon_alive'
 	wait "$DAEMON_PID"
 	DAEMON_PID=
 	! is_mounted
