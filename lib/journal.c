@@ -61,6 +61,22 @@
  * replay cost stays proportional to the live index and appends stay O(1)
  * amortized.
  *
+ * Checkpoint in a child (tc_journal_rewrite_bg), so that the store's lock
+ * is not held while the whole index is written:
+ *   1. journal.new is created with its header; fork().  The child walks
+ *      its copy of the index (as it was at the fork), writes records with
+ *      seq S+1, S+2, ... (S: the last seq at the fork), fdatasyncs and
+ *      exits 0.  The parent goes on appending to the journal, its seqs
+ *      now starting at S + 2^32 + 1.
+ *   2. When the child has exited 0 (seen at an unlock or a tick), the
+ *      parent, under the lock, appends the journal's bytes from the fork
+ *      on (whole records, seqs past the child's) to journal.new,
+ *      fdatasyncs it, renames it over "journal" and fsyncs the directory.
+ * Replay of the new file: the index at the fork, then every change since,
+ * in order: the index now.  A crash at any point before the rename leaves
+ * the old journal, complete; after it, the new one, complete.  A failed
+ * child leaves the old journal too.
+ *
  * Locking: none here; the store's lock serializes every call.
  */
 #include <endian.h>
@@ -69,9 +85,13 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -422,6 +442,8 @@ static int new_file(int dirfd, uint64_t capacity, uint64_t nodes, int *fdp)
 	h.created_ns = htole64((uint64_t)now_ns());
 	h.nodes = htole64(nodes);
 	h.hash = htole64(XXH3_64bits(&h, offsetof(struct jhdr, hash)));
+	/* a fresh inode: a stray child of a dead daemon writes to its own */
+	unlinkat(dirfd, JNEW_FILE, 0);
 	fd = openat(dirfd, JNEW_FILE, O_RDWR | O_CREAT | O_TRUNC | O_APPEND |
 					  O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -443,6 +465,7 @@ int tc_journal_rewrite(struct tc_journal *j, uint64_t capacity, uint64_t nodes,
 	struct tc_journal nj;
 	int r, fd = -1;
 
+	tc_journal_bg_cancel(j);
 	r = new_file(j->dirfd, capacity, nodes, &fd);
 	if (r)
 		return r;
@@ -471,6 +494,141 @@ int tc_journal_rewrite(struct tc_journal *j, uint64_t capacity, uint64_t nodes,
 	j->base = nj.size;
 	j->capacity = capacity;
 	return r;
+}
+
+/* ---- checkpoint in a child process --------------------------------------- */
+
+/* Records the child writes take sequence numbers from j->seq + 1 on; the
+ * parent's own appends meanwhile jump past them by this much, so the tail
+ * copied behind the child's records still counts upwards. */
+#define BG_SEQ_GAP (1ull << 32)
+
+int tc_journal_rewrite_bg(struct tc_journal *j, uint64_t nodes,
+			  int (*emit)(void *arg, struct tc_journal *nj),
+			  void *arg)
+{
+	pid_t parent = getpid(), pid;
+	int fd, r;
+
+	if (j->bg_pid)
+		return -EBUSY;
+	r = new_file(j->dirfd, j->capacity, nodes, &fd);
+	if (r)
+		return r;
+	pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		close(fd);
+		unlinkat(j->dirfd, JNEW_FILE, 0);
+		return r;
+	}
+	if (pid == 0) {
+		/* The child: memory as it was, journal.new, nothing else.  It
+		 * must not outlive the daemon (a new one could be writing its
+		 * own journal.new by then): it dies with the thread that forked
+		 * it, and holds neither /dev/fuse nor the store's lock. */
+		struct tc_journal nj = { .dirfd = -1, .fd = fd,
+					 .size = sizeof(struct jhdr),
+					 .seq = j->seq, .capacity = j->capacity };
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(1);
+		if (fd > 3)
+			syscall(SYS_close_range, 3, fd - 1, 0);
+		syscall(SYS_close_range, fd + 1, ~0U, 0);
+		r = emit(arg, &nj);
+		if (!r && nj.seq - j->seq >= BG_SEQ_GAP)
+			r = -EOVERFLOW;
+		if (!r && fdatasync(fd) < 0)
+			r = -errno;
+		_exit(r ? 1 : 0);
+	}
+	j->bg_pid = pid;
+	j->bg_fd = fd;
+	j->bg_from = j->size;
+	j->seq += BG_SEQ_GAP;
+	return 0;
+}
+
+/* The child's journal.new is complete: append what this journal got since
+ * the fork, make it durable and put it in place.  Under the store's lock,
+ * so nothing is appended meanwhile.  Cost: the tail, one fdatasync (of the
+ * tail: the child synced the rest), a rename and a directory fsync. */
+static int bg_switch(struct tc_journal *j)
+{
+	static const size_t chunk = 1u << 20;
+	uint64_t at = j->bg_from;
+	uint8_t *buf = NULL;
+	struct stat st;
+	int r = 0;
+
+	if (at < j->size && !(buf = malloc(chunk)))
+		return -ENOMEM;
+	while (!r && at < j->size) {
+		size_t n = j->size - at < chunk ? (size_t)(j->size - at) : chunk;
+		ssize_t got = pread(j->fd, buf, n, (off_t)at);
+		if (got < 0 && errno == EINTR)
+			continue;
+		r = got < 0 ? -errno : got == 0 ? -EIO
+					   : write_all(j->bg_fd, buf, (size_t)got);
+		at += got > 0 ? (uint64_t)got : 0;
+	}
+	free(buf);
+	if (!r && fstat(j->bg_fd, &st) < 0)
+		r = -errno;
+	if (!r && fdatasync(j->bg_fd) < 0)
+		r = -errno;
+	if (!r && renameat(j->dirfd, JNEW_FILE, j->dirfd, TC_JOURNAL_FILE) < 0)
+		r = -errno;
+	if (r)
+		return r;
+	/* Renamed: the new journal is the store's (see tc_journal_rewrite). */
+	r = fsync(j->dirfd) < 0 ? -errno : 0;
+	close(j->fd);
+	j->fd = j->bg_fd;
+	j->bg_fd = -1;
+	j->size = j->base = (uint64_t)st.st_size;
+	return r;
+}
+
+int tc_journal_bg_poll(struct tc_journal *j, int wait)
+{
+	int st, r;
+	pid_t w;
+
+	if (!j->bg_pid)
+		return 0;
+	do
+		w = waitpid(j->bg_pid, &st, wait ? 0 : WNOHANG);
+	while (w < 0 && errno == EINTR);
+	if (w == 0)
+		return 1;
+	j->bg_pid = 0;
+	if (w < 0)
+		r = -errno;
+	else
+		r = WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -EIO;
+	if (!r)
+		r = bg_switch(j);
+	if (j->bg_fd >= 0) { /* not switched */
+		close(j->bg_fd);
+		j->bg_fd = -1;
+		unlinkat(j->dirfd, JNEW_FILE, 0);
+		j->base = j->size; /* next try once the journal has doubled */
+	}
+	return r;
+}
+
+void tc_journal_bg_cancel(struct tc_journal *j)
+{
+	if (!j->bg_pid)
+		return;
+	kill(j->bg_pid, SIGKILL);
+	while (waitpid(j->bg_pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	j->bg_pid = 0;
+	close(j->bg_fd);
+	j->bg_fd = -1;
+	unlinkat(j->dirfd, JNEW_FILE, 0);
 }
 
 int tc_journal_scan(const uint8_t *m, size_t size, tc_replay_fn fn,
@@ -707,6 +865,8 @@ int tc_journal_sync(struct tc_journal *j)
 
 void tc_journal_close(struct tc_journal *j)
 {
+	if (j)
+		tc_journal_bg_cancel(j);
 	if (j && j->fd >= 0) {
 		close(j->fd);
 		j->fd = -1;

@@ -788,19 +788,34 @@ static int checkpoint(struct tc_store *s, uint64_t capacity)
 	return r;
 }
 
+/* The same checkpoint, written by a child process from its copy of the
+ * index (journal.c): the lock is held for the fork only.  Where fork
+ * fails, written here and now. */
+static int checkpoint_bg(struct tc_store *s)
+{
+	struct emit_ctx c = { .s = s }; /* used in the child only */
+	uint64_t nodes = s->idx.entries + s->idx.groups + s->idx.tensors;
+	int r = tc_journal_rewrite_bg(&s->jr, nodes, emit_all, &c);
+	return r && r != -EBUSY ? checkpoint(s, s->jr.capacity) : r;
+}
+
 /*
- * Every public function releases the lock through here.  A checkpoint runs
- * only at this point, never inside an operation: an operation may append
- * its record before it updates the index, and a checkpoint taken between
- * the two would write the old state and drop the record.
+ * Every public function releases the lock through here.  A checkpoint
+ * starts only at this point, never inside an operation: an operation may
+ * append its record before it updates the index, and a checkpoint taken
+ * between the two would write the old state and drop the record.  One
+ * that a child writes is put in place here too, once the child is done.
  */
 static void unlock(struct tc_store *s)
 {
 	if (s->ntouches && now_ns() - s->touches_since >= TOUCH_DELAY_NS)
 		touches_flush(s);
+	if (s->jr.bg_pid)
+		tc_journal_bg_poll(&s->jr, 0); /* on failure the old log stays */
 	if (s->want_checkpoint) {
 		s->want_checkpoint = 0;
-		checkpoint(s, s->jr.capacity); /* on failure the old log stays */
+		if (!s->jr.bg_pid)
+			checkpoint_bg(s); /* on failure the old log stays */
 	}
 	pthread_mutex_unlock(&s->lock);
 }

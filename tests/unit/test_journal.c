@@ -1,5 +1,6 @@
 /* test_journal.c - records, replay, torn tails, corruption, checkpoint. */
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include "check.h"
@@ -314,6 +315,104 @@ static void t_nodes_hint(void)
 	tmpdir_free(d);
 }
 
+/* A child's emit: records 500 and 501, then wait (at most 20 s) until the
+ * file named by @arg exists, so that the parent can look at a running
+ * child.  Runs in the child, which has closed every other descriptor. */
+static int emit_two_after_go(void *arg, struct tc_journal *nj)
+{
+	int r = emit_two(NULL, nj);
+	for (int i = 0; !r && i < 20000 && access(arg, F_OK) != 0; i++)
+		usleep(1000);
+	return r;
+}
+
+static void append_del(struct tc_journal *j, uint64_t id)
+{
+	struct tc_buf b = { 0 };
+	tc_rec_del(&b, id);
+	CHECK(tc_journal_append(j, &b, NULL) == 0);
+	tc_buf_free(&b);
+}
+
+/* A checkpoint written by a child: records appended while it runs come
+ * after its own; the old journal is whole until the switch. */
+static void t_rewrite_bg(void)
+{
+	char *d = tmpdir_new(), go[512];
+	int dfd = open_dir(d);
+	struct tc_journal j;
+	struct seen s = { 0 };
+	uint64_t cap = 1 << 20, dropped = 0, size, ends[10];
+	snprintf(go, sizeof(go), "%s/go", d);
+	write_records(dfd, 10, ends);
+	REQUIRE(tc_journal_open(&j, dfd, &cap, on_rec, &s, &dropped) == 0);
+	REQUIRE(tc_journal_rewrite_bg(&j, 2, emit_two_after_go, go) == 0);
+	CHECK(tc_journal_rewrite_bg(&j, 2, emit_two_after_go, go) == -EBUSY);
+	CHECK(tc_journal_bg_poll(&j, 0) == 1);
+	CHECK(faccessat(dfd, "journal.new", F_OK, 0) == 0);
+	append_del(&j, 600);
+	append_del(&j, 601);
+	/* a crash now: the old journal, all of it (looked at read-only: an
+	 * open for writing would remove the running child's file) */
+	struct tc_journal ro;
+	memset(&s, 0, sizeof(s));
+	REQUIRE(tc_journal_open_rdonly(&ro, dfd, &cap, on_rec, &s, &dropped) == 0);
+	tc_journal_close(&ro);
+	CHECK(s.n == 12 && s.ids[10] == 600 && s.ids[11] == 601 && dropped == 0);
+	close(open(go, O_CREAT | O_WRONLY, 0600));
+	CHECK(tc_journal_bg_poll(&j, 1) == 0);
+	CHECK(j.bg_pid == 0 && faccessat(dfd, "journal.new", F_OK, 0) != 0);
+	CHECK(j.size == j.base);
+	append_del(&j, 602);
+	CHECK(replay_dir(dfd, &s, &dropped, &size) == 0);
+	CHECK(s.n == 5 && s.ids[0] == 500 && s.ids[1] == 501 &&
+	      s.ids[2] == 600 && s.ids[3] == 601 && s.ids[4] == 602);
+	CHECK(dropped == 0 && size == j.size);
+	CHECK(s.seqs[0] > 10 && s.seqs[2] > s.seqs[1]);
+	CHECK(tc_journal_hint(dfd) == 2);
+	tc_journal_close(&j);
+	close(dfd);
+	tmpdir_free(d);
+}
+
+/* A child that dies, one cancelled, one overtaken by a checkpoint in
+ * place: the old journal stays, whole and appendable. */
+static void t_rewrite_bg_fails(void)
+{
+	char *d = tmpdir_new(), go[512];
+	int dfd = open_dir(d);
+	struct tc_journal j;
+	struct seen s = { 0 };
+	uint64_t cap = 1 << 20, dropped = 0, size, ends[10];
+	snprintf(go, sizeof(go), "%s/never", d);
+	write_records(dfd, 10, ends);
+	REQUIRE(tc_journal_open(&j, dfd, &cap, on_rec, &s, &dropped) == 0);
+	REQUIRE(tc_journal_rewrite_bg(&j, 2, emit_two_after_go, go) == 0);
+	append_del(&j, 600);
+	kill(j.bg_pid, SIGKILL);
+	CHECK(tc_journal_bg_poll(&j, 1) == -EIO);
+	CHECK(j.bg_pid == 0 && faccessat(dfd, "journal.new", F_OK, 0) != 0);
+	CHECK(j.base == j.size); /* no new try before the journal doubles */
+	append_del(&j, 601);
+	CHECK(replay_dir(dfd, &s, &dropped, &size) == 0);
+	CHECK(s.n == 12 && s.ids[11] == 601 && size == j.size);
+
+	REQUIRE(tc_journal_rewrite_bg(&j, 2, emit_two_after_go, go) == 0);
+	CHECK(tc_journal_rewrite(&j, cap, 0, emit_two, NULL) == 0);
+	CHECK(j.bg_pid == 0);
+	CHECK(replay_dir(dfd, &s, &dropped, &size) == 0);
+	CHECK(s.n == 2 && s.ids[0] == 500);
+
+	REQUIRE(tc_journal_rewrite_bg(&j, 2, emit_two_after_go, go) == 0);
+	append_del(&j, 602);
+	tc_journal_close(&j); /* cancels */
+	CHECK(faccessat(dfd, "journal.new", F_OK, 0) != 0);
+	CHECK(replay_dir(dfd, &s, &dropped, &size) == 0);
+	CHECK(s.n == 3 && s.ids[2] == 602 && dropped == 0);
+	close(dfd);
+	tmpdir_free(d);
+}
+
 int main(void)
 {
 	RUN(t_append_replay);
@@ -323,5 +422,7 @@ int main(void)
 	RUN(t_malformed_payload_rejected);
 	RUN(t_rewrite);
 	RUN(t_nodes_hint);
+	RUN(t_rewrite_bg);
+	RUN(t_rewrite_bg_fails);
 	return check_done();
 }

@@ -918,6 +918,107 @@ static void t_checkpoints_keep_every_commit(void)
 	tmpdir_free(c);
 }
 
+/* What t_checkpoint_in_child expects of each entry. */
+struct cw_entry {
+	char name[16];
+	uint64_t id, seed;
+	int gone;
+};
+
+/* Every entry as @want says: right name, last bytes, removed ones absent. */
+static int cw_check(const char *d, const char *c, const struct cw_entry *want,
+		    int n)
+{
+	int bad = 0;
+	crash_copy(d, c, -1);
+	tc_store *s2 = open_store(c, 0);
+	if (!s2)
+		return 1;
+	for (int i = 0; i < n; i++) {
+		struct tc_stat st;
+		int found = tc_lookup(s2, TC_ROOT_ID, want[i].name, &st) == 0;
+		if (found != !want[i].gone ||
+		    (found && !same(s2, st.id, "t", 100, want[i].seed)))
+			bad++;
+	}
+	struct tc_stats sts;
+	tc_store_stats(s2, &sts);
+	if (sts.journal_dropped || sts.nodes_dropped)
+		bad++;
+	tc_store_close(s2);
+	return bad;
+}
+
+/* A checkpoint written by a child process while replacements, removals
+ * and renames go on (they land in the old journal and are copied behind
+ * the child's records): a crash right after the switch, and one later,
+ * find every entry's last name and bytes and nothing removed. */
+static void t_checkpoint_in_child(void)
+{
+	char *d = tmpdir_new(), *c = tmpdir_new(), jnew[512];
+	tc_store *s = open_store(d, 256 * MiB);
+	REQUIRE(s);
+	enum { N = 3000 };
+	static struct cw_entry w[N];
+	uint64_t ids[N];
+	mkentries(s, N, 100, ids);
+	for (int i = 0; i < N; i++) {
+		snprintf(w[i].name, sizeof(w[i].name), "e%d", i);
+		w[i].id = ids[i];
+		w[i].seed = (uint64_t)i;
+	}
+	snprintf(jnew, sizeof(jnew), "%s/journal.new", d);
+	uint64_t rnd = 12345;
+	int bad = 0, during = 0, switches = 0, seen = 0, renamed = 0, removed = 0;
+	off_t prev = journal_size(d);
+	for (int op = 0; op < 400000 && switches < 2; op++) {
+		rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+		int k = (int)((rnd >> 33) % N);
+		struct cw_entry *e = &w[k];
+		if (e->gone) {
+			e->id = mkentry(s, e->name);
+			e->gone = !e->id;
+			e->seed = (uint64_t)op + N;
+			bad += e->gone || put(s, e->id, "t", 100, e->seed, 100);
+		} else if (op % 13 == 0) {
+			bad += tc_unlink(s, e->id, "t") != 0 ||
+			       tc_rmdir(s, TC_ROOT_ID, e->name) != 0;
+			e->gone = 1;
+			removed += seen;
+		} else if (op % 11 == 0) {
+			char to[16];
+			snprintf(to, sizeof(to), "r%d", op);
+			bad += tc_rename(s, TC_ROOT_ID, e->name, TC_ROOT_ID,
+					 to, 0) != 0;
+			memcpy(e->name, to, sizeof(to));
+			renamed += seen;
+		} else {
+			e->seed = (uint64_t)op + N;
+			bad += put(s, e->id, "t", 100, e->seed, 100) != 0;
+		}
+		int running = access(jnew, F_OK) == 0;
+		off_t js = journal_size(d);
+		during += running;
+		if (running)
+			seen = 1;
+		if (seen && !running && js < prev) { /* switched just now */
+			switches++;
+			seen = 0;
+			bad += cw_check(d, c, w, N);
+		}
+		prev = js;
+	}
+	CHECK(bad == 0);
+	CHECK(switches == 2 && during > 0);
+	printf("# %d ops while a child wrote, %d removals, %d renames\n",
+	       during, removed, renamed);
+	CHECK(cw_check(d, c, w, N) == 0);
+	tc_store_close(s);
+	CHECK(cw_check(d, c, w, N) == 0);
+	tmpdir_free(d);
+	tmpdir_free(c);
+}
+
 static off_t tensor_pool_off(tc_store *s, uint64_t dir, const char *name)
 {
 	struct tc_stat st;
@@ -1451,6 +1552,7 @@ int main(void)
 	RUN(t_capacity_change);
 	RUN(t_recency_survives_restart);
 	RUN(t_checkpoints_keep_every_commit);
+	RUN(t_checkpoint_in_child);
 	RUN(t_pool_truncated_or_missing);
 	RUN(t_check_and_repair);
 	RUN(t_checkpoint_damage_costs_one_entry);
