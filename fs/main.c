@@ -2,7 +2,8 @@
  * main.c - the tcachefs daemon's entry point.
  *
  *   tcachefs STORE MOUNTPOINT [-o capacity=SIZE] [-o verify=on|off]
- *            [-o spin_us=N] [-f] [-d] [-s] [FUSE options]
+ *            [-o spin_us=N] [-o journal_slack=SIZE] [-f] [-d] [-s]
+ *            [FUSE options]
  *
  * Order of events, chosen so that every refusal is a one-line message on
  * stderr and exit status 1, with nothing mounted:
@@ -40,6 +41,7 @@ struct cli {
 	char *verify;
 	char *loglevel;
 	char *spin_us;
+	char *journal_slack;
 	unsigned max_threads; /* 0: not given (libfuse would say 10) */
 };
 
@@ -48,6 +50,7 @@ static const struct fuse_opt cli_spec[] = {
 	{ "verify=%s", offsetof(struct cli, verify), 0 },
 	{ "loglevel=%s", offsetof(struct cli, loglevel), 0 },
 	{ "spin_us=%s", offsetof(struct cli, spin_us), 0 },
+	{ "journal_slack=%s", offsetof(struct cli, journal_slack), 0 },
 	/* seen here and kept for fuse_parse_cmdline too */
 	{ "max_threads=%u", offsetof(struct cli, max_threads), 0 },
 	FUSE_OPT_KEY("max_threads=", FUSE_OPT_KEY_KEEP),
@@ -86,11 +89,16 @@ static void usage(FILE *f, const char *prog)
 		"    -o spin_us=N           after a request, a worker polls for the\n"
 		"                           next one for up to N microseconds before\n"
 		"                           it sleeps (0-%u, default %u; 0: never)\n"
+		"    -o journal_slack=SIZE  a checkpoint (written by a child process)\n"
+		"                           starts when the journal has grown SIZE\n"
+		"                           past twice its size after the last one\n"
+		"                           (4K-1T, default %llu MiB)\n"
 		"    -h, --help             this text\n"
 		"    -V, --version          print versions\n"
 		"\n",
 		prog, (unsigned long long)(TC_DEFAULT_CAPACITY >> 20),
-		TCFS_SPIN_MAX_US, TCFS_SPIN_US);
+		TCFS_SPIN_MAX_US, TCFS_SPIN_US,
+		(unsigned long long)(TC_DEFAULT_JOURNAL_SLACK >> 20));
 }
 
 /* A message for the errors of tc_store_open(). */
@@ -199,6 +207,15 @@ int main(int argc, char *argv[])
 				err == -ERANGE ? "too large"
 					       : "expected a size like 512M, "
 						 "20G or 1.5T");
+			goto out;
+		}
+	}
+	if (cli.journal_slack) {
+		int err = tc_parse_size(cli.journal_slack, &topt.journal_slack);
+		if (err || topt.journal_slack < 4096 ||
+		    topt.journal_slack > (1ull << 40)) {
+			fprintf(stderr, "%s: bad journal_slack '%s': a size "
+				"from 4K to 1T\n", prog, cli.journal_slack);
 			goto out;
 		}
 	}
@@ -364,6 +381,7 @@ out:
 	free(cli.verify);
 	free(cli.loglevel);
 	free(cli.spin_us);
+	free(cli.journal_slack);
 	free(cmd.mountpoint);
 	fuse_opt_free_args(&args);
 	return ret;

@@ -26,6 +26,7 @@ struct tc_journal {
 	/* a checkpoint being written by a child process (0: none) */
 	pid_t bg_pid;
 	int bg_fd;           /* its journal.new */
+	int bg_pipe;         /* it writes there how far it copied this file */
 	uint64_t bg_from;    /* size of this file when it forked */
 };
 
@@ -162,8 +163,9 @@ int tc_journal_rewrite(struct tc_journal *j, uint64_t capacity, uint64_t nodes,
  * The same checkpoint, written by a child process so that the caller (who
  * holds the store's lock) pays only the fork: O(1) in the index, about
  * 2 ms per 100 MiB of heap.  The child sees the index as it was at the
- * fork; records appended meanwhile go on to this journal as always, and
- * tc_journal_bg_poll() copies them behind the child's before it renames.
+ * fork; records appended meanwhile go on to this journal as always; the
+ * child copies most of them behind its own, tc_journal_bg_poll() the
+ * rest before it renames.
  * @emit runs in the child only: it may read the caller's memory but what
  * it changes there stays in the child.  -EBUSY when one already runs; a
  * negative errno when fork failed (nothing changed).  The child closes

@@ -648,6 +648,7 @@ int tc_stats_json(const struct tc_stats *st, char **out, size_t *len)
 		{ "evictions", st->evictions },
 		{ "evicted_bytes", st->evicted_bytes },
 		{ "journal_bytes", st->journal_bytes },
+		{ "checkpoints", st->checkpoints },
 		{ "journal_dropped", st->journal_dropped },
 		{ "nodes_dropped", st->nodes_dropped },
 	};

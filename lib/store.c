@@ -52,7 +52,6 @@
 
 #define POOL_FILE "pool"
 #define LOCK_FILE "lock"
-#define CHECKPOINT_SLACK (8u << 20)   /* journal growth before a checkpoint */
 #define CHECKPOINT_RECORD (1u << 20)  /* payload size of checkpoint records */
 #define GROW_MIN (64u << 10)          /* files past this grow geometrically */
 #define GROW_MAX (64u << 20)
@@ -74,6 +73,8 @@ struct tc_store {
 	                                (a checkpoint lists a directory's
 	                                children right after it), or NULL */
 	int want_checkpoint;         /* the journal outgrew its last checkpoint */
+	uint64_t journal_slack;      /* see tc_options */
+	uint64_t checkpoints;        /* put in place since the open */
 	int rdonly;                  /* opened by tc_store_check to look only */
 	struct tc_buf touches;       /* TOUCH ops not yet in the journal */
 	uint32_t ntouches;
@@ -659,12 +660,18 @@ static int ver_clone(struct tc_store *s, const struct tc_ver *src,
 
 static int checkpoint(struct tc_store *s, uint64_t capacity);
 
+/* Has the journal outgrown its last checkpoint? */
+static int journal_big(const struct tc_store *s)
+{
+	return s->jr.size > 2 * s->jr.base + s->journal_slack;
+}
+
 static int append(struct tc_store *s, struct tc_buf *b, uint64_t *seq)
 {
 	int r = tc_journal_append(&s->jr, b, seq);
 	if (r)
 		return r;
-	if (s->jr.size > 2 * s->jr.base + CHECKPOINT_SLACK)
+	if (journal_big(s))
 		s->want_checkpoint = 1; /* at unlock, when the index is whole */
 	return 0;
 }
@@ -781,6 +788,7 @@ static int checkpoint(struct tc_store *s, uint64_t capacity)
 	tc_buf_free(&c.b);
 	tc_buf_free(&c.framed);
 	if (!r) { /* the checkpoint holds the recency they record */
+		s->checkpoints++;
 		s->touches.len = 0;
 		s->touches.err = 0;
 		s->ntouches = 0;
@@ -810,11 +818,12 @@ static void unlock(struct tc_store *s)
 {
 	if (s->ntouches && now_ns() - s->touches_since >= TOUCH_DELAY_NS)
 		touches_flush(s);
-	if (s->jr.bg_pid)
-		tc_journal_bg_poll(&s->jr, 0); /* on failure the old log stays */
+	if (s->jr.bg_pid && tc_journal_bg_poll(&s->jr, 0) == 0)
+		s->checkpoints++; /* on failure the old log stays */
 	if (s->want_checkpoint) {
 		s->want_checkpoint = 0;
-		if (!s->jr.bg_pid)
+		/* (a checkpoint that just finished may have made it small) */
+		if (!s->jr.bg_pid && journal_big(s))
 			checkpoint_bg(s); /* on failure the old log stays */
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -1201,6 +1210,8 @@ static int store_open(const char *dir, const struct tc_options *opt,
 	s->pool.fd = -1;
 	s->jr.fd = -1;
 	s->verify = opt ? opt->verify : TC_VERIFY_ON;
+	s->journal_slack = opt && opt->journal_slack ? opt->journal_slack
+						     : TC_DEFAULT_JOURNAL_SLACK;
 	s->rdonly = rdonly;
 	s->report = fn;
 	s->report_arg = arg;
@@ -1369,6 +1380,7 @@ void tc_store_stats(tc_store *s, struct tc_stats *st)
 		.journal_bytes = s->jr.size,
 		.journal_dropped = s->journal_dropped,
 		.nodes_dropped = s->nodes_dropped,
+		.checkpoints = s->checkpoints,
 		.pinned = s->lru.npinned,
 		/* the oldest / newest of the two lists' ends */
 		.oldest_access_ns = access_of(s->lru.head, s->lru.phead, 0),

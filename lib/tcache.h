@@ -47,6 +47,7 @@ extern "C" {
 #define TC_STATS_NAME ".tcache-stats"  /* the mount's stats file (root) */
 #define TC_BLOCK 4096u                       /* pool allocation unit */
 #define TC_DEFAULT_CAPACITY (1ull << 30)     /* for a new store, 1 GiB */
+#define TC_DEFAULT_JOURNAL_SLACK (8ull << 20) /* 8 MiB */
 
 typedef struct tc_store tc_store;
 typedef struct tc_file tc_file;
@@ -88,6 +89,11 @@ struct tc_options {
 	 * store is opened; a mismatch makes that tensor answer -EIO.  Default
 	 * (0) is on; TC_VERIFY_OFF turns it off. */
 	unsigned verify;
+	/* How far the journal may grow past twice its size after the last
+	 * checkpoint before the next checkpoint starts (written by a child
+	 * process, see tc_store_close for the one at close).  Smaller: faster
+	 * opens, more checkpoints.  0: TC_DEFAULT_JOURNAL_SLACK. */
+	uint64_t journal_slack;
 };
 #define TC_VERIFY_ON 0u
 #define TC_VERIFY_OFF 1u
@@ -139,6 +145,7 @@ struct tc_stats {
 	uint64_t evictions;       /* entries evicted */
 	uint64_t evicted_bytes;   /* tensor bytes evicted */
 	uint64_t journal_bytes;   /* size of the journal file */
+	uint64_t checkpoints;     /* checkpoints put in place since the open */
 	uint64_t journal_dropped; /* records dropped as torn/corrupt at open */
 	uint64_t nodes_dropped;   /* nodes dropped at open (orphans, extents
 	                             overlapping a later record) */

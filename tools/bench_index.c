@@ -5,8 +5,11 @@
  * A put is what caching one item costs: mkdir an entry, create one small
  * tensor in it, write it, commit (journal records included).  The last
  * 10,000 puts before each size are timed in 10 slices of 1,000; the line
- * shows the median slice (and the mean, which includes any checkpoint).  A lookup is tc_lookup of a random existing entry
- * followed by tc_lookup of its tensor.
+ * shows the median slice (and the mean, which includes any checkpoint).
+ * put_ms(max) is the slowest single put of all made so far: a stall under
+ * the store's lock (a table rehash, a checkpoint) shows there.  A lookup
+ * is tc_lookup of a random existing entry followed by tc_lookup of its
+ * tensor.
  *
  * Usage: tcache-bench-index [--dir DIR] [--max N] [--tensor-bytes B] [--keep]
  *        tcache-bench-index --open STORE [--runs N]
@@ -258,21 +261,29 @@ int main(int argc, char **argv)
 	long rss0 = rss_kib();
 	const uint64_t window = 10000;
 	uint64_t marks[] = { 10000, 100000, 1000000, 10000000 };
-	printf("%-10s %12s %12s %12s %14s\n", "entries", "put_us(med)",
-	       "put_us(mean)", "lookup_us", "rss_B/entry");
+	printf("%-10s %12s %12s %12s %14s %12s\n", "entries", "put_us(med)",
+	       "put_us(mean)", "lookup_us", "rss_B/entry", "put_ms(max)");
 	uint64_t done = 0;
-	double put10k = 0;
+	double put10k = 0, worst = 0;
 	for (size_t m = 0; m < sizeof(marks) / sizeof(marks[0]) && marks[m] <= max; m++) {
 		/* fill to mark - window, then time the last window of puts */
-		for (; done < marks[m] - window; done++)
+		for (; done < marks[m] - window; done++) {
+			double t0 = now_s();
 			if ((r = put(s, done, buf, tb)))
 				goto fail;
+			if (now_s() - t0 > worst)
+				worst = now_s() - t0;
+		}
 		double slice[10], total = 0;
 		for (int k = 0; k < 10; k++) {
 			double t0 = now_s();
-			for (uint64_t j = 0; j < window / 10; j++, done++)
+			for (uint64_t j = 0; j < window / 10; j++, done++) {
+				double t1 = now_s();
 				if ((r = put(s, done, buf, tb)))
 					goto fail;
+				if (now_s() - t1 > worst)
+					worst = now_s() - t1;
+			}
 			slice[k] = (now_s() - t0) / (double)(window / 10) * 1e6;
 			total += slice[k];
 		}
@@ -295,9 +306,10 @@ int main(int argc, char **argv)
 		double lookup_us = (now_s() - t0) / (double)window * 1e6;
 		if (m == 0)
 			put10k = put_us;
-		printf("%-10llu %12.2f %12.2f %12.3f %14.0f\n",
+		printf("%-10llu %12.2f %12.2f %12.3f %14.0f %12.2f\n",
 		       (unsigned long long)done, put_us, mean_us, lookup_us,
-		       (double)(rss_kib() - rss0) * 1024.0 / (double)done);
+		       (double)(rss_kib() - rss0) * 1024.0 / (double)done,
+		       worst * 1e3);
 		fflush(stdout);
 		if (m > 0)
 			printf("  put cost vs 10k: %.2fx\n", put_us / put10k);

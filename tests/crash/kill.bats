@@ -130,3 +130,56 @@ print("old", old, "new", new)
 assert old > new, "the read of old was lost"
 PYEOF
 }
+
+@test "kill -9 while checkpoints are written by child processes: every closed file is there" {
+	# journal_slack=4K: a checkpoint starts every few commits, so kills
+	# land while a child writes one, at a switch, and between; the child
+	# dies with the daemon and leaves no journal.new behind
+	for round in 1 2 3 4 5; do
+		tcfs_unmount
+		tcfs_mount -o journal_slack=4K
+		py "
+import random
+random.seed($round)
+os.makedirs(MNT + '/r$round', exist_ok=True)
+stop = random.randrange(50, 400)
+for i in range(stop):
+    with open(MNT + '/r$round/t%d' % i, 'w') as f:
+        f.write('$round.%d' % i)
+def children():
+    kids = []
+    for p in os.listdir('/proc'):
+        try:
+            st = open('/proc/%s/stat' % p).read()
+        except (OSError, ValueError):
+            continue
+        if p.isdigit() and st[st.rindex(')') + 2:].split()[1] == os.environ['PID']:
+            kids.append(p)
+    return kids
+kids = children()     # the watchdog, and a checkpoint's child if one runs
+kill9()
+print(stop, file=open('$TDIR/stop$round', 'w'))
+def alive(k):
+    try:
+        return open('/proc/%s/stat' % k).read().split(') ')[1][0] != 'Z'
+    except OSError:
+        return False
+for _ in range(500):  # they die with the daemon
+    kids = [k for k in kids if alive(k)]
+    if not kids:
+        break
+    time.sleep(0.01)
+assert not kids, 'outlived the daemon: %s' % kids
+"
+		remount_after_kill -o journal_slack=4K
+		for r in $(seq "$round"); do
+			n=$(cat "$TDIR/stop$r")
+			for ((i = 0; i < n; i++)); do
+				[ "$(cat "$MNT/r$r/t$i")" = "$r.$i" ] || {
+					echo "# r$r/t$i lost" >&3
+					return 1
+				}
+			done
+		done
+	done
+}

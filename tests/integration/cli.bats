@@ -267,3 +267,42 @@ small_work_then_idle() {
 		[ "$status" -eq 1 ] && [[ "$output" == *"bad spin_us"* ]]
 	done
 }
+
+@test "tcachefs -o journal_slack: checkpoints by a child while files are written; all there after remounts; bad sizes refused" {
+	tcfs_unmount
+	tcfs_mount -o journal_slack=4K
+	for e in 1 2 3 4; do
+		mkdir "$MNT/e$e"
+		for i in $(seq 100); do
+			echo "$e.$i" >"$MNT/e$e/t$i"
+			[ $((i % 10)) -ne 0 ] || mv "$MNT/e$e/t$i" "$MNT/e$e/m$i"
+		done
+		rm "$MNT/e$e/t55"
+	done
+	local cps
+	cps=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["checkpoints"])' "$MNT/.tcache-stats")
+	echo "# $cps checkpoints" >&3
+	[ "$cps" -ge 5 ]
+	check_all() {
+		for e in 1 2 3 4; do
+			for i in $(seq 100); do
+				local f=t$i
+				[ $((i % 10)) -ne 0 ] || f=m$i
+				if [ "$i" = 55 ]; then
+					[ ! -e "$MNT/e$e/t55" ] || return 1
+				else
+					[ "$(cat "$MNT/e$e/$f")" = "$e.$i" ] || return 1
+				fi
+			done
+		done
+	}
+	check_all
+	tcfs_remount
+	check_all
+	tcfs_unmount
+	[ ! -e "$STORE/journal.new" ]
+	for bad in abc 0 4095 2T ""; do
+		run "$TCACHEFS" "$TDIR/s2" "$TDIR/src" -f -o journal_slack=$bad
+		[ "$status" -eq 1 ] && [[ "$output" == *"bad journal_slack"* ]]
+	done
+}

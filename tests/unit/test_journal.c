@@ -1,7 +1,9 @@
 /* test_journal.c - records, replay, torn tails, corruption, checkpoint. */
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "check.h"
 #include "journal.h"
@@ -360,13 +362,19 @@ static void t_rewrite_bg(void)
 	tc_journal_close(&ro);
 	CHECK(s.n == 12 && s.ids[10] == 600 && s.ids[11] == 601 && dropped == 0);
 	close(open(go, O_CREAT | O_WRONLY, 0600));
+	/* 600 and 601 the child copies; 602, appended once it has exited
+	 * (seen without reaping it), the parent at the switch */
+	siginfo_t si;
+	CHECK(waitid(P_PID, (id_t)j.bg_pid, &si, WEXITED | WNOWAIT) == 0);
+	append_del(&j, 602);
 	CHECK(tc_journal_bg_poll(&j, 1) == 0);
 	CHECK(j.bg_pid == 0 && faccessat(dfd, "journal.new", F_OK, 0) != 0);
 	CHECK(j.size == j.base);
-	append_del(&j, 602);
+	append_del(&j, 603);
 	CHECK(replay_dir(dfd, &s, &dropped, &size) == 0);
-	CHECK(s.n == 5 && s.ids[0] == 500 && s.ids[1] == 501 &&
-	      s.ids[2] == 600 && s.ids[3] == 601 && s.ids[4] == 602);
+	CHECK(s.n == 6 && s.ids[0] == 500 && s.ids[1] == 501 &&
+	      s.ids[2] == 600 && s.ids[3] == 601 && s.ids[4] == 602 &&
+	      s.ids[5] == 603);
 	CHECK(dropped == 0 && size == j.size);
 	CHECK(s.seqs[0] > 10 && s.seqs[2] > s.seqs[1]);
 	CHECK(tc_journal_hint(dfd) == 2);
@@ -413,6 +421,54 @@ static void t_rewrite_bg_fails(void)
 	tmpdir_free(d);
 }
 
+/* The child must not outlive the process that forked it (a new daemon
+ * would write its own journal.new meanwhile): it gets SIGKILL. */
+static void t_rewrite_bg_dies_with_parent(void)
+{
+	char *d = tmpdir_new(), go[512];
+	int p[2];
+	pid_t helper, child = 0;
+	snprintf(go, sizeof(go), "%s/never", d);
+	REQUIRE(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0); /* we reap orphans */
+	REQUIRE(pipe(p) == 0);
+	helper = fork();
+	REQUIRE(helper >= 0);
+	if (helper == 0) {
+		struct tc_journal j;
+		struct seen s = { 0 };
+		uint64_t cap = 1 << 20, dropped = 0;
+		int dfd = open_dir(d);
+		if (tc_journal_open(&j, dfd, &cap, on_rec, &s, &dropped) ||
+		    tc_journal_rewrite_bg(&j, 2, emit_two_after_go, go))
+			_exit(1);
+		if (write(p[1], &j.bg_pid, sizeof(j.bg_pid)) != sizeof(j.bg_pid))
+			_exit(1);
+		_exit(0); /* without cancelling: as if killed */
+	}
+	close(p[1]);
+	CHECK(read(p[0], &child, sizeof(child)) == sizeof(child));
+	close(p[0]);
+	int st = 0;
+	CHECK(waitpid(helper, &st, 0) == helper && WIFEXITED(st) &&
+	      WEXITSTATUS(st) == 0);
+	pid_t w = 0;
+	for (int i = 0; child > 0 && i < 500 && w == 0; i++) {
+		w = waitpid(child, &st, WNOHANG);
+		if (w == 0)
+			usleep(10000);
+	}
+	/* killed, or (parent gone before its prctl) it gave up at once */
+	CHECK(child > 0 && w == child &&
+	      ((WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) ||
+	       (WIFEXITED(st) && WEXITSTATUS(st) == 1)));
+	if (w != child && child > 0) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+	}
+	prctl(PR_SET_CHILD_SUBREAPER, 0);
+	tmpdir_free(d);
+}
+
 int main(void)
 {
 	RUN(t_append_replay);
@@ -424,5 +480,6 @@ int main(void)
 	RUN(t_nodes_hint);
 	RUN(t_rewrite_bg);
 	RUN(t_rewrite_bg_fails);
+	RUN(t_rewrite_bg_dies_with_parent);
 	return check_done();
 }

@@ -1010,6 +1010,9 @@ static void t_checkpoint_in_child(void)
 	}
 	CHECK(bad == 0);
 	CHECK(switches == 2 && during > 0);
+	struct tc_stats st;
+	tc_store_stats(s, &st);
+	CHECK(st.checkpoints == 2);
 	printf("# %d ops while a child wrote, %d removals, %d renames\n",
 	       during, removed, renamed);
 	CHECK(cw_check(d, c, w, N) == 0);
