@@ -6,7 +6,9 @@
  *   lock      flock()ed exclusively while a process has the store open
  *   pool      the tensor bytes (pool.c), preallocated to the capacity
  *   journal   the durable index (journal.c); journal.new while a
- *             checkpoint is being written
+ *             checkpoint is being written (by a child process, forked
+ *             at an unlock once the journal has doubled, put in place at
+ *             a later unlock or tick; in place at open and close)
  *
  * Life of a tensor's bytes:
  *   create/open for write -> a pending version (tc_ver) owned by the

@@ -21,6 +21,12 @@
  *     of threads at once.  A tc_file may be used from several threads at
  *     once, except that tc_file_close() must be the last call on it.
  *   - No function logs or prints.
+ *   - Processes: a store that is written to rewrites its journal now and
+ *     then (a checkpoint) in a child process it forks, from a copy of its
+ *     memory, and reaps it itself (waitpid on that pid, at a later call).
+ *     The child writes one file, holds no other descriptor, and is killed
+ *     when the thread that forked it ends.  A caller that reaps every
+ *     child (waitpid(-1)) or ignores SIGCHLD does no harm.
  *
  * Names: 1..TC_NAME_MAX bytes, no '/', not "." or "..": otherwise -EINVAL
  * (-ENAMETOOLONG when too long).  Reserved, -EEXIST: "meta.json" inside

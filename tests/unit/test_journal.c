@@ -421,6 +421,32 @@ static void t_rewrite_bg_fails(void)
 	tmpdir_free(d);
 }
 
+/* With SIGCHLD ignored the child is reaped by the kernel: its pipe still
+ * says it finished, and the switch happens. */
+static void t_rewrite_bg_sigchld_ignored(void)
+{
+	char *d = tmpdir_new(), go[512];
+	int dfd = open_dir(d);
+	struct tc_journal j;
+	struct seen s = { 0 };
+	uint64_t cap = 1 << 20, dropped = 0, size, ends[10];
+	snprintf(go, sizeof(go), "%s/go", d);
+	close(open(go, O_CREAT | O_WRONLY, 0600));
+	write_records(dfd, 10, ends);
+	REQUIRE(tc_journal_open(&j, dfd, &cap, on_rec, &s, &dropped) == 0);
+	signal(SIGCHLD, SIG_IGN);
+	REQUIRE(tc_journal_rewrite_bg(&j, 2, emit_two_after_go, go) == 0);
+	append_del(&j, 600);
+	CHECK(tc_journal_bg_poll(&j, 1) == 0);
+	signal(SIGCHLD, SIG_DFL);
+	CHECK(j.bg_pid == 0 && faccessat(dfd, "journal.new", F_OK, 0) != 0);
+	tc_journal_close(&j);
+	CHECK(replay_dir(dfd, &s, &dropped, &size) == 0);
+	CHECK(s.n == 3 && s.ids[0] == 500 && s.ids[2] == 600);
+	close(dfd);
+	tmpdir_free(d);
+}
+
 /* The child must not outlive the process that forked it (a new daemon
  * would write its own journal.new meanwhile): it gets SIGKILL. */
 static void t_rewrite_bg_dies_with_parent(void)
@@ -480,6 +506,7 @@ int main(void)
 	RUN(t_nodes_hint);
 	RUN(t_rewrite_bg);
 	RUN(t_rewrite_bg_fails);
+	RUN(t_rewrite_bg_sigchld_ignored);
 	RUN(t_rewrite_bg_dies_with_parent);
 	return check_done();
 }
