@@ -336,18 +336,38 @@ static void append_del(struct tc_journal *j, uint64_t id)
 	tc_buf_free(&b);
 }
 
+/* The start of each child checkpoint test: a journal of 10 records (ids
+ * 100..109) in a fresh directory, open in @j; @go (in that directory) is
+ * the file emit_two_after_go waits for.  The directory, or NULL if the
+ * journal did not open. */
+static char *bg_setup(struct tc_journal *j, int *dfd, char *go, size_t len,
+		      const char *go_name)
+{
+	char *d = tmpdir_new();
+	struct seen s = { 0 };
+	uint64_t cap = 1 << 20, dropped = 0, ends[10];
+	*dfd = open_dir(d);
+	snprintf(go, len, "%s/%s", d, go_name);
+	write_records(*dfd, 10, ends);
+	if (tc_journal_open(j, *dfd, &cap, on_rec, &s, &dropped) != 0) {
+		close(*dfd);
+		tmpdir_free(d);
+		return NULL;
+	}
+	return d;
+}
+
 /* A checkpoint written by a child: records appended while it runs come
  * after its own; the old journal is whole until the switch. */
 static void t_rewrite_bg(void)
 {
-	char *d = tmpdir_new(), go[512];
-	int dfd = open_dir(d);
+	char go[512];
+	int dfd;
 	struct tc_journal j;
 	struct seen s = { 0 };
-	uint64_t cap = 1 << 20, dropped = 0, size, ends[10];
-	snprintf(go, sizeof(go), "%s/go", d);
-	write_records(dfd, 10, ends);
-	REQUIRE(tc_journal_open(&j, dfd, &cap, on_rec, &s, &dropped) == 0);
+	uint64_t cap = 0, dropped = 0, size;
+	char *d = bg_setup(&j, &dfd, go, sizeof(go), "go");
+	REQUIRE(d);
 	REQUIRE(tc_journal_rewrite_bg(&j, 2, emit_two_after_go, go) == 0);
 	CHECK(tc_journal_rewrite_bg(&j, 2, emit_two_after_go, go) == -EBUSY);
 	CHECK(tc_journal_bg_poll(&j, 0) == 1);
@@ -387,14 +407,13 @@ static void t_rewrite_bg(void)
  * place: the old journal stays, whole and appendable. */
 static void t_rewrite_bg_fails(void)
 {
-	char *d = tmpdir_new(), go[512];
-	int dfd = open_dir(d);
+	char go[512];
+	int dfd;
 	struct tc_journal j;
 	struct seen s = { 0 };
-	uint64_t cap = 1 << 20, dropped = 0, size, ends[10];
-	snprintf(go, sizeof(go), "%s/never", d);
-	write_records(dfd, 10, ends);
-	REQUIRE(tc_journal_open(&j, dfd, &cap, on_rec, &s, &dropped) == 0);
+	uint64_t dropped = 0, size;
+	char *d = bg_setup(&j, &dfd, go, sizeof(go), "never");
+	REQUIRE(d);
 	REQUIRE(tc_journal_rewrite_bg(&j, 2, emit_two_after_go, go) == 0);
 	append_del(&j, 600);
 	kill(j.bg_pid, SIGKILL);
@@ -406,7 +425,7 @@ static void t_rewrite_bg_fails(void)
 	CHECK(s.n == 12 && s.ids[11] == 601 && size == j.size);
 
 	REQUIRE(tc_journal_rewrite_bg(&j, 2, emit_two_after_go, go) == 0);
-	CHECK(tc_journal_rewrite(&j, cap, 0, emit_two, NULL) == 0);
+	CHECK(tc_journal_rewrite(&j, j.capacity, 0, emit_two, NULL) == 0);
 	CHECK(j.bg_pid == 0);
 	CHECK(replay_dir(dfd, &s, &dropped, &size) == 0);
 	CHECK(s.n == 2 && s.ids[0] == 500);
@@ -425,15 +444,14 @@ static void t_rewrite_bg_fails(void)
  * says it finished, and the switch happens. */
 static void t_rewrite_bg_sigchld_ignored(void)
 {
-	char *d = tmpdir_new(), go[512];
-	int dfd = open_dir(d);
+	char go[512];
+	int dfd;
 	struct tc_journal j;
 	struct seen s = { 0 };
-	uint64_t cap = 1 << 20, dropped = 0, size, ends[10];
-	snprintf(go, sizeof(go), "%s/go", d);
+	uint64_t dropped = 0, size;
+	char *d = bg_setup(&j, &dfd, go, sizeof(go), "go");
+	REQUIRE(d);
 	close(open(go, O_CREAT | O_WRONLY, 0600));
-	write_records(dfd, 10, ends);
-	REQUIRE(tc_journal_open(&j, dfd, &cap, on_rec, &s, &dropped) == 0);
 	signal(SIGCHLD, SIG_IGN);
 	REQUIRE(tc_journal_rewrite_bg(&j, 2, emit_two_after_go, go) == 0);
 	append_del(&j, 600);
