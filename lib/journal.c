@@ -72,7 +72,7 @@
  *      fork (seqs past its own) from the journal to journal.new, whole
  *      and intact ones only, round after round while it finds many new
  *      ones; fdatasyncs; tells the parent through a pipe where it
- *      stopped; exits 0.
+ *      stopped and how long its snapshot is; exits 0.
  *   3. When the child has exited 0 (seen at an unlock or a tick), the
  *      parent, under the lock, appends the journal's bytes from there on
  *      to journal.new, fdatasyncs it, renames it over "journal" and
@@ -607,7 +607,8 @@ int tc_journal_rewrite_bg(struct tc_journal *j, uint64_t nodes,
 			r = catch_up(j->fd, fd, &at, j->seq + BG_SEQ_GAP);
 		if (!r && fdatasync(fd) < 0)
 			r = -errno;
-		if (!r && write(pfd[1], &at, sizeof(at)) != sizeof(at))
+		uint64_t said[2] = { at, nj.size }; /* nj.size: the snapshot */
+		if (!r && write(pfd[1], said, sizeof(said)) != sizeof(said))
 			r = -EIO;
 		_exit(r ? 1 : 0);
 	}
@@ -645,11 +646,12 @@ static void close_later(int fd)
 }
 
 /* The child's journal.new is complete up to byte @at of this journal:
- * append the rest, make it durable and put it in place.  Under the store's
- * lock, so nothing is appended meanwhile.  Cost: what the parent appended
- * since the child's last look, one fdatasync of it, a rename and a
- * directory fsync. */
-static int bg_switch(struct tc_journal *j, uint64_t at)
+ * append the rest, make it durable and put it in place.  @snap: bytes of
+ * the new file that are the snapshot (the next checkpoint is due once the
+ * journal has outgrown twice that).  Under the store's lock, so nothing is
+ * appended meanwhile.  Cost: what the parent appended since the child's
+ * last look, one fdatasync of it, a rename and a directory fsync. */
+static int bg_switch(struct tc_journal *j, uint64_t at, uint64_t snap)
 {
 	static const size_t chunk = 1u << 20;
 	uint8_t *buf = NULL;
@@ -683,13 +685,14 @@ static int bg_switch(struct tc_journal *j, uint64_t at)
 	close_later(j->fd);
 	j->fd = j->bg_fd;
 	j->bg_fd = -1;
-	j->size = j->base = (uint64_t)st.st_size;
+	j->size = (uint64_t)st.st_size;
+	j->base = snap >= sizeof(struct jhdr) && snap <= j->size ? snap : j->size;
 	return r;
 }
 
 int tc_journal_bg_poll(struct tc_journal *j, int wait)
 {
-	uint64_t at = 0;
+	uint64_t said[2] = { 0, 0 }; /* where the child stopped; its snapshot */
 	int r;
 	pid_t w;
 
@@ -701,13 +704,13 @@ int tc_journal_bg_poll(struct tc_journal *j, int wait)
 	if (w == 0)
 		return 1;
 	/* Gone (w < 0: reaped already, SIGCHLD ignored).  Its last act was
-	 * to write where it stopped: those 8 bytes, and nothing else, say
+	 * to write where it stopped: those 16 bytes, and nothing else, say
 	 * that it finished. */
 	j->bg_pid = 0;
-	r = read(j->bg_pipe, &at, sizeof(at)) == sizeof(at) ? 0 : -EIO;
+	r = read(j->bg_pipe, said, sizeof(said)) == sizeof(said) ? 0 : -EIO;
 	close(j->bg_pipe);
 	if (!r)
-		r = bg_switch(j, at);
+		r = bg_switch(j, said[0], said[1]);
 	if (j->bg_fd >= 0) { /* not switched */
 		close(j->bg_fd);
 		j->bg_fd = -1;
