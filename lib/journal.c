@@ -435,6 +435,59 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Give up journal.new, open as @fd. */
+static void drop_new(int dirfd, int fd)
+{
+	close(fd);
+	unlinkat(dirfd, JNEW_FILE, 0);
+}
+
+static void *close_fn(void *arg)
+{
+	close((int)(intptr_t)arg);
+	return NULL;
+}
+
+/* Close @fd in a thread of its own: the last close of the replaced journal
+ * frees its blocks and page cache (80 ms for 250 MB here), which the
+ * caller, holding the store's lock, should not wait for.  Inline if no
+ * thread can be had. */
+static void close_later(int fd)
+{
+	pthread_attr_t a;
+	pthread_t t;
+	int r = pthread_attr_init(&a);
+	if (!r) {
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		r = pthread_create(&t, &a, close_fn, (void *)(intptr_t)fd);
+		pthread_attr_destroy(&a);
+	}
+	if (r)
+		close(fd);
+}
+
+/* Put journal.new (@fd, complete) in place of the journal: fdatasync it,
+ * rename it over "journal", fsync the directory; the old file is closed
+ * with close_later().  Failing before the rename, it drops journal.new and
+ * the old journal stays; once renamed, @fd is j->fd even if the directory
+ * fsync fails (that only weakens power-loss durability of the rename,
+ * which is reported).  The caller tells the two apart by j->fd. */
+static int install(struct tc_journal *j, int fd)
+{
+	int r = fdatasync(fd) < 0 ? -errno : 0;
+	if (!r && renameat(j->dirfd, JNEW_FILE, j->dirfd, TC_JOURNAL_FILE) < 0)
+		r = -errno;
+	if (r) {
+		drop_new(j->dirfd, fd);
+		return r;
+	}
+	r = fsync(j->dirfd) < 0 ? -errno : 0;
+	if (j->fd >= 0)
+		close_later(j->fd);
+	j->fd = fd;
+	return r;
+}
+
 /* Start a new journal file "journal.new" holding just a header. */
 static int new_file(int dirfd, uint64_t capacity, uint64_t nodes, int *fdp)
 {
@@ -457,8 +510,7 @@ static int new_file(int dirfd, uint64_t capacity, uint64_t nodes, int *fdp)
 		return -errno;
 	r = write_all(fd, &h, sizeof(h));
 	if (r) {
-		close(fd);
-		unlinkat(dirfd, JNEW_FILE, 0);
+		drop_new(dirfd, fd);
 		return r;
 	}
 	*fdp = fd;
@@ -480,22 +532,13 @@ int tc_journal_rewrite(struct tc_journal *j, uint64_t capacity, uint64_t nodes,
 				  .size = sizeof(struct jhdr), .seq = j->seq,
 				  .capacity = capacity };
 	r = emit ? emit(arg, &nj) : 0;
-	if (!r && fdatasync(fd) < 0)
-		r = -errno;
-	if (!r && renameat(j->dirfd, JNEW_FILE, j->dirfd, TC_JOURNAL_FILE) < 0)
-		r = -errno;
 	if (r) {
-		close(fd);
-		unlinkat(j->dirfd, JNEW_FILE, 0);
+		drop_new(j->dirfd, fd);
 		return r;
 	}
-	/* Renamed: the new journal is the store's from here on, even if
-	 * the directory fsync below fails (that only weakens power-loss
-	 * durability of the rename, which we report). */
-	r = fsync(j->dirfd) < 0 ? -errno : 0;
-	if (j->fd >= 0)
-		close(j->fd);
-	j->fd = fd;
+	r = install(j, fd);
+	if (j->fd != fd)
+		return r; /* not in place: the old journal stays */
 	j->size = nj.size;
 	j->seq = nj.seq;
 	j->base = nj.size;
@@ -568,10 +611,9 @@ int tc_journal_rewrite_bg(struct tc_journal *j, uint64_t nodes,
 	pid = fork();
 	if (pid < 0) {
 		r = -errno;
-		close(fd);
+		drop_new(j->dirfd, fd);
 		close(pfd[0]);
 		close(pfd[1]);
-		unlinkat(j->dirfd, JNEW_FILE, 0);
 		return r;
 	}
 	if (pid == 0) {
@@ -621,37 +663,14 @@ int tc_journal_rewrite_bg(struct tc_journal *j, uint64_t nodes,
 	return 0;
 }
 
-static void *close_fn(void *arg)
-{
-	close((int)(intptr_t)arg);
-	return NULL;
-}
-
-/* Close @fd in a thread of its own: the last close of the replaced journal
- * frees its blocks and page cache (80 ms for 250 MB here), which the
- * caller, holding the store's lock, should not wait for.  Inline if no
- * thread can be had. */
-static void close_later(int fd)
-{
-	pthread_attr_t a;
-	pthread_t t;
-	int r = pthread_attr_init(&a);
-	if (!r) {
-		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-		r = pthread_create(&t, &a, close_fn, (void *)(intptr_t)fd);
-		pthread_attr_destroy(&a);
-	}
-	if (r)
-		close(fd);
-}
-
-/* The child's journal.new is complete up to byte @at of this journal:
- * append the rest, make it durable and put it in place.  @snap: bytes of
- * the new file that are the snapshot (the next checkpoint is due once the
- * journal has outgrown twice that).  Under the store's lock, so nothing is
- * appended meanwhile.  Cost: what the parent appended since the child's
- * last look, one fdatasync of it, a rename and a directory fsync. */
-static int bg_switch(struct tc_journal *j, uint64_t at, uint64_t snap)
+/* The child's journal.new (@fd) is complete up to byte @at of this
+ * journal: append the rest and install() it; on failure drop it.  @snap:
+ * bytes of the new file that are the snapshot (the next checkpoint is due
+ * once the journal has outgrown twice that).  Under the store's lock, so
+ * nothing is appended meanwhile.  Cost: what the parent appended since
+ * the child's last look, one fdatasync of it, a rename and a directory
+ * fsync. */
+static int bg_switch(struct tc_journal *j, int fd, uint64_t at, uint64_t snap)
 {
 	static const size_t chunk = 1u << 20;
 	uint8_t *buf = NULL;
@@ -659,41 +678,38 @@ static int bg_switch(struct tc_journal *j, uint64_t at, uint64_t snap)
 	int r = 0;
 
 	if (at < j->bg_from || at > j->size)
-		return -EIO;
-	if (at < j->size && !(buf = malloc(chunk)))
-		return -ENOMEM;
+		r = -EIO;
+	else if (at < j->size && !(buf = malloc(chunk)))
+		r = -ENOMEM;
 	while (!r && at < j->size) {
 		size_t n = j->size - at < chunk ? (size_t)(j->size - at) : chunk;
 		ssize_t got = pread(j->fd, buf, n, (off_t)at);
 		if (got < 0 && errno == EINTR)
 			continue;
 		r = got < 0 ? -errno : got == 0 ? -EIO
-					   : write_all(j->bg_fd, buf, (size_t)got);
+					   : write_all(fd, buf, (size_t)got);
 		at += got > 0 ? (uint64_t)got : 0;
 	}
 	free(buf);
-	if (!r && fstat(j->bg_fd, &st) < 0)
+	if (!r && fstat(fd, &st) < 0)
 		r = -errno;
-	if (!r && fdatasync(j->bg_fd) < 0)
-		r = -errno;
-	if (!r && renameat(j->dirfd, JNEW_FILE, j->dirfd, TC_JOURNAL_FILE) < 0)
-		r = -errno;
-	if (r)
+	if (r) {
+		drop_new(j->dirfd, fd);
 		return r;
-	/* Renamed: the new journal is the store's (see tc_journal_rewrite). */
-	r = fsync(j->dirfd) < 0 ? -errno : 0;
-	close_later(j->fd);
-	j->fd = j->bg_fd;
-	j->bg_fd = -1;
-	j->size = (uint64_t)st.st_size;
-	j->base = snap >= sizeof(struct jhdr) && snap <= j->size ? snap : j->size;
+	}
+	r = install(j, fd);
+	if (j->fd == fd) {
+		j->size = (uint64_t)st.st_size;
+		j->base = snap >= sizeof(struct jhdr) && snap <= j->size
+				  ? snap : j->size;
+	}
 	return r;
 }
 
 int tc_journal_bg_poll(struct tc_journal *j, int wait)
 {
 	uint64_t said[2] = { 0, 0 }; /* where the child stopped; its snapshot */
-	int r;
+	int r, fd = j->bg_fd;
 	pid_t w;
 
 	if (!j->bg_pid)
@@ -707,16 +723,15 @@ int tc_journal_bg_poll(struct tc_journal *j, int wait)
 	 * to write where it stopped: those 16 bytes, and nothing else, say
 	 * that it finished. */
 	j->bg_pid = 0;
+	j->bg_fd = -1;
 	r = read(j->bg_pipe, said, sizeof(said)) == sizeof(said) ? 0 : -EIO;
 	close(j->bg_pipe);
-	if (!r)
-		r = bg_switch(j, said[0], said[1]);
-	if (j->bg_fd >= 0) { /* not switched */
-		close(j->bg_fd);
-		j->bg_fd = -1;
-		unlinkat(j->dirfd, JNEW_FILE, 0);
+	if (r)
+		drop_new(j->dirfd, fd);
+	else
+		r = bg_switch(j, fd, said[0], said[1]);
+	if (j->fd != fd)
 		j->base = j->size; /* next try once the journal has doubled */
-	}
 	return r;
 }
 
@@ -729,9 +744,8 @@ void tc_journal_bg_cancel(struct tc_journal *j)
 		;
 	j->bg_pid = 0;
 	close(j->bg_pipe);
-	close(j->bg_fd);
+	drop_new(j->dirfd, j->bg_fd);
 	j->bg_fd = -1;
-	unlinkat(j->dirfd, JNEW_FILE, 0);
 }
 
 int tc_journal_scan(const uint8_t *m, size_t size, tc_replay_fn fn,
