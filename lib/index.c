@@ -141,13 +141,20 @@ static int grow_start(struct tc_chains *t, size_t cap, size_t off,
 	return 0;
 }
 
-/* The old chain that may still hold key @h while growing, or 0. */
-static uintptr_t old_chain(const struct tc_chains *t, uint64_t h)
+/* The old bucket that may still hold key @h while growing, or NULL. */
+static uintptr_t *old_slot(const struct tc_chains *t, uint64_t h)
 {
 	if (!t->old)
-		return 0;
+		return NULL;
 	size_t k = (size_t)h & (t->ocap - 1);
-	return k >= t->moved ? t->old[k] : 0;
+	return k >= t->moved ? &t->old[k] : NULL;
+}
+
+/* The chain that old_slot() names, or 0. */
+static uintptr_t old_chain(const struct tc_chains *t, uint64_t h)
+{
+	uintptr_t *o = old_slot(t, h);
+	return o ? *o : 0;
 }
 
 static void chains_add(struct tc_chains *t, struct tc_node *n, uint64_t h,
@@ -175,9 +182,7 @@ static uintptr_t *link_at(uintptr_t *p, const struct tc_node *n, size_t off)
 static void chains_del(struct tc_chains *t, struct tc_node *n, uint64_t h,
 		       size_t off, uint64_t (*key)(const struct tc_node *))
 {
-	uintptr_t *p = NULL;
-	if (old_chain(t, h))
-		p = link_at(&t->old[(size_t)h & (t->ocap - 1)], n, off);
+	uintptr_t *o = old_slot(t, h), *p = o ? link_at(o, n, off) : NULL;
 	if (!p || !*p)
 		p = link_at(&t->b[bucket(t, h)], n, off);
 	assert(*p);
