@@ -79,6 +79,18 @@ static int put(tc_store *s, uint64_t i, const void *buf, size_t n)
 	return r;
 }
 
+/* put(), raising *@worst to its time if it took longer. */
+static int timed_put(tc_store *s, uint64_t i, const void *buf, size_t n,
+		     double *worst)
+{
+	double t0 = now_s();
+	int r = put(s, i, buf, n);
+	double dt = now_s() - t0;
+	if (dt > *worst)
+		*worst = dt;
+	return r;
+}
+
 static long rss_kib(void)
 {
 	FILE *f = fopen("/proc/self/status", "r");
@@ -267,23 +279,15 @@ int main(int argc, char **argv)
 	double put10k = 0, worst = 0;
 	for (size_t m = 0; m < sizeof(marks) / sizeof(marks[0]) && marks[m] <= max; m++) {
 		/* fill to mark - window, then time the last window of puts */
-		for (; done < marks[m] - window; done++) {
-			double t0 = now_s();
-			if ((r = put(s, done, buf, tb)))
+		for (; done < marks[m] - window; done++)
+			if ((r = timed_put(s, done, buf, tb, &worst)))
 				goto fail;
-			if (now_s() - t0 > worst)
-				worst = now_s() - t0;
-		}
 		double slice[10], total = 0;
 		for (int k = 0; k < 10; k++) {
 			double t0 = now_s();
-			for (uint64_t j = 0; j < window / 10; j++, done++) {
-				double t1 = now_s();
-				if ((r = put(s, done, buf, tb)))
+			for (uint64_t j = 0; j < window / 10; j++, done++)
+				if ((r = timed_put(s, done, buf, tb, &worst)))
 					goto fail;
-				if (now_s() - t1 > worst)
-					worst = now_s() - t1;
-			}
 			slice[k] = (now_s() - t0) / (double)(window / 10) * 1e6;
 			total += slice[k];
 		}
