@@ -489,7 +489,8 @@ static uint64_t entry_bytes(const struct tc_node *e)
  * Evict least recently used entries until @need bytes are free.  A dry run
  * over the same victims first: when even evicting every evictable entry
  * would not make room, nothing is evicted and -ENOSPC returned.  Cost:
- * proportional to what is evicted (plus the pinned entries skipped).
+ * proportional to what is evicted (plus the entries with open files
+ * skipped; pinned ones are in a list of their own).
  */
 static int make_room(struct tc_store *s, uint64_t need)
 {
