@@ -320,6 +320,14 @@ int main(int argc, char *argv[])
 				 "is served", store,
 				 (unsigned long long)st.journal_dropped,
 				 (unsigned long long)st.nodes_dropped);
+		if (st.unsynced_dropped || st.fallbacks)
+			tcfs_log(LOG_NOTICE, "recovered %s after a crash: %llu "
+				 "tensors written since the last sync were not "
+				 "on disk whole and are left out as never "
+				 "written; %llu replaced tensors keep their "
+				 "previous bytes", store,
+				 (unsigned long long)st.unsynced_dropped,
+				 (unsigned long long)st.fallbacks);
 	}
 
 	if (cmd.singlethread) {

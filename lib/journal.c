@@ -31,6 +31,8 @@
  *     DEL   u8 2, id u64                 -- the node and all below it
  *     TOUCH u8 3, id u64, when i64       -- an entry's last access
  *     STATS u8 4, hits, misses, evictions, evicted_bytes (u64 each)
+ *     MARK  u8 5, synced u64             -- records with seq <= synced
+ *                                           name durable pool bytes
  *
  * Replay reads records in order and applies only those whose two
  * checksums hold and whose seq is larger than the last applied one.  A
@@ -40,18 +42,38 @@
  * A record is decoded completely before any op of it is applied: a
  * malformed record is dropped whole, never half-applied.
  *
- * Write order, for one commit of a tensor:
- *   1. the tensor's bytes are written into its pool extents (pwrite);
- *   2. one record naming those extents and their xxh3 is appended with a
- *      single write(2): the tensor is committed (it survives a kill -9,
- *      since both writes are in the kernel's page cache);
- *   3. on fsync: fdatasync(pool), then fdatasync(journal): the tensor then
- *      survives power loss.  Without 3, a power cut may keep the record
- *      but not the bytes: the xxh3 check finds that and drops the tensor.
- * Extents are returned to the free space only after the record that
- * releases them is appended, so replay never sees two live tensors share
- * a block unless the journal itself lost records (handled at open).
- *
+ * Write order and power loss.  kill -9 keeps everything written; a power
+ * loss keeps what was fdatasync'd plus any subset of the rest, in any
+ * order (a page cache writes back as it likes).  So:
+ *   1. commit: the tensor's bytes are written into its pool extents
+ *      (pwrite, or the pool mmap), then one record naming those extents
+ *      and their xxh3 is appended with a single write(2).  The tensor is
+ *      committed: it survives a kill -9.  After a power loss the record
+ *      may be there without the bytes.
+ *   2. sync (fsync of a tensor, tc_store_sync): note S, the last seq;
+ *      fdatasync(pool): every record <= S now names durable bytes;
+ *      append MARK(S); fdatasync(journal): the mark and every record
+ *      before it are durable.  Replay trusts versions at or below the
+ *      largest mark; the ones above it (the tail) are checked against
+ *      their xxh3 at open, and one whose bytes did not survive falls back
+ *      to the version it replaced, or is dropped as never written
+ *      (tail.c).  So an unsynced tensor is absent or exact after a power
+ *      loss, never EIO.
+ *   3. reuse: extents freed by a record (a replaced version, an evicted
+ *      or removed entry) stay in the pool's quarantine until a sync that
+ *      started after that record has finished step 2: no durable record
+ *      can name bytes that now belong to another tensor, and the replaced
+ *      version is there to fall back to.
+ *   4. checkpoint: fdatasync(pool) first, then the new file's records and
+ *      a MARK covering them, fdatasync(journal.new), rename, fsync(dir):
+ *      a checkpoint never makes durable a record whose bytes are not.
+ *      The child's checkpoint fdatasyncs the pool before it writes its
+ *      snapshot; the records it copies after the snapshot keep the marks
+ *      they had.
+ * Each fsync covers: fdatasync(pool) the bytes of every record appended
+ * before it began; fdatasync(journal) every record and mark before it;
+ * fsync(dir) the rename that put a checkpoint in place.
+
  * Checkpoint: a new file "journal.new" gets a header and records that
  * recreate the whole index (one record per entry, so damage to one record
  * costs one entry), is fdatasync'd, renamed over "journal", and the
@@ -225,6 +247,12 @@ void tc_rec_touch(struct tc_buf *b, uint64_t id, int64_t when)
 	put64(b, (uint64_t)when);
 }
 
+void tc_rec_mark(struct tc_buf *b, uint64_t synced)
+{
+	put8(b, TC_OP_MARK);
+	put64(b, synced);
+}
+
 void tc_rec_stats(struct tc_buf *b, const uint64_t v[4])
 {
 	put8(b, TC_OP_STATS);
@@ -372,6 +400,9 @@ int tc_rec_next(struct tc_rd *r, struct tc_op *op)
 		for (int i = 0; i < 4; i++)
 			GET64(r, op->stats[i]);
 		return 1;
+	case TC_OP_MARK:
+		GET64(r, op->synced);
+		return 1;
 	default:
 		return -EINVAL;
 	}
@@ -517,6 +548,28 @@ static int new_file(int dirfd, uint64_t capacity, uint64_t nodes, int *fdp)
 	return 0;
 }
 
+/* End a checkpoint's records with a mark covering them all (the pool was
+ * fdatasync'd before the first of them was written). */
+static int mark_all(struct tc_journal *nj)
+{
+	struct tc_buf b = { 0 }, f = { 0 };
+	int r;
+	tc_rec_mark(&b, nj->seq);
+	r = tc_journal_frame(nj, &b, &f);
+	if (!r)
+		r = tc_journal_write_framed(nj, &f);
+	tc_buf_free(&b);
+	tc_buf_free(&f);
+	return r;
+}
+
+/* fdatasync the pool, if there is one: before any record naming its
+ * bytes is made durable by a checkpoint. */
+static int sync_data(const struct tc_journal *j)
+{
+	return j->data_fd >= 0 && fdatasync(j->data_fd) < 0 ? -errno : 0;
+}
+
 int tc_journal_rewrite(struct tc_journal *j, uint64_t capacity, uint64_t nodes,
 		       int (*emit)(void *arg, struct tc_journal *nj),
 		       void *arg)
@@ -525,13 +578,18 @@ int tc_journal_rewrite(struct tc_journal *j, uint64_t capacity, uint64_t nodes,
 	int r, fd = -1;
 
 	tc_journal_bg_cancel(j);
+	r = sync_data(j);
+	if (r)
+		return r;
 	r = new_file(j->dirfd, capacity, nodes, &fd);
 	if (r)
 		return r;
 	nj = (struct tc_journal){ .dirfd = j->dirfd, .fd = fd,
 				  .size = sizeof(struct jhdr), .seq = j->seq,
-				  .capacity = capacity };
+				  .capacity = capacity, .data_fd = -1 };
 	r = emit ? emit(arg, &nj) : 0;
+	if (!r && j->data_fd >= 0)
+		r = mark_all(&nj);
 	if (r) {
 		drop_new(j->dirfd, fd);
 		return r;
@@ -624,23 +682,31 @@ int tc_journal_rewrite_bg(struct tc_journal *j, uint64_t nodes,
 		 * neither /dev/fuse nor the store's lock. */
 		struct tc_journal nj = { .dirfd = -1, .fd = fd,
 					 .size = sizeof(struct jhdr),
-					 .seq = j->seq, .capacity = j->capacity };
-		int keep[3] = { j->fd, fd, pfd[1] }, lo = 3;
+					 .seq = j->seq, .capacity = j->capacity,
+					 .data_fd = -1 };
+		int keep[4] = { j->fd, fd, pfd[1], j->data_fd }, lo = 3;
+		int nkeep = j->data_fd >= 0 ? 4 : 3;
 		uint64_t at = j->size;
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
 			_exit(1);
-		for (int i = 0; i < 3; i++) /* sort the three */
-			for (int k = i + 1; k < 3; k++)
+		for (int i = 0; i < nkeep; i++) /* sort them */
+			for (int k = i + 1; k < nkeep; k++)
 				if (keep[k] < keep[i]) {
 					int t = keep[i];
 					keep[i] = keep[k];
 					keep[k] = t;
 				}
-		for (int i = 0; i < 3; lo = keep[i++] + 1)
+		for (int i = 0; i < nkeep; lo = keep[i++] + 1)
 			if (keep[i] > lo)
 				syscall(SYS_close_range, lo, keep[i] - 1, 0);
 		syscall(SYS_close_range, lo, ~0U, 0);
-		r = emit(arg, &nj);
+		/* every version in this copy of the index was written before
+		 * the fork: after this fdatasync the snapshot is durable */
+		r = sync_data(j);
+		if (!r)
+			r = emit(arg, &nj);
+		if (!r && j->data_fd >= 0)
+			r = mark_all(&nj);
 		if (!r && nj.seq - j->seq >= BG_SEQ_GAP)
 			r = -EOVERFLOW;
 		/* what the parent appended meanwhile: most of it copied here,
@@ -815,7 +881,7 @@ static int journal_open(struct tc_journal *j, int dirfd, uint64_t *capacity,
 	int fd, r;
 	void *m;
 
-	*j = (struct tc_journal){ .dirfd = dirfd, .fd = -1 };
+	*j = (struct tc_journal){ .dirfd = dirfd, .fd = -1, .data_fd = -1 };
 	if (!rdonly)
 		unlinkat(dirfd, JNEW_FILE, 0); /* an unfinished checkpoint */
 	fd = openat(dirfd, TC_JOURNAL_FILE,

@@ -23,6 +23,8 @@ struct tc_journal {
 	uint64_t seq;        /* sequence number of the last record */
 	uint64_t base;       /* size right after the last checkpoint */
 	uint64_t capacity;   /* pool bytes, from the header */
+	int data_fd;         /* the pool (borrowed), or -1: fdatasync'd before
+	                        a checkpoint's records become durable */
 	/* a checkpoint being written by a child process (0: none) */
 	pid_t bg_pid;
 	int bg_fd;           /* its journal.new */
@@ -46,6 +48,7 @@ enum tc_op_type {
 	TC_OP_DEL = 2,    /* remove a node and everything below it */
 	TC_OP_TOUCH = 3,  /* an entry was used */
 	TC_OP_STATS = 4,  /* counters */
+	TC_OP_MARK = 5,   /* records up to a seq name durable pool bytes */
 };
 
 /* Append an op to @b.  A tensor node is written with node->ver. */
@@ -53,6 +56,8 @@ void tc_rec_node(struct tc_buf *b, const struct tc_node *n);
 void tc_rec_del(struct tc_buf *b, uint64_t id);
 void tc_rec_touch(struct tc_buf *b, uint64_t id, int64_t when);
 void tc_rec_stats(struct tc_buf *b, const uint64_t v[4]);
+/* Every record with seq <= @synced names pool bytes that are durable. */
+void tc_rec_mark(struct tc_buf *b, uint64_t synced);
 
 /* A decoded op; pointers point into the payload. */
 struct tc_op {
@@ -76,6 +81,8 @@ struct tc_op {
 	const uint8_t *ext;
 	/* TC_OP_STATS */
 	uint64_t stats[4];
+	/* TC_OP_MARK */
+	uint64_t synced;
 };
 
 struct tc_rd {
@@ -148,10 +155,11 @@ uint64_t tc_journal_hint(int dirfd);
 int tc_journal_sync(struct tc_journal *j);
 
 /*
- * Checkpoint: write a new journal (header with @capacity and the @nodes
- * hint, then whatever @emit appends to it with tc_journal_append), make it
- * durable, and atomically put it in place of the old one (rename, then
- * fsync of the directory).  On failure the old journal stays and is still
+ * Checkpoint: fdatasync the pool (j->data_fd, when set), write a new
+ * journal (header with @capacity and the @nodes hint, then whatever @emit
+ * appends to it with tc_journal_append, then a mark covering all of it
+ * when the pool was synced), make it durable, and atomically put it in
+ * place of the old one (rename, then fsync of the directory).  On failure the old journal stays and is still
  * appended to.  A child's checkpoint (below) that is still running is
  * cancelled first.
  */
@@ -165,7 +173,8 @@ int tc_journal_rewrite(struct tc_journal *j, uint64_t capacity, uint64_t nodes,
  * 2 ms per 100 MiB of heap.  The child sees the index as it was at the
  * fork; records appended meanwhile go on to this journal as always; the
  * child copies most of them behind its own, tc_journal_bg_poll() the
- * rest before it renames.
+ * rest before it renames.  The child fdatasyncs the pool before it
+ * writes the snapshot, and marks the snapshot durable.
  * @emit runs in the child only: it may read the caller's memory but what
  * it changes there stays in the child.  -EBUSY when one already runs; a
  * negative errno when fork failed (nothing changed).  The child closes

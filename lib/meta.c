@@ -651,6 +651,8 @@ int tc_stats_json(const struct tc_stats *st, char **out, size_t *len)
 		{ "checkpoints", st->checkpoints },
 		{ "journal_dropped", st->journal_dropped },
 		{ "nodes_dropped", st->nodes_dropped },
+		{ "unsynced_dropped", st->unsynced_dropped },
+		{ "fallbacks", st->fallbacks },
 	};
 	for (size_t i = 0; !r && i < sizeof(nums) / sizeof(nums[0]); i++)
 		r = put(o, nums[i].key, json_u64(nums[i].v));

@@ -21,8 +21,14 @@
  * an allocation fails only when the pool is truly full.  Space is taken
  * from the front of a run.
  *
- * Invariants: free == sum of run lengths; runs are disjoint, non-adjacent
- * and inside [0, size); bit k of nonempty <=> bucket[k] != NULL.
+ * Quarantine: extents freed while a durable journal record may still name
+ * them wait in `held`, a FIFO in generation order, until the store has
+ * made the freeing records durable (tc_pool_hold/tc_pool_release); they
+ * are neither free nor allocated meanwhile.
+ *
+ * Invariants: free == sum of run lengths; held_bytes == sum of the held
+ * extents; runs and held extents are disjoint, runs non-adjacent, all
+ * inside [0, size); bit k of nonempty <=> bucket[k] != NULL.
  * Locking: none here; the store's lock covers the pool.  The file's bytes
  * are read and written outside that lock by whoever owns an extent.
  */
@@ -30,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -282,10 +289,55 @@ void tc_pool_free(struct tc_pool *p, uint64_t off, uint64_t len)
 	run_add(p, start, n);
 }
 
+void tc_pool_hold(struct tc_pool *p, uint64_t off, uint64_t len, uint64_t gen)
+{
+	if (!len)
+		return;
+	if (p->held_n == p->held_cap) {
+		size_t live = p->held_n - p->held_head;
+		if (p->held_head && live <= p->held_cap / 2) {
+			/* slide the live ones to the front: no growth needed */
+			memmove(p->held, p->held + p->held_head,
+				live * sizeof(*p->held));
+		} else {
+			size_t ncap = p->held_cap ? p->held_cap * 2 : 64;
+			struct tc_held *nh = malloc(ncap * sizeof(*nh));
+			if (!nh)
+				return; /* leaked until the next open */
+			if (live)
+				memcpy(nh, p->held + p->held_head,
+				       live * sizeof(*nh));
+			free(p->held);
+			p->held = nh;
+			p->held_cap = ncap;
+		}
+		p->held_head = 0;
+		p->held_n = live;
+	}
+	assert(!p->held_n || p->held[p->held_n - 1].gen <= gen);
+	p->held[p->held_n++] = (struct tc_held){ off, len, gen };
+	p->held_bytes += len;
+}
+
+void tc_pool_release(struct tc_pool *p, uint64_t gen)
+{
+	while (p->held_head < p->held_n && p->held[p->held_head].gen <= gen) {
+		struct tc_held *h = &p->held[p->held_head++];
+		p->held_bytes -= h->len;
+		tc_pool_free(p, h->off, h->len);
+	}
+	if (p->held_head == p->held_n)
+		p->held_head = p->held_n = 0;
+}
+
 void tc_pool_close(struct tc_pool *p)
 {
 	if (!p)
 		return;
+	free(p->held);
+	p->held = NULL;
+	p->held_head = p->held_n = p->held_cap = 0;
+	p->held_bytes = 0;
 	for (int k = 0; k < 64; k++) {
 		struct tc_fext *f = p->bucket[k];
 		while (f) {

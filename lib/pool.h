@@ -17,6 +17,12 @@ struct tc_extent {
 
 struct tc_fext; /* a free run, in pool.c */
 
+/* An extent waiting in quarantine (see tc_pool_hold). */
+struct tc_held {
+	uint64_t off, len;
+	uint64_t gen;              /* the store's sync generation at the free */
+};
+
 struct tc_pool {
 	int fd;                    /* the pool file, O_RDWR (or O_RDONLY) */
 	uint8_t *map;              /* MAP_SHARED of the whole file */
@@ -26,6 +32,10 @@ struct tc_pool {
 	struct tc_map by_end;      /* block after a free run -> run */
 	struct tc_fext *bucket[64]; /* free runs by floor(log2(blocks)) */
 	uint64_t nonempty;         /* bit k: bucket[k] has a run */
+	/* quarantine: freed, not yet reusable; a FIFO in gen order */
+	struct tc_held *held;      /* held[held_head .. held_n) are live */
+	size_t held_head, held_n, held_cap;
+	uint64_t held_bytes;       /* sum of their lengths */
 };
 
 /* Open (or create) the pool file @name in @dirfd and size it to @size bytes
@@ -57,6 +67,20 @@ uint64_t tc_pool_extend(struct tc_pool *p, uint64_t at, uint64_t len);
 
 /* Return an extent to the free space, merging with free neighbours.  O(1). */
 void tc_pool_free(struct tc_pool *p, uint64_t off, uint64_t len);
+
+/*
+ * Quarantine: an extent that a durable journal record may still name (the
+ * old version of a replaced tensor, an evicted or removed one) must not be
+ * handed out again before the record that frees it is durable, or a power
+ * loss could leave the journal naming bytes that now belong to another
+ * tensor.  tc_pool_hold() puts it aside with the caller's generation @gen
+ * (gens never decrease between calls); tc_pool_release() frees every held
+ * extent of generation <= @gen once the caller made the records of those
+ * generations durable.  Held bytes are not in `free`.  O(1) amortized; on
+ * -ENOMEM the extent is leaked until the next open (never reused early).
+ */
+void tc_pool_hold(struct tc_pool *p, uint64_t off, uint64_t len, uint64_t gen);
+void tc_pool_release(struct tc_pool *p, uint64_t gen);
 
 /* Unmap and close.  NULL-safe. */
 void tc_pool_close(struct tc_pool *p);

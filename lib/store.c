@@ -50,6 +50,7 @@
 #include "meta.h"
 #include "pool.h"
 #include "store_test.h"
+#include "tail.h"
 #include "tcache.h"
 
 #define POOL_FILE "pool"
@@ -77,6 +78,15 @@ struct tc_store {
 	int want_checkpoint;         /* the journal outgrew its last checkpoint */
 	uint64_t journal_slack;      /* see tc_options */
 	uint64_t checkpoints;        /* put in place since the open */
+	uint64_t sync_gen;           /* generation of the frees held in the
+	                                pool's quarantine now (pool.h) */
+	uint64_t bg_gen;             /* the generation a running child's
+	                                snapshot covers */
+	struct tc_tail tail;         /* replay: the unsynced tail (tail.c) */
+	uint64_t unsynced_dropped;   /* open: tensors not durable at a crash
+	                                whose bytes did not survive it */
+	uint64_t fallbacks;          /* open: replacements not durable at a
+	                                crash; the version before kept */
 	int rdonly;                  /* opened by tc_store_check to look only */
 	struct tc_buf touches;       /* TOUCH ops not yet in the journal */
 	uint32_t ntouches;
@@ -203,9 +213,18 @@ static void ver_put(struct tc_store *s, struct tc_ver *v)
 	if (--v->refs)
 		return;
 	assert(v->inflight == 0);
+	/* A committed version is named by a journal record: its extents
+	 * wait in quarantine until a sync makes the freeing record durable
+	 * (journal.c, step 3).  A pending one was never named. */
 	if (!s->replaying)
-		for (uint32_t i = 0; i < v->next; i++)
-			tc_pool_free(&s->pool, v->ext[i].off, v->ext[i].len);
+		for (uint32_t i = 0; i < v->next; i++) {
+			if (v->committed)
+				tc_pool_hold(&s->pool, v->ext[i].off,
+					     v->ext[i].len, s->sync_gen);
+			else
+				tc_pool_free(&s->pool, v->ext[i].off,
+					     v->ext[i].len);
+		}
 	if (v->ndim > 1)
 		free(v->shp.many);
 	if (v->ext != &v->ext1)
@@ -485,24 +504,28 @@ static uint64_t entry_bytes(const struct tc_node *e)
 	return b;
 }
 
+static int sync_locked(struct tc_store *s, int may_unlock);
+
 /*
  * Evict least recently used entries until @need bytes are free.  A dry run
  * over the same victims first: when even evicting every evictable entry
- * would not make room, nothing is evicted and -ENOSPC returned.  Cost:
+ * would not make room, nothing is evicted and -ENOSPC returned.  Space in
+ * the pool's quarantine counts as room: when it is needed, one sync
+ * (sync_locked: two fdatasyncs, under the lock) makes it free.  Cost:
  * proportional to what is evicted (plus the entries with open files
  * skipped; pinned ones are in a list of their own).
  */
 static int make_room(struct tc_store *s, uint64_t need)
 {
-	uint64_t have = s->pool.free;
-	if (have >= need)
+	uint64_t have = s->pool.free + s->pool.held_bytes;
+	if (s->pool.free >= need)
 		return 0;
 	for (struct tc_node *e = s->lru.head; e && have < need; e = e->lru_next)
 		if (tc_lru_evictable(e))
 			have += entry_bytes(e);
 	if (have < need)
 		return -ENOSPC;
-	while (s->pool.free < need) {
+	while (s->pool.free + s->pool.held_bytes < need) {
 		struct tc_node *e = tc_lru_victim(&s->lru);
 		if (!e)
 			return -ENOSPC;
@@ -510,7 +533,7 @@ static int make_room(struct tc_store *s, uint64_t need)
 		if (r)
 			return r;
 	}
-	return 0;
+	return s->pool.free < need ? sync_locked(s, 0) : 0;
 }
 
 static int ver_grow(struct tc_store *s, struct tc_ver *v, uint64_t end)
@@ -727,6 +750,39 @@ static void touch(struct tc_store *s, struct tc_node *n)
 		touches_flush(s);
 }
 
+/*
+ * Make every committed tensor durable, then free what waits in the pool's
+ * quarantine since before the sync began (journal.c, steps 2 and 3): note
+ * the last seq, fdatasync the pool, append a mark, fdatasync the journal.
+ * Called and returns with the lock held; with @may_unlock the lock is let
+ * go for the pool's fdatasync (the only part that grows with what was
+ * written).  Cost: two fdatasyncs.
+ */
+static int sync_locked(struct tc_store *s, int may_unlock)
+{
+	struct tc_buf b = { 0 };
+	uint64_t gen = s->sync_gen++, upto;
+	int r;
+
+	touches_flush(s);
+	upto = s->jr.seq;
+	if (may_unlock)
+		pthread_mutex_unlock(&s->lock);
+	r = fdatasync(s->pool.fd) < 0 ? -errno : 0;
+	if (may_unlock)
+		pthread_mutex_lock(&s->lock);
+	if (r)
+		return r;
+	tc_rec_mark(&b, upto);
+	r = append(s, &b, NULL);
+	tc_buf_free(&b);
+	if (!r)
+		r = tc_journal_sync(&s->jr);
+	if (!r)
+		tc_pool_release(&s->pool, gen);
+	return r;
+}
+
 struct emit_ctx {
 	struct tc_store *s;
 	struct tc_journal *nj;
@@ -787,9 +843,12 @@ static int checkpoint(struct tc_store *s, uint64_t capacity)
 {
 	struct emit_ctx c = { .s = s };
 	uint64_t nodes = s->idx.entries + s->idx.groups + s->idx.tensors;
+	uint64_t gen = s->sync_gen++;
 	int r = tc_journal_rewrite(&s->jr, capacity, nodes, emit_all, &c);
 	tc_buf_free(&c.b);
 	tc_buf_free(&c.framed);
+	if (!r && s->jr.data_fd >= 0) /* the pool was synced, all marked */
+		tc_pool_release(&s->pool, gen);
 	if (!r) { /* the checkpoint holds the recency they record */
 		s->checkpoints++;
 		s->touches.len = 0;
@@ -806,6 +865,7 @@ static int checkpoint_bg(struct tc_store *s)
 {
 	struct emit_ctx c = { .s = s }; /* used in the child only */
 	uint64_t nodes = s->idx.entries + s->idx.groups + s->idx.tensors;
+	s->bg_gen = s->sync_gen++; /* what its snapshot makes durable */
 	int r = tc_journal_rewrite_bg(&s->jr, nodes, emit_all, &c);
 	return r && r != -EBUSY ? checkpoint(s, s->jr.capacity) : r;
 }
@@ -821,8 +881,10 @@ static void unlock(struct tc_store *s)
 {
 	if (s->ntouches && now_ns() - s->touches_since >= TOUCH_DELAY_NS)
 		touches_flush(s);
-	if (s->jr.bg_pid && tc_journal_bg_poll(&s->jr, 0) == 0)
+	if (s->jr.bg_pid && tc_journal_bg_poll(&s->jr, 0) == 0) {
 		s->checkpoints++; /* on failure the old log stays */
+		tc_pool_release(&s->pool, s->bg_gen);
+	}
 	if (s->want_checkpoint) {
 		s->want_checkpoint = 0;
 		/* (a checkpoint that just finished may have made it small) */
@@ -858,6 +920,17 @@ static void report(struct tc_store *s, const struct tc_node *n, const char *why)
 		return;
 	node_path(n, path, sizeof(path));
 	s->report(s->report_arg, path, why);
+}
+
+/* Do @a and @b hold the same bytes in the same place? */
+static int same_bytes(const struct tc_ver *a, const struct tc_ver *b)
+{
+	if (a->size != b->size || a->xxh3 != b->xxh3 || a->next != b->next)
+		return 0;
+	for (uint32_t i = 0; i < a->next; i++)
+		if (a->ext[i].off != b->ext[i].off || a->ext[i].len != b->ext[i].len)
+			return 0;
+	return 1;
 }
 
 /*
@@ -945,6 +1018,7 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 		v->dtype = op->dtype;
 		v->seq = seq;
 		v->committed = 1;
+		v->verified = 0;
 		v->number = ++s->ver_counter;
 		if (ver_set_shape(v, op->ndim, op->shape)) {
 			free(v);
@@ -958,9 +1032,19 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 				return -ENOMEM;
 			}
 		}
+		if (n->ver && same_bytes(n->ver, v)) {
+			/* the same bytes recorded again (a rename, a new
+			 * dtype): as durable as they were */
+			v->seq = n->ver->seq;
+			ver_put(s, n->ver);
+		} else {
+			if (n->ver) /* a fallback, should v not survive */
+				tc_tail_add_old(&s->tail, dir->id, n->name, seq,
+						n->ver, put_ver_cb, s);
+			tc_tail_add_new(&s->tail, n->id, seq);
+		}
 		if (n->ver)
 			s->live_bytes -= n->ver->size;
-		ver_put(s, n->ver);
 		n->ver = v;
 		s->live_bytes += v->size;
 	}
@@ -978,6 +1062,13 @@ static int apply_op(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 		return apply_node(s, seq, op, h);
 	case TC_OP_DEL:
 		n = tc_index_get(&s->idx, op->id);
+		if (n && n->kind == TC_KIND_TENSOR && n->ver) {
+			/* a tensor replaced by a rename over it: its bytes
+			 * may be needed back (settle_tail) */
+			n->ver->refs++;
+			tc_tail_add_old(&s->tail, n->parent->id, n->name, seq,
+					n->ver, put_ver_cb, s);
+		}
 		if (n)
 			remove_subtree(s, n);
 		break;
@@ -987,6 +1078,9 @@ static int apply_op(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 			n->last_access = op->last_access;
 			tc_lru_touch(&s->lru, n);
 		}
+		break;
+	case TC_OP_MARK:
+		tc_tail_mark(&s->tail, op->synced, put_ver_cb, s);
 		break;
 	case TC_OP_STATS:
 		s->hits = op->stats[0];
@@ -1035,6 +1129,98 @@ static int apply_record(void *arg, uint64_t seq, const uint8_t *p, size_t len)
 			return r;
 	}
 	return 0;
+}
+
+/* Are the first v->size bytes of @v in the pool file @fd the ones its
+ * xxh3 names?  1 yes, 0 no (or unreadable), -ENOMEM.  O(size). */
+static int ver_intact(int fd, const struct tc_ver *v, uint8_t *buf,
+		      size_t bufsize)
+{
+	XXH3_state_t *st = XXH3_createState();
+	uint64_t left = v->size;
+	int ok = 1;
+
+	if (!st)
+		return -ENOMEM;
+	XXH3_64bits_reset(st);
+	for (uint32_t i = 0; i < v->next && left && ok; i++) {
+		uint64_t off = v->ext[i].off;
+		uint64_t len = v->ext[i].len < left ? v->ext[i].len : left;
+		left -= len;
+		while (len && ok) {
+			size_t n = len < bufsize ? (size_t)len : bufsize;
+			ssize_t got = fd >= 0 ? pread(fd, buf, n, (off_t)off) : -1;
+			if (got < 0 && errno == EINTR)
+				continue;
+			ok = got == (ssize_t)n;
+			if (ok)
+				tc_hash_update(st, buf, n);
+			off += n;
+			len -= n;
+		}
+	}
+	ok = ok && !left && XXH3_64bits_digest(st) == v->xxh3;
+	XXH3_freeState(st);
+	return ok;
+}
+
+/*
+ * After replay: check the tensors of the unsynced tail (tail.c) against
+ * the pool file @fd (-1: none).  One whose bytes did not survive a crash
+ * gets the version it replaced back, if that one's are good, or is
+ * dropped as never written: unsynced tensors are absent or exact, and a
+ * replacement shows the old bytes or the new.  Neither is damage.  Cost:
+ * reads the tail's bytes once (nothing after a clean close).
+ */
+static int settle_tail(struct tc_store *s, int fd)
+{
+	struct tc_tail *t = &s->tail;
+	const size_t bufsize = 1u << 20;
+	uint8_t *buf = NULL;
+	int r = t->err;
+
+	if (!r && t->nnews && !(buf = malloc(bufsize)))
+		r = -ENOMEM;
+	for (size_t i = 0; !r && i < t->nnews; i++) {
+		struct tc_node *n = tc_index_get(&s->idx, t->news[i].id);
+		struct tc_tail_old *o;
+		struct tc_ver *good = NULL;
+		size_t at = t->nolds;
+
+		if (!n || n->kind != TC_KIND_TENSOR || !n->ver ||
+		    n->ver->seq != t->news[i].seq || n->ver->verified)
+			continue;
+		r = ver_intact(fd, n->ver, buf, bufsize);
+		if (r) {
+			n->ver->verified = r > 0;
+			r = r < 0 ? r : 0;
+			continue;
+		}
+		while (!r && (o = tc_tail_old_prev(t, n->parent->id, n->name, &at))) {
+			r = o->ver->seq <= t->synced ? 1
+				: ver_intact(fd, o->ver, buf, bufsize);
+			if (r > 0) {
+				good = o->ver;
+				good->verified = good->seq > t->synced;
+				o->ver = NULL;
+			}
+		}
+		if (r < 0)
+			break;
+		r = 0;
+		if (good) {
+			s->live_bytes += good->size - n->ver->size;
+			ver_put(s, n->ver);
+			n->ver = good;
+			s->fallbacks++;
+		} else {
+			remove_subtree(s, n);
+			s->unsynced_dropped++;
+		}
+	}
+	free(buf);
+	tc_tail_free(t, put_ver_cb, s);
+	return r;
 }
 
 struct owned {
@@ -1177,6 +1363,7 @@ static void shrink_index(struct tc_store *s, uint64_t limit)
 static void store_free(struct tc_store *s)
 {
 	s->replaying = 1; /* the pool may be gone: no frees into it */
+	tc_tail_free(&s->tail, put_ver_cb, s);
 	tc_index_free(&s->idx, put_ver_cb, s);
 	tc_buf_free(&s->touches);
 	tc_journal_close(&s->jr);
@@ -1202,7 +1389,7 @@ static int store_open(const char *dir, const struct tc_options *opt,
 	uint64_t want = opt ? opt->capacity & ~(uint64_t)(TC_BLOCK - 1) : 0;
 	uint64_t cap = 0, final, valid = 0;
 	struct stat st;
-	int r, is_new;
+	int r, is_new, vfd = -1;
 
 	if (opt && opt->capacity && !want)
 		return -EINVAL;
@@ -1211,7 +1398,8 @@ static int store_open(const char *dir, const struct tc_options *opt,
 		return -ENOMEM;
 	s->dirfd = s->lockfd = -1;
 	s->pool.fd = -1;
-	s->jr.fd = -1;
+	s->jr.fd = s->jr.data_fd = -1;
+	s->sync_gen = 1;
 	s->verify = opt ? opt->verify : TC_VERIFY_ON;
 	s->journal_slack = opt && opt->journal_slack ? opt->journal_slack
 						     : TC_DEFAULT_JOURNAL_SLACK;
@@ -1256,11 +1444,22 @@ static int store_open(const char *dir, const struct tc_options *opt,
 			valid = (uint64_t)st.st_size & ~(uint64_t)(TC_BLOCK - 1);
 		if (valid > cap)
 			valid = cap;
+		/* What a crash may not have kept whole is checked now, before
+		 * anything is rewritten (tail.c). */
+		vfd = openat(s->dirfd, POOL_FILE, O_RDONLY | O_CLOEXEC);
+		s->replaying = 1;
+		r = settle_tail(s, vfd);
+		s->replaying = 0;
+		if (r)
+			goto fail;
 	} else if (rdonly) {
 		r = -ENOENT;
 		goto fail;
 	}
 	if (rdonly) {
+		if (vfd >= 0)
+			close(vfd);
+		vfd = -1;
 		r = tc_pool_open_rdonly(&s->pool, s->dirfd, POOL_FILE);
 		if (r == -ENOENT)
 			r = 0; /* an empty pool: every tensor is dropped */
@@ -1278,10 +1477,15 @@ static int store_open(const char *dir, const struct tc_options *opt,
 		s->replaying = 1; /* no pool yet: nothing to free into */
 		shrink_index(s, final);
 		s->replaying = 0;
+		s->jr.data_fd = vfd; /* synced before the checkpoint names it */
 		r = checkpoint(s, final);
+		s->jr.data_fd = -1;
 		if (r)
 			goto fail;
 	}
+	if (vfd >= 0)
+		close(vfd);
+	vfd = -1;
 	r = tc_pool_open(&s->pool, s->dirfd, POOL_FILE, final);
 	if (r) {
 		if (is_new)
@@ -1289,12 +1493,18 @@ static int store_open(const char *dir, const struct tc_options *opt,
 		goto fail;
 	}
 	if (is_new) {
+		/* the pool's size is durable before a journal names it (the
+		 * journal's creation fsyncs the directory for both files) */
 		cap = valid = final;
-		r = tc_journal_open(&s->jr, s->dirfd, &cap, apply_record, s,
-				    &s->journal_dropped);
+		r = fdatasync(s->pool.fd) < 0 ? -errno : 0;
+		if (!r)
+			r = tc_journal_open(&s->jr, s->dirfd, &cap, apply_record,
+					    s, &s->journal_dropped);
 		if (r)
 			goto fail;
-	} else if (final > cap) {
+	}
+	s->jr.data_fd = s->pool.fd;
+	if (!is_new && final > cap) {
 		r = checkpoint(s, final);
 		if (r)
 			goto fail;
@@ -1303,8 +1513,10 @@ static int store_open(const char *dir, const struct tc_options *opt,
 	if (r)
 		goto fail;
 	/* Damage dropped at open stays dropped: rewrite the journal without
-	 * it (otherwise a regrown pool would bring tensors back as zeros). */
-	if (s->journal_dropped || s->nodes_dropped) {
+	 * it (otherwise a regrown pool would bring tensors back as zeros);
+	 * so do the versions a crash did not keep. */
+	if (s->journal_dropped || s->nodes_dropped || s->unsynced_dropped ||
+	    s->fallbacks) {
 		r = checkpoint(s, s->jr.capacity);
 		if (r)
 			goto fail;
@@ -1314,6 +1526,8 @@ static int store_open(const char *dir, const struct tc_options *opt,
 fail_errno:
 	r = -errno;
 fail:
+	if (vfd >= 0)
+		close(vfd);
 	store_free(s);
 	return r;
 }
@@ -1338,13 +1552,9 @@ int tc_store_close(tc_store *s)
 
 int tc_store_sync(tc_store *s)
 {
-	int r = 0;
+	int r;
 	pthread_mutex_lock(&s->lock);
-	touches_flush(s);
-	if (fdatasync(s->pool.fd) < 0)
-		r = -errno;
-	if (!r)
-		r = tc_journal_sync(&s->jr);
+	r = s->rdonly ? 0 : sync_locked(s, 1);
 	unlock(s);
 	return r;
 }
@@ -1371,7 +1581,7 @@ void tc_store_stats(tc_store *s, struct tc_stats *st)
 	pthread_mutex_lock(&s->lock);
 	*st = (struct tc_stats){
 		.capacity = s->pool.size,
-		.used = s->pool.size - s->pool.free,
+		.used = s->pool.size - s->pool.free - s->pool.held_bytes,
 		.live_bytes = s->live_bytes,
 		.entries = s->idx.entries,
 		.tensors = s->idx.tensors,
@@ -1383,6 +1593,8 @@ void tc_store_stats(tc_store *s, struct tc_stats *st)
 		.journal_bytes = s->jr.size,
 		.journal_dropped = s->journal_dropped,
 		.nodes_dropped = s->nodes_dropped,
+		.unsynced_dropped = s->unsynced_dropped,
+		.fallbacks = s->fallbacks,
 		.checkpoints = s->checkpoints,
 		.pinned = s->lru.npinned,
 		/* the oldest / newest of the two lists' ends */
@@ -2290,14 +2502,8 @@ int tc_file_commit(tc_store *s, tc_file *fh)
 int tc_file_sync(tc_store *s, tc_file *fh)
 {
 	int r = tc_file_commit(s, fh);
-	if (!r && fdatasync(s->pool.fd) < 0)
-		r = -errno;
-	if (!r) {
-		pthread_mutex_lock(&s->lock);
-		touches_flush(s);
-		r = tc_journal_sync(&s->jr);
-		unlock(s);
-	}
+	if (!r)
+		r = tc_store_sync(s);
 	return r;
 }
 
@@ -2574,6 +2780,8 @@ int tc_store_check(const char *dir, unsigned flags, tc_check_fn fn, void *arg,
 		return r;
 	c.records_dropped = s->journal_dropped;
 	c.nodes_dropped = s->nodes_dropped;
+	c.unsynced = s->unsynced_dropped;
+	c.fallbacks = s->fallbacks;
 	if (fn && s->journal_dropped)
 		fn(arg, "journal", "torn or corrupt records dropped");
 	pthread_mutex_lock(&s->lock);
@@ -2616,7 +2824,7 @@ int tc_replay_image(const uint8_t *img, size_t len, struct tc_stats *st)
 
 	if (!s)
 		return -ENOMEM;
-	s->dirfd = s->lockfd = s->pool.fd = s->jr.fd = -1;
+	s->dirfd = s->lockfd = s->pool.fd = s->jr.fd = s->jr.data_fd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->drained, NULL);
 	tc_index_init(&s->idx);

@@ -109,8 +109,13 @@ struct tc_options {
  * journal.  Damage is dropped, counted, and the rest served: a torn or
  * corrupt record (tc_stats.journal_dropped); a tensor whose bytes a
  * missing or cut-short pool file no longer holds, or whose pool space a
- * later record claims (tc_stats.nodes_dropped).  When anything was dropped
- * the journal is rewritten without it.  @opt may be NULL.  On success
+ * later record claims (tc_stats.nodes_dropped).  After a crash, tensors
+ * committed since the last sync are checked against their xxh3 at once:
+ * one whose bytes did not reach the disk is left out as never written
+ * (tc_stats.unsynced_dropped), or, if it replaced a version whose bytes
+ * are good, that version is kept (tc_stats.fallbacks): never served as
+ * EIO.  When anything was dropped the journal is rewritten without it.
+ * @opt may be NULL.  On success
  * *@out owns the store until tc_store_close().
  * Errors: -EBUSY another process has the store open; -EPROTO the store is
  * of an unknown format or version; -ENOSPC the pool cannot be
@@ -120,14 +125,20 @@ struct tc_options {
 int tc_store_open(const char *dir, const struct tc_options *opt,
 		  tc_store **out);
 
-/* Write a checkpoint, release the lock and free everything.  Open files
+/* Write a checkpoint (after an fdatasync of the pool: everything committed
+ * is then durable), release the lock and free everything.  Open files
  * must have been closed.  NULL-safe.  Returns the first error met while
  * writing (the store is freed regardless). */
 int tc_store_close(tc_store *s);
 
-/* Make every commit so far durable against power loss (fdatasync of the
- * pool and journal), and the recency of every open so far.  Cost: two
- * fsyncs. */
+/*
+ * Make every commit so far durable against power loss, and the recency of
+ * every open so far: fdatasync of the pool, then a mark in the journal,
+ * then fdatasync of the journal.  Space freed before the call becomes
+ * reusable (a replaced or evicted tensor's extents wait until the record
+ * that frees them is durable).  The lock is not held during the pool's
+ * fdatasync.  Cost: two fdatasyncs.
+ */
 int tc_store_sync(tc_store *s);
 
 /* The store's chores that fall due by time alone: recency that tc_open()
@@ -155,6 +166,13 @@ struct tc_stats {
 	uint64_t journal_dropped; /* records dropped as torn/corrupt at open */
 	uint64_t nodes_dropped;   /* nodes dropped at open (orphans, extents
 	                             overlapping a later record) */
+	uint64_t unsynced_dropped; /* tensors dropped at open as never
+	                             written: not yet durable at a crash, and
+	                             their bytes did not survive it (not
+	                             damage: see tc_store_sync) */
+	uint64_t fallbacks;       /* replacements not yet durable at a crash
+	                             whose bytes did not survive it: the
+	                             version they replaced was kept */
 	int64_t oldest_access_ns; /* least recent entry's last access; 0 if none */
 	int64_t newest_access_ns;
 };
@@ -196,6 +214,11 @@ struct tc_check {
 	uint64_t bytes;            /* bytes hashed */
 	uint64_t damaged;          /* tensors whose bytes fail their xxh3 */
 	uint64_t repaired;         /* damaged tensors removed (TC_CHECK_REPAIR) */
+	uint64_t unsynced;         /* tensors not yet durable at a crash whose
+	                              bytes did not survive it: left out as
+	                              never written; not damage */
+	uint64_t fallbacks;        /* replacements as unsynced: the version
+	                              they replaced is kept; not damage */
 };
 
 #define TC_CHECK_REPAIR (1u << 0)

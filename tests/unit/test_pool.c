@@ -201,6 +201,38 @@ static void t_open_errors(void)
 	tmpdir_free(dir);
 }
 
+/* Held extents are neither free nor handed out until their generation
+ * is released, oldest generation first; then they merge back. */
+static void t_quarantine_holds_until_released(void)
+{
+	struct tc_pool p;
+	char *dir;
+	struct tc_extent e[4], x;
+	REQUIRE(open_pool(&p, &dir, 4 * B) == 0);
+	for (int i = 0; i < 4; i++)
+		CHECK(tc_pool_alloc(&p, B, &e[i]) == 0);
+	tc_pool_hold(&p, e[0].off, B, 1);
+	tc_pool_hold(&p, e[1].off, B, 1);
+	tc_pool_hold(&p, e[2].off, B, 2);
+	CHECK(p.free == 0 && p.held_bytes == 3 * B);
+	CHECK(tc_pool_alloc(&p, B, &x) == -ENOSPC);
+	tc_pool_release(&p, 0);
+	CHECK(p.free == 0 && p.held_bytes == 3 * B);
+	tc_pool_release(&p, 1);
+	CHECK(p.free == 2 * B && p.held_bytes == B);
+	CHECK(tc_pool_alloc(&p, 2 * B, &x) == 0 && x.len == 2 * B);
+	CHECK(x.off == e[0].off);
+	for (int i = 0; i < 1000; i++) { /* many gens: the FIFO slides */
+		tc_pool_hold(&p, x.off, B, 3 + (uint64_t)i);
+		tc_pool_release(&p, 3 + (uint64_t)i);
+		CHECK(tc_pool_alloc(&p, B, &x) == 0);
+	}
+	tc_pool_release(&p, ~0ull);
+	CHECK(p.held_bytes == 0 && p.free == B);
+	tc_pool_close(&p);
+	tmpdir_free(dir);
+}
+
 int main(void)
 {
 	RUN(t_alloc_free_merge);
@@ -209,5 +241,6 @@ int main(void)
 	RUN(t_build_from_used);
 	RUN(t_random_churn_and_reuse);
 	RUN(t_open_errors);
+	RUN(t_quarantine_holds_until_released);
 	return check_done();
 }
