@@ -7,6 +7,7 @@
  *   tcache pin    MNT/ENTRY...             never evict these
  *   tcache unpin  MNT/ENTRY...
  *   tcache key    STRING...                a safe entry name for a key
+ *   tcache sync   MNT...                   make every committed tensor durable
  *   tcache fsck   STORE [--repair] [--json]
  *
  * Commands on a mount (MNT) use only the file system: each entry's
@@ -629,6 +630,41 @@ static int cmd_key(int argc, char **argv)
 	return 0;
 }
 
+/* ---- sync -------------------------------------------------------------------- */
+
+/* fsync(2) of a directory of the mount reaches the daemon (FUSE's
+ * FSYNCDIR), which makes the whole store durable: sync(1) does not reach
+ * a FUSE daemon at all on this libfuse. */
+static int cmd_sync(int argc, char **argv)
+{
+	if (help_wanted(argc, argv) || argc < 2) {
+		printf("usage: %s sync MNT...\n\n"
+		       "Make every tensor committed so far (every close() that returned\n"
+		       "0) durable against power loss, at once: fdatasync of the pool,\n"
+		       "then of the journal.  sync(1) does not reach a FUSE daemon; this\n"
+		       "does.  A program does the same with fsync() of any directory\n"
+		       "of the mount, e.g. os.fsync(os.open(MNT, os.O_RDONLY)).\n", prog);
+		return argc < 2 ? 2 : 0;
+	}
+	int bad = 0;
+	for (int i = 1; i < argc; i++) {
+		int fd = -1;
+		if (check_mount("sync", argv[i])) {
+			bad = 1;
+			continue;
+		}
+		fd = open(argv[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || fsync(fd) < 0) {
+			fprintf(stderr, "%s sync: %s: %s\n", prog, argv[i],
+				strerror(errno));
+			bad = 1;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	return bad ? 2 : 0;
+}
+
 /* ---- fsck -------------------------------------------------------------------- */
 
 struct fsck_out {
@@ -710,12 +746,15 @@ static int cmd_fsck(int argc, char **argv)
 	if (o.json) {
 		printf("%s],\n  \"tensors\": %llu, \"bytes\": %llu, \"damaged\": %llu,"
 		       " \"records_dropped\": %llu, \"nodes_dropped\": %llu,"
-		       " \"repaired\": %llu, \"clean\": %s\n}\n",
+		       " \"repaired\": %llu, \"unsynced\": %llu,"
+		       " \"fallbacks\": %llu, \"clean\": %s\n}\n",
 		       o.n ? "\n  " : "", (unsigned long long)r.tensors,
 		       (unsigned long long)r.bytes, (unsigned long long)r.damaged,
 		       (unsigned long long)r.records_dropped,
 		       (unsigned long long)r.nodes_dropped,
-		       (unsigned long long)r.repaired, bad ? "false" : "true");
+		       (unsigned long long)r.repaired,
+		       (unsigned long long)r.unsynced,
+		       (unsigned long long)r.fallbacks, bad ? "false" : "true");
 	} else {
 		printf("%s: %llu tensors, %llu bytes checked; %llu damaged, "
 		       "%llu journal records and %llu tensors dropped%s\n",
@@ -725,6 +764,13 @@ static int cmd_fsck(int argc, char **argv)
 		       (unsigned long long)r.nodes_dropped,
 		       !bad ? "" : flags & TC_CHECK_REPAIR ? "; repaired"
 							 : "; run with --repair to remove them");
+		if (r.unsynced || r.fallbacks)
+			printf("%s: after a crash, %llu tensors written since the last "
+			       "sync were not on disk whole (left out as never written) "
+			       "and %llu replaced tensors keep their previous bytes; "
+			       "that is not damage\n", dir,
+			       (unsigned long long)r.unsynced,
+			       (unsigned long long)r.fallbacks);
 	}
 	return bad ? 1 : 0;
 }
@@ -741,6 +787,7 @@ static void usage(FILE *f)
 		"  prune MNT --older-than AGE        remove entries not used for AGE\n"
 		"  pin MNT/ENTRY... | unpin ...      never evict these (chmod +t does too)\n"
 		"  key STRING...                     a safe entry name for any key\n"
+		"  sync MNT...                       make every committed tensor durable\n"
 		"  fsck STORE [--repair]             check a stopped store's checksums\n"
 		"\n"
 		"'%s COMMAND --help' tells more; '%s --version' the version.\n",
@@ -778,6 +825,8 @@ int main(int argc, char **argv)
 		return cmd_key(argc, argv);
 	if (!strcmp(cmd, "fsck"))
 		return cmd_fsck(argc, argv);
+	if (!strcmp(cmd, "sync"))
+		return cmd_sync(argc, argv);
 	fprintf(stderr, "%s: unknown command '%s'\n", prog, cmd);
 	usage(stderr);
 	return 2;
