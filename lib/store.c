@@ -1039,8 +1039,9 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 			ver_put(s, n->ver);
 		} else {
 			if (n->ver) /* a fallback, should v not survive */
-				tc_tail_add_old(&s->tail, dir->id, n->name, seq,
-						n->ver, put_ver_cb, s);
+				tc_tail_add_old(&s->tail, n->id, dir->id,
+						n->name, seq, n->ver,
+						put_ver_cb, s);
 			tc_tail_add_new(&s->tail, n->id, seq);
 		}
 		if (n->ver)
@@ -1066,8 +1067,8 @@ static int apply_op(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 			/* a tensor replaced by a rename over it: its bytes
 			 * may be needed back (settle_tail) */
 			n->ver->refs++;
-			tc_tail_add_old(&s->tail, n->parent->id, n->name, seq,
-					n->ver, put_ver_cb, s);
+			tc_tail_add_old(&s->tail, n->id, n->parent->id,
+					n->name, seq, n->ver, put_ver_cb, s);
 		}
 		if (n)
 			remove_subtree(s, n);
@@ -1196,7 +1197,8 @@ static int settle_tail(struct tc_store *s, int fd)
 			r = r < 0 ? r : 0;
 			continue;
 		}
-		while (!r && (o = tc_tail_old_prev(t, n->parent->id, n->name, &at))) {
+		while (!r && (o = tc_tail_old_prev(t, n->id, n->parent->id,
+						   n->name, &at))) {
 			r = o->ver->seq <= t->synced ? 1
 				: ver_intact(fd, o->ver, buf, bufsize);
 			if (r > 0) {

@@ -54,9 +54,9 @@ void tc_tail_add_new(struct tc_tail *t, uint64_t id, uint64_t seq)
 	t->news[t->nnews++] = (struct tc_tail_new){ id, seq };
 }
 
-void tc_tail_add_old(struct tc_tail *t, uint64_t parent, const char *name,
-		     uint64_t seq, struct tc_ver *v, tc_tail_put_fn put,
-		     void *arg)
+void tc_tail_add_old(struct tc_tail *t, uint64_t id, uint64_t parent,
+		     const char *name, uint64_t seq, struct tc_ver *v,
+		     tc_tail_put_fn put, void *arg)
 {
 	char *copy = NULL;
 	if (seq <= t->synced || !v) {
@@ -69,7 +69,7 @@ void tc_tail_add_old(struct tc_tail *t, uint64_t parent, const char *name,
 		put(arg, v);
 		return;
 	}
-	t->olds[t->nolds++] = (struct tc_tail_old){ parent, copy, seq, v };
+	t->olds[t->nolds++] = (struct tc_tail_old){ id, parent, copy, seq, v };
 }
 
 void tc_tail_mark(struct tc_tail *t, uint64_t synced, tc_tail_put_fn put,
@@ -91,12 +91,14 @@ void tc_tail_mark(struct tc_tail *t, uint64_t synced, tc_tail_put_fn put,
 	t->nolds -= k;
 }
 
-struct tc_tail_old *tc_tail_old_prev(struct tc_tail *t, uint64_t parent,
-				     const char *name, size_t *at)
+struct tc_tail_old *tc_tail_old_prev(struct tc_tail *t, uint64_t id,
+				     uint64_t parent, const char *name,
+				     size_t *at)
 {
 	while (*at > 0) {
 		struct tc_tail_old *o = &t->olds[--*at];
-		if (o->ver && o->parent == parent && !strcmp(o->name, name))
+		if (o->ver && (o->id == id || (o->parent == parent &&
+					       !strcmp(o->name, name))))
 			return o;
 	}
 	return NULL;

@@ -19,6 +19,7 @@ struct tc_tail_new {
 /* A version that a record past the last mark replaced or removed: the one
  * to fall back to if the replacement's bytes did not survive. */
 struct tc_tail_old {
+	uint64_t id;             /* the tensor node it belonged to */
 	uint64_t parent;         /* where it was: directory id ... */
 	char *name;              /* ... and name (malloc'd) */
 	uint64_t seq;            /* the record that replaced or removed it */
@@ -41,22 +42,24 @@ typedef void (*tc_tail_put_fn)(void *arg, struct tc_ver *v);
  * in seq order.  O(1) amortized. */
 void tc_tail_add_new(struct tc_tail *t, uint64_t id, uint64_t seq);
 
-/* Remember @v (the caller's reference moves here), replaced or removed by
- * record @seq from @name in directory @parent.  O(1) amortized; on
- * -ENOMEM the reference is given back through @put. */
-void tc_tail_add_old(struct tc_tail *t, uint64_t parent, const char *name,
-		     uint64_t seq, struct tc_ver *v, tc_tail_put_fn put,
-		     void *arg);
+/* Remember @v (the caller's reference moves here), the version of tensor
+ * @id, replaced or removed by record @seq from @name in directory @parent.
+ * O(1) amortized; on -ENOMEM the reference is given back through @put. */
+void tc_tail_add_old(struct tc_tail *t, uint64_t id, uint64_t parent,
+		     const char *name, uint64_t seq, struct tc_ver *v,
+		     tc_tail_put_fn put, void *arg);
 
 /* A mark: every record with seq <= @synced is durable with its bytes.
  * Forgets what it covers (old versions through @put).  O(forgotten). */
 void tc_tail_mark(struct tc_tail *t, uint64_t synced, tc_tail_put_fn put,
 		  void *arg);
 
-/* The old versions of (@parent, @name), newest first: call with *@at =
- * t->nolds to start; returns the next one or NULL.  O(olds) a walk. */
-struct tc_tail_old *tc_tail_old_prev(struct tc_tail *t, uint64_t parent,
-				     const char *name, size_t *at);
+/* The old versions of tensor @id, or of whatever was at (@parent, @name)
+ * (a tensor a rename replaced), newest first: call with *@at = t->nolds
+ * to start; returns the next one or NULL.  O(olds) a walk. */
+struct tc_tail_old *tc_tail_old_prev(struct tc_tail *t, uint64_t id,
+				     uint64_t parent, const char *name,
+				     size_t *at);
 
 /* Forget everything (old versions through @put). */
 void tc_tail_free(struct tc_tail *t, tc_tail_put_fn put, void *arg);

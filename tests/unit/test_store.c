@@ -1627,30 +1627,35 @@ static void t_unsynced_tensor_lost_at_power_loss_is_absent(void)
 	tmpdir_free(d);
 }
 
-/* A synced tensor replaced without a sync (in place, or by a rename over
- * it), and the replacement's bytes lost: the old bytes come back. */
+/* A synced tensor replaced without a sync (in place, by a rename over it,
+ * or in place and then moved to another entry), and the replacement's
+ * bytes lost: the old bytes come back, where the tensor is now. */
 static void t_unsynced_replacement_falls_back_to_the_old_bytes(void)
 {
-	for (int by_rename = 0; by_rename < 2; by_rename++) {
+	for (int how = 0; how < 3; how++) {
 		char *d = tmpdir_new(), *c = tmpdir_new();
 		struct tc_stats st;
 		tc_store *s = open_store(d, 16 * MiB);
 		REQUIRE(s);
-		uint64_t e = mkentry(s, "e");
+		uint64_t e = mkentry(s, "e"), e2 = mkentry(s, "e2"), at = e;
 		CHECK(put(s, e, "x", 256 * KiB, 1, 64 * KiB) == 0);
 		CHECK(tc_store_sync(s) == 0);
-		if (by_rename) {
+		if (how == 1) {
 			CHECK(put(s, e, "x.tmp", 100 * KiB, 2, 64 * KiB) == 0);
 			CHECK(tc_rename(s, e, "x.tmp", e, "x", 0) == 0);
 		} else {
 			CHECK(put(s, e, "x", 100 * KiB, 2, 64 * KiB) == 0);
 		}
+		if (how == 2) {
+			CHECK(tc_rename(s, e, "x", e2, "x", 0) == 0);
+			at = e2;
+		}
 		crash_copy(d, c, -1);
-		lose_bytes(s, e, "x", c);
+		lose_bytes(s, at, "x", c);
 		tc_store_close(s);
 		s = open_store(c, 0);
 		REQUIRE(s);
-		CHECK(same(s, e, "x", 256 * KiB, 1));
+		CHECK(same(s, at, "x", 256 * KiB, 1));
 		CHECK(!exists(s, e, "x.tmp"));
 		tc_store_stats(s, &st);
 		CHECK(st.fallbacks == 1 && st.unsynced_dropped == 0);
