@@ -22,12 +22,13 @@
  * from the front of a run.
  *
  * Quarantine: extents freed while a durable journal record may still name
- * them wait in `held`, a FIFO in generation order, until the store has
- * made the freeing records durable (tc_pool_hold/tc_pool_release); they
- * are neither free nor allocated meanwhile.
+ * them wait in `held`, two FIFOs in generation order (by what they wait
+ * for: enum tc_hold), until the store has made that durable
+ * (tc_pool_hold/tc_pool_release); they are neither free nor allocated
+ * meanwhile.
  *
- * Invariants: free == sum of run lengths; held_bytes == sum of the held
- * extents; runs and held extents are disjoint, runs non-adjacent, all
+ * Invariants: free == sum of run lengths; held[k].bytes == sum of that
+ * FIFO's extents, held_bytes == their sum; runs and held extents are disjoint, runs non-adjacent, all
  * inside [0, size); bit k of nonempty <=> bucket[k] != NULL.
  * Locking: none here; the store's lock covers the pool.  The file's bytes
  * are read and written outside that lock by whoever owns an extent.
@@ -289,54 +290,65 @@ void tc_pool_free(struct tc_pool *p, uint64_t off, uint64_t len)
 	run_add(p, start, n);
 }
 
-void tc_pool_hold(struct tc_pool *p, uint64_t off, uint64_t len, uint64_t gen)
+void tc_pool_hold(struct tc_pool *p, uint64_t off, uint64_t len, uint64_t gen,
+		  enum tc_hold what)
 {
+	struct tc_held_fifo *q = &p->held[what];
 	if (!len)
 		return;
-	if (p->held_n == p->held_cap) {
-		size_t live = p->held_n - p->held_head;
-		if (p->held_head && live <= p->held_cap / 2) {
+	if (q->n == q->cap) {
+		size_t live = q->n - q->head;
+		if (q->head && live <= q->cap / 2) {
 			/* slide the live ones to the front: no growth needed */
-			memmove(p->held, p->held + p->held_head,
-				live * sizeof(*p->held));
+			memmove(q->v, q->v + q->head, live * sizeof(*q->v));
 		} else {
-			size_t ncap = p->held_cap ? p->held_cap * 2 : 64;
-			struct tc_held *nh = malloc(ncap * sizeof(*nh));
-			if (!nh)
+			size_t ncap = q->cap ? q->cap * 2 : 64;
+			struct tc_held *nv = malloc(ncap * sizeof(*nv));
+			if (!nv)
 				return; /* leaked until the next open */
 			if (live)
-				memcpy(nh, p->held + p->held_head,
-				       live * sizeof(*nh));
-			free(p->held);
-			p->held = nh;
-			p->held_cap = ncap;
+				memcpy(nv, q->v + q->head, live * sizeof(*nv));
+			free(q->v);
+			q->v = nv;
+			q->cap = ncap;
 		}
-		p->held_head = 0;
-		p->held_n = live;
+		q->head = 0;
+		q->n = live;
 	}
-	assert(!p->held_n || p->held[p->held_n - 1].gen <= gen);
-	p->held[p->held_n++] = (struct tc_held){ off, len, gen };
+	assert(!q->n || q->v[q->n - 1].gen <= gen);
+	q->v[q->n++] = (struct tc_held){ off, len, gen };
+	q->bytes += len;
 	p->held_bytes += len;
 }
 
-void tc_pool_release(struct tc_pool *p, uint64_t gen)
+static void fifo_release(struct tc_pool *p, struct tc_held_fifo *q,
+			 uint64_t gen)
 {
-	while (p->held_head < p->held_n && p->held[p->held_head].gen <= gen) {
-		struct tc_held *h = &p->held[p->held_head++];
+	while (q->head < q->n && q->v[q->head].gen <= gen) {
+		struct tc_held *h = &q->v[q->head++];
+		q->bytes -= h->len;
 		p->held_bytes -= h->len;
 		tc_pool_free(p, h->off, h->len);
 	}
-	if (p->held_head == p->held_n)
-		p->held_head = p->held_n = 0;
+	if (q->head == q->n)
+		q->head = q->n = 0;
+}
+
+void tc_pool_release(struct tc_pool *p, uint64_t gen, int data)
+{
+	fifo_release(p, &p->held[TC_HOLD_RECORD], gen);
+	if (data)
+		fifo_release(p, &p->held[TC_HOLD_DATA], gen);
 }
 
 void tc_pool_close(struct tc_pool *p)
 {
 	if (!p)
 		return;
-	free(p->held);
-	p->held = NULL;
-	p->held_head = p->held_n = p->held_cap = 0;
+	for (int k = 0; k < 2; k++) {
+		free(p->held[k].v);
+		p->held[k] = (struct tc_held_fifo){ 0 };
+	}
 	p->held_bytes = 0;
 	for (int k = 0; k < 64; k++) {
 		struct tc_fext *f = p->bucket[k];

@@ -23,6 +23,22 @@ struct tc_held {
 	uint64_t gen;              /* the store's sync generation at the free */
 };
 
+/* What must be durable before a held extent may be reused. */
+enum tc_hold {
+	TC_HOLD_RECORD = 0,        /* the record that freed it (an evicted
+	                              entry: nothing falls back to it) */
+	TC_HOLD_DATA = 1,          /* that record and the pool bytes of the
+	                              version that replaced it (a replaced or
+	                              removed tensor: replay may fall back) */
+};
+
+/* One FIFO of held extents, in gen order. */
+struct tc_held_fifo {
+	struct tc_held *v;         /* v[head .. n) are live */
+	size_t head, n, cap;
+	uint64_t bytes;            /* sum of their lengths */
+};
+
 struct tc_pool {
 	int fd;                    /* the pool file, O_RDWR (or O_RDONLY) */
 	uint8_t *map;              /* MAP_SHARED of the whole file */
@@ -32,10 +48,9 @@ struct tc_pool {
 	struct tc_map by_end;      /* block after a free run -> run */
 	struct tc_fext *bucket[64]; /* free runs by floor(log2(blocks)) */
 	uint64_t nonempty;         /* bit k: bucket[k] has a run */
-	/* quarantine: freed, not yet reusable; a FIFO in gen order */
-	struct tc_held *held;      /* held[held_head .. held_n) are live */
-	size_t held_head, held_n, held_cap;
-	uint64_t held_bytes;       /* sum of their lengths */
+	/* quarantine: freed, not yet reusable, by enum tc_hold */
+	struct tc_held_fifo held[2];
+	uint64_t held_bytes;       /* held[0].bytes + held[1].bytes */
 };
 
 /* Open (or create) the pool file @name in @dirfd and size it to @size bytes
@@ -73,14 +88,17 @@ void tc_pool_free(struct tc_pool *p, uint64_t off, uint64_t len);
  * old version of a replaced tensor, an evicted or removed one) must not be
  * handed out again before the record that frees it is durable, or a power
  * loss could leave the journal naming bytes that now belong to another
- * tensor.  tc_pool_hold() puts it aside with the caller's generation @gen
- * (gens never decrease between calls); tc_pool_release() frees every held
- * extent of generation <= @gen once the caller made the records of those
- * generations durable.  Held bytes are not in `free`.  O(1) amortized; on
- * -ENOMEM the extent is leaked until the next open (never reused early).
+ * tensor.  tc_pool_hold() puts it aside, as @what (enum tc_hold), with the
+ * caller's generation @gen (gens never decrease between calls).
+ * tc_pool_release() frees every extent of generation <= @gen held as
+ * TC_HOLD_RECORD, and with @data those held as TC_HOLD_DATA too, once the
+ * caller has made durable what they wait for.  Held bytes are not in
+ * `free`.  O(1) amortized; on -ENOMEM the extent is leaked until the next
+ * open (never reused early).
  */
-void tc_pool_hold(struct tc_pool *p, uint64_t off, uint64_t len, uint64_t gen);
-void tc_pool_release(struct tc_pool *p, uint64_t gen);
+void tc_pool_hold(struct tc_pool *p, uint64_t off, uint64_t len, uint64_t gen,
+		  enum tc_hold what);
+void tc_pool_release(struct tc_pool *p, uint64_t gen, int data);
 
 /* Unmap and close.  NULL-safe. */
 void tc_pool_close(struct tc_pool *p);

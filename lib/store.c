@@ -82,6 +82,8 @@ struct tc_store {
 	                                pool's quarantine now (pool.h) */
 	uint64_t bg_gen;             /* the generation a running child's
 	                                snapshot covers */
+	int evicting;                /* evict() is removing an entry: its
+	                                extents wait for the record alone */
 	struct tc_tail tail;         /* replay: the unsynced tail (tail.c) */
 	uint64_t unsynced_dropped;   /* open: tensors not durable at a crash
 	                                whose bytes did not survive it */
@@ -215,12 +217,16 @@ static void ver_put(struct tc_store *s, struct tc_ver *v)
 	assert(v->inflight == 0);
 	/* A committed version is named by a journal record: its extents
 	 * wait in quarantine until a sync makes the freeing record durable
-	 * (journal.c, step 3).  A pending one was never named. */
+	 * (journal.c, step 3), and for a replaced or removed tensor the
+	 * bytes of what replaced it too (replay may fall back to these).  A
+	 * pending one was never named. */
 	if (!s->replaying)
 		for (uint32_t i = 0; i < v->next; i++) {
 			if (v->committed)
 				tc_pool_hold(&s->pool, v->ext[i].off,
-					     v->ext[i].len, s->sync_gen);
+					     v->ext[i].len, s->sync_gen,
+					     s->evicting ? TC_HOLD_RECORD
+							 : TC_HOLD_DATA);
 			else
 				tc_pool_free(&s->pool, v->ext[i].off,
 					     v->ext[i].len);
@@ -490,7 +496,9 @@ static int evict(struct tc_store *s, struct tc_node *e)
 	s->evicted_bytes += subtree_bytes(e);
 	if (s->evict_fn)
 		s->evict_fn(s->evict_arg, TC_ROOT_ID, e->id, e->name);
+	s->evicting = 1;
 	remove_subtree(s, e);
+	s->evicting = 0;
 	return 0;
 }
 
@@ -505,35 +513,55 @@ static uint64_t entry_bytes(const struct tc_node *e)
 }
 
 static int sync_locked(struct tc_store *s, int may_unlock);
+static int sync_journal_locked(struct tc_store *s);
+
+/* How far past a write's need an eviction that ends in a sync frees (a
+ * low watermark): the writes after it find free space, so the sync is
+ * paid once per this many bytes rather than once per write.  1/64 of the
+ * capacity, at most 64 MiB. */
+static uint64_t evict_ahead(const struct tc_store *s)
+{
+	uint64_t m = s->pool.size / 64;
+	return (m < (64u << 20) ? m : (64u << 20)) & ~(uint64_t)(TC_BLOCK - 1);
+}
 
 /*
- * Evict least recently used entries until @need bytes are free.  A dry run
- * over the same victims first: when even evicting every evictable entry
- * would not make room, nothing is evicted and -ENOSPC returned.  Space in
- * the pool's quarantine counts as room: when it is needed, one sync
- * (sync_locked: two fdatasyncs, under the lock) makes it free.  Cost:
+ * Make @need bytes free.  Space in the pool's quarantine counts: a sync
+ * makes it free, of the journal alone (one fdatasync) when what evicted
+ * entries freed is enough, else of the pool and then the journal
+ * (sync_locked: two fdatasyncs); both under the lock.  Else evict least
+ * recently used entries: a dry run over the same victims first, so that
+ * when even evicting every evictable entry would not make room nothing is
+ * evicted and -ENOSPC returned; then evict until @need plus
+ * evict_ahead() is there (as far as victims allow), and sync.  Cost:
  * proportional to what is evicted (plus the entries with open files
- * skipped; pinned ones are in a list of their own).
+ * skipped; pinned ones are in a list of their own), and a sync per
+ * evict_ahead() bytes of evictions.
  */
 static int make_room(struct tc_store *s, uint64_t need)
 {
 	uint64_t have = s->pool.free + s->pool.held_bytes;
+	struct tc_node *e;
+	int r;
+
 	if (s->pool.free >= need)
 		return 0;
-	for (struct tc_node *e = s->lru.head; e && have < need; e = e->lru_next)
-		if (tc_lru_evictable(e))
-			have += entry_bytes(e);
-	if (have < need)
-		return -ENOSPC;
-	while (s->pool.free + s->pool.held_bytes < need) {
-		struct tc_node *e = tc_lru_victim(&s->lru);
-		if (!e)
+	if (have < need) {
+		for (e = s->lru.head; e && have < need; e = e->lru_next)
+			if (tc_lru_evictable(e))
+				have += entry_bytes(e);
+		if (have < need)
 			return -ENOSPC;
-		int r = evict(s, e);
-		if (r)
-			return r;
+		while (s->pool.free + s->pool.held_bytes < need + evict_ahead(s) &&
+		       (e = tc_lru_victim(&s->lru)))
+			if ((r = evict(s, e)))
+				return r;
+		if (s->pool.free + s->pool.held_bytes < need)
+			return -ENOSPC;
 	}
-	return s->pool.free < need ? sync_locked(s, 0) : 0;
+	if (s->pool.free + s->pool.held[TC_HOLD_RECORD].bytes >= need)
+		return sync_journal_locked(s);
+	return sync_locked(s, 0);
 }
 
 static int ver_grow(struct tc_store *s, struct tc_ver *v, uint64_t end)
@@ -779,7 +807,19 @@ static int sync_locked(struct tc_store *s, int may_unlock)
 	if (!r)
 		r = tc_journal_sync(&s->jr);
 	if (!r)
-		tc_pool_release(&s->pool, gen);
+		tc_pool_release(&s->pool, gen, 1);
+	return r;
+}
+
+/* The journal's part of that alone: what was freed before it by records
+ * that nothing falls back to (evictions) becomes free.  One fdatasync,
+ * under the lock. */
+static int sync_journal_locked(struct tc_store *s)
+{
+	uint64_t gen = s->sync_gen++;
+	int r = tc_journal_sync(&s->jr);
+	if (!r)
+		tc_pool_release(&s->pool, gen, 0);
 	return r;
 }
 
@@ -848,7 +888,7 @@ static int checkpoint(struct tc_store *s, uint64_t capacity)
 	tc_buf_free(&c.b);
 	tc_buf_free(&c.framed);
 	if (!r && s->jr.data_fd >= 0) /* the pool was synced, all marked */
-		tc_pool_release(&s->pool, gen);
+		tc_pool_release(&s->pool, gen, 1);
 	if (!r) { /* the checkpoint holds the recency they record */
 		s->checkpoints++;
 		s->touches.len = 0;
@@ -883,7 +923,7 @@ static void unlock(struct tc_store *s)
 		touches_flush(s);
 	if (s->jr.bg_pid && tc_journal_bg_poll(&s->jr, 0) == 0) {
 		s->checkpoints++; /* on failure the old log stays */
-		tc_pool_release(&s->pool, s->bg_gen);
+		tc_pool_release(&s->pool, s->bg_gen, 1);
 	}
 	if (s->want_checkpoint) {
 		s->want_checkpoint = 0;

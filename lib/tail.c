@@ -81,14 +81,18 @@ void tc_tail_mark(struct tc_tail *t, uint64_t synced, tc_tail_put_fn put,
 	t->synced = synced;
 	for (k = 0; k < t->nnews && t->news[k].seq <= synced; k++)
 		;
-	memmove(t->news, t->news + k, (t->nnews - k) * sizeof(*t->news));
-	t->nnews -= k;
+	if (k) {
+		memmove(t->news, t->news + k, (t->nnews - k) * sizeof(*t->news));
+		t->nnews -= k;
+	}
 	for (k = 0; k < t->nolds && t->olds[k].seq <= synced; k++) {
 		put(arg, t->olds[k].ver);
 		free(t->olds[k].name);
 	}
-	memmove(t->olds, t->olds + k, (t->nolds - k) * sizeof(*t->olds));
-	t->nolds -= k;
+	if (k) {
+		memmove(t->olds, t->olds + k, (t->nolds - k) * sizeof(*t->olds));
+		t->nolds -= k;
+	}
 }
 
 struct tc_tail_old *tc_tail_old_prev(struct tc_tail *t, uint64_t id,

@@ -211,23 +211,27 @@ static void t_quarantine_holds_until_released(void)
 	REQUIRE(open_pool(&p, &dir, 4 * B) == 0);
 	for (int i = 0; i < 4; i++)
 		CHECK(tc_pool_alloc(&p, B, &e[i]) == 0);
-	tc_pool_hold(&p, e[0].off, B, 1);
-	tc_pool_hold(&p, e[1].off, B, 1);
-	tc_pool_hold(&p, e[2].off, B, 2);
-	CHECK(p.free == 0 && p.held_bytes == 3 * B);
+	tc_pool_hold(&p, e[0].off, B, 1, TC_HOLD_DATA);
+	tc_pool_hold(&p, e[1].off, B, 1, TC_HOLD_DATA);
+	tc_pool_hold(&p, e[2].off, B, 2, TC_HOLD_DATA);
+	tc_pool_hold(&p, e[3].off, B, 2, TC_HOLD_RECORD);
+	CHECK(p.free == 0 && p.held_bytes == 4 * B);
 	CHECK(tc_pool_alloc(&p, B, &x) == -ENOSPC);
-	tc_pool_release(&p, 0);
-	CHECK(p.free == 0 && p.held_bytes == 3 * B);
-	tc_pool_release(&p, 1);
+	tc_pool_release(&p, 0, 1);
+	CHECK(p.free == 0 && p.held_bytes == 4 * B);
+	tc_pool_release(&p, 2, 0); /* the record alone frees e[3] only */
+	CHECK(p.free == B && p.held_bytes == 3 * B);
+	CHECK(tc_pool_alloc(&p, B, &x) == 0 && x.off == e[3].off);
+	tc_pool_release(&p, 1, 1);
 	CHECK(p.free == 2 * B && p.held_bytes == B);
 	CHECK(tc_pool_alloc(&p, 2 * B, &x) == 0 && x.len == 2 * B);
 	CHECK(x.off == e[0].off);
 	for (int i = 0; i < 1000; i++) { /* many gens: the FIFO slides */
-		tc_pool_hold(&p, x.off, B, 3 + (uint64_t)i);
-		tc_pool_release(&p, 3 + (uint64_t)i);
+		tc_pool_hold(&p, x.off, B, 3 + (uint64_t)i, TC_HOLD_DATA);
+		tc_pool_release(&p, 3 + (uint64_t)i, 1);
 		CHECK(tc_pool_alloc(&p, B, &x) == 0);
 	}
-	tc_pool_release(&p, ~0ull);
+	tc_pool_release(&p, ~0ull, 1);
 	CHECK(p.held_bytes == 0 && p.free == B);
 	tc_pool_close(&p);
 	tmpdir_free(dir);
