@@ -905,8 +905,10 @@ static int checkpoint_bg(struct tc_store *s)
 {
 	struct emit_ctx c = { .s = s }; /* used in the child only */
 	uint64_t nodes = s->idx.entries + s->idx.groups + s->idx.tensors;
-	s->bg_gen = s->sync_gen++; /* what its snapshot makes durable */
+	uint64_t gen = s->sync_gen++; /* what its snapshot makes durable */
 	int r = tc_journal_rewrite_bg(&s->jr, nodes, emit_all, &c);
+	if (!r)
+		s->bg_gen = gen;
 	return r && r != -EBUSY ? checkpoint(s, s->jr.capacity) : r;
 }
 
