@@ -23,6 +23,8 @@
  * violation (workload, crash point, strategy, name, expected, found).
  * Usage: powerloss [--seed S] [--states N] [--soak] [--random R]
  *                  [--workload NAME] [--verbose]
+ * Each TAP line names its workload's seed: --workload NAME --seed SEED
+ * replays that workload alone.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -248,6 +250,8 @@ static const char *t_status(const struct tensor *t)
 {
 	if (!t->may_absent)
 		return t->nc == 1 ? "fsynced" : "fsynced-then-replaced";
+	if (!t->has_cur && t->nc)
+		return "removed"; /* unlinked, renamed away or evicted */
 	return "unsynced";
 }
 
@@ -417,6 +421,9 @@ static void crash_point(const char *where)
 {
 	pl_disk_pause(1);
 	points++;
+	if (verbose > 1)
+		printf("# %s: crash point op %d %s: %s\n", wl_name, op_no,
+		       op_desc, where);
 	ndedup = 0;
 	pl_disk_snapshot();
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
@@ -446,6 +453,8 @@ static void op(const char *fmt, ...)
 	vsnprintf(op_desc, sizeof(op_desc), fmt, ap);
 	va_end(ap);
 	op_no++;
+	if (verbose)
+		printf("# %s: op %d %s\n", wl_name, op_no, op_desc);
 }
 
 static void done(void)
@@ -647,10 +656,10 @@ static void clean_close_keeps_unsynced_tensors_absent_or_exact(void)
 static void background_checkpoints_keep_unsynced_tensors_absent_or_exact(void)
 {
 	char n[16];
-	for (int i = 0; i < 24; i++) {
+	for (int i = 0; i < 64; i++) {
 		name_of(n, i % 16);
-		write_ver(i % 3, n, rnd_len(4 * KiB, 32 * KiB),
-			  i % 6 == 5 ? FSYNC : COMMIT);
+		write_ver(i % 3, n, rnd_len(1, 16 * KiB),
+			  i == 0 || i == 40 ? FSYNC : COMMIT);
 	}
 }
 
@@ -891,7 +900,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--workload") && i + 1 < argc)
 			only = argv[++i];
 		else if (!strcmp(argv[i], "--verbose"))
-			verbose = 1;
+			verbose++;
 		else
 			usage();
 	}
@@ -911,7 +920,7 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)
 		if (!only || !strcmp(only, workloads[i].name))
-			ok &= run(&workloads[i], seed + i, ++n);
+			ok &= run(&workloads[i], only ? seed : seed + i, ++n);
 	/* more random mixes, with the seeds that follow, up to the budget */
 	for (uint64_t k = 1; !only && total_states < want; k++)
 		ok &= run(&workloads[sizeof(workloads) / sizeof(workloads[0]) - 1],
