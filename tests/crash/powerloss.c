@@ -58,6 +58,7 @@ struct tensor {
 	int nc;
 	struct ver cand[MAXC];
 	int may_absent;
+	int removed; /* unlinked, renamed away or evicted since it had bytes */
 };
 
 struct entry {
@@ -171,6 +172,7 @@ static void on_evict(void *arg, uint64_t parent, uint64_t id,
 		for (int i = 0; i < MAXT; i++)
 			if (tens[i].used && tens[i].e == e) {
 				tens[i].may_absent = 1;
+				tens[i].removed = tens[i].has_cur;
 				tens[i].has_cur = 0;
 			}
 	}
@@ -250,8 +252,8 @@ static const char *t_status(const struct tensor *t)
 {
 	if (!t->may_absent)
 		return t->nc == 1 ? "fsynced" : "fsynced-then-replaced";
-	if (!t->has_cur && t->nc)
-		return "removed"; /* unlinked, renamed away or evicted */
+	if (t->removed)
+		return "removed";
 	return "unsynced";
 }
 
@@ -516,6 +518,7 @@ static int write_ver(int e, const char *name, uint32_t len, enum how how)
 		r = how == FSYNC ? tc_file_sync(S, fh) : tc_file_commit(S, fh);
 		if (!r) {
 			t->has_cur = 1;
+			t->removed = 0;
 			t->cur = v;
 			if (how == FSYNC)
 				t_durable(t);
@@ -538,7 +541,9 @@ static int rename_t(int e, const char *from, const char *to)
 	if (!r) {
 		b->cur = a->cur;
 		b->has_cur = 1;
+		b->removed = 0;
 		a->has_cur = 0;
+		a->removed = 1;
 	}
 	done();
 	return r;
@@ -552,8 +557,10 @@ static int unlink_t(int e, const char *name)
 		return -ENOENT;
 	t->may_absent = 1;
 	int r = tc_unlink(S, ents[e].id, name);
-	if (!r)
+	if (!r) {
 		t->has_cur = 0;
+		t->removed = 1;
+	}
 	done();
 	return r;
 }
