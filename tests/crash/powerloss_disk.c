@@ -2,7 +2,10 @@
  * powerloss_disk.c - what a power loss may leave of a store directory.
  *
  * The test links libtcache with -Wl,--wrap for the calls that decide
- * durability (fdatasync, fsync, renameat, unlinkat, openat64).  Writes are
+ * durability (fdatasync, fsync, msync, syncfs, renameat, renameat2,
+ * unlinkat, openat64).  sync_file_range is not one of them: it promises
+ * nothing against power loss, so it makes nothing durable here; nor do
+ * O_DSYNC/RWF_DSYNC writes (not seen: a store using them needs a wrapper).  Writes are
  * not intercepted (the pool is also written through a shared mmap);
  * instead each file has a durable image: at fdatasync/fsync of a regular
  * file, after the real call, the file's whole content and size are copied
@@ -87,6 +90,14 @@ int __wrap_renameat(int olddirfd, const char *oldpath, int newdirfd,
 		    const char *newpath);
 int __wrap_unlinkat(int dirfd, const char *path, int flags);
 int __wrap_openat64(int dirfd, const char *path, int flags, ...);
+int __real_msync(void *addr, size_t len, int flags);
+int __wrap_msync(void *addr, size_t len, int flags);
+int __real_renameat2(int olddirfd, const char *oldpath, int newdirfd,
+		     const char *newpath, unsigned flags);
+int __wrap_renameat2(int olddirfd, const char *oldpath, int newdirfd,
+		     const char *newpath, unsigned flags);
+int __real_syncfs(int fd);
+int __wrap_syncfs(int fd);
 
 static int active(void)
 {
@@ -286,6 +297,94 @@ int __wrap_renameat(int olddirfd, const char *oldpath, int newdirfd,
 	int r = __real_renameat(olddirfd, oldpath, newdirfd, newpath);
 	if (r == 0)
 		point("after rename(%s -> %s)", oldpath, newpath);
+	return r;
+}
+
+int __wrap_renameat2(int olddirfd, const char *oldpath, int newdirfd,
+		     const char *newpath, unsigned flags)
+{
+	point("before rename(%s -> %s)", oldpath, newpath);
+	if (active() && !(flags & RENAME_EXCHANGE))
+		name_goes(newdirfd, newpath);
+	int r = __real_renameat2(olddirfd, oldpath, newdirfd, newpath, flags);
+	if (r == 0)
+		point("after rename(%s -> %s)", oldpath, newpath);
+	return r;
+}
+
+/* msync(MS_SYNC) of a shared file mapping: bytes [off, off + len) of the
+ * mapped file become durable (and its size, as with fdatasync).  The file
+ * is found through /proc/self/maps. */
+int __wrap_msync(void *addr, size_t len, int flags)
+{
+	int r = __real_msync(addr, len, flags);
+	FILE *f;
+	char line[4400];
+	if (r || !(flags & MS_SYNC) || !recording || !sh ||
+	    !(f = fopen("/proc/self/maps", "re")))
+		return r;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi, off, ino;
+		char path[4200] = "";
+		if (sscanf(line, "%lx-%lx %*s %lx %*s %lu %4199s", &lo, &hi, &off,
+			   &ino, path) < 4 || (uintptr_t)addr < lo ||
+		    (uintptr_t)addr >= hi)
+			continue;
+		int s = slot_of_ino((ino_t)ino);
+		int fd = s < 0 ? -1 : open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			struct slot *sl = &sh->slot[s];
+			uint64_t at = off + ((uintptr_t)addr - lo);
+			pthread_mutex_lock(&sh->mu);
+			/* the rest of the file as it was synced, this range as now */
+			uint64_t old = sl->size;
+			int64_t n = read_all(fd, out_buf);
+			if (n >= 0) {
+				uint64_t end = at + len < (uint64_t)n ? at + len
+								      : (uint64_t)n;
+				if (old < (uint64_t)n)
+					memset(sl->data + old, 0, (uint64_t)n - old);
+				if (at < end)
+					memcpy(sl->data + at, out_buf + at, end - at);
+				sl->size = (uint64_t)n;
+			}
+			pthread_mutex_unlock(&sh->mu);
+			close(fd);
+			point("after msync(%s)%s", strrchr(path, '/') ?
+				strrchr(path, '/') + 1 : path, "");
+		}
+		break;
+	}
+	fclose(f);
+	return r;
+}
+
+/* syncfs: every file and the directory as they are now. */
+int __wrap_syncfs(int fd)
+{
+	int r = __real_syncfs(fd);
+	struct dent d[NAMES];
+	if (r || !active())
+		return r;
+	int n = list_now(d);
+	for (int i = 0; i < n; i++) {
+		char p[4200];
+		snprintf(p, sizeof(p), "%s/%s", store_dir, d[i].name);
+		int f = open(p, O_RDONLY | O_CLOEXEC);
+		if (f < 0)
+			continue;
+		pthread_mutex_lock(&sh->mu);
+		int64_t got = read_all(f, sh->slot[d[i].slot].data);
+		sh->slot[d[i].slot].size = got > 0 ? (uint64_t)got : 0;
+		pthread_mutex_unlock(&sh->mu);
+		close(f);
+	}
+	pthread_mutex_lock(&sh->mu);
+	memcpy(sh->dur, d, sizeof(d[0]) * (size_t)n);
+	sh->ndur = n;
+	sh->dir_synced = 1;
+	pthread_mutex_unlock(&sh->mu);
+	point("after syncfs%s%s", "", "");
 	return r;
 }
 
