@@ -1074,6 +1074,8 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 				return -ENOMEM;
 			}
 		}
+		if (n->ver)
+			s->live_bytes -= n->ver->size;
 		if (n->ver && same_bytes(n->ver, v)) {
 			/* the same bytes recorded again (a rename, a new
 			 * dtype): as durable as they were */
@@ -1086,8 +1088,6 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 						put_ver_cb, s);
 			tc_tail_add_new(&s->tail, n->id, seq);
 		}
-		if (n->ver)
-			s->live_bytes -= n->ver->size;
 		n->ver = v;
 		s->live_bytes += v->size;
 	}

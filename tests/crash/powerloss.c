@@ -535,7 +535,12 @@ static int rename_t(int e, const char *from, const char *to)
 	op("rename %s/%s -> %s", ents[e].name, from, to);
 	if (!a || !a->has_cur)
 		return -ENOENT;
+	/* the node moves with what it may still show: any version since its
+	 * last durable one (a replacement whose bytes are lost falls back,
+	 * under the new name) */
 	cand_add(b, a->cur);
+	for (int i = 0; i < a->nc; i++)
+		cand_add(b, a->cand[i]);
 	a->may_absent = 1;
 	int r = tc_rename(S, ents[e].id, from, ents[e].id, to, 0);
 	if (!r) {
