@@ -320,14 +320,16 @@ int main(int argc, char *argv[])
 				 "is served", store,
 				 (unsigned long long)st.journal_dropped,
 				 (unsigned long long)st.nodes_dropped);
-		if (st.unsynced_dropped || st.fallbacks)
+		if (st.unsynced_dropped || st.fallbacks || st.journal_torn)
 			tcfs_log(LOG_NOTICE, "recovered %s after a crash: %llu "
 				 "tensors written since the last sync were not "
 				 "on disk whole and are left out as never "
 				 "written; %llu replaced tensors keep their "
-				 "previous bytes", store,
+				 "previous bytes; %llu journal records were "
+				 "never written whole", store,
 				 (unsigned long long)st.unsynced_dropped,
-				 (unsigned long long)st.fallbacks);
+				 (unsigned long long)st.fallbacks,
+				 (unsigned long long)st.journal_torn);
 	}
 
 	if (cmd.singlethread) {

@@ -31,8 +31,10 @@
  *     DEL   u8 2, id u64                 -- the node and all below it
  *     TOUCH u8 3, id u64, when i64       -- an entry's last access
  *     STATS u8 4, hits, misses, evictions, evicted_bytes (u64 each)
- *     MARK  u8 5, synced u64             -- records with seq <= synced
- *                                           name durable pool bytes
+ *     MARK  u8 5, synced u64, on_disk u64 -- records with seq <= synced
+ *                                           name durable pool bytes;
+ *                                           those <= on_disk are
+ *                                           durable themselves
  *
  * Replay reads records in order and applies only those whose two
  * checksums hold and whose seq is larger than the last applied one.  A
@@ -247,10 +249,11 @@ void tc_rec_touch(struct tc_buf *b, uint64_t id, int64_t when)
 	put64(b, (uint64_t)when);
 }
 
-void tc_rec_mark(struct tc_buf *b, uint64_t synced)
+void tc_rec_mark(struct tc_buf *b, uint64_t synced, uint64_t on_disk)
 {
 	put8(b, TC_OP_MARK);
 	put64(b, synced);
+	put64(b, on_disk);
 }
 
 void tc_rec_stats(struct tc_buf *b, const uint64_t v[4])
@@ -402,6 +405,7 @@ int tc_rec_next(struct tc_rd *r, struct tc_op *op)
 		return 1;
 	case TC_OP_MARK:
 		GET64(r, op->synced);
+		GET64(r, op->on_disk);
 		return 1;
 	default:
 		return -EINVAL;
@@ -554,7 +558,9 @@ static int mark_all(struct tc_journal *nj)
 {
 	struct tc_buf b = { 0 }, f = { 0 };
 	int r;
-	tc_rec_mark(&b, nj->seq);
+	/* a checkpoint file becomes the journal only once install() has
+	 * fdatasync'd all of it: its records are durable whenever used */
+	tc_rec_mark(&b, nj->seq, nj->seq + 1);
 	r = tc_journal_frame(nj, &b, &f);
 	if (!r)
 		r = tc_journal_write_framed(nj, &f);
@@ -598,7 +604,7 @@ int tc_journal_rewrite(struct tc_journal *j, uint64_t capacity, uint64_t nodes,
 	if (j->fd != fd)
 		return r; /* not in place: the old journal stays */
 	j->size = nj.size;
-	j->seq = nj.seq;
+	j->seq = j->durable_seq = nj.seq;
 	j->base = nj.size;
 	j->capacity = capacity;
 	return r;
@@ -765,6 +771,7 @@ static int bg_switch(struct tc_journal *j, int fd, uint64_t at, uint64_t snap)
 	}
 	r = install(j, fd);
 	if (j->fd == fd) {
+		j->durable_seq = j->seq;
 		j->size = (uint64_t)st.st_size;
 		j->base = snap >= sizeof(struct jhdr) && snap <= j->size
 				  ? snap : j->size;
@@ -814,13 +821,23 @@ void tc_journal_bg_cancel(struct tc_journal *j)
 	j->bg_fd = -1;
 }
 
+/* Count a dropped record; @after: the last intact seq before it, or
+ * TC_DROP_DAMAGE for one that no power loss explains. */
+static void drop(struct tc_scan *sc, uint64_t after)
+{
+	if (sc->dropped < sizeof(sc->drop_after) / sizeof(sc->drop_after[0]))
+		sc->drop_after[sc->dropped] = after;
+	sc->dropped++;
+}
+
 int tc_journal_scan(const uint8_t *m, size_t size, tc_replay_fn fn,
 		    void *arg, struct tc_scan *out)
 {
 	struct jhdr h;
 	size_t pos = sizeof(struct jhdr), good_end = pos;
-	uint64_t last = 0, dropped = 0;
+	uint64_t last = 0;
 	int in_bad = 0;
+	struct tc_scan sc = { 0 };
 
 	if (size < sizeof(h))
 		return -EPROTO;
@@ -836,7 +853,7 @@ int tc_journal_scan(const uint8_t *m, size_t size, tc_replay_fn fn,
 		if (!rec_ok(m + pos, size - pos, last, &r)) {
 			/* Resync: the next valid header, if any. */
 			if (!in_bad)
-				dropped++;
+				drop(&sc, last);
 			in_bad = 1;
 			const uint8_t *q = memmem(m + pos + 1, size - pos - 1,
 						  "TCRC", 4);
@@ -846,29 +863,29 @@ int tc_journal_scan(const uint8_t *m, size_t size, tc_replay_fn fn,
 			continue;
 		}
 		if (size - pos - sizeof(r) < r.len) {
-			dropped++; /* torn: its bytes run past the end */
+			drop(&sc, last); /* torn: its bytes run past the end */
 			break;
 		}
 		const uint8_t *payload = m + pos + sizeof(r);
 		in_bad = 0;
 		if (XXH3_64bits(payload, r.len) != r.data_hash) {
-			dropped++;
+			drop(&sc, last);
 			pos += sizeof(r) + r.len;
 			continue;
 		}
 		int rc = fn(arg, r.seq, payload, r.len);
 		if (rc < 0)
 			return rc;
-		if (rc > 0)
-			dropped++; /* malformed inside: dropped whole */
+		if (rc > 0) /* malformed inside (its sums hold): dropped whole */
+			drop(&sc, TC_DROP_DAMAGE);
 		last = r.seq;
 		pos += sizeof(r) + r.len;
 		good_end = pos;
 	}
-	out->capacity = le64toh(h.capacity);
-	out->good_end = good_end;
-	out->last_seq = last;
-	out->dropped = dropped;
+	sc.capacity = le64toh(h.capacity);
+	sc.good_end = good_end;
+	sc.last_seq = last;
+	*out = sc;
 	return 0;
 }
 
@@ -919,6 +936,8 @@ static int journal_open(struct tc_journal *j, int dirfd, uint64_t *capacity,
 	j->capacity = sc.capacity;
 	*capacity = sc.capacity;
 	*dropped += sc.dropped;
+	j->ndrops = sc.dropped < 16 ? (uint32_t)sc.dropped : 16;
+	memcpy(j->drop_after, sc.drop_after, sizeof(j->drop_after));
 	return 0;
 fail:
 	close(fd);
@@ -1043,7 +1062,11 @@ int tc_journal_write_framed(struct tc_journal *j, const struct tc_buf *f)
 
 int tc_journal_sync(struct tc_journal *j)
 {
-	return fdatasync(j->fd) < 0 ? -errno : 0;
+	uint64_t seq = j->seq;
+	if (fdatasync(j->fd) < 0)
+		return -errno;
+	j->durable_seq = seq;
+	return 0;
 }
 
 void tc_journal_close(struct tc_journal *j)

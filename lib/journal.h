@@ -25,6 +25,12 @@ struct tc_journal {
 	uint64_t capacity;   /* pool bytes, from the header */
 	int data_fd;         /* the pool (borrowed), or -1: fdatasync'd before
 	                        a checkpoint's records become durable */
+	uint64_t durable_seq; /* records up to this seq are on disk: an
+	                        fdatasync of them returned */
+	/* what replay dropped, for telling holes a power loss leaves from
+	   damage (see struct tc_scan) */
+	uint64_t drop_after[16];
+	uint32_t ndrops;
 	/* a checkpoint being written by a child process (0: none) */
 	pid_t bg_pid;
 	int bg_fd;           /* its journal.new */
@@ -48,7 +54,8 @@ enum tc_op_type {
 	TC_OP_DEL = 2,    /* remove a node and everything below it */
 	TC_OP_TOUCH = 3,  /* an entry was used */
 	TC_OP_STATS = 4,  /* counters */
-	TC_OP_MARK = 5,   /* records up to a seq name durable pool bytes */
+	TC_OP_MARK = 5,   /* records up to a seq name durable pool bytes;
+	                     records up to another seq are on disk */
 };
 
 /* Append an op to @b.  A tensor node is written with node->ver. */
@@ -56,8 +63,9 @@ void tc_rec_node(struct tc_buf *b, const struct tc_node *n);
 void tc_rec_del(struct tc_buf *b, uint64_t id);
 void tc_rec_touch(struct tc_buf *b, uint64_t id, int64_t when);
 void tc_rec_stats(struct tc_buf *b, const uint64_t v[4]);
-/* Every record with seq <= @synced names pool bytes that are durable. */
-void tc_rec_mark(struct tc_buf *b, uint64_t synced);
+/* Every record with seq <= @synced names pool bytes that are durable;
+ * every record with seq <= @on_disk is itself durable. */
+void tc_rec_mark(struct tc_buf *b, uint64_t synced, uint64_t on_disk);
 
 /* A decoded op; pointers point into the payload. */
 struct tc_op {
@@ -82,7 +90,7 @@ struct tc_op {
 	/* TC_OP_STATS */
 	uint64_t stats[4];
 	/* TC_OP_MARK */
-	uint64_t synced;
+	uint64_t synced, on_disk;
 };
 
 struct tc_rd {
@@ -107,7 +115,13 @@ struct tc_scan {
 	uint64_t good_end;   /* end of the last intact record */
 	uint64_t last_seq;   /* its sequence number */
 	uint64_t dropped;    /* damaged or malformed records skipped */
+	/* For the first 16 of them, the seq of the last intact record
+	 * before it (0: none).  A power loss leaves holes (pages never
+	 * written) only past what an fdatasync covered: a drop past the
+	 * largest MARK on_disk is such a hole, one before it is damage. */
+	uint64_t drop_after[16];
 };
+#define TC_DROP_DAMAGE UINT64_MAX /* drop_after of a malformed record */
 
 /* Replay a whole journal image (header and records) from memory: what
  * tc_journal_open does after mapping the file.  -EPROTO for a bad header;
@@ -151,7 +165,7 @@ int tc_journal_write_framed(struct tc_journal *j, const struct tc_buf *framed);
  * sizing tables before the replay; cost one open and one pread. */
 uint64_t tc_journal_hint(int dirfd);
 
-/* fdatasync the journal. */
+/* fdatasync the journal; then durable_seq is the last seq. */
 int tc_journal_sync(struct tc_journal *j);
 
 /*

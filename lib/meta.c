@@ -651,6 +651,7 @@ int tc_stats_json(const struct tc_stats *st, char **out, size_t *len)
 		{ "checkpoints", st->checkpoints },
 		{ "journal_dropped", st->journal_dropped },
 		{ "nodes_dropped", st->nodes_dropped },
+		{ "journal_torn", st->journal_torn },
 		{ "unsynced_dropped", st->unsynced_dropped },
 		{ "fallbacks", st->fallbacks },
 	};

@@ -99,6 +99,7 @@ struct tc_store {
 	uint64_t live_bytes;
 	uint64_t hits, misses, evictions, evicted_bytes;
 	uint64_t journal_dropped, nodes_dropped;
+	uint64_t journal_torn;       /* records a power loss never wrote */
 	tc_evict_fn evict_fn;
 	void *evict_arg;
 };
@@ -801,7 +802,7 @@ static int sync_locked(struct tc_store *s, int may_unlock)
 		pthread_mutex_lock(&s->lock);
 	if (r)
 		return r;
-	tc_rec_mark(&b, upto);
+	tc_rec_mark(&b, upto, s->jr.durable_seq);
 	r = append(s, &b, NULL);
 	tc_buf_free(&b);
 	if (!r)
@@ -995,21 +996,21 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 	if (!dir || !tc_node_isdir(dir) ||
 	    (dir->kind == TC_KIND_ROOT) != want_entry ||
 	    (n && (n->kind == TC_KIND_TENSOR) != (op->kind == TC_KIND_TENSOR))) {
-		s->nodes_dropped++;
+		tc_tail_drop(&s->tail, seq);
 		return 0;
 	}
 	if (n && op->kind != TC_KIND_TENSOR) {
 		/* a directory must not move below itself */
 		for (struct tc_node *a = dir; a; a = a->parent)
 			if (a == n) {
-				s->nodes_dropped++;
+				tc_tail_drop(&s->tail, seq);
 				return 0;
 			}
 	}
 	other = dir->nchildren ? tc_index_find_hashed(&s->idx, dir, op->name, h)
 			       : NULL;
 	if (other && other != n) {
-		s->nodes_dropped++; /* a lost record left a stale name */
+		tc_tail_drop(&s->tail, seq); /* a lost record left a stale name */
 		report(s, other, "replaced by a later record (journal lost a record)");
 		remove_subtree(s, other);
 	}
@@ -1123,7 +1124,7 @@ static int apply_op(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 		}
 		break;
 	case TC_OP_MARK:
-		tc_tail_mark(&s->tail, op->synced, put_ver_cb, s);
+		tc_tail_mark(&s->tail, op->synced, op->on_disk, put_ver_cb, s);
 		break;
 	case TC_OP_STATS:
 		s->hits = op->stats[0];
@@ -1205,6 +1206,32 @@ static int ver_intact(int fd, const struct tc_ver *v, uint8_t *buf,
 	ok = ok && !left && XXH3_64bits_digest(st) == v->xxh3;
 	XXH3_freeState(st);
 	return ok;
+}
+
+/*
+ * After replay: tell damage from holes.  A power loss leaves pages of the
+ * journal unwritten only past what an fdatasync covered, and a mark says
+ * how far that was (on_disk).  A record dropped past it is such a hole
+ * (journal_torn), and a node dropped for lack of what a lost record made
+ * is as unsynced as that record (unsynced_dropped).  Before it, both are
+ * damage.  O(drops).
+ */
+static void count_drops(struct tc_store *s)
+{
+	uint64_t on = s->tail.on_disk;
+	for (uint32_t i = 0; i < s->jr.ndrops; i++)
+		if (s->jr.drop_after[i] != TC_DROP_DAMAGE &&
+		    s->jr.drop_after[i] >= on) {
+			s->journal_dropped--;
+			s->journal_torn++;
+		}
+	for (size_t i = 0; i < s->tail.ndrops; i++) {
+		if (s->tail.drops[i] > on)
+			s->unsynced_dropped++;
+		else
+			s->nodes_dropped++;
+	}
+	s->tail.ndrops = 0;
 }
 
 /*
@@ -1490,6 +1517,7 @@ static int store_open(const char *dir, const struct tc_options *opt,
 			valid = cap;
 		/* What a crash may not have kept whole is checked now, before
 		 * anything is rewritten (tail.c). */
+		count_drops(s);
 		vfd = openat(s->dirfd, POOL_FILE, O_RDONLY | O_CLOEXEC);
 		s->replaying = 1;
 		r = settle_tail(s, vfd);
@@ -1637,6 +1665,7 @@ void tc_store_stats(tc_store *s, struct tc_stats *st)
 		.journal_bytes = s->jr.size,
 		.journal_dropped = s->journal_dropped,
 		.nodes_dropped = s->nodes_dropped,
+		.journal_torn = s->journal_torn,
 		.unsynced_dropped = s->unsynced_dropped,
 		.fallbacks = s->fallbacks,
 		.checkpoints = s->checkpoints,
@@ -2825,6 +2854,7 @@ int tc_store_check(const char *dir, unsigned flags, tc_check_fn fn, void *arg,
 	c.records_dropped = s->journal_dropped;
 	c.nodes_dropped = s->nodes_dropped;
 	c.unsynced = s->unsynced_dropped;
+	c.torn = s->journal_torn;
 	c.fallbacks = s->fallbacks;
 	if (fn && s->journal_dropped)
 		fn(arg, "journal", "torn or corrupt records dropped");
@@ -2877,6 +2907,9 @@ int tc_replay_image(const uint8_t *img, size_t len, struct tc_stats *st)
 	s->replaying = 0;
 	if (!r) {
 		s->journal_dropped = sc.dropped;
+		s->jr.ndrops = sc.dropped < 16 ? (uint32_t)sc.dropped : 16;
+		memcpy(s->jr.drop_after, sc.drop_after, sizeof(s->jr.drop_after));
+		count_drops(s);
 		s->pool.size = sc.capacity;
 		r = build_pool(s, sc.capacity);
 	}

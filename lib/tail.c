@@ -72,10 +72,22 @@ void tc_tail_add_old(struct tc_tail *t, uint64_t id, uint64_t parent,
 	t->olds[t->nolds++] = (struct tc_tail_old){ id, parent, copy, seq, v };
 }
 
-void tc_tail_mark(struct tc_tail *t, uint64_t synced, tc_tail_put_fn put,
-		  void *arg)
+void tc_tail_drop(struct tc_tail *t, uint64_t seq)
+{
+	if (grow((void **)&t->drops, &t->drops_cap, t->ndrops,
+		 sizeof(*t->drops))) {
+		t->err = -ENOMEM;
+		return;
+	}
+	t->drops[t->ndrops++] = seq;
+}
+
+void tc_tail_mark(struct tc_tail *t, uint64_t synced, uint64_t on_disk,
+		  tc_tail_put_fn put, void *arg)
 {
 	size_t k;
+	if (on_disk > t->on_disk)
+		t->on_disk = on_disk;
 	if (synced <= t->synced)
 		return;
 	t->synced = synced;
@@ -116,5 +128,6 @@ void tc_tail_free(struct tc_tail *t, tc_tail_put_fn put, void *arg)
 	}
 	free(t->olds);
 	free(t->news);
+	free(t->drops);
 	*t = (struct tc_tail){ 0 };
 }

@@ -29,6 +29,11 @@ struct tc_tail_old {
 struct tc_tail {
 	uint64_t synced;         /* largest mark: records with seq <= it name
 	                            pool bytes that were durable */
+	uint64_t on_disk;        /* largest mark's claim that records with
+	                            seq <= it are themselves durable */
+	uint64_t *drops;         /* seqs of records whose node replay had to
+	                            drop (orphaned by a lost record) */
+	size_t ndrops, drops_cap;
 	struct tc_tail_new *news;
 	size_t nnews, news_cap;
 	struct tc_tail_old *olds;
@@ -49,10 +54,16 @@ void tc_tail_add_old(struct tc_tail *t, uint64_t id, uint64_t parent,
 		     const char *name, uint64_t seq, struct tc_ver *v,
 		     tc_tail_put_fn put, void *arg);
 
-/* A mark: every record with seq <= @synced is durable with its bytes.
- * Forgets what it covers (old versions through @put).  O(forgotten). */
-void tc_tail_mark(struct tc_tail *t, uint64_t synced, tc_tail_put_fn put,
-		  void *arg);
+/* A mark: every record with seq <= @synced is durable with its bytes, and
+ * those <= @on_disk are durable themselves.  Forgets what it covers (old
+ * versions through @put).  O(forgotten). */
+void tc_tail_mark(struct tc_tail *t, uint64_t synced, uint64_t on_disk,
+		  tc_tail_put_fn put, void *arg);
+
+/* Record @seq dropped a node it could not apply (its parent is gone, a
+ * stale name): damage if a mark says @seq was on disk, else a hole that a
+ * power loss left before it.  O(1) amortized. */
+void tc_tail_drop(struct tc_tail *t, uint64_t seq);
 
 /* The old versions of tensor @id, or of whatever was at (@parent, @name)
  * (a tensor a rename replaced), newest first: call with *@at = t->nolds

@@ -166,6 +166,8 @@ struct tc_stats {
 	uint64_t journal_dropped; /* records dropped as torn/corrupt at open */
 	uint64_t nodes_dropped;   /* nodes dropped at open (orphans, extents
 	                             overlapping a later record) */
+	uint64_t journal_torn;    /* records at open that a crash never wrote
+	                             whole (past the last sync): not damage */
 	uint64_t unsynced_dropped; /* tensors dropped at open as never
 	                             written: not yet durable at a crash, and
 	                             their bytes did not survive it (not
@@ -219,6 +221,8 @@ struct tc_check {
 	                              never written; not damage */
 	uint64_t fallbacks;        /* replacements as unsynced: the version
 	                              they replaced is kept; not damage */
+	uint64_t torn;             /* journal records a crash never wrote
+	                              whole (past the last sync); not damage */
 };
 
 #define TC_CHECK_REPAIR (1u << 0)

@@ -747,14 +747,15 @@ static int cmd_fsck(int argc, char **argv)
 		printf("%s],\n  \"tensors\": %llu, \"bytes\": %llu, \"damaged\": %llu,"
 		       " \"records_dropped\": %llu, \"nodes_dropped\": %llu,"
 		       " \"repaired\": %llu, \"unsynced\": %llu,"
-		       " \"fallbacks\": %llu, \"clean\": %s\n}\n",
+		       " \"fallbacks\": %llu, \"torn\": %llu, \"clean\": %s\n}\n",
 		       o.n ? "\n  " : "", (unsigned long long)r.tensors,
 		       (unsigned long long)r.bytes, (unsigned long long)r.damaged,
 		       (unsigned long long)r.records_dropped,
 		       (unsigned long long)r.nodes_dropped,
 		       (unsigned long long)r.repaired,
 		       (unsigned long long)r.unsynced,
-		       (unsigned long long)r.fallbacks, bad ? "false" : "true");
+		       (unsigned long long)r.fallbacks,
+		       (unsigned long long)r.torn, bad ? "false" : "true");
 	} else {
 		printf("%s: %llu tensors, %llu bytes checked; %llu damaged, "
 		       "%llu journal records and %llu tensors dropped%s\n",
@@ -764,13 +765,15 @@ static int cmd_fsck(int argc, char **argv)
 		       (unsigned long long)r.nodes_dropped,
 		       !bad ? "" : flags & TC_CHECK_REPAIR ? "; repaired"
 							 : "; run with --repair to remove them");
-		if (r.unsynced || r.fallbacks)
+		if (r.unsynced || r.fallbacks || r.torn)
 			printf("%s: after a crash, %llu tensors written since the last "
-			       "sync were not on disk whole (left out as never written) "
-			       "and %llu replaced tensors keep their previous bytes; "
-			       "that is not damage\n", dir,
+			       "sync were not on disk whole (left out as never written), "
+			       "%llu replaced tensors keep their previous bytes and %llu "
+			       "journal records were never written whole; that is not "
+			       "damage\n", dir,
 			       (unsigned long long)r.unsynced,
-			       (unsigned long long)r.fallbacks);
+			       (unsigned long long)r.fallbacks,
+			       (unsigned long long)r.torn);
 	}
 	return bad ? 1 : 0;
 }

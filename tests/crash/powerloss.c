@@ -203,19 +203,19 @@ static void violation(const char *where, const char *strategy,
 }
 
 /*
- * Is the offline check of a crash state clean?  Today: no problem of any
- * kind, except journal records dropped as torn when the state's journal
- * holds bytes that were never synced (an append cut by the crash; the
- * engine drops such a record by design).  The one place that says what
- * counts as damage.
+ * Is the offline check of a crash state clean?  No damage of any kind:
+ * what a crash never wrote whole is counted apart by the store (torn
+ * journal records, unsynced tensors left out, replacements that fell
+ * back), and those are allowed.  The one place that says what counts as
+ * damage.  (@journal_torn: the state's journal holds bytes never synced.)
  */
 static int check_clean(const struct tc_check *c, int journal_torn)
 {
-	if (c->nodes_dropped || c->damaged || c->repaired)
+	if (c->nodes_dropped || c->damaged || c->repaired || c->records_dropped)
 		return 0;
-	if (c->records_dropped && !journal_torn)
-		return 0;
-	if (c->records_dropped)
+	if (c->torn && !journal_torn)
+		return 0; /* torn records where every byte was synced */
+	if (c->torn)
 		torn_tolerated++;
 	return 1;
 }
@@ -354,9 +354,9 @@ static void check_state(const char *where, const char *strat, int torn)
 	else if (!r && !check_clean(&chk, torn))
 		violation(where, strat, "-", "fsck-unclean",
 			  "expected=clean found=records_dropped %" PRIu64
-			  " nodes_dropped %" PRIu64 " damaged %" PRIu64
-			  " (%s)", chk.records_dropped, chk.nodes_dropped,
-			  chk.damaged, first);
+			  " torn %" PRIu64 " nodes_dropped %" PRIu64
+			  " damaged %" PRIu64 " (%s)", chk.records_dropped,
+			  chk.torn, chk.nodes_dropped, chk.damaged, first);
 	r = tc_store_open(state_dir, &o, &s);
 	if (r) {
 		violation(where, strat, "-", "open-failed",
