@@ -32,7 +32,8 @@ tcfs_teardown_small() {
 	run "$TCACHEFS" "$SMALL/store" "$TDIR/mnt2" -o capacity=1G -f
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"not enough disk space"* ]]
-	! grep -qs " $TDIR/mnt2 " /proc/mounts
+	run grep -qs " $TDIR/mnt2 " /proc/mounts
+	[ "$status" -eq 1 ]
 	# nothing half made: no journal, no pool left behind
 	[ ! -e "$SMALL/store/journal" ] && [ ! -e "$SMALL/store/pool" ]
 	[ "$(df --output=used -k "$SMALL" | tail -1)" -lt 1024 ]
@@ -95,7 +96,8 @@ tcfs_teardown_small() {
 	run "$TCACHEFS" "$STORE" "$MNT" -f
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"unknown format version"* ]]
-	! is_mounted
+	run is_mounted
+	[ "$status" -eq 1 ]
 	run "$TCACHE" fsck "$STORE"
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"unknown format version"* ]]
