@@ -147,6 +147,65 @@ put_entry() {
 	[ "$(du_kb)" -le $((8 * 1024)) ]
 }
 
+@test "a write that cannot fit fails with ENOSPC and evicts nothing, not even what it could" {
+	tcfs_remount -o capacity=8M
+	random_file "$SRC/half" $((MIB / 2))
+	random_file "$SRC/one" $MIB
+	for i in $(seq 0 15); do            # 16 x 512 KiB: the pool is full
+		mkdir "$MNT/h$i"
+		cp "$SRC/half" "$MNT/h$i/t"
+	done
+	[ "$(ls "$MNT" | wc -l)" -eq 16 ]
+	fds=()
+	for i in $(seq 1 15); do
+		exec {fd}<"$MNT/h$i/t"
+		fds+=("$fd")
+	done
+	# h0 alone could go (512 KiB): one 1 MiB write needs more than that
+	mkdir "$MNT/big"
+	run dd if="$SRC/one" of="$MNT/big/t" bs=1M count=1
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"No space left on device"* ]]
+	cmp "$SRC/half" "$MNT/h0/t"
+	for fd in "${fds[@]}"; do
+		exec {fd}<&-
+	done
+	[ "$(ls "$MNT" | wc -l)" -eq 17 ]
+}
+
+@test "entries are evicted whole: each is there with all its tensors, or gone" {
+	tcfs_remount -o capacity=8M
+	random_file "$SRC/q" $((MIB / 4))
+	for i in $(seq 0 23); do            # 24 MiB through 8 MiB
+		mkdir "$MNT/w$i"
+		for t in a b c d; do
+			cp "$SRC/q" "$MNT/w$i/$t"
+		done
+	done
+	check_whole() {
+		local i t n=0
+		for i in $(seq 0 23); do
+			if [ -e "$MNT/w$i" ]; then
+				[ "$(ls "$MNT/w$i" | tr '\n' ' ')" = "a b c d " ] || {
+					echo "w$i: $(ls "$MNT/w$i" | tr '\n' ' ')"
+					return 1
+				}
+				for t in a b c d; do
+					cmp "$SRC/q" "$MNT/w$i/$t" || return 1
+				done
+			else
+				n=$((n + 1))
+			fi
+		done
+		echo "$n entries gone"
+		[ "$n" -ge 16 ]
+	}
+	check_whole
+	tcfs_remount
+	check_whole
+}
+
 @test "a file larger than the capacity fails with an error, leaving the rest" {
 	tcfs_remount -o capacity=4M
 	random_file "$SRC/blob" $MIB
