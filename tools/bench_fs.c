@@ -20,6 +20,10 @@
  *                             third of the entries at half full (holes):
  *                             fill=, holes= (live bytes / capacity when
  *                             the first eviction happened)
+ *   use DIR NAME              list DIR (readdir), stat every entry, open
+ *                             and read each entry's tensor NAME, close:
+ *                             entries=, s= (what a user's first pass over
+ *                             a store does to the daemon's memory)
  *   libopen STOREDIR N        (libtcache, no FUSE) the library's share of
  *                             a small read: N entries of one 3 KiB tensor;
  *                             after a reopen (verify on), tc_open + read +
@@ -32,6 +36,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -425,6 +430,44 @@ static int cmd_libopen(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_use(int argc, char **argv)
+{
+	if (argc < 2)
+		return 2;
+	const char *dir = argv[0], *tensor = argv[1];
+	char path[4096], buf[65536];
+	unsigned long n = 0;
+	double t0 = now_s();
+	DIR *d = opendir(dir);
+	if (!d)
+		return fail("opendir", dir);
+	struct dirent *de;
+	while ((errno = 0, de = readdir(d))) {
+		struct stat st;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (stat(path, &st) < 0)
+			return fail("stat", path);
+		snprintf(path, sizeof(path), "%s/%s/%s", dir, de->d_name, tensor);
+		int fd = open(path, O_RDONLY);
+		if (fd < 0)
+			return fail("open", path);
+		ssize_t r;
+		while ((r = read(fd, buf, sizeof(buf))) > 0 || (r < 0 && errno == EINTR))
+			;
+		if (r < 0)
+			return fail("read", path);
+		close(fd);
+		n++;
+	}
+	if (errno)
+		return fail("readdir", dir);
+	closedir(d);
+	printf("entries=%lu s=%.6f\n", n, now_s() - t0);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int r = 2;
@@ -440,9 +483,11 @@ int main(int argc, char **argv)
 		r = cmd_libopen(argc - 2, argv + 2);
 	else if (argc >= 2 && !strcmp(argv[1], "space"))
 		r = cmd_space(argc - 2, argv + 2);
+	else if (argc >= 2 && !strcmp(argv[1], "use"))
+		r = cmd_use(argc - 2, argv + 2);
 	if (r == 2)
 		fprintf(stderr, "usage: tcache-bench-fs gen FILE SIZE | read FILE [BS] | create "
 				"DIR N SIZE PFX | readsmall DIR N SIZE PFX | "
-				"space STOREDIR CAP | libopen STOREDIR N\n");
+				"space STOREDIR CAP | libopen STOREDIR N | use DIR NAME\n");
 	return r;
 }

@@ -31,12 +31,16 @@ $1"
 }
 
 @test "kill -9 after close(): the tensor is there, byte for byte" {
+	# A dup() of the descriptor stays open across the kill: close() sends
+	# FLUSH but no RELEASE reaches the daemon, so the commit must be the
+	# FLUSH's (durability at close, not at the last reference's release).
 	random_file "$SRC/a" 3000001
 	mkdir "$MNT/e"
 	py "
 data = open('$SRC/a', 'rb').read()
 fd = os.open(MNT + '/e/t', os.O_WRONLY | os.O_CREAT)
 os.write(fd, data)
+kept = os.dup(fd)   # the file stays open until after the kill
 os.close(fd)        # returned 0: committed
 kill9()
 "

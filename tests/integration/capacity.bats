@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # capacity.bats - the pool never holds more than its capacity; least
-# recently opened entries are evicted whole; open entries are not; ENOSPC
-# when nothing can go; evicted entries vanish from ls and stat at once.
+# recently opened entries are evicted whole; open entries (read or being
+# written) are not; ENOSPC when nothing can go; evicted entries vanish
+# from ls and stat at once.
 
 load helpers
 
@@ -37,7 +38,9 @@ put_entry() {
 	# oldest-opened gone (from ls and from stat)
 	for k in e000 e001 e003 e009 e011 e020; do
 		[ ! -e "$MNT/$k" ]
-		! ls "$MNT" | grep -qx "$k"
+		list=$(ls "$MNT")
+		run grep -qx "$k" <<<"$list"
+		[ "$status" -eq 1 ]
 	done
 	# newest there, intact
 	for k in e099 e098 e080 e071; do
@@ -55,6 +58,28 @@ put_entry() {
 	[ "$(du_kb)" -le "$cap_kb" ]
 	df -k "$MNT"
 	[ "$(df -k --output=size "$MNT" | tail -1 | tr -d ' ')" -eq "$cap_kb" ]
+}
+
+@test "an entry being written is not evicted while more than the capacity flows through" {
+	tcfs_remount -o capacity=16M
+	random_file "$SRC/blob" $MIB
+	random_file "$SRC/a" $((3 * MIB))
+	mkdir "$MNT/a"
+	# a is the oldest entry and its file is open for writing only: no
+	# reader holds it, nothing of it is committed yet
+	exec 7>"$MNT/a/t"
+	head -c $((2 * MIB)) "$SRC/a" >&7
+	for i in $(seq 0 39); do
+		put_entry "f$i"              # 40 MiB through a 16 MiB pool
+	done
+	[ ! -e "$MNT/f0" ]               # eviction ran
+	[ "$(du_kb)" -le $((16 * 1024)) ]
+	[ -d "$MNT/a" ]
+	tail -c $MIB "$SRC/a" >&7
+	exec 7>&-                        # close: commit
+	cmp "$SRC/a" "$MNT/a/t"
+	tcfs_remount
+	cmp "$SRC/a" "$MNT/a/t"
 }
 
 @test "an evicted entry vanishes from ls and stat at once" {
@@ -120,6 +145,65 @@ put_entry() {
 	cp "$SRC/blob" "$MNT/new/t"
 	cmp "$SRC/blob" "$MNT/new/t"
 	[ "$(du_kb)" -le $((8 * 1024)) ]
+}
+
+@test "a write that cannot fit fails with ENOSPC and evicts nothing, not even what it could" {
+	tcfs_remount -o capacity=8M
+	random_file "$SRC/half" $((MIB / 2))
+	random_file "$SRC/one" $MIB
+	for i in $(seq 0 15); do            # 16 x 512 KiB: the pool is full
+		mkdir "$MNT/h$i"
+		cp "$SRC/half" "$MNT/h$i/t"
+	done
+	[ "$(ls "$MNT" | wc -l)" -eq 16 ]
+	fds=()
+	for i in $(seq 1 15); do
+		exec {fd}<"$MNT/h$i/t"
+		fds+=("$fd")
+	done
+	# h0 alone could go (512 KiB): one 1 MiB write needs more than that
+	mkdir "$MNT/big"
+	run dd if="$SRC/one" of="$MNT/big/t" bs=1M count=1
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"No space left on device"* ]]
+	cmp "$SRC/half" "$MNT/h0/t"
+	for fd in "${fds[@]}"; do
+		exec {fd}<&-
+	done
+	[ "$(ls "$MNT" | wc -l)" -eq 17 ]
+}
+
+@test "entries are evicted whole: each is there with all its tensors, or gone" {
+	tcfs_remount -o capacity=8M
+	random_file "$SRC/q" $((MIB / 4))
+	for i in $(seq 0 23); do            # 24 MiB through 8 MiB
+		mkdir "$MNT/w$i"
+		for t in a b c d; do
+			cp "$SRC/q" "$MNT/w$i/$t"
+		done
+	done
+	check_whole() {
+		local i t n=0
+		for i in $(seq 0 23); do
+			if [ -e "$MNT/w$i" ]; then
+				[ "$(ls "$MNT/w$i" | tr '\n' ' ')" = "a b c d " ] || {
+					echo "w$i: $(ls "$MNT/w$i" | tr '\n' ' ')"
+					return 1
+				}
+				for t in a b c d; do
+					cmp "$SRC/q" "$MNT/w$i/$t" || return 1
+				done
+			else
+				n=$((n + 1))
+			fi
+		done
+		echo "$n entries gone"
+		[ "$n" -ge 16 ]
+	}
+	check_whole
+	tcfs_remount
+	check_whole
 }
 
 @test "a file larger than the capacity fails with an error, leaving the rest" {

@@ -43,7 +43,9 @@ assert a["misses"] >= 1 and a["hits"] >= 1 and a["free"] == a["capacity"] - a["u
 assert a["newest_access"] and a["oldest_access"], a
 PYEOF
 	# not listed, not creatable, read-only
-	! ls -A "$MNT" | grep -q tcache-stats
+	list=$(ls -A "$MNT")
+	run grep -q tcache-stats <<<"$list"
+	[ "$status" -eq 1 ]
 	run mkdir "$MNT/.tcache-stats"
 	[ "$status" -ne 0 ]
 	run sh -c "echo x > '$MNT/.tcache-stats'"
@@ -218,7 +220,8 @@ CEOF
 	tcfs_unmount
 	: >"$TDIR/daemon.log"
 	tcfs_mount -o loglevel=warning
-	! grep -q "serving" "$TDIR/daemon.log"
+	run grep -q "serving" "$TDIR/daemon.log"
+	[ "$status" -eq 1 ]
 	tcfs_unmount
 	tcfs_mount -o loglevel=info
 	grep -q "serving" "$TDIR/daemon.log"

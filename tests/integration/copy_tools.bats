@@ -74,7 +74,10 @@ load helpers
 	tar -xf "$TDIR/out.tar" -C "$TDIR/x"
 	same_tree "$SRC/tree" "$TDIR/x/tree"
 	# the archive holds the user's files only (meta.json is not listed)
-	! tar -tf "$TDIR/out.tar" | grep -q meta.json
+	list=$(tar -tf "$TDIR/out.tar")
+	[[ "$list" == *tree/s4097* ]]
+	run grep -q meta.json <<<"$list"
+	[ "$status" -eq 1 ]
 }
 
 @test "cp -a keeps modes and times" {

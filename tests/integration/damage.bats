@@ -75,10 +75,12 @@ marked_file() {
 	cp "$SRC/b" "$MNT/e/b"
 	tcfs_unmount
 	off=$(pool_offset MARK-C-11aa22)
+	[ "$off" -ge 0 ]
 	flip_at "$STORE/pool" $((off + 30000))
 	tcfs_mount -o verify=off
 	cat "$MNT/e/b" >"$SRC/got"
-	! cmp -s "$SRC/b" "$SRC/got"
+	run cmp -s "$SRC/b" "$SRC/got"
+	[ "$status" -eq 1 ]
 	[ "$(stat -c %s "$SRC/got")" -eq "$(stat -c %s "$SRC/b")" ]
 }
 

@@ -272,8 +272,9 @@ EOF
 	cmp "$SRC/copy" "$MNT/$n255/$n255/$n255"
 	stat "$MNT/$n255/$n255/$n255" >/dev/null
 	[ "$(ls "$MNT" | wc -l)" -eq 2 ]
-	! mkdir "$MNT/$n255/${n255}b" 2>"$SRC/err"
-	grep -q "too long" "$SRC/err"
+	run mkdir "$MNT/$n255/${n255}b"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"too long"* ]]
 }
 
 @test "100 levels of groups: write, read, meta.json, remount, rm -r" {

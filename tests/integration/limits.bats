@@ -32,7 +32,8 @@ tcfs_teardown_small() {
 	run "$TCACHEFS" "$SMALL/store" "$TDIR/mnt2" -o capacity=1G -f
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"not enough disk space"* ]]
-	! grep -qs " $TDIR/mnt2 " /proc/mounts
+	run grep -qs " $TDIR/mnt2 " /proc/mounts
+	[ "$status" -eq 1 ]
 	# nothing half made: no journal, no pool left behind
 	[ ! -e "$SMALL/store/journal" ] && [ ! -e "$SMALL/store/pool" ]
 	[ "$(df --output=used -k "$SMALL" | tail -1)" -lt 1024 ]
@@ -71,6 +72,62 @@ tcfs_teardown_small() {
 	done
 }
 
+@test "a rename over that cannot be journaled changes nothing, also after kill -9" {
+	# The rename of a tensor over another is one journal record: the
+	# target goes and the tensor moves, or neither.  Here the journal's
+	# file system is full and the journal's last page has room for a
+	# removal record but not for the rename's: the rename must fail whole.
+	tcfs_unmount
+	small_fs 16M
+	STORE=$SMALL/store
+	tcfs_mount -o capacity=4M
+	long=$(printf 'n%.0s' $(seq 200))        # a 200-byte name
+	mkdir "$MNT/e"
+	head -c 5000 /dev/urandom >"$SRC/src"
+	head -c 7000 /dev/urandom >"$SRC/dst"
+	for f in src dst p m1 m2 m3 "${long}1" "${long}2"; do
+		cp "$SRC/src" "$MNT/e/$f"
+	done
+	cp "$SRC/dst" "$MNT/e/$long"
+	jsize() { stat -c %s "$STORE/journal"; }
+	# every pending recency record written now (fsync writes them)
+	"$PY" -c "import os; fd = os.open('$MNT/e/p', os.O_WRONLY); os.fsync(fd); os.close(fd)"
+	# D: a removal record; C: a rename over (same name lengths as below)
+	j0=$(jsize); rm "$MNT/e/m1"; j1=$(jsize)
+	mv "$MNT/e/${long}1" "$MNT/e/${long}2"; j2=$(jsize)
+	chmod 600 "$MNT/e/m2"; j3=$(jsize)
+	d=$((j1 - j0)) c=$((j2 - j1)) m=$((j3 - j2))
+	echo "records: removal $d, rename over $c, chmod $m bytes"
+	[ "$d" -gt 0 ] && [ "$c" -gt $((d + m)) ]
+	# chmods move the journal's end until the room left in its last
+	# page, L, is in [D, C): a removal fits, the rename's record does not
+	room() { echo $(( (4096 - $(jsize) % 4096) % 4096 )); }
+	k=0
+	while [ "$(room)" -lt "$d" ] || [ "$(room)" -ge "$c" ]; do
+		chmod $((k % 2 ? 600 : 644)) "$MNT/e/m3"
+		k=$((k + 1))
+		[ "$k" -lt 200 ]
+	done
+	echo "room in the journal's last page: $(room) bytes after $k chmods"
+	dd if=/dev/zero of="$SMALL/filler" bs=4k 2>/dev/null || true
+	run mv "$MNT/e/src" "$MNT/e/$long"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	cmp "$SRC/src" "$MNT/e/src"
+	cmp "$SRC/dst" "$MNT/e/$long"
+	rm "$SMALL/filler"
+	# kill -9: the journal as it is (a clean unmount would write a
+	# checkpoint of the index in memory instead)
+	kill -9 "$DAEMON_PID"
+	WAIT_S=10 wait_for eval '! daemon_alive'
+	wait "$DAEMON_PID" 2>/dev/null || true   # 137: killed
+	DAEMON_PID=
+	fusermount3 -uz "$MNT"
+	tcfs_mount
+	cmp "$SRC/src" "$MNT/e/src"
+	cmp "$SRC/dst" "$MNT/e/$long"
+}
+
 @test "the pool file deleted under a stopped daemon: entries stay, tensors go, it mounts" {
 	mkdir "$MNT/a" "$MNT/b"
 	head -c 5000 /dev/urandom >"$MNT/a/t"
@@ -95,7 +152,8 @@ tcfs_teardown_small() {
 	run "$TCACHEFS" "$STORE" "$MNT" -f
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"unknown format version"* ]]
-	! is_mounted
+	run is_mounted
+	[ "$status" -eq 1 ]
 	run "$TCACHE" fsck "$STORE"
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"unknown format version"* ]]

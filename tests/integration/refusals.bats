@@ -134,12 +134,14 @@ EOF
 	echo "$output"
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"in use"* ]]
-	! grep -qs " $TDIR/mnt2 " /proc/mounts
+	run grep -qs " $TDIR/mnt2 " /proc/mounts
+	[ "$status" -eq 1 ]
 	# also when daemonizing (no -f): the error comes before the fork
 	run "$TCACHEFS" "$STORE" "$TDIR/mnt2"
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"in use"* ]]
-	! grep -qs " $TDIR/mnt2 " /proc/mounts
+	run grep -qs " $TDIR/mnt2 " /proc/mounts
+	[ "$status" -eq 1 ]
 	# the first one still serves
 	mkdir "$MNT/still"
 	[ -d "$MNT/still" ]
@@ -188,7 +190,8 @@ os.execv(sys.argv[1], sys.argv[1:])' "$TCACHEFS" "$STORE" "$MNT" -f \
 	[ "$(df -k --output=size "$MNT" | tail -1 | tr -d ' ')" -eq 32768 ]
 	mkdir "$MNT/bg"
 	fusermount3 -u "$MNT"
-	! is_mounted
+	run is_mounted
+	[ "$status" -eq 1 ]
 	# the daemon let go of the store: it can be mounted again at once
 	WAIT_S=20 wait_for eval '"$TCACHEFS" "$STORE" "$MNT" 2>/dev/null'
 	is_mounted

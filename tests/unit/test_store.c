@@ -324,16 +324,20 @@ static void t_eviction_order_and_pins(void)
 	struct tc_stats st;
 	tc_store_stats(s, &st);
 	CHECK(st.evictions == 0 && st.entries == 10);
-	/* opening e0 makes it young; e1 is now the oldest */
-	CHECK(same(s, ids[0], "t", 100 * KiB, 0));
+	/* e2 is held open; then e3..e9 and e0 are opened, so the order,
+	 * oldest first, is e1 (pinned), e2 (open), e3 ... e9, e0: without
+	 * their pins e1 and e2 would be the first to go */
 	CHECK(tc_pin(s, ids[1], 1) == 0);     /* pinned */
 	tc_file *hold;
 	struct tc_stat ts;
 	REQUIRE(tc_lookup(s, ids[2], "t", &ts) == 0);
 	REQUIRE(tc_open(s, ts.id, 0, &hold) == 0); /* held open */
+	for (int i = 3; i < 10; i++)
+		CHECK(same(s, ids[i], "t", 100 * KiB, (uint64_t)i));
+	CHECK(same(s, ids[0], "t", 100 * KiB, 0));
 	ids[10] = mkentry(s, "e10");
 	CHECK(put(s, ids[10], "t", 250 * KiB, 10, 64 * KiB) == 0);
-	/* needed ~250 KiB: e3, e4, e5 go (e0 young, e1 pinned, e2 open) */
+	/* needed ~250 KiB: e3, e4, e5 go (e1 pinned, e2 open, e0 young) */
 	CHECK(exists(s, TC_ROOT_ID, "e0") && exists(s, TC_ROOT_ID, "e1") &&
 	      exists(s, TC_ROOT_ID, "e2"));
 	CHECK(!exists(s, TC_ROOT_ID, "e3") && !exists(s, TC_ROOT_ID, "e4"));

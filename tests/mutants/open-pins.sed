@@ -1,0 +1,6 @@
+# claim: an entry with an open file is never evicted
+# file: lib/lru.c
+# tests: store capacity
+# changes: 1
+# killed by: test_store t_eviction_order_and_pins (the open entry is the oldest), capacity.bats "held entry survives"
+s/return !e->pinned && e->opens == 0;/return !e->pinned;/

@@ -1,0 +1,6 @@
+# claim: a rewrite in place is never seen unfinished: readers open the committed version
+# file: lib/store.c
+# tests: store posix kill
+# changes: 1
+# killed by: test_store reader/rewriter tests, posix.bats
+s/^\t} else if ((v = n->ver)) {$/\t} else if ((v = pending_of(n) ? pending_of(n) : n->ver)) { \/* mutant *\//
