@@ -20,6 +20,10 @@
  *                             third of the entries at half full (holes):
  *                             fill=, holes= (live bytes / capacity when
  *                             the first eviction happened)
+ *   put DIR N SIZE PFX SYNC   N tensors DIR/PFX<i> of SIZE bytes each
+ *                             (open O_CREAT|O_TRUNC, write, with SYNC 1
+ *                             fsync, close): run again, it rewrites them
+ *                             in place: files=, s=
  *   use DIR NAME              list DIR (readdir), stat every entry, open
  *                             and read each entry's tensor NAME, close:
  *                             entries=, s= (what a user's first pass over
@@ -127,15 +131,47 @@ static int cmd_gen(int argc, char **argv)
 	return 0;
 }
 
-static int write_file(const char *path, const unsigned char *buf, size_t n)
+static int write_file_sync(const char *path, const unsigned char *buf,
+			   size_t n, int sync)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0)
 		return fail("create", path);
 	if (write(fd, buf, n) != (ssize_t)n)
 		return fail("write", path);
+	if (sync && fsync(fd) != 0)
+		return fail("fsync", path);
 	if (close(fd) != 0)
 		return fail("close", path);
+	return 0;
+}
+
+static int write_file(const char *path, const unsigned char *buf, size_t n)
+{
+	return write_file_sync(path, buf, n, 0);
+}
+
+static int cmd_put(int argc, char **argv)
+{
+	if (argc < 5)
+		return 2;
+	const char *dir = argv[0], *pfx = argv[3];
+	unsigned long n = strtoul(argv[1], NULL, 10);
+	size_t size = strtoull(argv[2], NULL, 10);
+	int sync = atoi(argv[4]);
+	unsigned char *buf = malloc(size ? size : 1);
+	char path[4096];
+	if (!buf)
+		return fail("malloc", NULL);
+	double t0 = now_s();
+	for (unsigned long i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s%06lu", dir, pfx, i);
+		pattern(buf, size, i, sync);
+		if (write_file_sync(path, buf, size, sync))
+			return 1;
+	}
+	printf("files=%lu s=%.6f\n", n, now_s() - t0);
+	free(buf);
 	return 0;
 }
 
@@ -485,9 +521,12 @@ int main(int argc, char **argv)
 		r = cmd_space(argc - 2, argv + 2);
 	else if (argc >= 2 && !strcmp(argv[1], "use"))
 		r = cmd_use(argc - 2, argv + 2);
+	else if (argc >= 2 && !strcmp(argv[1], "put"))
+		r = cmd_put(argc - 2, argv + 2);
 	if (r == 2)
 		fprintf(stderr, "usage: tcache-bench-fs gen FILE SIZE | read FILE [BS] | create "
 				"DIR N SIZE PFX | readsmall DIR N SIZE PFX | "
-				"space STOREDIR CAP | libopen STOREDIR N | use DIR NAME\n");
+				"space STOREDIR CAP | libopen STOREDIR N | use DIR NAME | "
+				"put DIR N SIZE PFX SYNC\n");
 	return r;
 }
