@@ -980,6 +980,13 @@ static int op_open(struct tcfs *fs, uint64_t ino, struct fuse_file_info *fi,
 		h->kc_counted = mode != TCFS_KC_DIRECT;
 		/* nothing to commit at close(): no FLUSH round trip */
 		fi->noflush = 1;
+		/* A writer's pending version may have set the kernel's size
+		 * below this reader's version: drop the attributes, so that
+		 * a read past that size asks again (now the larger of the
+		 * two, see tc_stat.size).  Only spinlocks in the kernel. */
+		struct tc_stat cur;
+		if (tc_getattr(fs->store, ino, &cur) == 0 && cur.writers)
+			fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 	}
 	*hp = h;
 	return 0;
@@ -1109,6 +1116,20 @@ static void tcfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_write(req, (size_t)r);
 }
 
+/* A tensor created by @h whose commit failed lost its name in the store
+ * (tc_file_commit): drop the kernel's dentry before close() returns, so
+ * that the name is absent at once (the notice goes through the notifier
+ * thread; see notify.c). */
+static void forget_failed(struct tcfs *fs, struct tcfs_handle *h)
+{
+	struct tc_stat st;
+	if (tc_lookup(fs->store, h->parent, h->name, &st) == 0 &&
+	    st.id == h->ino)
+		return;
+	tcfs_notifier_evicted(fs->notifier, h->parent, h->ino, h->name);
+	tcfs_notifier_settle(fs->notifier, SETTLE_MS);
+}
+
 /* flush = every close(): commit, so that close() returning 0 means the
  * tensor (or the meta.json) is stored. */
 static int op_flush(struct tcfs *fs, struct tcfs_handle *h)
@@ -1123,11 +1144,13 @@ static int op_flush(struct tcfs *fs, struct tcfs_handle *h)
 	}
 	int err = tc_file_commit(fs->store, h->f);
 	tcfs_kcache_forget(fs->kcache, h->ino);
-	/* The kernel's size may be of the old version: drop its attributes
-	 * (no pages: offset -1), so the next open sees the new size.  Only
+	/* The kernel's size may be of the old version, or of a failed
+	 * write's that was dropped: drop its attributes (no pages: offset
+	 * -1), so the next stat or open sees the committed size.  Only
 	 * spinlocks in the kernel: safe from a request thread. */
-	if (!err)
-		fuse_lowlevel_notify_inval_inode(fs->se, h->ino, -1, 0);
+	fuse_lowlevel_notify_inval_inode(fs->se, h->ino, -1, 0);
+	if (err && h->name)
+		forget_failed(fs, h);
 	return err;
 }
 
@@ -1181,6 +1204,30 @@ static void tcfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		       struct fuse_file_info *fi)
 {
 	reply_err(req, op_fsync(FS(req), H(fi)));
+}
+
+/* fallocate(fd, 0, off, len) and posix_fallocate: reserve the pool space
+ * (tc_file_reserve).  Other modes (keep size, punch or zero a range,
+ * collapse, insert) are not offered: EOPNOTSUPP, nothing changed. */
+static int op_fallocate(struct tcfs *fs, struct tcfs_handle *h, int mode,
+			off_t off, off_t len)
+{
+	if (mode != 0 || h->kind != H_TENSOR)
+		return -EOPNOTSUPP;
+	if (off < 0 || len <= 0)
+		return -EINVAL;
+	if (!h->writable)
+		return -EBADF;
+	int err = tc_file_reserve(fs->store, h->f, (uint64_t)off, (uint64_t)len);
+	/* room was perhaps made by evicting: let the kernel know first */
+	tcfs_notifier_settle(fs->notifier, SETTLE_MS);
+	return err;
+}
+
+static void tcfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+			   off_t offset, off_t length, struct fuse_file_info *fi)
+{
+	reply_err(req, op_fallocate(FS(req), H(fi), mode, offset, length));
 }
 
 /* ---- namespace changes ------------------------------------------------------- */
@@ -1324,6 +1371,7 @@ const struct fuse_lowlevel_ops tcfs_ops = {
 	.flush = tcfs_flush,
 	.release = tcfs_release,
 	.fsync = tcfs_fsync,
+	.fallocate = tcfs_fallocate,
 	.opendir = tcfs_opendir,
 	.readdir = tcfs_readdir,
 	.readdirplus = tcfs_readdirplus,

@@ -98,6 +98,11 @@ struct tc_file {
 	int dirty;                   /* changed the pending version since this
 	                                handle's last commit: only then does
 	                                its commit (flush, release) commit */
+	struct tc_ver *before;       /* write handles: the version committed
+	                                when it opened (a reference; NULL for
+	                                none), put back if a write through it
+	                                fails after a commit through it (a
+	                                close of a dup'ed descriptor) */
 };
 
 static int64_t now_ns(void)
@@ -1414,7 +1419,10 @@ static void fill_stat(const struct tc_node *n, struct tc_stat *st)
 					 ? (pending_of(n) ? pending_of(n) : n->ver)
 					 : NULL;
 	uint64_t size = v ? v->size : 0;
-	if (v && n->ver && n->ver->size > size)
+	/* One size per file in the kernel: while a reader holds the
+	 * committed version, a shorter pending one must not cut its reads
+	 * short; with writers alone the pending size is the file's. */
+	if (v && n->ver && n->ver->size > size && n->refs > writers_of(n))
 		size = n->ver->size;
 	st->id = n->id;
 	st->parent = n->parent ? n->parent->id : 0;
@@ -1426,6 +1434,7 @@ static void fill_stat(const struct tc_node *n, struct tc_stat *st)
 	st->size = size;
 	st->blocks = v ? v->alloc / 512 : 0;
 	st->version = n->ver ? n->ver->number : 0;
+	st->writers = writers_of(n);
 	st->atime = ts_of(n->atime);
 	st->mtime = ts_of(n->mtime);
 	st->ctime = ts_of(n->ctime);
@@ -1992,6 +2001,8 @@ static int file_new(struct tc_node *n, unsigned flags, tc_file **fh)
 	if (flags & TC_O_WRITE) {
 		n->wr->writers++;
 		n->wr->last_writer = f;
+		if ((f->before = n->ver))
+			n->ver->refs++;
 	}
 	opens_add(n->parent, 1);
 	*fh = f;
@@ -2178,6 +2189,67 @@ ssize_t tc_file_pread(tc_store *s, tc_file *fh, void *buf, size_t size,
 	return (ssize_t)done;
 }
 
+/* A write or reservation through @fh failed with @err: the pending
+ * version must not be committed, and @fh's next commit reports it.  Lock
+ * held. */
+static void write_failed(struct tc_node *n, tc_file *fh, int err)
+{
+	if (!n->wr->failed)
+		n->wr->failed = -err;
+	fh->dirty = 1;
+}
+
+/* Make @v (NULL: none) the committed version of @n again, journaled: what
+ * a failed writer found at its open.  Lock held. */
+static int restore_before(struct tc_store *s, struct tc_node *n,
+			  struct tc_ver *v)
+{
+	struct tc_buf b = { 0 };
+	struct tc_node tmp;
+	struct tc_ver *old = n->ver;
+	uint64_t seq;
+	int r;
+
+	if (!v)
+		return remove_node(s, n);
+	tc_node_copy(&tmp, n);
+	tmp.ver = v;
+	tc_rec_node(&b, &tmp);
+	r = append(s, &b, &seq);
+	tc_buf_free(&b);
+	if (r)
+		return r;
+	v->refs++;
+	v->seq = seq;
+	n->ver = v;
+	n->journaled = 1;
+	s->live_bytes += v->size - (old ? old->size : 0);
+	ver_put(s, old);
+	return 0;
+}
+
+/* Drop the pending version of @n after a failed write through @fh; its
+ * error.  What @fh found at its open comes back if a commit through it
+ * replaced that meanwhile; a tensor never committed loses its name at once
+ * (its handles keep it until they close), so that it is absent as soon as
+ * close() returns.  Lock held (released while writes in flight drain). */
+static int drop_failed(struct tc_store *s, struct tc_node *n, tc_file *fh)
+{
+	int err = -n->wr->failed, r = 0;
+	struct tc_wr *w;
+
+	wait_drained(s, n);
+	if ((w = n->wr)) {
+		ver_put(s, w->pending);
+		w->pending = NULL;
+		wr_stop_hash(w);
+		w->failed = 0;
+	}
+	if (!n->dead && (n->ver != fh->before || !n->ver))
+		r = restore_before(s, n, fh->before);
+	return r ? r : err;
+}
+
 ssize_t tc_file_write(tc_store *s, tc_file *fh, const void *buf, size_t size,
 		      uint64_t off)
 {
@@ -2259,10 +2331,64 @@ ssize_t tc_file_write(tc_store *s, tc_file *fh, const void *buf, size_t size,
 		pthread_cond_broadcast(&s->drained);
 	ver_put(s, v);
 out:
+	if (r)
+		write_failed(n, fh, r);
 	unlock(s);
 	if (sp != stack)
 		free(sp);
 	return r ? r : (ssize_t)size;
+}
+
+/* Grow the pending version of @n (made by copy if there is none) to hold
+ * @end bytes, zeros past its size.  Never shrinks.  Lock held. */
+static int reserve_locked(struct tc_store *s, struct tc_node *n, uint64_t end)
+{
+	struct tc_wr *w;
+	struct tc_ver *v;
+	int r;
+
+	wait_drained(s, n);
+	w = n->wr; /* a write handle keeps it */
+	if (!(v = w->pending)) {
+		uint64_t size = n->ver && n->ver->size > end ? n->ver->size : end;
+		r = ver_clone(s, n->ver, size, &v);
+		if (!r)
+			wr_set_pending(w, v);
+		return r;
+	}
+	if (end > v->alloc) {
+		r = ver_grow(s, v, end);
+		if (r)
+			return r;
+	}
+	if (end > v->size) {
+		ver_zero(s, v, v->size, end);
+		v->size = end;
+	}
+	v->dirty = 1;
+	return 0;
+}
+
+int tc_file_reserve(tc_store *s, tc_file *fh, uint64_t off, uint64_t len)
+{
+	struct tc_node *n = fh->node;
+	uint64_t end;
+	int r;
+
+	if (!(fh->flags & TC_O_WRITE))
+		return -EBADF;
+	if (__builtin_add_overflow(off, len, &end) || end > INT64_MAX)
+		return -EFBIG;
+	pthread_mutex_lock(&s->lock);
+	r = end > s->pool.size ? -EFBIG : reserve_locked(s, n, end);
+	if (r) {
+		write_failed(n, fh, r);
+	} else {
+		fh->dirty = 1;
+		n->mtime = n->ctime = now_ns();
+	}
+	unlock(s);
+	return r;
 }
 
 int tc_file_commit(tc_store *s, tc_file *fh)
@@ -2276,7 +2402,11 @@ int tc_file_commit(tc_store *s, tc_file *fh)
 	/* A handle commits only what it changed since its own last commit: a
 	 * late release of an old handle must not commit a rewrite that
 	 * another handle has only begun. */
-	if (fh->dirty && pending_of(n) && pending_of(n)->dirty && !n->dead) {
+	if (fh->dirty && n->wr && n->wr->failed) {
+		r = drop_failed(s, n, fh);
+		fh->dirty = 0;
+	} else if (fh->dirty && pending_of(n) && pending_of(n)->dirty &&
+		   !n->dead) {
 		wait_drained(s, n);
 		if (pending_of(n) && pending_of(n)->dirty)
 			r = commit_locked(s, n);
@@ -2324,6 +2454,7 @@ void tc_file_close(tc_store *s, tc_file *fh)
 		wr_idle(s, n);
 	}
 	ver_put(s, fh->ver);
+	ver_put(s, fh->before);
 	assert(n->refs > 0);
 	n->refs--;
 	if (!n->dead) {

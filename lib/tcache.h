@@ -74,11 +74,15 @@ struct tc_stat {
 	uint32_t uid, gid;
 	uint32_t nlink;        /* dirs: 2 + subdirectories; tensors: 1;
 	                          0 for a removed tensor still open */
-	uint64_t size;         /* tensors: bytes (of the pending version when
-	                          a writer has one); dirs: 0 */
+	uint64_t size;         /* tensors: bytes of the pending version when
+	                          a writer has one (the larger of it and the
+	                          committed one while a reader has the
+	                          tensor open: one size must serve both);
+	                          dirs: 0 */
 	uint64_t blocks;       /* 512-byte units of pool space held */
 	uint64_t version;      /* tensors: changes on every commit that
 	                          replaces the bytes; dirs: 0 */
+	uint32_t writers;      /* tensors: open write handles */
 	struct timespec atime, mtime, ctime;
 	char name[TC_NAME_MAX + 1]; /* "" for the root */
 };
@@ -337,17 +341,36 @@ ssize_t tc_file_pread(tc_store *s, tc_file *fh, void *buf, size_t size,
  * Write into the pending version, allocating pool space as needed (and
  * evicting least recently used entries when the pool is full).  A gap past
  * the end reads as zeros.  Returns @size or a negative errno: -EBADF not a
- * write handle; -ENOSPC nothing more can be evicted (nothing changed);
- * -EFBIG past the capacity.
+ * write handle; -EFBIG the end would lie past the capacity; -ENOSPC more
+ * than the capacity minus what is pinned, open or being written elsewhere
+ * (nothing is evicted then); -EIO the pool file could not be written.
+ * A failed write fails the pending version: it is never committed (see
+ * tc_file_commit).
  */
 ssize_t tc_file_write(tc_store *s, tc_file *fh, const void *buf, size_t size,
 		      uint64_t off);
 
 /*
+ * Reserve: make the pending version at least @off + @len bytes long (zeros
+ * past its end; never shorter) and hold pool space for all of it, evicting
+ * least recently used entries as needed, so that writes inside it cannot
+ * run out of space.  What fallocate(fd, 0, off, len) and posix_fallocate
+ * do.  When it can never fit, it fails before evicting anything: -EFBIG
+ * past the capacity, -ENOSPC past the capacity minus what is pinned, open
+ * or being written elsewhere.  A failed reservation fails the pending
+ * version like a failed write.  -EBADF not a write handle.
+ * Cost: zeroing the new bytes, O(len).
+ */
+int tc_file_reserve(tc_store *s, tc_file *fh, uint64_t off, uint64_t len);
+
+/*
  * Commit the pending version if this handle changed it (wrote, truncated,
  * or opened it with TC_O_TRUNC) since its own last commit; a no-op
  * otherwise, so a late commit through an old handle never commits another
- * writer's rewrite that has only begun.  Commit means: checksum it,
+ * writer's rewrite that has only begun.  If a write or reservation into
+ * the pending version failed, it is dropped instead and the first error
+ * returned (-ENOSPC, -EFBIG, -EIO): a new tensor is then absent after its
+ * last close, a rewritten one keeps its committed bytes.  Commit means: checksum it,
  * take dtype/shape from a .npy header, append one journal record, make it
  * the version that new opens read.  After it returns 0 the tensor survives
  * a kill -9 of the process.  Cost: O(size) hashing unless the bytes were
