@@ -255,6 +255,8 @@ int main(int argc, char *argv[])
 			store_error(err));
 		goto out;
 	}
+	if (tcfs_store_dev(store, fs.store_dev, sizeof(fs.store_dev)) != 0)
+		snprintf(fs.store_dev, sizeof(fs.store_dev), "%s", store);
 	fs.notifier = tcfs_notifier_new();
 	fs.kcache = tcfs_kcache_new();
 	if (!fs.notifier || !fs.kcache) {

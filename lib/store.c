@@ -39,8 +39,10 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
+#include <cjson/cJSON.h>
 #include <xxhash.h>
 
 #include "dtype.h"
@@ -78,6 +80,7 @@ struct tc_store {
 	uint64_t journal_slack;      /* see tc_options */
 	uint64_t checkpoints;        /* put in place since the open */
 	int rdonly;                  /* opened by tc_store_check to look only */
+	int journal_err;             /* the last append's error, or 0 */
 	struct tc_buf touches;       /* TOUCH ops not yet in the journal */
 	uint32_t ntouches;
 	int64_t touches_since;       /* when the oldest of them happened */
@@ -674,11 +677,25 @@ static int journal_big(const struct tc_store *s)
 	return s->jr.size > 2 * s->jr.base + s->journal_slack;
 }
 
+/* A failed journal write's errno as the caller should see it: a write cut
+ * short by a full disk is ENOSPC (the journal answers a short write with
+ * EIO).  Remembered for tc_store_journal_error(). */
+static int journal_failed(struct tc_store *s, const struct tc_buf *b, int r)
+{
+	struct statvfs sv;
+	if (r == -EIO && fstatvfs(s->jr.fd, &sv) == 0 &&
+	    (uint64_t)sv.f_bavail * sv.f_frsize < b->len + 2 * TC_BLOCK)
+		r = -ENOSPC;
+	s->journal_err = r;
+	return r;
+}
+
 static int append(struct tc_store *s, struct tc_buf *b, uint64_t *seq)
 {
 	int r = tc_journal_append(&s->jr, b, seq);
 	if (r)
-		return r;
+		return journal_failed(s, b, r);
+	s->journal_err = 0;
 	if (journal_big(s))
 		s->want_checkpoint = 1; /* at unlock, when the index is whole */
 	return 0;
@@ -1395,6 +1412,14 @@ void tc_store_stats(tc_store *s, struct tc_stats *st)
 		.newest_access_ns = access_of(s->lru.tail, s->lru.ptail, 1),
 	};
 	unlock(s);
+}
+
+int tc_store_journal_error(tc_store *s)
+{
+	pthread_mutex_lock(&s->lock);
+	int r = s->journal_err;
+	pthread_mutex_unlock(&s->lock);
+	return r;
 }
 
 void tc_store_on_evict(tc_store *s, tc_evict_fn fn, void *arg)
@@ -2542,6 +2567,31 @@ int tc_meta_get(tc_store *s, uint64_t dir, char **json, size_t *len)
 		r = meta_view(d, &m);
 	if (!r) {
 		r = tc_meta_render(&m.d, json, len);
+		meta_view_free(&m);
+	}
+	unlock(s);
+	return r;
+}
+
+int tc_meta_check(tc_store *s, uint64_t dir, const char *json, size_t len)
+{
+	struct tc_node *d;
+	struct meta_view m;
+	struct tc_meta_update u;
+	cJSON *doc = cJSON_ParseWithLength(json, len);
+	int r;
+
+	if (!doc)
+		return -EAGAIN;
+	cJSON_Delete(doc);
+	pthread_mutex_lock(&s->lock);
+	r = get_dir(s, dir, &d);
+	if (!r && d->kind == TC_KIND_ROOT)
+		r = -EINVAL;
+	if (!r && !(r = meta_view(d, &m))) {
+		r = tc_meta_parse(&m.d, json, len, &u);
+		if (!r)
+			tc_meta_update_free(&u);
 		meta_view_free(&m);
 	}
 	unlock(s);

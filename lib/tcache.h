@@ -176,6 +176,12 @@ int tc_stats_json(const struct tc_stats *st, char **json, size_t *len);
  * store, -EPROTO. */
 int tc_store_peek(const char *dir, struct tc_stats *st);
 
+/* Whether the journal could be written at its last append: 0, or the
+ * negative errno that made it fail (-ENOSPC: the disk under the store is
+ * full), which is also what the operation that needed it returned.  For
+ * the caller's log: an operation's -ENOSPC alone may mean a full pool. */
+int tc_store_journal_error(tc_store *s);
+
 /*
  * Eviction listener.  Called once for each evicted entry, while the store's
  * internal lock is held: it must not call back into the store and should
@@ -399,6 +405,11 @@ int tc_meta_get(tc_store *s, uint64_t dir, char **json, size_t *len);
  * All or nothing: -EINVAL (malformed, unknown dtype or tensor, shape that
  * does not match nbytes) changes nothing.  One journal record. */
 int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len);
+
+/* What tc_meta_set would answer for @json now, changing nothing: 0 it
+ * would apply it, -EINVAL it would refuse it, -EAGAIN @json is not (yet)
+ * a whole JSON document (a writer may still be sending it). */
+int tc_meta_check(tc_store *s, uint64_t dir, const char *json, size_t len);
 
 /* ---- misc --------------------------------------------------------------- */
 
