@@ -1175,25 +1175,159 @@ static int build_pool(struct tc_store *s, uint64_t valid_end)
 	}
 }
 
-/* Evict entries holding space at or past @limit (the capacity shrinks). */
-static void shrink_index(struct tc_store *s, uint64_t limit)
+/* Pool bytes held by the tensors of entry @e.  O(nodes in e). */
+static uint64_t entry_alloc(const struct tc_node *e)
 {
-	struct tc_lru_iter it;
-	struct tc_node *e;
-	tc_lru_iter_start(&s->lru, &it);
-	while ((e = tc_lru_iter_next(&it))) {
-		int over = 0;
-		for (struct tc_node *n = e; n && !over; n = tc_node_next(n, e))
-			if (n->kind == TC_KIND_TENSOR && n->ver)
-				for (uint32_t i = 0; i < n->ver->next; i++)
-					if (n->ver->ext[i].off + n->ver->ext[i].len > limit)
-						over = 1;
-		if (over) {
-			s->evictions++;
-			s->evicted_bytes += subtree_bytes(e);
-			remove_subtree(s, e);
-		}
+	uint64_t b = 0;
+	for (const struct tc_node *n = e; n; n = tc_node_next(n, e))
+		if (n->kind == TC_KIND_TENSOR && n->ver)
+			b += n->ver->alloc;
+	return b;
+}
+
+/* Pool bytes held by pinned entries.  O(nodes in them). */
+static uint64_t pinned_alloc(const struct tc_store *s)
+{
+	uint64_t b = 0;
+	for (const struct tc_node *e = s->lru.phead; e; e = e->lru_next)
+		b += entry_alloc(e);
+	return b;
+}
+
+/* Does a tensor of @top's subtree hold pool space at or past @limit? */
+static int holds_past(const struct tc_node *top, uint64_t limit)
+{
+	for (const struct tc_node *n = top; n; n = tc_node_next(n, top))
+		if (n->kind == TC_KIND_TENSOR && n->ver)
+			for (uint32_t i = 0; i < n->ver->next; i++)
+				if (n->ver->ext[i].off + n->ver->ext[i].len > limit)
+					return 1;
+	return 0;
+}
+
+/* Move @n's bytes into free pool space (below @limit: see
+ * shrink_relocate); of the space it held, only what lies below @limit
+ * becomes free.  O(size) copy. */
+static int relocate(struct tc_store *s, struct tc_node *n, uint64_t limit)
+{
+	struct tc_ver *v = n->ver, *nv;
+	int r = ver_clone(s, v, v->size, &nv);
+	if (!r)
+		r = ver_set_shape(nv, v->ndim, tc_ver_shape(v));
+	if (r) {
+		ver_put(s, nv);
+		return r;
 	}
+	nv->xxh3 = v->xxh3;
+	nv->seq = v->seq;
+	nv->number = v->number;
+	nv->data_offset = v->data_offset;
+	nv->dtype = v->dtype;
+	nv->committed = 1;
+	nv->verified = v->verified;
+	nv->dirty = 0;
+	n->ver = nv;
+	for (uint32_t i = 0; i < v->next; i++)
+		if (v->ext[i].off < limit)
+			tc_pool_free(&s->pool, v->ext[i].off,
+				     v->ext[i].off + v->ext[i].len <= limit
+					     ? v->ext[i].len : limit - v->ext[i].off);
+	s->replaying = 1; /* the rest stays taken */
+	ver_put(s, v);
+	s->replaying = 0;
+	return 0;
+}
+
+/*
+ * The pool (still @cap bytes) keeps only [0, @limit): move every tensor
+ * holding space past @limit into free space below it, which the
+ * evictions made large enough.  The pool file is opened at @cap, space
+ * past @limit is taken out of the free space, the bytes are copied and
+ * synced; the checkpoint that follows (shrink) records the new places.
+ * Until then the journal names the old places, which nothing overwrote:
+ * a crash meanwhile leaves the store as it was.  The pool is closed again.
+ */
+static int shrink_relocate(struct tc_store *s, uint64_t cap, uint64_t limit,
+			   uint64_t valid)
+{
+	struct tc_extent e, *taken = NULL;
+	size_t n = 0, room = 0;
+	int r = tc_pool_open(&s->pool, s->dirfd, POOL_FILE, cap);
+	if (r)
+		return r;
+	r = build_pool(s, valid < cap ? valid : cap);
+	/* Take all the free space, then give back what lies below the
+	 * limit: the rest stays taken until the pool is closed. */
+	while (!r && tc_pool_alloc(&s->pool, s->pool.size, &e) == 0) {
+		if (n == room) {
+			struct tc_extent *p = realloc(taken, (room * 2 + 16) * sizeof(*p));
+			if (!p) {
+				r = -ENOMEM;
+				break;
+			}
+			taken = p;
+			room = room * 2 + 16;
+		}
+		taken[n++] = e;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (taken[i].off < limit)
+			tc_pool_free(&s->pool, taken[i].off,
+				     taken[i].off + taken[i].len <= limit
+					     ? taken[i].len : limit - taken[i].off);
+	free(taken);
+	const struct tc_node *top = &s->idx.root;
+	for (struct tc_node *t = tc_node_next(top, top); t && !r;
+	     t = tc_node_next(t, top))
+		if (t->kind == TC_KIND_TENSOR && t->ver && holds_past(t, limit))
+			r = relocate(s, t, limit);
+	if (!r && fdatasync(s->pool.fd) < 0)
+		r = -errno;
+	tc_pool_close(&s->pool);
+	return r;
+}
+
+/*
+ * A capacity shrink from @cap to @limit at open, with the rules of any
+ * other time: pinned entries stay (-EFBIG, nothing changed, when they
+ * alone hold more than @limit), unpinned ones are evicted least recently
+ * used first until the rest fits, each told to the open's eviction
+ * listener; what lies past @limit is moved below it; a checkpoint records
+ * it all with the new capacity.  *@valid: the pool bytes that hold data
+ * afterwards.  Cost: O(nodes) plus copying what is moved.
+ */
+static int shrink(struct tc_store *s, uint64_t cap, uint64_t limit,
+		  uint64_t *valid)
+{
+	uint64_t used = 0;
+	int r;
+
+	if (pinned_alloc(s) > limit)
+		return -EFBIG;
+	for (struct tc_node *e = s->idx.root.child_head; e; e = e->sib_next)
+		used += entry_alloc(e);
+	s->replaying = 1; /* no pool open: nothing to free into */
+	while (used > limit) {
+		struct tc_node *e = tc_lru_victim(&s->lru);
+		if (!e)
+			break;
+		used -= entry_alloc(e);
+		s->evictions++;
+		s->evicted_bytes += subtree_bytes(e);
+		if (s->evict_fn)
+			s->evict_fn(s->evict_arg, TC_ROOT_ID, e->id, e->name);
+		remove_subtree(s, e);
+	}
+	s->replaying = 0;
+	if (used > limit)
+		return -EFBIG; /* cannot be: the pinned entries fit */
+	if (holds_past(&s->idx.root, limit)) {
+		r = shrink_relocate(s, cap, limit, *valid);
+		if (r)
+			return r;
+		*valid = limit;
+	}
+	return checkpoint(s, limit);
 }
 
 static void store_free(struct tc_store *s)
@@ -1295,12 +1429,12 @@ static int store_open(const char *dir, const struct tc_options *opt,
 	}
 	final = want ? want : is_new ? TC_DEFAULT_CAPACITY : cap;
 	if (!is_new && final < cap) {
-		/* Shrink: record the evictions and the new capacity before
-		 * the pool file loses its tail. */
-		s->replaying = 1; /* no pool yet: nothing to free into */
-		shrink_index(s, final);
-		s->replaying = 0;
-		r = checkpoint(s, final);
+		/* Shrink: record the evictions, the moves and the new
+		 * capacity before the pool file loses its tail. */
+		s->evict_fn = opt ? opt->on_evict : NULL;
+		s->evict_arg = opt ? opt->evict_arg : NULL;
+		r = shrink(s, cap, final, &valid);
+		s->evict_fn = NULL;
 		if (r)
 			goto fail;
 	}
@@ -2736,6 +2870,7 @@ int tc_store_peek(const char *dir, struct tc_stats *st)
 	if (r)
 		return r;
 	tc_store_stats(s, st);
+	st->pinned_bytes = pinned_alloc(s);
 	return tc_store_close(s);
 }
 

@@ -89,12 +89,28 @@ struct tc_stat {
 
 /* ---- store ------------------------------------------------------------ */
 
+/*
+ * Eviction listener.  Called once for each evicted entry, while the store's
+ * internal lock is held: it must not call back into the store and should
+ * only queue the notice (the daemon tells the kernel from another thread).
+ */
+typedef void (*tc_evict_fn)(void *arg, uint64_t parent, uint64_t id,
+			    const char *name);
+
 struct tc_options {
 	/* Pool size in bytes, rounded down to TC_BLOCK.  0: keep the store's
 	 * capacity (TC_DEFAULT_CAPACITY for a new store).  A larger value
-	 * grows the pool; a smaller one evicts entries holding space beyond
-	 * the new end (counted as evictions), then shrinks it. */
+	 * grows the pool.  A smaller one keeps the rules of any eviction:
+	 * pinned entries stay, unpinned ones are evicted least recently used
+	 * first until the rest fits (counted as evictions, each told to
+	 * @on_evict), the bytes past the new end are moved below it, and
+	 * the pool shrinks.  When the pinned entries alone hold more than
+	 * it, the open fails with -EFBIG and changes nothing. */
 	uint64_t capacity;
+	/* Told of each entry a capacity shrink evicts, during the open (the
+	 * store is not usable yet: only note the name).  May be NULL. */
+	tc_evict_fn on_evict;
+	void *evict_arg;
 	/* Verify a tensor's xxh3 on its first open for reading after the
 	 * store is opened; a mismatch makes that tensor answer -EIO.  Default
 	 * (0) is on; TC_VERIFY_OFF turns it off. */
@@ -118,8 +134,9 @@ struct tc_options {
  * *@out owns the store until tc_store_close().
  * Errors: -EBUSY another process has the store open; -EPROTO the store is
  * of an unknown format or version; -ENOSPC the pool cannot be
- * preallocated; -EINVAL a capacity below one block; others from the file
- * system.
+ * preallocated; -EFBIG a smaller capacity than the pinned entries hold
+ * (tc_store_peek's pinned_bytes); -EINVAL a capacity below one block;
+ * others from the file system.
  */
 int tc_store_open(const char *dir, const struct tc_options *opt,
 		  tc_store **out);
@@ -148,6 +165,9 @@ struct tc_stats {
 	uint64_t live_bytes;      /* sum of committed tensor sizes */
 	uint64_t entries, tensors, groups;
 	uint64_t pinned;          /* entries pinned explicitly */
+	uint64_t pinned_bytes;    /* pool bytes they hold: tc_store_peek only
+	                             (0 from tc_store_stats, where it would
+	                             cost a walk over them) */
 	uint64_t hits;            /* opens for reading of a committed tensor:
 	                             bytes served from the cache */
 	uint64_t misses;          /* root lookups of an entry that is not
@@ -182,13 +202,7 @@ int tc_store_peek(const char *dir, struct tc_stats *st);
  * the caller's log: an operation's -ENOSPC alone may mean a full pool. */
 int tc_store_journal_error(tc_store *s);
 
-/*
- * Eviction listener.  Called once for each evicted entry, while the store's
- * internal lock is held: it must not call back into the store and should
- * only queue the notice (the daemon tells the kernel from another thread).
- */
-typedef void (*tc_evict_fn)(void *arg, uint64_t parent, uint64_t id,
-			    const char *name);
+/* Eviction listener: see tc_evict_fn above. */
 void tc_store_on_evict(tc_store *s, tc_evict_fn fn, void *arg);
 
 /* ---- checking a store (offline) -------------------------------------------- */

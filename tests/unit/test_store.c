@@ -816,17 +816,64 @@ static void t_capacity_change(void)
 	CHECK(st.capacity == 4 * MiB && st.entries == 2);
 	CHECK(same(s, e1, "t", 400 * KiB, 1) && same(s, e2, "t", 400 * KiB, 2));
 	tc_store_close(s);
-	s = open_store(d, 512 * KiB); /* shrink: what lies past the end goes */
-	REQUIRE(s);
+	s = open_store(d, 512 * KiB); /* shrink: the least recent goes, */
+	REQUIRE(s);                   /* the other moves below the end */
 	tc_store_stats(s, &st);
 	CHECK(st.capacity == 512 * KiB && st.entries == 1 && st.evictions == 1);
-	CHECK(same(s, e1, "t", 400 * KiB, 1));
+	CHECK(same(s, e2, "t", 400 * KiB, 2) && !exists(s, TC_ROOT_ID, "e1"));
 	tc_store_close(s);
 	s = open_store(d, 0);
 	REQUIRE(s);
 	tc_store_stats(s, &st);
 	CHECK(st.capacity == 512 * KiB && st.entries == 1);
-	CHECK(same(s, e1, "t", 400 * KiB, 1));
+	CHECK(same(s, e2, "t", 400 * KiB, 2));
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
+static int shrink_evictions;
+static void count_shrink_eviction(void *arg, uint64_t parent, uint64_t id,
+				  const char *name)
+{
+	(void)arg; (void)parent; (void)id; (void)name;
+	shrink_evictions++;
+}
+
+/* A shrink keeps pinned entries wherever they lie, evicts unpinned ones
+ * least recently used first (telling the open's listener), and refuses
+ * with -EFBIG, changing nothing, when the pinned ones alone do not fit. */
+static void t_shrink_keeps_pins_and_lru(void)
+{
+	char *d = tmpdir_new();
+	tc_store *s = open_store(d, 2 * MiB);
+	REQUIRE(s);
+	uint64_t ids[5];
+	mkentries(s, 5, 300 * KiB, ids);  /* e0..e4, e4 lies highest */
+	CHECK(tc_pin(s, ids[4], 1) == 0 && tc_pin(s, ids[3], 1) == 0);
+	CHECK(same(s, ids[0], "t", 300 * KiB, 0)); /* e0 is now recent */
+	tc_store_close(s);
+
+	struct tc_options o = { .capacity = 512 * KiB };
+	CHECK(tc_store_open(d, &o, &s) == -EFBIG); /* pins hold 600 KiB */
+	struct tc_stats st;
+	CHECK(tc_store_peek(d, &st) == 0 && st.entries == 5 &&
+	      st.pinned_bytes == 600 * KiB && st.capacity == 2 * MiB);
+
+	o = (struct tc_options){ .capacity = 1 * MiB,
+				 .on_evict = count_shrink_eviction };
+	shrink_evictions = 0;
+	REQUIRE(tc_store_open(d, &o, &s) == 0);
+	tc_store_stats(s, &st);
+	CHECK(st.capacity == 1 * MiB && st.entries == 3);
+	CHECK(st.evictions == 2 && shrink_evictions == 2);
+	CHECK(!exists(s, TC_ROOT_ID, "e1") && !exists(s, TC_ROOT_ID, "e2"));
+	CHECK(same(s, ids[0], "t", 300 * KiB, 0));
+	CHECK(same(s, ids[3], "t", 300 * KiB, 3));
+	CHECK(same(s, ids[4], "t", 300 * KiB, 4));
+	tc_store_close(s);
+	s = open_store(d, 0);
+	REQUIRE(s);
+	CHECK(same(s, ids[4], "t", 300 * KiB, 4) && same(s, ids[0], "t", 300 * KiB, 0));
 	tc_store_close(s);
 	tmpdir_free(d);
 }
@@ -1662,5 +1709,6 @@ int main(void)
 	RUN(t_touch_tick);
 	RUN(t_failed_write_is_not_committed);
 	RUN(t_reserve_fails_first_or_holds);
+	RUN(t_shrink_keeps_pins_and_lru);
 	return check_done();
 }
