@@ -15,7 +15,9 @@
  *   writers; writes allocate extents as they go (evicting LRU entries when
  *   the pool is full) and copy bytes with pwrite outside the lock;
  *   commit (flush) -> checksum, .npy header, one journal record, and the
- *   pending version becomes the committed one.  Readers hold a reference
+ *   pending version becomes the committed one; after a failed write or
+ *   reservation (tc_wr.failed) the commit drops it instead and puts back
+ *   what the handle found at its open (tc_file.before).  Readers hold a reference
  *   to the committed version they opened, so a replacement never changes
  *   bytes under them; the old version's extents are freed when its last
  *   reader closes.
