@@ -19,11 +19,12 @@ setup() {
 
 teardown() {
 	local rc=0
-	tcfs_teardown || rc=1
+	cd /
+	tcfs_unmount || rc=1     # the daemon first: it holds the disk
 	if grep -qs " $DISK tmpfs" /proc/mounts; then
 		umount "$DISK" || umount -l "$DISK" || rc=1
 	fi
-	rm -rf "$TDIR"
+	tcfs_teardown || rc=1
 	return $rc
 }
 
