@@ -101,6 +101,13 @@ static void usage(FILE *f, const char *prog)
 		(unsigned long long)(TC_DEFAULT_JOURNAL_SLACK >> 20));
 }
 
+/* An entry evicted by a capacity shrink at open. */
+static void log_shrink_eviction(void *arg, uint64_t parent, uint64_t id,
+				const char *name)
+{
+	tcfs_log(LOG_NOTICE, "capacity shrink: evicted entry '%s'", name);
+}
+
 /* A message for the errors of tc_store_open(). */
 static const char *store_error(int err)
 {
@@ -249,12 +256,28 @@ int main(int argc, char *argv[])
 			strerror(errno));
 		goto out;
 	}
+	topt.on_evict = log_shrink_eviction;
 	int err = tc_store_open(store, &topt, &fs.store);
+	if (err == -EFBIG) {
+		struct tc_stats st = { 0 };
+		tc_store_peek(store, &st);
+		fprintf(stderr, "%s: cannot open store %s: its pinned entries "
+			"hold %llu bytes (%.1f MiB), more than the capacity of "
+			"%llu bytes (%.1f MiB); unpin some (chmod -t) or give a "
+			"larger capacity\n", prog, store,
+			(unsigned long long)st.pinned_bytes,
+			st.pinned_bytes / 1048576.0,
+			(unsigned long long)topt.capacity,
+			topt.capacity / 1048576.0);
+		goto out;
+	}
 	if (err) {
 		fprintf(stderr, "%s: cannot open store %s: %s\n", prog, store,
 			store_error(err));
 		goto out;
 	}
+	if (tcfs_store_dev(store, fs.store_dev, sizeof(fs.store_dev)) != 0)
+		snprintf(fs.store_dev, sizeof(fs.store_dev), "%s", store);
 	fs.notifier = tcfs_notifier_new();
 	fs.kcache = tcfs_kcache_new();
 	if (!fs.notifier || !fs.kcache) {

@@ -1,7 +1,8 @@
 /*
  * mountdev.c - what the kernel calls our mount: its device number, found
  * in /proc/self/mountinfo (never by a path lookup on the mount, which is
- * not served yet when these run), and the read-ahead of its bdi.
+ * not served yet when these run), and the read-ahead of its bdi; and the
+ * name of the file system under the store, for messages.
  *
  * The device of a FUSE mount is anonymous (major 0); its minor is also
  * the connection's number under /sys/fs/fuse/connections, and "MAJ:MIN"
@@ -12,6 +13,8 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -100,5 +103,36 @@ int tcfs_raise_readahead(const char *mnt, unsigned kib)
 			err = -errno;
 	}
 	close(fd);
+	return err;
+}
+
+int tcfs_store_dev(const char *dir, char *buf, size_t size)
+{
+	char line[8192];
+	struct stat st;
+	int err = -ENOENT;
+	FILE *f;
+
+	if (stat(dir, &st) < 0)
+		return -errno;
+	f = fopen("/proc/self/mountinfo", "r");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned maj, min;
+		char point[PATH_MAX], source[PATH_MAX];
+		/* ID PARENT MAJ:MIN ROOT POINT ... - FSTYPE SOURCE ... */
+		char *dash = strstr(line, " - ");
+		if (!dash ||
+		    sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, point) != 3 ||
+		    sscanf(dash + 3, "%*s %4095s", source) != 1 ||
+		    makedev(maj, min) != st.st_dev)
+			continue;
+		unescape_octal(point);
+		unescape_octal(source);
+		snprintf(buf, size, "%s (%s)", source, point);
+		err = 0; /* the last mount of that device wins */
+	}
+	fclose(f);
 	return err;
 }

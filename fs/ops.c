@@ -30,12 +30,14 @@
  * once; libtcache is thread-safe.  Locks here:
  *   fs->handles_lock      the list of open handles (shutdown closes them)
  *   tcfs_handle.lock      a meta.json handle's buffer
- * Both are leaves: nothing else is locked and no lib call made while held,
+ *   gone_lock             the meta.json names removed per process
+ * All are leaves: nothing else is locked and no lib call made while held,
  * except that a meta.json handle's lock is held across tc_meta_set().
  * Kernel notifications are never sent from here (see notify.c).
  */
 #include <assert.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdlib.h>
@@ -117,6 +119,26 @@ static struct tcfs_handle *H_file(struct fuse_file_info *fi)
 
 /* ---- replies ------------------------------------------------------------ */
 
+/* An operation failed with @err because the journal could not be
+ * written (a full disk under the store, an I/O error): say so, naming
+ * the file system, at most once a second. */
+static void log_journal_error(struct tcfs *fs, int err)
+{
+	static _Atomic int64_t last; /* CLOCK_MONOTONIC s of the last message */
+	struct timespec ts;
+	if (tc_store_journal_error(fs->store) != err)
+		return; /* not the journal: a full pool, a bad request... */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t was = last;
+	if (was == ts.tv_sec + 1 || !atomic_compare_exchange_strong(
+					    &last, &was, ts.tv_sec + 1))
+		return;
+	tcfs_log(LOG_ERR, "journal: %s on %s; operations that change the "
+		 "store fail with %s until there is room, committed data is "
+		 "kept", strerror(-err), fs->store_dev,
+		 err == -ENOSPC ? "ENOSPC" : "this error");
+}
+
 /* The one place where an error becomes a reply.  @err is 0 or -errno. */
 static void reply_err(fuse_req_t req, int err)
 {
@@ -124,6 +146,8 @@ static void reply_err(fuse_req_t req, int err)
 		tcfs_log(LOG_ERR, "internal error %d, answering EIO", err);
 		err = -EIO;
 	}
+	if (err == -ENOSPC || err == -EIO)
+		log_journal_error(FS(req), err);
 	fuse_reply_err(req, -err);
 }
 
@@ -254,6 +278,75 @@ static int names_meta(struct tcfs *fs, uint64_t parent, const char *name,
 	if (pst)
 		*pst = st;
 	return 1;
+}
+
+/*
+ * unlink(meta.json) succeeds and has its effect for the process that
+ * asked: for it the name is absent (lookup ENOENT, a second unlink
+ * ENOENT) until it creates the name again, which opens the file for
+ * writing from empty, or for META_GONE_S seconds.  Everyone else still
+ * finds the generated file, which cannot go.  So tar and unzip -o, which
+ * remove a file that is in the way and create it again with O_EXCL, go on
+ * and their write is applied at close like any write of meta.json, where
+ * otherwise they would find the name again after every removal and loop
+ * forever.  (The pid is the kernel's task id of the request.)
+ */
+#define META_GONE_MAX 64
+#define META_GONE_S 10
+struct meta_gone {
+	uint64_t dir;    /* 0: a free slot */
+	pid_t pid;
+	int64_t until;   /* CLOCK_MONOTONIC seconds */
+};
+static struct meta_gone gone_list[META_GONE_MAX]; /* protected by gone_lock */
+static pthread_mutex_t gone_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int64_t mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* The record that meta.json of @dir is gone for @pid, or NULL.  Lock held. */
+static struct meta_gone *gone_find_locked(uint64_t dir, pid_t pid, int64_t now)
+{
+	for (int i = 0; i < META_GONE_MAX; i++)
+		if (gone_list[i].dir == dir && gone_list[i].pid == pid &&
+		    gone_list[i].until > now)
+			return &gone_list[i];
+	return NULL;
+}
+
+/* Is meta.json of @dir gone for @pid?  With @take the record goes too
+ * (the name is being created again). */
+static bool meta_gone(uint64_t dir, pid_t pid, bool take)
+{
+	pthread_mutex_lock(&gone_lock);
+	struct meta_gone *g = gone_find_locked(dir, pid, mono_s());
+	if (g && take)
+		g->dir = 0;
+	pthread_mutex_unlock(&gone_lock);
+	return g != NULL;
+}
+
+/* unlink of meta.json of @dir by @pid: see above.  0 or -ENOENT. */
+static int meta_unlink(uint64_t dir, pid_t pid)
+{
+	int64_t now = mono_s();
+	int err = 0;
+	pthread_mutex_lock(&gone_lock);
+	if (gone_find_locked(dir, pid, now)) {
+		err = -ENOENT;
+	} else {
+		struct meta_gone *slot = &gone_list[0];
+		for (int i = 0; i < META_GONE_MAX; i++)
+			if (gone_list[i].until < slot->until)
+				slot = &gone_list[i]; /* free, expired or oldest */
+		*slot = (struct meta_gone){ dir, pid, now + META_GONE_S };
+	}
+	pthread_mutex_unlock(&gone_lock);
+	return err;
 }
 
 /* The owner of a new node: the caller, with the group of a set-gid parent
@@ -398,7 +491,7 @@ static void tcfs_init(void *userdata, struct fuse_conn_info *conn)
 /* ---- names ------------------------------------------------------------------ */
 
 static int op_lookup(struct tcfs *fs, uint64_t parent, const char *name,
-		     struct fuse_entry_param *e)
+		     pid_t pid, struct fuse_entry_param *e)
 {
 	int err = check_name(name);
 	if (err)
@@ -411,6 +504,8 @@ static int op_lookup(struct tcfs *fs, uint64_t parent, const char *name,
 		return m;
 	if (m) {
 		struct stat a;
+		if (meta_gone(parent, pid, false))
+			return -ENOENT;
 		err = meta_attr(fs, &st, &a);
 		if (err)
 			return err;
@@ -427,7 +522,7 @@ static int op_lookup(struct tcfs *fs, uint64_t parent, const char *name,
 static void tcfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fuse_entry_param e;
-	int err = op_lookup(FS(req), parent, name, &e);
+	int err = op_lookup(FS(req), parent, name, fuse_req_ctx(req)->pid, &e);
 	if (err)
 		reply_err(req, err);
 	else
@@ -501,8 +596,20 @@ static int op_setattr_meta(struct tcfs *fs, uint64_t ino, struct stat *attr,
 			   double *timeout)
 {
 	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
-		      FUSE_SET_ATTR_GID))
-		return -EPERM;
+		      FUSE_SET_ATTR_GID)) {
+		/* its mode and owner are its directory's: setting them to
+		 * what they are (cp -a, tar, unzip) is done; else EPERM */
+		struct stat cur;
+		double t;
+		int err = op_getattr(fs, ino, &cur, &t);
+		if (err)
+			return err;
+		if (((to_set & FUSE_SET_ATTR_MODE) &&
+		     (attr->st_mode & 07777) != (cur.st_mode & 07777)) ||
+		    ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != cur.st_uid) ||
+		    ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != cur.st_gid))
+			return -EPERM;
+	}
 	if ((to_set & FUSE_SET_ATTR_SIZE) && !h) {
 		/* open(O_TRUNC) arrives as an open, then a truncate without a
 		 * handle: it belongs to the newest writable handle. */
@@ -839,13 +946,47 @@ static int op_create(struct tcfs *fs, fuse_req_t req, uint64_t parent,
 	return 0;
 }
 
+static int op_open_meta(struct tcfs *fs, uint64_t ino,
+			struct fuse_file_info *fi, struct tcfs_handle **hp);
+
+/* Create meta.json of @dir again after its caller removed it (see
+ * meta_unlink): a write handle that starts empty. */
+static int op_create_meta(struct tcfs *fs, uint64_t dir,
+			  struct fuse_file_info *fi, struct tcfs_handle **hp,
+			  struct fuse_entry_param *e)
+{
+	struct tc_stat st;
+	struct stat a;
+	int flags = fi->flags;
+	fi->flags |= O_TRUNC;
+	int err = op_open_meta(fs, dir | TCFS_META_BIT, fi, hp);
+	fi->flags = flags;
+	if (err)
+		return err;
+	err = tc_getattr(fs->store, dir, &st);
+	if (!err)
+		err = meta_attr(fs, &st, &a);
+	if (err) {
+		handle_free(fs, *hp);
+		return err;
+	}
+	a.st_size = 0;
+	meta_entry(&a, e);
+	return 0;
+}
+
 static void tcfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			mode_t mode, struct fuse_file_info *fi)
 {
 	struct tcfs *fs = FS(req);
 	struct tcfs_handle *h = NULL;
 	struct fuse_entry_param e;
-	int err = op_create(fs, req, parent, name, mode, &h, &e);
+	int err;
+	if (names_meta(fs, parent, name, NULL) == 1 &&
+	    meta_gone(parent, fuse_req_ctx(req)->pid, true))
+		err = op_create_meta(fs, parent, fi, &h, &e);
+	else
+		err = op_create(fs, req, parent, name, mode, &h, &e);
 	if (err) {
 		reply_err(req, err);
 		return;
@@ -980,6 +1121,13 @@ static int op_open(struct tcfs *fs, uint64_t ino, struct fuse_file_info *fi,
 		h->kc_counted = mode != TCFS_KC_DIRECT;
 		/* nothing to commit at close(): no FLUSH round trip */
 		fi->noflush = 1;
+		/* A writer's pending version may have set the kernel's size
+		 * below this reader's version: drop the attributes, so that
+		 * a read past that size asks again (now the larger of the
+		 * two, see tc_stat.size).  Only spinlocks in the kernel. */
+		struct tc_stat cur;
+		if (tc_getattr(fs->store, ino, &cur) == 0 && cur.writers)
+			fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
 	}
 	*hp = h;
 	return 0;
@@ -1089,6 +1237,11 @@ static ssize_t op_write(struct tcfs *fs, struct tcfs_handle *h,
 		if (!err) {
 			memcpy(h->buf + off, buf, size);
 			h->dirty = true;
+			/* A whole document already refused fails here, not
+			 * only at close(), which some tools ignore (unzip). */
+			if (tc_meta_check(fs->store, h->dir, h->buf, h->len) ==
+			    -EINVAL)
+				err = -EINVAL;
 		}
 		pthread_mutex_unlock(&h->lock);
 		return err ? err : (ssize_t)size;
@@ -1109,6 +1262,20 @@ static void tcfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_write(req, (size_t)r);
 }
 
+/* A tensor created by @h whose commit failed lost its name in the store
+ * (tc_file_commit): drop the kernel's dentry before close() returns, so
+ * that the name is absent at once (the notice goes through the notifier
+ * thread; see notify.c). */
+static void forget_failed(struct tcfs *fs, struct tcfs_handle *h)
+{
+	struct tc_stat st;
+	if (tc_lookup(fs->store, h->parent, h->name, &st) == 0 &&
+	    st.id == h->ino)
+		return;
+	tcfs_notifier_evicted(fs->notifier, h->parent, h->ino, h->name);
+	tcfs_notifier_settle(fs->notifier, SETTLE_MS);
+}
+
 /* flush = every close(): commit, so that close() returning 0 means the
  * tensor (or the meta.json) is stored. */
 static int op_flush(struct tcfs *fs, struct tcfs_handle *h)
@@ -1123,11 +1290,13 @@ static int op_flush(struct tcfs *fs, struct tcfs_handle *h)
 	}
 	int err = tc_file_commit(fs->store, h->f);
 	tcfs_kcache_forget(fs->kcache, h->ino);
-	/* The kernel's size may be of the old version: drop its attributes
-	 * (no pages: offset -1), so the next open sees the new size.  Only
+	/* The kernel's size may be of the old version, or of a failed
+	 * write's that was dropped: drop its attributes (no pages: offset
+	 * -1), so the next stat or open sees the committed size.  Only
 	 * spinlocks in the kernel: safe from a request thread. */
-	if (!err)
-		fuse_lowlevel_notify_inval_inode(fs->se, h->ino, -1, 0);
+	fuse_lowlevel_notify_inval_inode(fs->se, h->ino, -1, 0);
+	if (err && h->name)
+		forget_failed(fs, h);
 	return err;
 }
 
@@ -1183,27 +1352,53 @@ static void tcfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	reply_err(req, op_fsync(FS(req), H(fi)));
 }
 
+/* fallocate(fd, 0, off, len) and posix_fallocate: reserve the pool space
+ * (tc_file_reserve).  Other modes (keep size, punch or zero a range,
+ * collapse, insert) are not offered: EOPNOTSUPP, nothing changed. */
+static int op_fallocate(struct tcfs *fs, struct tcfs_handle *h, int mode,
+			off_t off, off_t len)
+{
+	if (mode != 0 || h->kind != H_TENSOR)
+		return -EOPNOTSUPP;
+	if (off < 0 || len <= 0)
+		return -EINVAL;
+	if (!h->writable)
+		return -EBADF;
+	int err = tc_file_reserve(fs->store, h->f, (uint64_t)off, (uint64_t)len);
+	/* room was perhaps made by evicting: let the kernel know first */
+	tcfs_notifier_settle(fs->notifier, SETTLE_MS);
+	return err;
+}
+
+static void tcfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+			   off_t offset, off_t length, struct fuse_file_info *fi)
+{
+	reply_err(req, op_fallocate(FS(req), H(fi), mode, offset, length));
+}
+
 /* ---- namespace changes ------------------------------------------------------- */
 
-static int op_unlink(struct tcfs *fs, uint64_t parent, const char *name)
+static int op_unlink(struct tcfs *fs, uint64_t parent, const char *name,
+		     pid_t pid)
 {
 	int err = check_name(name);
 	if (err)
 		return err;
 	if (parent & TCFS_META_BIT)
 		return -ENOTDIR;
-	/* meta.json is regenerated: removing it is a no-op that succeeds, so
-	 * that rm -r / rm -rf of an entry works (rm gives up on a directory
-	 * when one child cannot be removed).  See fs/API-NOTES.md. */
+	/* meta.json is generated: removing it succeeds, and removes it for
+	 * the caller alone (meta_unlink), so that rm of it works and tools
+	 * that remove and create again never loop.  See fs/API-NOTES.md. */
 	int m = names_meta(fs, parent, name, NULL);
 	if (m)
-		return m < 0 ? m : parent == TC_ROOT_ID ? -EPERM : 0;
+		return m < 0 ? m : parent == TC_ROOT_ID ? -EPERM
+						   : meta_unlink(parent, pid);
 	return tc_unlink(fs->store, parent, name);
 }
 
 static void tcfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	reply_err(req, op_unlink(FS(req), parent, name));
+	reply_err(req, op_unlink(FS(req), parent, name, fuse_req_ctx(req)->pid));
 }
 
 static int op_rename(struct tcfs *fs, uint64_t parent, const char *name,
@@ -1324,6 +1519,7 @@ const struct fuse_lowlevel_ops tcfs_ops = {
 	.flush = tcfs_flush,
 	.release = tcfs_release,
 	.fsync = tcfs_fsync,
+	.fallocate = tcfs_fallocate,
 	.opendir = tcfs_opendir,
 	.readdir = tcfs_readdir,
 	.readdirplus = tcfs_readdirplus,

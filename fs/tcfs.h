@@ -94,6 +94,9 @@ int tcfs_mount_dev(const char *mnt, unsigned *maj, unsigned *min);
 /* Raise the read-ahead of that mount's bdi to @kib KiB (never lowers it).
  * 0, or -errno (-EACCES when not root: then it stays 128 KiB). */
 int tcfs_raise_readahead(const char *mnt, unsigned kib);
+/* "SOURCE (MOUNTPOINT)" of the file system holding @dir, e.g.
+ * "/dev/sda1 (/)", from /proc/self/mountinfo, in @buf.  0 or -errno. */
+int tcfs_store_dev(const char *dir, char *buf, size_t size);
 
 /* watchdog.c: a process that aborts the FUSE connection if the daemon
  * dies without unmounting.  Start before any thread; stop on a clean
@@ -156,6 +159,9 @@ struct tcfs {
 	struct fuse_session *se;
 	struct tcfs_notifier *notifier;
 	struct tcfs_kcache *kcache;
+
+	/* the file system under STORE, named in messages ("" if unknown) */
+	char store_dev[512];
 
 	/* every open file handle, so that shutdown can close them */
 	pthread_mutex_t handles_lock;

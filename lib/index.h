@@ -54,6 +54,10 @@ struct tc_wr {
 	uint32_t writers;              /* open write handles */
 	uint64_t hashed;               /* bytes [0, hashed) of pending are in hs */
 	XXH3_state_t *hs;              /* streaming checksum of pending, or NULL */
+	int failed;                    /* errno of a write or reservation that
+	                                  failed since the pending version
+	                                  began (0: none): it is never
+	                                  committed (see tc_file_commit) */
 };
 
 /* The ndim values of @v's shape. */

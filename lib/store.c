@@ -15,7 +15,9 @@
  *   writers; writes allocate extents as they go (evicting LRU entries when
  *   the pool is full) and copy bytes with pwrite outside the lock;
  *   commit (flush) -> checksum, .npy header, one journal record, and the
- *   pending version becomes the committed one.  Readers hold a reference
+ *   pending version becomes the committed one; after a failed write or
+ *   reservation (tc_wr.failed) the commit drops it instead and puts back
+ *   what the handle found at its open (tc_file.before).  Readers hold a reference
  *   to the committed version they opened, so a replacement never changes
  *   bytes under them; the old version's extents are freed when its last
  *   reader closes.
@@ -39,8 +41,10 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
+#include <cjson/cJSON.h>
 #include <xxhash.h>
 
 #include "dtype.h"
@@ -90,6 +94,7 @@ struct tc_store {
 	uint64_t fallbacks;          /* open: replacements not durable at a
 	                                crash; the version before kept */
 	int rdonly;                  /* opened by tc_store_check to look only */
+	int journal_err;             /* the last append's error, or 0 */
 	struct tc_buf touches;       /* TOUCH ops not yet in the journal */
 	uint32_t ntouches;
 	int64_t touches_since;       /* when the oldest of them happened */
@@ -111,6 +116,11 @@ struct tc_file {
 	int dirty;                   /* changed the pending version since this
 	                                handle's last commit: only then does
 	                                its commit (flush, release) commit */
+	struct tc_ver *before;       /* write handles: the version committed
+	                                when it opened (a reference; NULL for
+	                                none), put back if a write through it
+	                                fails after a commit through it (a
+	                                close of a dup'ed descriptor) */
 };
 
 static int64_t now_ns(void)
@@ -721,11 +731,25 @@ static int journal_big(const struct tc_store *s)
 	return s->jr.size > 2 * s->jr.base + s->journal_slack;
 }
 
+/* A failed journal write's errno as the caller should see it: a write cut
+ * short by a full disk is ENOSPC (the journal answers a short write with
+ * EIO).  Remembered for tc_store_journal_error(). */
+static int journal_failed(struct tc_store *s, const struct tc_buf *b, int r)
+{
+	struct statvfs sv;
+	if (r == -EIO && fstatvfs(s->jr.fd, &sv) == 0 &&
+	    (uint64_t)sv.f_bavail * sv.f_frsize < b->len + 2 * TC_BLOCK)
+		r = -ENOSPC;
+	s->journal_err = r;
+	return r;
+}
+
 static int append(struct tc_store *s, struct tc_buf *b, uint64_t *seq)
 {
 	int r = tc_journal_append(&s->jr, b, seq);
 	if (r)
-		return r;
+		return journal_failed(s, b, r);
+	s->journal_err = 0;
 	if (journal_big(s))
 		s->want_checkpoint = 1; /* at unlock, when the index is whole */
 	return 0;
@@ -1410,25 +1434,178 @@ static int build_pool(struct tc_store *s, uint64_t valid_end)
 	}
 }
 
-/* Evict entries holding space at or past @limit (the capacity shrinks). */
-static void shrink_index(struct tc_store *s, uint64_t limit)
+/* Pool bytes held by the tensors of entry @e.  O(nodes in e). */
+static uint64_t entry_alloc(const struct tc_node *e)
 {
-	struct tc_lru_iter it;
-	struct tc_node *e;
-	tc_lru_iter_start(&s->lru, &it);
-	while ((e = tc_lru_iter_next(&it))) {
-		int over = 0;
-		for (struct tc_node *n = e; n && !over; n = tc_node_next(n, e))
-			if (n->kind == TC_KIND_TENSOR && n->ver)
-				for (uint32_t i = 0; i < n->ver->next; i++)
-					if (n->ver->ext[i].off + n->ver->ext[i].len > limit)
-						over = 1;
-		if (over) {
-			s->evictions++;
-			s->evicted_bytes += subtree_bytes(e);
-			remove_subtree(s, e);
+	uint64_t b = 0;
+	for (const struct tc_node *n = e; n; n = tc_node_next(n, e))
+		if (n->kind == TC_KIND_TENSOR && n->ver)
+			b += n->ver->alloc;
+	return b;
+}
+
+/* Pool bytes held by pinned entries.  O(nodes in them). */
+static uint64_t pinned_alloc(const struct tc_store *s)
+{
+	uint64_t b = 0;
+	for (const struct tc_node *e = s->lru.phead; e; e = e->lru_next)
+		b += entry_alloc(e);
+	return b;
+}
+
+/* Does a tensor of @top's subtree hold pool space at or past @limit? */
+static int holds_past(const struct tc_node *top, uint64_t limit)
+{
+	for (const struct tc_node *n = top; n; n = tc_node_next(n, top))
+		if (n->kind == TC_KIND_TENSOR && n->ver)
+			for (uint32_t i = 0; i < n->ver->next; i++)
+				if (n->ver->ext[i].off + n->ver->ext[i].len > limit)
+					return 1;
+	return 0;
+}
+
+/* Move the parts of @n's version that lie at or past @limit into free
+ * pool space (all below @limit: see shrink_relocate); the parts below it
+ * stay.  Nothing is freed: until the checkpoint after it the journal still
+ * names the old places.  On failure @n is unchanged.  O(bytes moved). */
+static int relocate(struct tc_store *s, struct tc_node *n, uint64_t limit)
+{
+	struct tc_ver *v = n->ver, nv = { .cap = 1 };
+	int r = 0;
+
+	nv.ext = &nv.ext1;
+	for (uint32_t i = 0; !r && i < v->next; i++) {
+		struct tc_extent e = v->ext[i], to;
+		if (e.off < limit) {
+			struct tc_extent keep = { e.off, e.off + e.len <= limit
+							 ? e.len : limit - e.off };
+			r = ver_push(&nv, keep);
+			e.off += keep.len;
+			e.len -= keep.len;
+		}
+		while (!r && e.len) {
+			r = tc_pool_alloc(&s->pool, e.len, &to);
+			if (!r && to.off + to.len > limit)
+				r = -ENOSPC; /* cannot be: all past it is taken */
+			if (r)
+				break;
+			memcpy(s->pool.map + to.off, s->pool.map + e.off, to.len);
+			r = ver_push(&nv, to);
+			e.off += to.len;
+			e.len -= to.len;
 		}
 	}
+	if (r) {
+		if (nv.ext != &nv.ext1)
+			free(nv.ext);
+		return r;
+	}
+	if (v->ext != &v->ext1)
+		free(v->ext);
+	v->ext1 = nv.ext1;
+	v->ext = nv.ext == &nv.ext1 ? &v->ext1 : nv.ext;
+	v->next = nv.next;
+	v->cap = nv.cap;
+	v->alloc = nv.alloc;
+	return 0;
+}
+
+/*
+ * The pool (still @cap bytes) keeps only [0, @limit): move what every
+ * tensor holds past @limit into free space below it, which the evictions
+ * made large enough.  The pool file is opened at @cap, space past @limit
+ * is taken out of the free space, the bytes are copied and synced; the
+ * checkpoint that follows (shrink) records the new places.  Until then
+ * the journal names the old places, which nothing overwrote: the space
+ * written was freed by evictions a checkpoint already made durable, and
+ * no old place is freed.  A crash meanwhile leaves the store as it was,
+ * less those evictions.  The pool is closed again.
+ */
+static int shrink_relocate(struct tc_store *s, uint64_t cap, uint64_t limit,
+			   uint64_t valid)
+{
+	struct tc_extent e, *taken = NULL;
+	size_t n = 0, room = 0;
+	int r = tc_pool_open(&s->pool, s->dirfd, POOL_FILE, cap);
+	if (r)
+		return r;
+	r = build_pool(s, valid < cap ? valid : cap);
+	/* Take all the free space, then give back what lies below the
+	 * limit: the rest stays taken until the pool is closed. */
+	while (!r && tc_pool_alloc(&s->pool, s->pool.size, &e) == 0) {
+		if (n == room) {
+			struct tc_extent *p = realloc(taken, (room * 2 + 16) * sizeof(*p));
+			if (!p) {
+				r = -ENOMEM;
+				break;
+			}
+			taken = p;
+			room = room * 2 + 16;
+		}
+		taken[n++] = e;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (taken[i].off < limit)
+			tc_pool_free(&s->pool, taken[i].off,
+				     taken[i].off + taken[i].len <= limit
+					     ? taken[i].len : limit - taken[i].off);
+	free(taken);
+	const struct tc_node *top = &s->idx.root;
+	for (struct tc_node *t = tc_node_next(top, top); t && !r;
+	     t = tc_node_next(t, top))
+		if (t->kind == TC_KIND_TENSOR && t->ver && holds_past(t, limit))
+			r = relocate(s, t, limit);
+	if (!r && fdatasync(s->pool.fd) < 0)
+		r = -errno;
+	tc_pool_close(&s->pool);
+	return r;
+}
+
+/*
+ * A capacity shrink from @cap to @limit at open, with the rules of any
+ * other time: pinned entries stay (-EFBIG, nothing changed, when they
+ * alone hold more than @limit), unpinned ones are evicted least recently
+ * used first until the rest fits, each told to the open's eviction
+ * listener; what lies past @limit is moved below it; a checkpoint records
+ * it all with the new capacity.  *@valid: the pool bytes that hold data
+ * afterwards.  Cost: O(nodes) plus copying what is moved.
+ */
+static int shrink(struct tc_store *s, uint64_t cap, uint64_t limit,
+		  uint64_t *valid)
+{
+	uint64_t used = 0;
+	int r;
+
+	if (pinned_alloc(s) > limit)
+		return -EFBIG;
+	for (struct tc_node *e = s->idx.root.child_head; e; e = e->sib_next)
+		used += entry_alloc(e);
+	s->replaying = 1; /* no pool open: nothing to free into */
+	while (used > limit) {
+		struct tc_node *e = tc_lru_victim(&s->lru);
+		if (!e)
+			break;
+		used -= entry_alloc(e);
+		s->evictions++;
+		s->evicted_bytes += subtree_bytes(e);
+		if (s->evict_fn)
+			s->evict_fn(s->evict_arg, TC_ROOT_ID, e->id, e->name);
+		remove_subtree(s, e);
+	}
+	s->replaying = 0;
+	if (used > limit)
+		return -EFBIG; /* cannot be: the pinned entries fit */
+	if (holds_past(&s->idx.root, limit)) {
+		/* what moves goes into space the evictions freed: they are
+		 * durable first, at the old capacity */
+		r = checkpoint(s, cap);
+		if (!r)
+			r = shrink_relocate(s, cap, limit, *valid);
+		if (r)
+			return r;
+		*valid = limit;
+	}
+	return checkpoint(s, limit);
 }
 
 static void store_free(struct tc_store *s)
@@ -1544,14 +1721,14 @@ static int store_open(const char *dir, const struct tc_options *opt,
 	}
 	final = want ? want : is_new ? TC_DEFAULT_CAPACITY : cap;
 	if (!is_new && final < cap) {
-		/* Shrink: record the evictions and the new capacity before
-		 * the pool file loses its tail. */
-		s->replaying = 1; /* no pool yet: nothing to free into */
-		shrink_index(s, final);
-		s->replaying = 0;
-		s->jr.data_fd = vfd; /* synced before the checkpoint names it */
-		r = checkpoint(s, final);
+		/* Shrink: record the evictions, the moves and the new
+		 * capacity before the pool file loses its tail. */
+		s->evict_fn = opt ? opt->on_evict : NULL;
+		s->evict_arg = opt ? opt->evict_arg : NULL;
+		s->jr.data_fd = vfd; /* synced before a checkpoint names it */
+		r = shrink(s, cap, final, &valid);
 		s->jr.data_fd = -1;
+		s->evict_fn = NULL;
 		if (r)
 			goto fail;
 	}
@@ -1677,6 +1854,14 @@ void tc_store_stats(tc_store *s, struct tc_stats *st)
 	unlock(s);
 }
 
+int tc_store_journal_error(tc_store *s)
+{
+	pthread_mutex_lock(&s->lock);
+	int r = s->journal_err;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
 void tc_store_on_evict(tc_store *s, tc_evict_fn fn, void *arg)
 {
 	pthread_mutex_lock(&s->lock);
@@ -1699,7 +1884,10 @@ static void fill_stat(const struct tc_node *n, struct tc_stat *st)
 					 ? (pending_of(n) ? pending_of(n) : n->ver)
 					 : NULL;
 	uint64_t size = v ? v->size : 0;
-	if (v && n->ver && n->ver->size > size)
+	/* One size per file in the kernel: while a reader holds the
+	 * committed version, a shorter pending one must not cut its reads
+	 * short; with writers alone the pending size is the file's. */
+	if (v && n->ver && n->ver->size > size && n->refs > writers_of(n))
 		size = n->ver->size;
 	st->id = n->id;
 	st->parent = n->parent ? n->parent->id : 0;
@@ -1711,6 +1899,7 @@ static void fill_stat(const struct tc_node *n, struct tc_stat *st)
 	st->size = size;
 	st->blocks = v ? v->alloc / 512 : 0;
 	st->version = n->ver ? n->ver->number : 0;
+	st->writers = writers_of(n);
 	st->atime = ts_of(n->atime);
 	st->mtime = ts_of(n->mtime);
 	st->ctime = ts_of(n->ctime);
@@ -2277,6 +2466,8 @@ static int file_new(struct tc_node *n, unsigned flags, tc_file **fh)
 	if (flags & TC_O_WRITE) {
 		n->wr->writers++;
 		n->wr->last_writer = f;
+		if ((f->before = n->ver))
+			n->ver->refs++;
 	}
 	opens_add(n->parent, 1);
 	*fh = f;
@@ -2463,6 +2654,67 @@ ssize_t tc_file_pread(tc_store *s, tc_file *fh, void *buf, size_t size,
 	return (ssize_t)done;
 }
 
+/* A write or reservation through @fh failed with @err: the pending
+ * version must not be committed, and @fh's next commit reports it.  Lock
+ * held. */
+static void write_failed(struct tc_node *n, tc_file *fh, int err)
+{
+	if (!n->wr->failed)
+		n->wr->failed = -err;
+	fh->dirty = 1;
+}
+
+/* Make @v (NULL: none) the committed version of @n again, journaled: what
+ * a failed writer found at its open.  Lock held. */
+static int restore_before(struct tc_store *s, struct tc_node *n,
+			  struct tc_ver *v)
+{
+	struct tc_buf b = { 0 };
+	struct tc_node tmp;
+	struct tc_ver *old = n->ver;
+	uint64_t seq;
+	int r;
+
+	if (!v)
+		return remove_node(s, n);
+	tc_node_copy(&tmp, n);
+	tmp.ver = v;
+	tc_rec_node(&b, &tmp);
+	r = append(s, &b, &seq);
+	tc_buf_free(&b);
+	if (r)
+		return r;
+	v->refs++;
+	v->seq = seq;
+	n->ver = v;
+	n->journaled = 1;
+	s->live_bytes += v->size - (old ? old->size : 0);
+	ver_put(s, old);
+	return 0;
+}
+
+/* Drop the pending version of @n after a failed write through @fh; its
+ * error.  What @fh found at its open comes back if a commit through it
+ * replaced that meanwhile; a tensor never committed loses its name at once
+ * (its handles keep it until they close), so that it is absent as soon as
+ * close() returns.  Lock held (released while writes in flight drain). */
+static int drop_failed(struct tc_store *s, struct tc_node *n, tc_file *fh)
+{
+	int err = -n->wr->failed, r = 0;
+	struct tc_wr *w;
+
+	wait_drained(s, n);
+	if ((w = n->wr)) {
+		ver_put(s, w->pending);
+		w->pending = NULL;
+		wr_stop_hash(w);
+		w->failed = 0;
+	}
+	if (!n->dead && (n->ver != fh->before || !n->ver))
+		r = restore_before(s, n, fh->before);
+	return r ? r : err;
+}
+
 ssize_t tc_file_write(tc_store *s, tc_file *fh, const void *buf, size_t size,
 		      uint64_t off)
 {
@@ -2544,10 +2796,64 @@ ssize_t tc_file_write(tc_store *s, tc_file *fh, const void *buf, size_t size,
 		pthread_cond_broadcast(&s->drained);
 	ver_put(s, v);
 out:
+	if (r)
+		write_failed(n, fh, r);
 	unlock(s);
 	if (sp != stack)
 		free(sp);
 	return r ? r : (ssize_t)size;
+}
+
+/* Grow the pending version of @n (made by copy if there is none) to hold
+ * @end bytes, zeros past its size.  Never shrinks.  Lock held. */
+static int reserve_locked(struct tc_store *s, struct tc_node *n, uint64_t end)
+{
+	struct tc_wr *w;
+	struct tc_ver *v;
+	int r;
+
+	wait_drained(s, n);
+	w = n->wr; /* a write handle keeps it */
+	if (!(v = w->pending)) {
+		uint64_t size = n->ver && n->ver->size > end ? n->ver->size : end;
+		r = ver_clone(s, n->ver, size, &v);
+		if (!r)
+			wr_set_pending(w, v);
+		return r;
+	}
+	if (end > v->alloc) {
+		r = ver_grow(s, v, end);
+		if (r)
+			return r;
+	}
+	if (end > v->size) {
+		ver_zero(s, v, v->size, end);
+		v->size = end;
+	}
+	v->dirty = 1;
+	return 0;
+}
+
+int tc_file_reserve(tc_store *s, tc_file *fh, uint64_t off, uint64_t len)
+{
+	struct tc_node *n = fh->node;
+	uint64_t end;
+	int r;
+
+	if (!(fh->flags & TC_O_WRITE))
+		return -EBADF;
+	if (__builtin_add_overflow(off, len, &end) || end > INT64_MAX)
+		return -EFBIG;
+	pthread_mutex_lock(&s->lock);
+	r = end > s->pool.size ? -EFBIG : reserve_locked(s, n, end);
+	if (r) {
+		write_failed(n, fh, r);
+	} else {
+		fh->dirty = 1;
+		n->mtime = n->ctime = now_ns();
+	}
+	unlock(s);
+	return r;
 }
 
 int tc_file_commit(tc_store *s, tc_file *fh)
@@ -2561,7 +2867,11 @@ int tc_file_commit(tc_store *s, tc_file *fh)
 	/* A handle commits only what it changed since its own last commit: a
 	 * late release of an old handle must not commit a rewrite that
 	 * another handle has only begun. */
-	if (fh->dirty && pending_of(n) && pending_of(n)->dirty && !n->dead) {
+	if (fh->dirty && n->wr && n->wr->failed) {
+		r = drop_failed(s, n, fh);
+		fh->dirty = 0;
+	} else if (fh->dirty && pending_of(n) && pending_of(n)->dirty &&
+		   !n->dead) {
 		wait_drained(s, n);
 		if (pending_of(n) && pending_of(n)->dirty)
 			r = commit_locked(s, n);
@@ -2603,6 +2913,7 @@ void tc_file_close(tc_store *s, tc_file *fh)
 		wr_idle(s, n);
 	}
 	ver_put(s, fh->ver);
+	ver_put(s, fh->before);
 	assert(n->refs > 0);
 	n->refs--;
 	if (!n->dead) {
@@ -2690,6 +3001,31 @@ int tc_meta_get(tc_store *s, uint64_t dir, char **json, size_t *len)
 		r = meta_view(d, &m);
 	if (!r) {
 		r = tc_meta_render(&m.d, json, len);
+		meta_view_free(&m);
+	}
+	unlock(s);
+	return r;
+}
+
+int tc_meta_check(tc_store *s, uint64_t dir, const char *json, size_t len)
+{
+	struct tc_node *d;
+	struct meta_view m;
+	struct tc_meta_update u;
+	cJSON *doc = cJSON_ParseWithLength(json, len);
+	int r;
+
+	if (!doc)
+		return -EAGAIN;
+	cJSON_Delete(doc);
+	pthread_mutex_lock(&s->lock);
+	r = get_dir(s, dir, &d);
+	if (!r && d->kind == TC_KIND_ROOT)
+		r = -EINVAL;
+	if (!r && !(r = meta_view(d, &m))) {
+		r = tc_meta_parse(&m.d, json, len, &u);
+		if (!r)
+			tc_meta_update_free(&u);
 		meta_view_free(&m);
 	}
 	unlock(s);
@@ -2834,6 +3170,7 @@ int tc_store_peek(const char *dir, struct tc_stats *st)
 	if (r)
 		return r;
 	tc_store_stats(s, st);
+	st->pinned_bytes = pinned_alloc(s);
 	return tc_store_close(s);
 }
 

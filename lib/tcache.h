@@ -74,23 +74,43 @@ struct tc_stat {
 	uint32_t uid, gid;
 	uint32_t nlink;        /* dirs: 2 + subdirectories; tensors: 1;
 	                          0 for a removed tensor still open */
-	uint64_t size;         /* tensors: bytes (of the pending version when
-	                          a writer has one); dirs: 0 */
+	uint64_t size;         /* tensors: bytes of the pending version when
+	                          a writer has one (the larger of it and the
+	                          committed one while a reader has the
+	                          tensor open: one size must serve both);
+	                          dirs: 0 */
 	uint64_t blocks;       /* 512-byte units of pool space held */
 	uint64_t version;      /* tensors: changes on every commit that
 	                          replaces the bytes; dirs: 0 */
+	uint32_t writers;      /* tensors: open write handles */
 	struct timespec atime, mtime, ctime;
 	char name[TC_NAME_MAX + 1]; /* "" for the root */
 };
 
 /* ---- store ------------------------------------------------------------ */
 
+/*
+ * Eviction listener.  Called once for each evicted entry, while the store's
+ * internal lock is held: it must not call back into the store and should
+ * only queue the notice (the daemon tells the kernel from another thread).
+ */
+typedef void (*tc_evict_fn)(void *arg, uint64_t parent, uint64_t id,
+			    const char *name);
+
 struct tc_options {
 	/* Pool size in bytes, rounded down to TC_BLOCK.  0: keep the store's
 	 * capacity (TC_DEFAULT_CAPACITY for a new store).  A larger value
-	 * grows the pool; a smaller one evicts entries holding space beyond
-	 * the new end (counted as evictions), then shrinks it. */
+	 * grows the pool.  A smaller one keeps the rules of any eviction:
+	 * pinned entries stay, unpinned ones are evicted least recently used
+	 * first until the rest fits (counted as evictions, each told to
+	 * @on_evict), the bytes past the new end are moved below it, and
+	 * the pool shrinks.  When the pinned entries alone hold more than
+	 * it, the open fails with -EFBIG and changes nothing. */
 	uint64_t capacity;
+	/* Told of each entry a capacity shrink evicts, during the open (the
+	 * store is not usable yet: only note the name).  May be NULL. */
+	tc_evict_fn on_evict;
+	void *evict_arg;
 	/* Verify a tensor's xxh3 on its first open for reading after the
 	 * store is opened; a mismatch makes that tensor answer -EIO.  Default
 	 * (0) is on; TC_VERIFY_OFF turns it off. */
@@ -119,8 +139,9 @@ struct tc_options {
  * *@out owns the store until tc_store_close().
  * Errors: -EBUSY another process has the store open; -EPROTO the store is
  * of an unknown format or version; -ENOSPC the pool cannot be
- * preallocated; -EINVAL a capacity below one block; others from the file
- * system.
+ * preallocated; -EFBIG a smaller capacity than the pinned entries hold
+ * (tc_store_peek's pinned_bytes); -EINVAL a capacity below one block;
+ * others from the file system.
  */
 int tc_store_open(const char *dir, const struct tc_options *opt,
 		  tc_store **out);
@@ -155,6 +176,9 @@ struct tc_stats {
 	uint64_t live_bytes;      /* sum of committed tensor sizes */
 	uint64_t entries, tensors, groups;
 	uint64_t pinned;          /* entries pinned explicitly */
+	uint64_t pinned_bytes;    /* pool bytes they hold: tc_store_peek only
+	                             (0 from tc_store_stats, where it would
+	                             cost a walk over them) */
 	uint64_t hits;            /* opens for reading of a committed tensor:
 	                             bytes served from the cache */
 	uint64_t misses;          /* root lookups of an entry that is not
@@ -192,13 +216,13 @@ int tc_stats_json(const struct tc_stats *st, char **json, size_t *len);
  * store, -EPROTO. */
 int tc_store_peek(const char *dir, struct tc_stats *st);
 
-/*
- * Eviction listener.  Called once for each evicted entry, while the store's
- * internal lock is held: it must not call back into the store and should
- * only queue the notice (the daemon tells the kernel from another thread).
- */
-typedef void (*tc_evict_fn)(void *arg, uint64_t parent, uint64_t id,
-			    const char *name);
+/* Whether the journal could be written at its last append: 0, or the
+ * negative errno that made it fail (-ENOSPC: the disk under the store is
+ * full), which is also what the operation that needed it returned.  For
+ * the caller's log: an operation's -ENOSPC alone may mean a full pool. */
+int tc_store_journal_error(tc_store *s);
+
+/* Eviction listener: see tc_evict_fn above. */
 void tc_store_on_evict(tc_store *s, tc_evict_fn fn, void *arg);
 
 /* ---- checking a store (offline) -------------------------------------------- */
@@ -364,17 +388,36 @@ ssize_t tc_file_pread(tc_store *s, tc_file *fh, void *buf, size_t size,
  * Write into the pending version, allocating pool space as needed (and
  * evicting least recently used entries when the pool is full).  A gap past
  * the end reads as zeros.  Returns @size or a negative errno: -EBADF not a
- * write handle; -ENOSPC nothing more can be evicted (nothing changed);
- * -EFBIG past the capacity.
+ * write handle; -EFBIG the end would lie past the capacity; -ENOSPC more
+ * than the capacity minus what is pinned, open or being written elsewhere
+ * (nothing is evicted then); -EIO the pool file could not be written.
+ * A failed write fails the pending version: it is never committed (see
+ * tc_file_commit).
  */
 ssize_t tc_file_write(tc_store *s, tc_file *fh, const void *buf, size_t size,
 		      uint64_t off);
 
 /*
+ * Reserve: make the pending version at least @off + @len bytes long (zeros
+ * past its end; never shorter) and hold pool space for all of it, evicting
+ * least recently used entries as needed, so that writes inside it cannot
+ * run out of space.  What fallocate(fd, 0, off, len) and posix_fallocate
+ * do.  When it can never fit, it fails before evicting anything: -EFBIG
+ * past the capacity, -ENOSPC past the capacity minus what is pinned, open
+ * or being written elsewhere.  A failed reservation fails the pending
+ * version like a failed write.  -EBADF not a write handle.
+ * Cost: zeroing the new bytes, O(len).
+ */
+int tc_file_reserve(tc_store *s, tc_file *fh, uint64_t off, uint64_t len);
+
+/*
  * Commit the pending version if this handle changed it (wrote, truncated,
  * or opened it with TC_O_TRUNC) since its own last commit; a no-op
  * otherwise, so a late commit through an old handle never commits another
- * writer's rewrite that has only begun.  Commit means: checksum it,
+ * writer's rewrite that has only begun.  If a write or reservation into
+ * the pending version failed, it is dropped instead and the first error
+ * returned (-ENOSPC, -EFBIG, -EIO): a new tensor is then absent after its
+ * last close, a rewritten one keeps its committed bytes.  Commit means: checksum it,
  * take dtype/shape from a .npy header, append one journal record, make it
  * the version that new opens read.  After it returns 0 the tensor survives
  * a kill -9 of the process.  Cost: O(size) hashing unless the bytes were
@@ -403,6 +446,11 @@ int tc_meta_get(tc_store *s, uint64_t dir, char **json, size_t *len);
  * All or nothing: -EINVAL (malformed, unknown dtype or tensor, shape that
  * does not match nbytes) changes nothing.  One journal record. */
 int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len);
+
+/* What tc_meta_set would answer for @json now, changing nothing: 0 it
+ * would apply it, -EINVAL it would refuse it, -EAGAIN @json is not (yet)
+ * a whole JSON document (a writer may still be sending it). */
+int tc_meta_check(tc_store *s, uint64_t dir, const char *json, size_t len);
 
 /* ---- misc --------------------------------------------------------------- */
 

@@ -830,17 +830,17 @@ static void t_capacity_change(void)
 	CHECK(st.capacity == 4 * MiB && st.entries == 2);
 	CHECK(same(s, e1, "t", 400 * KiB, 1) && same(s, e2, "t", 400 * KiB, 2));
 	tc_store_close(s);
-	s = open_store(d, 512 * KiB); /* shrink: what lies past the end goes */
-	REQUIRE(s);
+	s = open_store(d, 512 * KiB); /* shrink: the least recent goes, */
+	REQUIRE(s);                   /* the other moves below the end */
 	tc_store_stats(s, &st);
 	CHECK(st.capacity == 512 * KiB && st.entries == 1 && st.evictions == 1);
-	CHECK(same(s, e1, "t", 400 * KiB, 1));
+	CHECK(same(s, e2, "t", 400 * KiB, 2) && !exists(s, TC_ROOT_ID, "e1"));
 	tc_store_close(s);
 	s = open_store(d, 0);
 	REQUIRE(s);
 	tc_store_stats(s, &st);
 	CHECK(st.capacity == 512 * KiB && st.entries == 1);
-	CHECK(same(s, e1, "t", 400 * KiB, 1));
+	CHECK(same(s, e2, "t", 400 * KiB, 2));
 	tc_store_close(s);
 	tmpdir_free(d);
 }
@@ -1401,10 +1401,15 @@ static void t_late_commit_of_old_handle(void)
 	REQUIRE(tc_open(s, st.id, TC_O_WRITE, &x) == 0);
 	struct tc_setattr sa = { .valid = TC_SET_SIZE, .size = 0 };
 	CHECK(tc_setattr(s, st.id, &sa, NULL, &st) == 0);
-	CHECK(st.size == 3); /* readers still see the committed size */
+	CHECK(st.size == 0); /* writers alone: the pending size */
+	tc_file *r;
+	REQUIRE(tc_open(s, st.id, 0, &r) == 0);
+	REQUIRE(tc_lookup(s, e, "t", &st) == 0);
+	CHECK(st.size == 3 && st.writers == 2); /* a reader: the larger */
 	CHECK(tc_file_commit(s, y) == 0);
 	REQUIRE(tc_lookup(s, e, "t", &st) == 0);
 	CHECK(st.size == 3);
+	tc_file_close(s, r);
 	CHECK(tc_file_commit(s, x) == 0);                  /* ': > t' */
 	REQUIRE(tc_lookup(s, e, "t", &st) == 0);
 	CHECK(st.size == 0);
@@ -1759,6 +1764,142 @@ static void t_replaced_extents_wait_for_a_sync(void)
 	tmpdir_free(d);
 }
 
+static int shrink_evictions;
+static void count_shrink_eviction(void *arg, uint64_t parent, uint64_t id,
+				  const char *name)
+{
+	(void)arg; (void)parent; (void)id; (void)name;
+	shrink_evictions++;
+}
+
+/* A shrink keeps pinned entries wherever they lie, evicts unpinned ones
+ * least recently used first (telling the open's listener), and refuses
+ * with -EFBIG, changing nothing, when the pinned ones alone do not fit. */
+static void t_shrink_keeps_pins_and_lru(void)
+{
+	char *d = tmpdir_new();
+	tc_store *s = open_store(d, 2 * MiB);
+	REQUIRE(s);
+	uint64_t ids[5];
+	mkentries(s, 5, 300 * KiB, ids);  /* e0..e4, e4 lies highest */
+	CHECK(tc_pin(s, ids[4], 1) == 0 && tc_pin(s, ids[3], 1) == 0);
+	CHECK(same(s, ids[0], "t", 300 * KiB, 0)); /* e0 is now recent */
+	tc_store_close(s);
+
+	struct tc_options o = { .capacity = 512 * KiB };
+	CHECK(tc_store_open(d, &o, &s) == -EFBIG); /* pins hold 600 KiB */
+	struct tc_stats st;
+	CHECK(tc_store_peek(d, &st) == 0 && st.entries == 5 &&
+	      st.pinned_bytes == 600 * KiB && st.capacity == 2 * MiB);
+
+	o = (struct tc_options){ .capacity = 1 * MiB,
+				 .on_evict = count_shrink_eviction };
+	shrink_evictions = 0;
+	REQUIRE(tc_store_open(d, &o, &s) == 0);
+	tc_store_stats(s, &st);
+	CHECK(st.capacity == 1 * MiB && st.entries == 3);
+	CHECK(st.evictions == 2 && shrink_evictions == 2);
+	CHECK(!exists(s, TC_ROOT_ID, "e1") && !exists(s, TC_ROOT_ID, "e2"));
+	CHECK(same(s, ids[0], "t", 300 * KiB, 0));
+	CHECK(same(s, ids[3], "t", 300 * KiB, 3));
+	CHECK(same(s, ids[4], "t", 300 * KiB, 4));
+	tc_store_close(s);
+	s = open_store(d, 0);
+	REQUIRE(s);
+	CHECK(same(s, ids[4], "t", 300 * KiB, 4) && same(s, ids[0], "t", 300 * KiB, 0));
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
+/* A tensor whose write failed is not committed: new ones are absent after
+ * the failed commit, rewritten ones keep their committed bytes, also when
+ * the same handle committed in between (a close of a dup'ed descriptor),
+ * and also after a reopen of the store. */
+static void t_failed_write_is_not_committed(void)
+{
+	char *d = tmpdir_new();
+	tc_store *s = open_store(d, 1 * MiB);
+	REQUIRE(s);
+	uint64_t e = mkentry(s, "e");
+	uint8_t buf[64 * 1024];
+	struct tc_stat st;
+	tc_file *f;
+
+	memset(buf, 7, sizeof(buf));
+	/* new: EFBIG past the capacity, the commit answers it */
+	REQUIRE(tc_create(s, e, "new", 0644, 0, 0, &f, &st) == 0);
+	CHECK(tc_file_write(s, f, buf, sizeof(buf), 0) == (ssize_t)sizeof(buf));
+	CHECK(tc_file_write(s, f, buf, sizeof(buf), MiB - 4096) == -EFBIG);
+	CHECK(tc_file_write(s, f, buf, 10, 0) == 10);
+	CHECK(tc_file_commit(s, f) == -EFBIG);
+	CHECK(!exists(s, e, "new"));
+	CHECK(tc_file_commit(s, f) == 0); /* reported once */
+	tc_file_close(s, f);
+	CHECK(!exists(s, e, "new"));
+
+	/* rewrite, committed empty through the same handle first */
+	CHECK(put(s, e, "old", 5000, 3, 4096) == 0);
+	REQUIRE(tc_lookup(s, e, "old", &st) == 0);
+	REQUIRE(tc_open(s, st.id, TC_O_WRITE | TC_O_TRUNC, &f) == 0);
+	CHECK(tc_file_commit(s, f) == 0);
+	CHECK(tc_lookup(s, e, "old", &st) == 0 && st.size == 0);
+	CHECK(tc_file_write(s, f, buf, sizeof(buf), 0) == (ssize_t)sizeof(buf));
+	CHECK(tc_file_reserve(s, f, 0, 2 * MiB) == -EFBIG);
+	CHECK(tc_file_commit(s, f) == -EFBIG);
+	tc_file_close(s, f);
+	CHECK(same(s, e, "old", 5000, 3));
+	tc_store_close(s);
+	s = open_store(d, 0);
+	REQUIRE(s);
+	CHECK(same(s, e, "old", 5000, 3) && !exists(s, e, "new"));
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
+/* A reservation that can never fit fails before anything is evicted:
+ * EFBIG past the capacity, ENOSPC past the capacity minus what is pinned
+ * or open.  One that fits evicts LRU entries and holds the space. */
+static void t_reserve_fails_first_or_holds(void)
+{
+	char *d = tmpdir_new();
+	tc_store *s = open_store(d, 1 * MiB);
+	REQUIRE(s);
+	uint64_t ids[4];
+	mkentries(s, 4, 200 * KiB, ids);
+	CHECK(tc_pin(s, ids[3], 1) == 0);
+	uint64_t big = mkentry(s, "big");
+	struct tc_stat st;
+	struct tc_stats before, after;
+	tc_file *f, *g;
+
+	REQUIRE(tc_create(s, big, "t", 0644, 0, 0, &f, &st) == 0);
+	tc_store_stats(s, &before);
+	CHECK(tc_file_reserve(s, f, 0, MiB + 1) == -EFBIG);
+	CHECK(tc_file_reserve(s, f, 100 * KiB, 750 * KiB) == -ENOSPC);
+	tc_store_stats(s, &after);
+	CHECK(after.evictions == 0 && after.used == before.used);
+	CHECK(tc_file_commit(s, f) == -EFBIG);
+	tc_file_close(s, f);
+
+	REQUIRE(tc_create(s, big, "t", 0644, 0, 0, &f, &st) == 0);
+	CHECK(tc_file_reserve(s, f, 0, 820 * KiB) == 0); /* 4 KiB left */
+	CHECK(tc_file_stat(s, f, &st) == 0 && st.size == 820 * KiB);
+	tc_store_stats(s, &after);
+	CHECK(after.evictions == 3 && after.entries == 2);
+	/* the space is held: another writer finds none */
+	REQUIRE(tc_create(s, ids[3], "u", 0644, 0, 0, &g, &st) == 0);
+	uint8_t buf[8192] = { 1 };
+	CHECK(tc_file_write(s, g, buf, sizeof(buf), 0) == -ENOSPC);
+	tc_file_close(s, g);
+	for (uint64_t at = 0; at < 820 * KiB; at += 4096)
+		CHECK(tc_file_write(s, f, buf, 4096, at) == 4096);
+	CHECK(tc_file_commit(s, f) == 0);
+	tc_file_close(s, f);
+	CHECK(tc_lookup(s, big, "t", &st) == 0 && st.size == 820 * KiB);
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
 int main(void)
 {
 	RUN(t_roundtrip_and_reopen);
@@ -1794,5 +1935,8 @@ int main(void)
 	RUN(t_synced_damage_reads_eio);
 	RUN(t_close_makes_every_commit_durable);
 	RUN(t_replaced_extents_wait_for_a_sync);
+	RUN(t_shrink_keeps_pins_and_lru);
+	RUN(t_failed_write_is_not_committed);
+	RUN(t_reserve_fails_first_or_holds);
 	return check_done();
 }
