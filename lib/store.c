@@ -563,8 +563,10 @@ static int make_room(struct tc_store *s, uint64_t need)
 				have += entry_bytes(e);
 		if (have < need)
 			return -ENOSPC;
+		/* past @need, only while the victim frees something */
 		while (s->pool.free + s->pool.held_bytes < need + evict_ahead(s) &&
-		       (e = tc_lru_victim(&s->lru)))
+		       (e = tc_lru_victim(&s->lru)) &&
+		       (s->pool.free + s->pool.held_bytes < need || entry_bytes(e)))
 			if ((r = evict(s, e)))
 				return r;
 		if (s->pool.free + s->pool.held_bytes < need)
@@ -2875,6 +2877,14 @@ int tc_file_commit(tc_store *s, tc_file *fh)
 		wait_drained(s, n);
 		if (pending_of(n) && pending_of(n)->dirty)
 			r = commit_locked(s, n);
+		if (r && n->wr) {
+			/* the commit failed (the journal could not take its
+			 * record): as a failed write, so a tensor that never
+			 * was committed is absent once close() returns */
+			write_failed(n, fh, r);
+			r = drop_failed(s, n, fh);
+			fh->dirty = 0;
+		}
 	}
 	if (!r)
 		fh->dirty = 0;

@@ -45,7 +45,9 @@ $1"
 	echo "$output"
 	[ "$status" -ne 0 ]
 	[ ! -e "$MNT/big/t" ]
-	! ls "$MNT/big" | grep -qx t
+	run ls "$MNT/big"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
 	tcfs_remount
 	[ ! -e "$MNT/big/t" ]
 	[ "$(du_kb)" -eq 0 ]

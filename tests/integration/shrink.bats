@@ -37,8 +37,8 @@ put() {
 	[ -k "$MNT/p" ]
 	grep -q "capacity shrink: evicted entry 'u1'" "$TDIR/daemon.log"
 	grep -q "capacity shrink: evicted entry 'u3'" "$TDIR/daemon.log"
-	! grep -q "evicted entry 'p'" "$TDIR/daemon.log"
-	! grep -q "evicted entry 'u2'" "$TDIR/daemon.log"
+	run grep -c "evicted entry '\(p\|u2\)'" "$TDIR/daemon.log"
+	[ "$output" = 0 ]
 	[ "$(df -k --output=size "$MNT" | tail -1 | tr -d ' ')" -eq 8192 ]
 	[ "$(du_kb)" -le 8192 ]
 	# and it stays so: a remount without -o capacity, a check of the bytes
