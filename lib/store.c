@@ -767,6 +767,21 @@ static int journal_node(struct tc_store *s, const struct tc_node *n)
 	return r;
 }
 
+/* Append a record of tensor @n as it will be with version @v (not yet
+ * its own); *@seq gets the record's number. */
+static int journal_ver(struct tc_store *s, const struct tc_node *n,
+		       struct tc_ver *v, uint64_t *seq)
+{
+	struct tc_buf b = { 0 };
+	struct tc_node tmp;
+	tc_node_copy(&tmp, n);
+	tmp.ver = v;
+	tc_rec_node(&b, &tmp);
+	int r = append(s, &b, seq);
+	tc_buf_free(&b);
+	return r;
+}
+
 /* Append the touches kept back, as one record.  Recency is best effort:
  * on failure they are dropped. */
 static void touches_flush(struct tc_store *s)
@@ -2282,8 +2297,6 @@ static int commit_locked(struct tc_store *s, struct tc_node *n)
 {
 	struct tc_wr *w = n->wr;
 	struct tc_ver *v = w->pending, *old = n->ver;
-	struct tc_node tmp;
-	struct tc_buf b = { 0 };
 	uint64_t seq;
 	int r;
 
@@ -2297,11 +2310,7 @@ static int commit_locked(struct tc_store *s, struct tc_node *n)
 	}
 	ver_trim(s, v);
 	ver_type(s, n, v, old);
-	tc_node_copy(&tmp, n);
-	tmp.ver = v;
-	tc_rec_node(&b, &tmp);
-	r = append(s, &b, &seq);
-	tc_buf_free(&b);
+	r = journal_ver(s, n, v, &seq);
 	if (r)
 		return r;
 	wr_stop_hash(w);
@@ -2671,19 +2680,13 @@ static void write_failed(struct tc_node *n, tc_file *fh, int err)
 static int restore_before(struct tc_store *s, struct tc_node *n,
 			  struct tc_ver *v)
 {
-	struct tc_buf b = { 0 };
-	struct tc_node tmp;
 	struct tc_ver *old = n->ver;
 	uint64_t seq;
 	int r;
 
 	if (!v)
 		return remove_node(s, n);
-	tc_node_copy(&tmp, n);
-	tmp.ver = v;
-	tc_rec_node(&b, &tmp);
-	r = append(s, &b, &seq);
-	tc_buf_free(&b);
+	r = journal_ver(s, n, v, &seq);
 	if (r)
 		return r;
 	v->refs++;
