@@ -369,8 +369,9 @@ int __wrap_syncfs(int fd)
 	int n = list_now(d);
 	for (int i = 0; i < n; i++) {
 		char p[4200];
-		snprintf(p, sizeof(p), "%s/%s", store_dir, d[i].name);
-		int f = open(p, O_RDONLY | O_CLOEXEC);
+		int len = snprintf(p, sizeof(p), "%s/%s", store_dir, d[i].name);
+		int f = len > 0 && (size_t)len < sizeof(p)
+				? open(p, O_RDONLY | O_CLOEXEC) : -1;
 		if (f < 0)
 			continue;
 		pthread_mutex_lock(&sh->mu);
