@@ -33,6 +33,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -3239,6 +3240,90 @@ int tc_store_check(const char *dir, unsigned flags, tc_check_fn fn, void *arg,
 }
 
 /* ---- test hooks (store_test.h) ---------------------------------------------- */
+
+static int id_cmp(const void *a, const void *b)
+{
+	const struct tc_node *x = *(const struct tc_node *const *)a;
+	const struct tc_node *y = *(const struct tc_node *const *)b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int tc_store_dump(tc_store *s, char **out, size_t *len)
+{
+	const struct tc_node *top = &s->idx.root;
+	struct tc_node **v = NULL, *e;
+	size_t k = 0, cap = 0;
+	char *buf = NULL;
+	size_t n = 0;
+	struct tc_lru_iter it;
+	FILE *f = open_memstream(&buf, &n);
+	int r = f ? 0 : -ENOMEM;
+
+	pthread_mutex_lock(&s->lock);
+	/* by id: a checkpoint lists entries in LRU order, so the order of
+	 * children (readdir's) is not something replay keeps */
+	for (struct tc_node *x = tc_node_next(top, top); !r && x;
+	     x = tc_node_next(x, top)) {
+		if (k == cap) {
+			struct tc_node **nv = realloc(v, (cap * 2 + 64) * sizeof(*v));
+			if (!nv) {
+				r = -ENOMEM;
+				break;
+			}
+			v = nv;
+			cap = cap * 2 + 64;
+		}
+		v[k++] = x;
+	}
+	if (!r)
+		qsort(v, k, sizeof(*v), id_cmp);
+	for (size_t i = 0; !r && i < k; i++) {
+		const struct tc_node *x = v[i];
+		fprintf(f, "%" PRIu64 " in %" PRIu64 " %s kind %d mode %o "
+			"uid %u gid %u atime %" PRId64, x->id, x->parent->id,
+			x->name, x->kind, x->mode, x->uid, x->gid, x->atime);
+		/* a directory's mtime and ctime follow its children live,
+		 * and reach the journal only with its own records */
+		if (x->kind == TC_KIND_TENSOR)
+			fprintf(f, " mtime %" PRId64 " ctime %" PRId64,
+				x->mtime, x->ctime);
+		if (x->kind == TC_KIND_ENTRY)
+			fprintf(f, " created %" PRId64 " access %" PRId64
+				" pinned %d attrs %s", x->created, x->last_access,
+				x->pinned, x->attrs ? x->attrs : "-");
+		if (x->kind == TC_KIND_TENSOR && x->ver) {
+			const struct tc_ver *ver = x->ver;
+			fprintf(f, " size %" PRIu64 " xxh3 %016" PRIx64
+				" offset %" PRIu64 " dtype %d shape", ver->size,
+				ver->xxh3, ver->data_offset, ver->dtype);
+			for (int d = 0; d < ver->ndim; d++)
+				fprintf(f, " %" PRIu64, tc_ver_shape(ver)[d]);
+			fprintf(f, " extents");
+			for (uint32_t d = 0; d < ver->next; d++)
+				fprintf(f, " %" PRIu64 "+%" PRIu64, ver->ext[d].off,
+					ver->ext[d].len);
+		}
+		fputc('\n', f);
+	}
+	if (!r) {
+		fprintf(f, "lru");
+		tc_lru_iter_start(&s->lru, &it);
+		while ((e = tc_lru_iter_next(&it)))
+			fprintf(f, " %" PRIu64, e->id);
+		fputc('\n', f);
+	}
+	pthread_mutex_unlock(&s->lock);
+	free(v);
+	if (f && fclose(f) != 0 && !r)
+		r = -ENOMEM;
+	if (r) {
+		free(buf);
+		return r;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
 
 int tc_replay_image(const uint8_t *img, size_t len, struct tc_stats *st)
 {

@@ -18,4 +18,14 @@
  */
 int tc_replay_image(const uint8_t *img, size_t len, struct tc_stats *st);
 
+/*
+ * The index as text, every field the journal keeps, one line per node in
+ * id order (the order of a directory's children is not kept: a checkpoint
+ * lists entries oldest first), then the entries in LRU order: what a replay of the journal must rebuild exactly.  Left out:
+ * what the journal does not keep per node (version numbers, open counts,
+ * pending writes, counters, a directory's mtime and ctime: they follow
+ * its children live and reach the journal only with its own records).  *@out is malloc'd, NUL-terminated.  -ENOMEM.
+ */
+int tc_store_dump(tc_store *s, char **out, size_t *len);
+
 #endif

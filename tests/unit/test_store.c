@@ -8,6 +8,7 @@
 #include <xxhash.h>
 
 #include "check.h"
+#include "store_test.h"
 #include "tcache.h"
 #include "testutil.h"
 
@@ -1900,6 +1901,164 @@ static void t_reserve_fails_first_or_holds(void)
 	tmpdir_free(d);
 }
 
+/* ---- live and replayed: one index ------------------------------------- */
+
+/* Print where two dumps first differ. */
+static int same_dump(const char *what, const char *a, const char *b)
+{
+	if (!strcmp(a, b))
+		return 1;
+	size_t i = 0;
+	while (a[i] && a[i] == b[i])
+		i++;
+	size_t ls = i;
+	while (ls && a[ls - 1] != '\n')
+		ls--;
+	printf("# %s differs at:\n#  live:     %.200s\n#  replayed: %.200s\n",
+	       what, a + ls, b + ls);
+	return 0;
+}
+
+static int id_of(tc_store *s, uint64_t dir, const char *name, uint64_t *id)
+{
+	struct tc_stat st;
+	int r = tc_lookup(s, dir, name, &st);
+	if (!r)
+		*id = st.id;
+	return r;
+}
+
+/* One random operation on entries e0..e5, groups g0..g1 in them, tensors
+ * t0..t4 in either: what a user does through the mount. */
+static void random_op(tc_store *s, uint64_t *seed)
+{
+	char en[8], gn[8], tn[8], tn2[8];
+	uint64_t e, g, dir, id;
+	struct tc_stat st;
+	snprintf(en, sizeof(en), "e%d", (int)(rnd(seed) % 6));
+	snprintf(gn, sizeof(gn), "g%d", (int)(rnd(seed) % 2));
+	snprintf(tn, sizeof(tn), "t%d", (int)(rnd(seed) % 5));
+	snprintf(tn2, sizeof(tn2), "t%d", (int)(rnd(seed) % 5));
+	unsigned op = (unsigned)(rnd(seed) % 14);
+	if (id_of(s, TC_ROOT_ID, en, &e)) {
+		tc_mkdir(s, TC_ROOT_ID, en, 0755, 0, 0, &st);
+		return;
+	}
+	dir = e;
+	if (rnd(seed) % 3 == 0) {
+		if (id_of(s, e, gn, &g))
+			tc_mkdir(s, e, gn, 0750, 1, 2, &st);
+		else
+			dir = g;
+	}
+	switch (op) {
+	case 0: case 1: case 2: /* write (new or a replacement) */
+		put(s, dir, tn, (size_t)(rnd(seed) % (300 * KiB)), rnd(seed), 64 * KiB);
+		break;
+	case 3: /* open for reading: recency */
+		if (!id_of(s, dir, tn, &id)) {
+			tc_file *f;
+			if (!tc_open(s, id, 0, &f))
+				tc_file_close(s, f);
+		}
+		break;
+	case 4: /* rename a tensor, maybe over another, maybe elsewhere */
+		tc_rename(s, dir, tn, rnd(seed) % 2 ? e : dir, tn2, 0);
+		break;
+	case 5:
+		tc_unlink(s, dir, tn);
+		break;
+	case 6: { /* truncate or extend through a write handle */
+		tc_file *f;
+		struct tc_setattr sa = { .valid = TC_SET_SIZE,
+					 .size = rnd(seed) % (200 * KiB) };
+		if (!id_of(s, dir, tn, &id) && !tc_open(s, id, TC_O_WRITE, &f)) {
+			tc_setattr(s, id, &sa, f, &st);
+			tc_file_commit(s, f);
+			tc_file_close(s, f);
+		}
+		break;
+	}
+	case 7: { /* chmod, chown */
+		struct tc_setattr sa = { .valid = TC_SET_MODE | TC_SET_UID,
+					 .mode = 0600 | (unsigned)(rnd(seed) % 0100),
+					 .uid = (uint32_t)(rnd(seed) % 3) };
+		tc_setattr(s, dir, &sa, NULL, &st);
+		break;
+	}
+	case 8:
+		tc_pin(s, e, (int)(rnd(seed) % 2));
+		break;
+	case 9: { /* attrs and a dtype through meta.json */
+		char js[160];
+		int n = snprintf(js, sizeof(js), "{\"attrs\": {\"k\": %d}}",
+				 (int)(rnd(seed) % 100));
+		tc_meta_set(s, e, js, (size_t)n);
+		if (!id_of(s, e, tn, &id) && !tc_getattr(s, id, &st) &&
+		    st.size % 4 == 0) {
+			n = snprintf(js, sizeof(js), "{\"tensors\": {\"%s\": "
+				     "{\"dtype\": \"float32\"}}}", tn);
+			tc_meta_set(s, e, js, (size_t)n);
+		}
+		break;
+	}
+	case 10: /* rename an entry, maybe over an empty one */
+		snprintf(gn, sizeof(gn), "e%d", (int)(rnd(seed) % 6));
+		tc_rename(s, TC_ROOT_ID, en, TC_ROOT_ID, gn, 0);
+		break;
+	case 11: /* move a group to another entry */
+		if (dir != e) {
+			snprintf(en, sizeof(en), "e%d", (int)(rnd(seed) % 6));
+			if (!id_of(s, TC_ROOT_ID, en, &id))
+				tc_rename(s, e, gn, id, gn, 0);
+		}
+		break;
+	case 12:
+		tc_rmdir(s, e, gn);
+		break;
+	case 13:
+		tc_rmdir(s, TC_ROOT_ID, en);
+		break;
+	}
+}
+
+/* Every change reaches the index live and again through replay: after
+ * random operations (with checkpoints in a child every few), the index a
+ * crash copy of the journal replays into, and the one a clean close and
+ * reopen give, are the live one, field by field. */
+static void t_replay_equals_live(void)
+{
+	for (uint64_t round = 0; round < 6; round++) {
+		char *d = tmpdir_new(), *c = tmpdir_new();
+		struct tc_options o = { .capacity = 64 * MiB,
+					.journal_slack = round % 2 ? 4096 : 0 };
+		tc_store *s = NULL, *r = NULL;
+		char *live = NULL, *back = NULL;
+		size_t n;
+		uint64_t seed = 1000 + round;
+		REQUIRE(tc_store_open(d, &o, &s) == 0);
+		for (int i = 0; i < 400; i++)
+			random_op(s, &seed);
+		CHECK(tc_store_sync(s) == 0); /* recency kept back: written */
+		REQUIRE(tc_store_dump(s, &live, &n) == 0);
+		crash_copy(d, c, -1);
+		CHECK(tc_store_close(s) == 0);
+		REQUIRE(tc_store_open(c, NULL, &r) == 0);
+		REQUIRE(tc_store_dump(r, &back, &n) == 0);
+		CHECK(same_dump("the journal replayed", live, back));
+		tc_store_close(r);
+		free(back);
+		REQUIRE(tc_store_open(d, NULL, &r) == 0);
+		REQUIRE(tc_store_dump(r, &back, &n) == 0);
+		CHECK(same_dump("a checkpoint replayed", live, back));
+		tc_store_close(r);
+		free(back);
+		free(live);
+		tmpdir_free(c);
+		tmpdir_free(d);
+	}
+}
+
 int main(void)
 {
 	RUN(t_roundtrip_and_reopen);
@@ -1938,5 +2097,6 @@ int main(void)
 	RUN(t_shrink_keeps_pins_and_lru);
 	RUN(t_failed_write_is_not_committed);
 	RUN(t_reserve_fails_first_or_holds);
+	RUN(t_replay_equals_live);
 	return check_done();
 }
