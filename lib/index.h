@@ -42,7 +42,21 @@ struct tc_ver {
 	uint8_t ndim;            /* <= TC_MAX_DIMS */
 	uint8_t committed;
 	uint8_t dirty;           /* pending: changed since the last commit */
-	uint8_t verified;        /* 0 unknown, 1 good, 2 damaged */
+	uint8_t verified;        /* enum tc_verified */
+};
+
+/* tc_ver.verified: has its xxh3 been checked against the pool's bytes? */
+enum tc_verified {
+	TC_UNVERIFIED = 0,
+	TC_VERIFIED_GOOD = 1,
+	TC_VERIFIED_DAMAGED = 2,
+};
+
+/* tc_node.dead */
+enum tc_dead {
+	TC_LIVE = 0,
+	TC_REMOVED = 1,          /* out of the index; open handles keep it */
+	TC_DROPPING = 2,         /* replay's build_pool will drop it */
 };
 
 /* A tensor's writing state: made when it is first opened for writing (or
@@ -94,7 +108,7 @@ struct tc_node {
 	};
 	uint8_t kind;                  /* enum tc_kind */
 	uint8_t journaled;             /* a record of it is in the journal */
-	uint8_t dead;                  /* removed from the index */
+	uint8_t dead;                  /* enum tc_dead: 0 while in the index */
 	uint8_t name0_len;             /* bytes the inline name has room for */
 	/* tensors (zero in directories) */
 	struct tc_ver *ver;            /* committed, or NULL */

@@ -449,7 +449,7 @@ static void node_drop(struct tc_store *s, struct tc_node *n)
 {
 	if (n->kind == TC_KIND_TENSOR) {
 		if (n->refs) {      /* open handles free it at their close */
-			n->dead = 1;
+			n->dead = TC_REMOVED;
 			return;
 		}
 		ver_put(s, n->ver);
@@ -473,7 +473,7 @@ static void remove_rec(struct tc_store *s, struct tc_node *n)
 	if (n->kind == TC_KIND_TENSOR && n->ver)
 		s->live_bytes -= n->ver->size;
 	tc_index_unname(&s->idx, n);
-	n->dead = 1;
+	n->dead = TC_REMOVED;
 	n->journaled = 0; /* nothing about it goes to the journal any more */
 	node_drop(s, n);
 }
@@ -1103,7 +1103,7 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 		v->dtype = op->dtype;
 		v->seq = seq;
 		v->committed = 1;
-		v->verified = 0;
+		v->verified = TC_UNVERIFIED;
 		v->number = ++s->ver_counter;
 		if (ver_set_shape(v, op->ndim, op->shape)) {
 			free(v);
@@ -1304,7 +1304,8 @@ static int settle_tail(struct tc_store *s, int fd)
 			continue;
 		r = ver_intact(fd, n->ver, buf, bufsize);
 		if (r) {
-			n->ver->verified = r > 0;
+			n->ver->verified = r > 0 ? TC_VERIFIED_GOOD
+						  : TC_UNVERIFIED;
 			r = r < 0 ? r : 0;
 			continue;
 		}
@@ -1314,7 +1315,9 @@ static int settle_tail(struct tc_store *s, int fd)
 				: ver_intact(fd, o->ver, buf, bufsize);
 			if (r > 0) {
 				good = o->ver;
-				good->verified = good->seq > t->synced;
+				good->verified = good->seq > t->synced
+							 ? TC_VERIFIED_GOOD
+							 : TC_UNVERIFIED;
 				o->ver = NULL;
 			}
 		}
@@ -1414,16 +1417,16 @@ static int build_pool(struct tc_store *s, uint64_t valid_end)
 		for (size_t i = 0; i < k; i++) {
 			struct tc_node *t = o[i].owner;
 			if (o[i].e.off + o[i].e.len > valid_end) {
-				if (t->dead != 2)
+				if (t->dead != TC_DROPPING)
 					report(s, t, "its bytes lie past the end of the pool file");
-				t->dead = 2;
+				t->dead = TC_DROPPING;
 				bad++;
 			} else if (i && o[i].e.off < o[i - 1].e.off + o[i - 1].e.len) {
 				struct tc_node *u = o[i - 1].owner;
 				struct tc_node *older = t->ver->seq < u->ver->seq ? t : u;
-				if (older->dead != 2)
+				if (older->dead != TC_DROPPING)
 					report(s, older, "shares pool space with a later tensor");
-				older->dead = 2;
+				older->dead = TC_DROPPING;
 				bad++;
 			}
 		}
@@ -1438,7 +1441,7 @@ static int build_pool(struct tc_store *s, uint64_t valid_end)
 			s->replaying = 1;
 			for (size_t i = 0; i < k; i++) {
 				struct tc_node *t = o[i].owner;
-				if (t->dead == 2 && t->parent) {
+				if (t->dead == TC_DROPPING && t->parent) {
 					s->nodes_dropped++;
 					remove_subtree(s, t);
 				}
@@ -2317,7 +2320,7 @@ static int commit_locked(struct tc_store *s, struct tc_node *n)
 	wr_stop_hash(w);
 	v->seq = seq;
 	v->committed = 1;
-	v->verified = 1;
+	v->verified = TC_VERIFIED_GOOD;
 	v->dirty = 0;
 	v->number = ++s->ver_counter;
 	n->ver = v;          /* the pending reference moves to ver */
@@ -2571,7 +2574,7 @@ int tc_open(tc_store *s, uint64_t id, unsigned flags, tc_file **fh)
 		v->refs++;
 		f->ver = v;
 		s->hits++;
-		if (s->verify == TC_VERIFY_ON && !v->verified) {
+		if (s->verify == TC_VERIFY_ON && v->verified == TC_UNVERIFIED) {
 			uint64_t h;
 			/* Committed bytes are immutable: hash unlocked. */
 			unlock(s);
@@ -2579,9 +2582,10 @@ int tc_open(tc_store *s, uint64_t id, unsigned flags, tc_file **fh)
 			pthread_mutex_lock(&s->lock);
 			if (r)
 				goto fail;
-			v->verified = h == v->xxh3 ? 1 : 2;
+			v->verified = h == v->xxh3 ? TC_VERIFIED_GOOD
+						   : TC_VERIFIED_DAMAGED;
 		}
-		if (v->verified == 2) {
+		if (v->verified == TC_VERIFIED_DAMAGED) {
 			r = -EIO;
 			goto fail;
 		}
