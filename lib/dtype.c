@@ -91,7 +91,7 @@ int tc_dtype_from_name(const char *name)
 	return -EINVAL;
 }
 
-/* ---- the header dict ---------------------------------------------------- */
+/* ---- the header dict ----------------------------------------------------- */
 
 struct rd {
 	const char *p, *end; /* p <= end */

@@ -48,7 +48,7 @@ static uint64_t name_key(uint64_t parent, const char *name)
 	return XXH3_64bits_withSeed(name, strlen(name), parent);
 }
 
-/* ---- chained tables ------------------------------------------------------- */
+/* ---- chained tables ------------------------------------------------------ */
 
 /*
  * A link (a bucket, or a node's inext/hnext) is the address of the next
@@ -229,7 +229,7 @@ void tc_index_reserve(struct tc_index *x, uint64_t nodes)
 	grow_now(&x->names, cap, NAMES, hash_of);
 }
 
-/* ---- nodes ------------------------------------------------------------------ */
+/* ---- nodes --------------------------------------------------------------- */
 
 void tc_index_init(struct tc_index *x)
 {

@@ -37,7 +37,7 @@ struct tc_ver {
 		uint64_t one;    /* ndim <= 1 */
 		uint64_t *many;  /* ndim > 1: malloc'd; see tc_ver_shape() */
 	} shp;
-	uint32_t next, cap;      /* extents used / room in ext */
+	uint32_t nextents, cap;  /* extents used / room in ext */
 	int32_t dtype;           /* enum tc_dtype */
 	uint8_t ndim;            /* <= TC_MAX_DIMS */
 	uint8_t committed;
@@ -107,7 +107,6 @@ struct tc_node {
 		uint32_t opens;        /* dirs: open handles below */
 	};
 	uint8_t kind;                  /* enum tc_kind */
-	uint8_t journaled;             /* a record of it is in the journal */
 	uint8_t dead;                  /* enum tc_dead: 0 while in the index */
 	uint8_t name0_len;             /* bytes the inline name has room for */
 	/* tensors (zero in directories) */
@@ -135,14 +134,6 @@ static inline size_t tc_node_size(int kind)
 static inline char *tc_node_name0(const struct tc_node *n)
 {
 	return (char *)n + tc_node_size(n->kind);
-}
-
-/* A copy of @n's fields into a whole struct (the directory fields zero
- * for a tensor): to build a record of a changed node before changing it. */
-static inline void tc_node_copy(struct tc_node *dst, const struct tc_node *n)
-{
-	memset(dst, 0, sizeof(*dst));
-	memcpy(dst, n, tc_node_size(n->kind));
 }
 
 /* A hash table of nodes chained through a link inside the node: a bucket

@@ -97,7 +97,7 @@
  *      and intact ones only, round after round while it finds many new
  *      ones; fdatasyncs; tells the parent through a pipe where it
  *      stopped and how long its snapshot is; exits 0.
- *   3. When the child has exited 0 (seen at an unlock or a tick), the
+ *   3. When the child has exited 0 (seen between operations or at a tick), the
  *      parent, under the lock, appends the journal's bytes from there on
  *      to journal.new, fdatasyncs it, renames it over "journal" and
  *      fsyncs the directory.
@@ -196,74 +196,65 @@ static void put64(struct tc_buf *b, uint64_t v)
 	put(b, &v, 8);
 }
 
-void tc_rec_node(struct tc_buf *b, const struct tc_node *n)
+void tc_rec_op(struct tc_buf *b, const struct tc_op *op)
 {
-	size_t nl = strlen(n->name);
-	put8(b, TC_OP_NODE);
-	put64(b, n->id);
-	put64(b, n->parent->id);
-	put8(b, n->kind);
-	put32(b, n->mode);
-	put32(b, n->uid);
-	put32(b, n->gid);
-	put64(b, (uint64_t)n->atime);
-	put64(b, (uint64_t)n->mtime);
-	put64(b, (uint64_t)n->ctime);
+	put8(b, (uint8_t)op->type);
+	switch (op->type) {
+	case TC_OP_NODE:
+		break;
+	case TC_OP_DEL:
+		put64(b, op->id);
+		return;
+	case TC_OP_TOUCH:
+		put64(b, op->id);
+		put64(b, (uint64_t)op->last_access);
+		return;
+	case TC_OP_STATS:
+		for (int i = 0; i < 4; i++)
+			put64(b, op->stats[i]);
+		return;
+	case TC_OP_MARK:
+		put64(b, op->synced);
+		put64(b, op->on_disk);
+		return;
+	}
+	size_t nl = strlen(op->name);
+	put64(b, op->id);
+	put64(b, op->parent);
+	put8(b, (uint8_t)op->kind);
+	put32(b, op->mode);
+	put32(b, op->uid);
+	put32(b, op->gid);
+	put64(b, (uint64_t)op->atime);
+	put64(b, (uint64_t)op->mtime);
+	put64(b, (uint64_t)op->ctime);
 	put8(b, (uint8_t)nl);
-	put(b, n->name, nl);
-	if (n->kind == TC_KIND_ENTRY) {
-		size_t al = n->attrs ? strlen(n->attrs) : 0;
-		put64(b, (uint64_t)n->created);
-		put64(b, (uint64_t)n->last_access);
-		put8(b, n->pinned);
-		put32(b, (uint32_t)al);
-		put(b, n->attrs, al);
-	} else if (n->kind == TC_KIND_TENSOR) {
-		const struct tc_ver *v = n->ver;
-		const uint64_t *shape = tc_ver_shape(v);
-		put64(b, v->size);
-		put64(b, v->xxh3);
-		put64(b, v->data_offset);
-		put32(b, (uint32_t)v->dtype);
-		put8(b, (uint8_t)v->ndim);
-		for (int i = 0; i < v->ndim; i++)
-			put64(b, shape[i]);
-		put32(b, v->next);
-		for (uint32_t i = 0; i < v->next; i++) {
-			put64(b, v->ext[i].off);
-			put64(b, v->ext[i].len);
+	put(b, op->name, nl);
+	if (op->kind == TC_KIND_ENTRY) {
+		put64(b, (uint64_t)op->created);
+		put64(b, (uint64_t)op->last_access);
+		put8(b, (uint8_t)op->pinned);
+		put32(b, op->attrs ? op->attrs_len : 0);
+		put(b, op->attrs, op->attrs ? op->attrs_len : 0);
+	} else if (op->kind == TC_KIND_TENSOR) {
+		put64(b, op->size);
+		put64(b, op->xxh3);
+		put64(b, op->data_offset);
+		put32(b, (uint32_t)op->dtype);
+		put8(b, (uint8_t)op->ndim);
+		for (int i = 0; i < op->ndim; i++)
+			put64(b, op->shape[i]);
+		put32(b, op->nextents);
+		for (uint32_t i = 0; i < op->nextents; i++) {
+			struct tc_extent e;
+			tc_op_extent(op, i, &e);
+			put64(b, e.off);
+			put64(b, e.len);
 		}
 	}
 }
 
-void tc_rec_del(struct tc_buf *b, uint64_t id)
-{
-	put8(b, TC_OP_DEL);
-	put64(b, id);
-}
-
-void tc_rec_touch(struct tc_buf *b, uint64_t id, int64_t when)
-{
-	put8(b, TC_OP_TOUCH);
-	put64(b, id);
-	put64(b, (uint64_t)when);
-}
-
-void tc_rec_mark(struct tc_buf *b, uint64_t synced, uint64_t on_disk)
-{
-	put8(b, TC_OP_MARK);
-	put64(b, synced);
-	put64(b, on_disk);
-}
-
-void tc_rec_stats(struct tc_buf *b, const uint64_t v[4])
-{
-	put8(b, TC_OP_STATS);
-	for (int i = 0; i < 4; i++)
-		put64(b, v[i]);
-}
-
-/* ---- payload decoding (hostile input: every length is checked) ---------- */
+/* ---- payload decoding (hostile input: every length is checked) ----------- */
 
 static int get(struct tc_rd *r, void *v, size_t n)
 {
@@ -352,12 +343,12 @@ static int get_node(struct tc_rd *r, struct tc_op *op)
 			return -EINVAL;
 		for (int i = 0; i < op->ndim; i++)
 			GET64(r, op->shape[i]);
-		GET32(r, op->next);
-		if ((r->len - r->pos) / 16 < op->next)
+		GET32(r, op->nextents);
+		if ((r->len - r->pos) / 16 < op->nextents)
 			return -EINVAL;
 		op->ext = r->p + r->pos;
-		r->pos += (size_t)op->next * 16;
-		for (uint32_t i = 0; i < op->next; i++) {
+		r->pos += (size_t)op->nextents * 16;
+		for (uint32_t i = 0; i < op->nextents; i++) {
 			struct tc_extent e;
 			tc_op_extent(op, i, &e);
 			if (!e.len || e.off % TC_BLOCK || e.len % TC_BLOCK ||
@@ -382,7 +373,8 @@ int tc_rec_next(struct tc_rd *r, struct tc_op *op)
 
 	if (r->pos == r->len)
 		return 0;
-	/* Zero what an op may leave unset, but not all of name[]. */
+	/* Zero what an op may leave unset, but not all of name[] nor
+	 * shape[] (only their used part is read). */
 	memset(op, 0, offsetof(struct tc_op, name) + 1);
 	memset(&op->created, 0, offsetof(struct tc_op, shape) -
 				offsetof(struct tc_op, created));
@@ -415,6 +407,10 @@ int tc_rec_next(struct tc_rd *r, struct tc_op *op)
 void tc_op_extent(const struct tc_op *op, uint32_t i, struct tc_extent *e)
 {
 	uint64_t v[2];
+	if (op->extv) {
+		*e = op->extv[i];
+		return;
+	}
 	memcpy(v, op->ext + (size_t)i * 16, 16);
 	e->off = le64toh(v[0]);
 	e->len = le64toh(v[1]);
@@ -557,10 +553,12 @@ static int new_file(int dirfd, uint64_t capacity, uint64_t nodes, int *fdp)
 static int mark_all(struct tc_journal *nj)
 {
 	struct tc_buf b = { 0 }, f = { 0 };
-	int r;
 	/* a checkpoint file becomes the journal only once install() has
 	 * fdatasync'd all of it: its records are durable whenever used */
-	tc_rec_mark(&b, nj->seq, nj->seq + 1);
+	struct tc_op op = { .type = TC_OP_MARK, .synced = nj->seq,
+			    .on_disk = nj->seq + 1 };
+	int r;
+	tc_rec_op(&b, &op);
 	r = tc_journal_frame(nj, &b, &f);
 	if (!r)
 		r = tc_journal_write_framed(nj, &f);

@@ -10,7 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "index.h"
+#include "pool.h"
+#include "tcache.h"
 
 #define TC_JOURNAL_FILE "journal"
 #define TC_JOURNAL_VERSION 1u
@@ -38,7 +39,7 @@ struct tc_journal {
 	uint64_t bg_from;    /* size of this file when it forked */
 };
 
-/* ---- building a record's payload --------------------------------------- */
+/* ---- building a record's payload ----------------------------------------- */
 
 struct tc_buf {
 	uint8_t *p;
@@ -58,40 +59,46 @@ enum tc_op_type {
 	                     records up to another seq are on disk */
 };
 
-/* Append an op to @b.  A tensor node is written with node->ver. */
-void tc_rec_node(struct tc_buf *b, const struct tc_node *n);
-void tc_rec_del(struct tc_buf *b, uint64_t id);
-void tc_rec_touch(struct tc_buf *b, uint64_t id, int64_t when);
-void tc_rec_stats(struct tc_buf *b, const uint64_t v[4]);
-/* Every record with seq <= @synced names pool bytes that are durable;
- * every record with seq <= @on_disk is itself durable. */
-void tc_rec_mark(struct tc_buf *b, uint64_t synced, uint64_t on_disk);
-
-/* A decoded op; pointers point into the payload. */
+/*
+ * One op of a record: the one type that both encodes (tc_rec_op) and
+ * decodes (tc_rec_next), so a field cannot be written and read back
+ * differently.  Which fields an op uses depends on its type and, for a
+ * NODE, its kind; tc_rec_next zeroes the rest.
+ */
 struct tc_op {
-	int type;
-	uint64_t id;
-	/* TC_OP_NODE */
+	int type;                        /* enum tc_op_type */
+	uint64_t id;                     /* the node (NODE, DEL, TOUCH) */
+	/* NODE: every kind */
 	uint64_t parent;
-	int kind;
+	int kind;                        /* enum tc_kind, never the root */
 	uint32_t mode, uid, gid;
 	int64_t atime, mtime, ctime;
 	char name[TC_NAME_MAX + 1];
-	int64_t created, last_access;    /* also TC_OP_TOUCH's time */
+	/* NODE of an entry (also TOUCH's time: last_access) */
+	int64_t created, last_access;
 	int pinned;
-	const char *attrs;               /* not NUL-terminated; NULL if none */
+	const char *attrs;               /* compact JSON, not NUL-terminated;
+	                                    NULL if none */
 	uint32_t attrs_len;
+	/* NODE of a tensor: its committed version */
 	uint64_t size, xxh3, data_offset;
 	int32_t dtype;
 	int32_t ndim;
-	uint64_t shape[TC_MAX_DIMS];
-	uint32_t next;                   /* extents, decoded by tc_op_extent */
-	const uint8_t *ext;
-	/* TC_OP_STATS */
+	uint32_t nextents;               /* extents; read with tc_op_extent */
+	const uint8_t *ext;              /* decoded: as the payload holds them */
+	const struct tc_extent *extv;    /* to encode: as a version holds them */
+	/* STATS */
 	uint64_t stats[4];
-	/* TC_OP_MARK */
+	/* MARK: records up to @synced name durable pool bytes; records up
+	 * to @on_disk are themselves on disk */
 	uint64_t synced, on_disk;
+	/* NODE of a tensor (last: tc_rec_next does not clear it) */
+	uint64_t shape[TC_MAX_DIMS];
 };
+
+/* Append @op to @b (any type).  A NODE must be one that tc_rec_next
+ * accepts (a valid name, extents adding up to the size). */
+void tc_rec_op(struct tc_buf *b, const struct tc_op *op);
 
 struct tc_rd {
 	const uint8_t *p;
@@ -103,7 +110,7 @@ struct tc_rd {
 int tc_rec_next(struct tc_rd *rd, struct tc_op *op);
 void tc_op_extent(const struct tc_op *op, uint32_t i, struct tc_extent *e);
 
-/* ---- the file ----------------------------------------------------------- */
+/* ---- the file ------------------------------------------------------------ */
 
 /* Called for each intact record at replay; a non-zero return aborts the
  * open with that error. */

@@ -44,7 +44,7 @@
 #include "dtype.h"
 #include "meta.h"
 
-/* ---- names that are not UTF-8 --------------------------------------------- */
+/* ---- names that are not UTF-8 -------------------------------------------- */
 
 /*
  * Names are bytes, as on any Linux file system, but JSON is UTF-8.  A
@@ -154,7 +154,7 @@ static char *unescape_bytes(const char *buf, size_t n, size_t *outlen)
 	return out;
 }
 
-/* ---- render ------------------------------------------------------------- */
+/* ---- render -------------------------------------------------------------- */
 
 /* Add @item (NULL: allocation failed) to object @obj under @key, or to
  * array @obj if @key is NULL.  On failure @item is freed. */
@@ -279,7 +279,7 @@ out:
 	return rc;
 }
 
-/* ---- parse -------------------------------------------------------------- */
+/* ---- parse --------------------------------------------------------------- */
 
 /* Number tokens of the (already validated) input, in document order. */
 struct numscan {
@@ -624,7 +624,7 @@ void tc_meta_update_free(struct tc_meta_update *u)
 	memset(u, 0, sizeof *u);
 }
 
-/* ---- store statistics ------------------------------------------------------ */
+/* ---- store statistics ---------------------------------------------------- */
 
 int tc_stats_json(const struct tc_stats *st, char **out, size_t *len)
 {

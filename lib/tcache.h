@@ -87,7 +87,7 @@ struct tc_stat {
 	char name[TC_NAME_MAX + 1]; /* "" for the root */
 };
 
-/* ---- store ------------------------------------------------------------ */
+/* ---- store --------------------------------------------------------------- */
 
 /*
  * Eviction listener.  Called once for each evicted entry, while the store's
@@ -225,7 +225,7 @@ int tc_store_journal_error(tc_store *s);
 /* Eviction listener: see tc_evict_fn above. */
 void tc_store_on_evict(tc_store *s, tc_evict_fn fn, void *arg);
 
-/* ---- checking a store (offline) -------------------------------------------- */
+/* ---- checking a store (offline) ------------------------------------------ */
 
 /* Told of each problem found: @path is "entry/group/tensor" (or a
  * description when no name is known), @problem says what is wrong. */
@@ -264,7 +264,7 @@ struct tc_check {
 int tc_store_check(const char *dir, unsigned flags, tc_check_fn fn, void *arg,
 		   struct tc_check *out);
 
-/* ---- names and attributes ----------------------------------------------- */
+/* ---- names and attributes ------------------------------------------------ */
 
 /* Find @name in directory @parent.  Counts a miss when @parent is the
  * root and @name is not there.  -ENOENT, -ENOTDIR. */
@@ -335,7 +335,7 @@ int tc_pin(tc_store *s, uint64_t id, int pinned);
  */
 int tc_list(tc_store *s, uint64_t dir, uint64_t **ids, size_t *n);
 
-/* ---- tensor files ----------------------------------------------------- */
+/* ---- tensor files -------------------------------------------------------- */
 
 #define TC_O_WRITE (1u << 0)  /* open for writing (and reading) */
 #define TC_O_TRUNC (1u << 1)  /* with TC_O_WRITE: start from 0 bytes */
@@ -436,7 +436,7 @@ void tc_file_close(tc_store *s, tc_file *fh);
  * after its name is gone (unlinked or renamed over: nlink 0). */
 int tc_file_stat(tc_store *s, tc_file *fh, struct tc_stat *st);
 
-/* ---- meta.json -------------------------------------------------------- */
+/* ---- meta.json ----------------------------------------------------------- */
 
 /* Render meta.json of entry or group @dir: malloc'd, NUL-terminated JSON in
  * *@json (caller frees), its length in *@len. */
@@ -452,7 +452,7 @@ int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len);
  * a whole JSON document (a writer may still be sending it). */
 int tc_meta_check(tc_store *s, uint64_t dir, const char *json, size_t len);
 
-/* ---- misc --------------------------------------------------------------- */
+/* ---- misc ---------------------------------------------------------------- */
 
 /* Parse a size such as "512", "64K", "20G", "1.5T" (powers of 1024).
  * -EINVAL when malformed or zero, -ERANGE on overflow. */

@@ -1,5 +1,5 @@
 # claim: names over 255 bytes get ENAMETOOLONG
-# file: lib/store.c
+# file: lib/namespace.c
 # tests: store refusals hostile
 # changes: 1
 # killed by: test_store name checks (the kernel refuses >255-byte names before they reach the daemon)

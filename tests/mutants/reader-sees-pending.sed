@@ -1,5 +1,5 @@
 # claim: a rewrite in place is never seen unfinished: readers open the committed version
-# file: lib/store.c
+# file: lib/files.c
 # tests: store posix kill
 # changes: 1
 # killed by: test_store reader/rewriter tests, posix.bats

@@ -1,6 +1,6 @@
 # claim: recency (the last open of any tensor in an entry) survives a restart
-# file: lib/store.c
+# file: lib/durable.c
 # tests: store kill
 # changes: 1
 # killed by: kill.bats "kill -9 of an idle daemon ... keeps its recency", test_store recency after reopen
-/^static void touch(/,/^}/s/^\tif (!e->journaled)$/\tif (1) \/* mutant: touches not journaled *\//
+/^void store_touch(/,/^}/s/^\tif (!node_journaled(e))$/\tif (1) \/* mutant: touches not journaled *\//

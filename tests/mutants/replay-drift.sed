@@ -1,6 +1,6 @@
 # claim: replay rebuilds every field a live operation sets (the index after a crash is the index before it)
-# file: lib/store.c
+# file: lib/apply.c
 # tests: store
 # changes: 1
 # killed by: test_store t_replay_equals_live (the dumps of the live and the replayed index differ)
-s/^\tn->gid = op->gid;$/\tn->gid = 0; \/* mutant: replay forgets a field *\//
+/^static int apply_dir(/,/^}/s/^\tn->created = op->created;$/\tif (!s->replaying) n->created = op->created; \/* mutant: a field applied live, not in replay *\//

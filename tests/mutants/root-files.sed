@@ -1,5 +1,5 @@
 # claim: files at the root are refused with EPERM (entries are directories)
-# file: lib/store.c
+# file: lib/files.c
 # tests: store refusals
 # changes: 1
 # killed by: refusals.bats "files at the root: EPERM"

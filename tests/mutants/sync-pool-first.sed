@@ -1,5 +1,5 @@
 # claim: a sync makes the pool durable before it marks the journal (an fsynced tensor survives power loss; unsynced ones are absent or exact)
-# file: lib/store.c
+# file: lib/durable.c
 # tests: powerloss
 # changes: 1
 # killed by: powerloss (fsynced_writes_survive and the random mixes: lost or EIO after a power loss)

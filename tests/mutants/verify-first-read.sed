@@ -1,5 +1,5 @@
 # claim: each tensor's xxh3 is checked on its first read after a mount; damage answers EIO
-# file: lib/store.c
+# file: lib/files.c
 # tests: store damage
 # changes: 1
 # killed by: damage.bats "a flipped byte ... EIO", test_store damage tests

@@ -1,7 +1,7 @@
 # claim: entries are evicted whole (never part of one): an entry is there with all its tensors or gone
-# file: lib/store.c
+# file: lib/evict.c
 # tests: store capacity
 # changes: 1
 # killed by: capacity.bats "entries are evicted whole"
-# The eviction journals the entry as gone but takes only its newest tensor out of the live mount.
-s/^\tremove_subtree(s, e);$/\tremove_subtree(s, e->child_tail ? e->child_tail : e); \/* mutant: part of an entry *\//
+# The eviction removes (and journals) only the entry's newest tensor.
+/^static int evict(/,/^}/s/^\tstruct tc_op op = { .type = TC_OP_DEL, .id = e->id };$/\tstruct tc_op op = { .type = TC_OP_DEL, .id = e->child_tail ? e->child_tail->id : e->id }; \/* mutant: part of an entry *\//

@@ -9,6 +9,12 @@
 #include "journal.h"
 #include "testutil.h"
 
+static void rec_del(struct tc_buf *b, uint64_t id)
+{
+	struct tc_op op = { .type = TC_OP_DEL, .id = id };
+	tc_rec_op(b, &op);
+}
+
 struct seen {
 	int n;
 	uint64_t ids[64];
@@ -46,7 +52,7 @@ static void write_records(int dfd, int n, uint64_t *ends)
 	REQUIRE(tc_journal_open(&j, dfd, &cap, on_rec, &s, &dropped) == 0);
 	for (int i = 0; i < n; i++) {
 		struct tc_buf b = { 0 };
-		tc_rec_del(&b, 100 + (uint64_t)i);
+		rec_del(&b, 100 + (uint64_t)i);
 		CHECK(tc_journal_append(&j, &b, NULL) == 0);
 		tc_buf_free(&b);
 		ends[i] = j.size;
@@ -114,7 +120,7 @@ static void t_torn_tail_every_offset(void)
 		struct seen s2 = { 0 };
 		if (tc_journal_open(&j, dfd, &cap, on_rec, &s2, &dropped) == 0) {
 			struct tc_buf b = { 0 };
-			tc_rec_del(&b, 999);
+			rec_del(&b, 999);
 			tc_journal_append(&j, &b, NULL);
 			tc_buf_free(&b);
 			tc_journal_close(&j);
@@ -192,24 +198,22 @@ static void t_bad_header(void)
 
 static void t_malformed_payload_rejected(void)
 {
-	struct tc_index x;
-	tc_index_init(&x);
-	struct tc_node *e = tc_node_new(2, TC_KIND_ENTRY, "entry");
-	tc_index_add(&x, &x.root, e);
-	struct tc_node *t = tc_node_new(3, TC_KIND_TENSOR, "t.bin");
-	tc_index_add(&x, e, t);
-	struct tc_ver v = { .size = 5000, .ndim = 1, .shp.one = 5000 };
 	struct tc_extent ext = { 8192, 8192 };
-	v.ext = &ext;
-	v.next = 1;
-	t->ver = &v;
 	struct tc_buf b = { 0 };
-	tc_rec_node(&b, t);
-	/* intact: decodes */
+	struct tc_op rec = { .type = TC_OP_NODE, .id = 3, .parent = 2,
+			     .kind = TC_KIND_TENSOR, .name = "t.bin",
+			     .size = 5000, .ndim = 1, .shape = { 5000 },
+			     .nextents = 1, .extv = &ext };
+	tc_rec_op(&b, &rec);
+	/* intact: decodes, the same op */
 	struct tc_rd rd = { b.p, b.len, 0 };
 	struct tc_op op;
-	CHECK(tc_rec_next(&rd, &op) == 1 && op.size == 5000 && op.next == 1);
-	CHECK(strcmp(op.name, "t.bin") == 0 && op.parent == 2);
+	struct tc_extent got;
+	CHECK(tc_rec_next(&rd, &op) == 1 && op.size == 5000 && op.nextents == 1);
+	CHECK(strcmp(op.name, "t.bin") == 0 && op.parent == 2 && op.id == 3);
+	CHECK(op.ndim == 1 && op.shape[0] == 5000 && !op.extv);
+	tc_op_extent(&op, 0, &got);
+	CHECK(got.off == 8192 && got.len == 8192);
 	CHECK(tc_rec_next(&rd, &op) == 0);
 	/* every shorter prefix is malformed */
 	int bad = 0;
@@ -222,28 +226,22 @@ static void t_malformed_payload_rejected(void)
 	/* extents that do not add up to the size */
 	ext.len = 4096;
 	struct tc_buf b2 = { 0 };
-	tc_rec_node(&b2, t);
+	tc_rec_op(&b2, &rec);
 	struct tc_rd r3 = { b2.p, b2.len, 0 };
 	CHECK(tc_rec_next(&r3, &op) == -EINVAL);
 	/* unknown op type */
 	uint8_t junk = 77;
 	struct tc_rd r4 = { &junk, 1, 0 };
 	CHECK(tc_rec_next(&r4, &op) == -EINVAL);
-	t->ver = NULL;
 	tc_buf_free(&b);
 	tc_buf_free(&b2);
-	struct tc_ver *none = NULL;
-	(void)none;
-	tc_index_remove(&x, t);
-	tc_node_free(t);
-	tc_index_free(&x, NULL, NULL);
 }
 
 static int emit_two(void *arg, struct tc_journal *nj)
 {
 	for (int i = 0; i < 2; i++) {
 		struct tc_buf b = { 0 };
-		tc_rec_del(&b, 500 + (uint64_t)i);
+		rec_del(&b, 500 + (uint64_t)i);
 		int r = tc_journal_append(nj, &b, NULL);
 		tc_buf_free(&b);
 		if (r)
@@ -264,7 +262,7 @@ static void t_rewrite(void)
 	REQUIRE(tc_journal_open(&j, dfd, &cap, on_rec, &s, &dropped) == 0);
 	CHECK(tc_journal_rewrite(&j, 2 << 20, 0, emit_two, NULL) == 0);
 	struct tc_buf b = { 0 };
-	tc_rec_del(&b, 600);
+	rec_del(&b, 600);
 	CHECK(tc_journal_append(&j, &b, NULL) == 0);
 	tc_buf_free(&b);
 	tc_journal_close(&j);
@@ -284,7 +282,7 @@ static int emit_hundred(void *arg, struct tc_journal *nj)
 {
 	for (int i = 0; i < 100; i++) {
 		struct tc_buf b = { 0 };
-		tc_rec_del(&b, 700 + (uint64_t)i);
+		rec_del(&b, 700 + (uint64_t)i);
 		int r = tc_journal_append(nj, &b, NULL);
 		tc_buf_free(&b);
 		if (r)
@@ -331,7 +329,7 @@ static int emit_two_after_go(void *arg, struct tc_journal *nj)
 static void append_del(struct tc_journal *j, uint64_t id)
 {
 	struct tc_buf b = { 0 };
-	tc_rec_del(&b, id);
+	rec_del(&b, id);
 	CHECK(tc_journal_append(j, &b, NULL) == 0);
 	tc_buf_free(&b);
 }

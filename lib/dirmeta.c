@@ -1,0 +1,167 @@
+/*
+ * dirmeta.c - a directory's meta.json in the store: the view rendered
+ * from its children (meta.c writes the JSON), and the changes a write of
+ * it asks for, checked whole and then applied as one record.
+ *
+ * Invariants:
+ *   - What a write may change: a tensor's dtype and shape (when they
+ *     describe its bytes exactly; never its bytes), an entry's pin and
+ *     attrs.  meta.c refuses everything else, and a refused write changes
+ *     nothing.
+ *   - All of a write's changes are one record, through store_change()
+ *     (apply.c): after a crash they are all there or none.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <cjson/cJSON.h>
+
+#include "meta.h"
+#include "store.h"
+
+struct meta_view {
+	struct tc_meta_dir d;
+	struct tc_meta_tensor *t;
+	struct tc_node **tn;
+	const char **g;
+};
+
+static void meta_view_free(struct meta_view *m)
+{
+	free(m->t);
+	free(m->tn);
+	free(m->g);
+}
+
+static int meta_view(struct tc_node *d, struct meta_view *m)
+{
+	size_t nt = 0, ng = 0;
+	memset(m, 0, sizeof(*m));
+	m->t = calloc(d->nchildren + 1, sizeof(*m->t));
+	m->tn = calloc(d->nchildren + 1, sizeof(*m->tn));
+	m->g = calloc(d->nchildren + 1, sizeof(*m->g));
+	if (!m->t || !m->tn || !m->g) {
+		meta_view_free(m);
+		return -ENOMEM;
+	}
+	for (struct tc_node *c = d->child_head; c; c = c->sib_next) {
+		if (tc_node_isdir(c)) {
+			m->g[ng++] = c->name;
+		} else if (c->ver) {
+			const struct tc_ver *v = c->ver;
+			m->tn[nt] = c;
+			m->t[nt++] = (struct tc_meta_tensor){
+				.name = c->name, .nbytes = v->size,
+				.data_offset = v->data_offset, .dtype = v->dtype,
+				.ndim = v->ndim, .shape = tc_ver_shape(v),
+				.xxh3 = v->xxh3 };
+		}
+	}
+	m->d = (struct tc_meta_dir){
+		.is_entry = d->kind == TC_KIND_ENTRY,
+		.created_ns = d->created, .last_access_ns = d->last_access,
+		.pinned = d->pinned, .attrs_json = d->attrs,
+		.ntensors = nt, .tensors = m->t, .ngroups = ng, .groups = m->g };
+	return 0;
+}
+
+int tc_meta_get(tc_store *s, uint64_t dir, char **json, size_t *len)
+{
+	struct tc_node *d;
+	struct meta_view m;
+	int r;
+
+	lock(s);
+	r = get_dir(s, dir, &d);
+	if (!r && d->kind == TC_KIND_ROOT)
+		r = -EINVAL;
+	if (!r)
+		r = meta_view(d, &m);
+	if (!r) {
+		r = tc_meta_render(&m.d, json, len);
+		meta_view_free(&m);
+	}
+	op_done(s);
+	return r;
+}
+
+int tc_meta_check(tc_store *s, uint64_t dir, const char *json, size_t len)
+{
+	struct tc_node *d;
+	struct meta_view m;
+	struct tc_meta_update u;
+	cJSON *doc = cJSON_ParseWithLength(json, len);
+	int r;
+
+	if (!doc)
+		return -EAGAIN;
+	cJSON_Delete(doc);
+	lock(s);
+	r = get_dir(s, dir, &d);
+	if (!r && d->kind == TC_KIND_ROOT)
+		r = -EINVAL;
+	if (!r && !(r = meta_view(d, &m))) {
+		r = tc_meta_parse(&m.d, json, len, &u);
+		if (!r)
+			tc_meta_update_free(&u);
+		meta_view_free(&m);
+	}
+	op_done(s);
+	return r;
+}
+
+int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len)
+{
+	struct tc_node *d;
+	struct meta_view m;
+	struct tc_meta_update u;
+	struct tc_op *ops = NULL;
+	size_t k = 0;
+	int r;
+
+	lock(s);
+	r = get_dir(s, dir, &d);
+	if (!r && d->kind == TC_KIND_ROOT)
+		r = -EINVAL;
+	if (r)
+		goto out;
+	r = meta_view(d, &m);
+	if (r)
+		goto out;
+	r = tc_meta_parse(&m.d, json, len, &u);
+	if (r)
+		goto out_view;
+	ops = malloc((u.nset + 1) * sizeof(*ops));
+	if (!ops) {
+		r = -ENOMEM;
+		goto out_update;
+	}
+	for (size_t i = 0; i < u.nset; i++, k++) {
+		node_op(m.tn[u.set[i].index], NULL, &ops[k]);
+		ops[k].dtype = u.set[i].dtype;
+		ops[k].ndim = u.set[i].ndim;
+		memcpy(ops[k].shape, u.set[i].shape,
+		       sizeof(uint64_t) * (size_t)u.set[i].ndim);
+	}
+	if (d->kind == TC_KIND_ENTRY && (u.has_pinned || u.attrs_json)) {
+		node_op(d, NULL, &ops[k]);
+		if (u.has_pinned)
+			op_set_pin(&ops[k], u.pinned);
+		if (u.attrs_json) {
+			ops[k].attrs = u.attrs_json;
+			ops[k].attrs_len = (uint32_t)strlen(u.attrs_json);
+		}
+		k++;
+	}
+	if (k)
+		r = store_change(s, ops, k, NULL);
+out_update:
+	free(ops);
+	tc_meta_update_free(&u);
+out_view:
+	meta_view_free(&m);
+out:
+	op_done(s);
+	return r;
+}

@@ -1,0 +1,419 @@
+/*
+ * namespace.c - names and attributes: lookup, getattr, mkdir, rmdir,
+ * unlink, rename, pin, list, setattr.
+ *
+ * Invariants:
+ *   - The root holds entries only, entries and groups hold groups and
+ *     tensors (tcache.h): a tensor is never at the root, and a directory
+ *     moved under the root becomes an entry, moved elsewhere a group.
+ *   - A name is 1..TC_NAME_MAX bytes, no '/', not "." or ".."; the
+ *     generated names (TC_STATS_NAME at the root, TC_META_NAME in every
+ *     other directory) cannot be created.
+ *   - Each operation validates everything before it builds its ops, and
+ *     changes the index through store_change() alone (apply.c): a refusal
+ *     changes nothing, and what it changes a replay rebuilds.  Directory
+ *     mtime and ctime follow their children here, outside the record.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store.h"
+
+static int check_name(const char *name)
+{
+	size_t n = strnlen(name, TC_NAME_MAX + 1);
+	if (n > TC_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (n == 0 || strchr(name, '/') || !strcmp(name, ".") ||
+	    !strcmp(name, ".."))
+		return -EINVAL;
+	return 0;
+}
+
+/* A name that may be created in @dir (not reserved there: see tcache.h). */
+int check_new_name(const struct tc_node *dir, const char *name)
+{
+	int r = check_name(name);
+	if (r)
+		return r;
+	if (!strcmp(name, dir->kind == TC_KIND_ROOT ? TC_STATS_NAME : TC_META_NAME))
+		return -EEXIST;
+	return 0;
+}
+
+/*
+ * A tensor's size while a writer has a pending version is the larger of
+ * the committed and the pending size: readers that size their reads with
+ * stat then read their whole committed version (a shorter read ends at
+ * its end), and writers appending still find the end of what they wrote.
+ */
+void fill_stat(const struct tc_node *n, struct tc_stat *st)
+{
+	const struct tc_ver *v = n->kind == TC_KIND_TENSOR
+					 ? (pending_of(n) ? pending_of(n) : n->ver)
+					 : NULL;
+	uint64_t size = v ? v->size : 0;
+	/* One size per file in the kernel: while a reader holds the
+	 * committed version, a shorter pending one must not cut its reads
+	 * short; with writers alone the pending size is the file's. */
+	if (v && n->ver && n->ver->size > size && n->refs > writers_of(n))
+		size = n->ver->size;
+	st->id = n->id;
+	st->parent = n->parent ? n->parent->id : 0;
+	st->kind = n->kind;
+	st->mode = (tc_node_isdir(n) ? S_IFDIR : S_IFREG) | (n->mode & 07777);
+	st->uid = n->uid;
+	st->gid = n->gid;
+	st->nlink = n->dead ? 0 : tc_node_isdir(n) ? 2 + n->nsubdirs : 1;
+	st->size = size;
+	st->blocks = v ? v->alloc / 512 : 0;
+	st->version = n->ver ? n->ver->number : 0;
+	st->writers = writers_of(n);
+	st->atime = ts_of(n->atime);
+	st->mtime = ts_of(n->mtime);
+	st->ctime = ts_of(n->ctime);
+	snprintf(st->name, sizeof(st->name), "%s", n->kind == TC_KIND_ROOT ? "" : n->name);
+}
+
+/* The directory @id, or an error. */
+int get_dir(struct tc_store *s, uint64_t id, struct tc_node **out)
+{
+	struct tc_node *d = tc_index_get(&s->idx, id);
+	if (!d)
+		return -ENOENT;
+	if (!tc_node_isdir(d))
+		return -ENOTDIR;
+	*out = d;
+	return 0;
+}
+
+int tc_lookup(tc_store *s, uint64_t parent, const char *name,
+	      struct tc_stat *st)
+{
+	struct tc_node *d, *n = NULL;
+	int r = check_name(name);
+	if (r)
+		return r;
+	lock(s);
+	r = get_dir(s, parent, &d);
+	if (!r) {
+		n = tc_index_find(&s->idx, d, name);
+		if (d->kind == TC_KIND_ROOT && !n)
+			s->misses++;
+		if (n)
+			fill_stat(n, st);
+		else
+			r = -ENOENT;
+	}
+	op_done(s);
+	return r;
+}
+
+int tc_getattr(tc_store *s, uint64_t id, struct tc_stat *st)
+{
+	int r = 0;
+	lock(s);
+	struct tc_node *n = tc_index_get(&s->idx, id);
+	if (n)
+		fill_stat(n, st);
+	else
+		r = -ENOENT;
+	op_done(s);
+	return r;
+}
+
+int tc_mkdir(tc_store *s, uint64_t parent, const char *name, uint32_t mode,
+	     uint32_t uid, uint32_t gid, struct tc_stat *st)
+{
+	struct tc_node *d;
+	struct tc_op op = { .type = TC_OP_NODE };
+	int64_t now = now_ns();
+	int r;
+
+	lock(s);
+	if ((r = get_dir(s, parent, &d)) || (r = check_new_name(d, name)))
+		goto out;
+	if (tc_index_find(&s->idx, d, name)) {
+		r = -EEXIST;
+		goto out;
+	}
+	op.id = s->idx.next_id;
+	op.parent = d->id;
+	op.kind = d->kind == TC_KIND_ROOT ? TC_KIND_ENTRY : TC_KIND_GROUP;
+	op.mode = mode & 07777;
+	op.uid = uid;
+	op.gid = gid;
+	op.atime = op.mtime = op.ctime = now;
+	op.created = op.last_access = now;
+	strcpy(op.name, name);
+	r = store_change(s, &op, 1, NULL);
+	if (r)
+		goto out;
+	dir_changed(d, now);
+	fill_stat(tc_index_get(&s->idx, op.id), st);
+out:
+	op_done(s);
+	return r;
+}
+
+/* Remove @n and all below it (journaled if it ever was).  Lock held. */
+int node_remove(struct tc_store *s, struct tc_node *n)
+{
+	struct tc_node *d = n->parent;
+	struct tc_op op = { .type = TC_OP_DEL, .id = n->id };
+	int r = store_change(s, &op, 1, NULL);
+	if (!r)
+		dir_changed(d, now_ns());
+	return r;
+}
+
+/* rmdir (@dir 1) or unlink (@dir 0) of @name in @parent. */
+static int remove_name(tc_store *s, uint64_t parent, const char *name, int dir)
+{
+	struct tc_node *d, *n;
+	int r = check_name(name);
+	if (r)
+		return r;
+	lock(s);
+	r = get_dir(s, parent, &d);
+	if (r)
+		goto out;
+	n = tc_index_find(&s->idx, d, name);
+	if (!n)
+		r = -ENOENT;
+	else if (tc_node_isdir(n) != dir)
+		r = dir ? -ENOTDIR : -EISDIR;
+	else if (dir && n->nchildren)
+		r = -ENOTEMPTY;
+	else
+		r = node_remove(s, n);
+out:
+	op_done(s);
+	return r;
+}
+
+int tc_rmdir(tc_store *s, uint64_t parent, const char *name)
+{
+	return remove_name(s, parent, name, 1);
+}
+
+int tc_unlink(tc_store *s, uint64_t parent, const char *name)
+{
+	return remove_name(s, parent, name, 0);
+}
+
+/* May @n replace @dst (another node) by a rename?  0 or the error. */
+static int may_replace(const struct tc_node *n, const struct tc_node *dst,
+		       unsigned flags)
+{
+	if (flags & TC_RENAME_NOREPLACE)
+		return -EEXIST;
+	if (tc_node_isdir(n) && !tc_node_isdir(dst))
+		return -ENOTDIR;
+	if (!tc_node_isdir(n) && tc_node_isdir(dst))
+		return -EISDIR;
+	if (tc_node_isdir(dst) && dst->nchildren)
+		return -ENOTEMPTY;
+	return 0;
+}
+
+int tc_rename(tc_store *s, uint64_t parent, const char *name,
+	      uint64_t newparent, const char *newname, unsigned flags)
+{
+	struct tc_node *d, *nd, *n, *dst;
+	struct tc_op ops[2], *mv;
+	size_t k = 0;
+	int r;
+	int64_t now = now_ns();
+
+	if (flags & TC_RENAME_EXCHANGE)
+		return -EINVAL;
+	if ((r = check_name(name)) || (r = check_name(newname)))
+		return r;
+	lock(s);
+	if ((r = get_dir(s, parent, &d)) || (r = get_dir(s, newparent, &nd)))
+		goto out;
+	n = tc_index_find(&s->idx, d, name);
+	if (!n) {
+		r = -ENOENT;
+		goto out;
+	}
+	r = check_new_name(nd, newname);
+	if (r)
+		goto out;
+	if (!tc_node_isdir(n) && nd->kind == TC_KIND_ROOT) {
+		r = -EPERM;
+		goto out;
+	}
+	if (tc_node_isdir(n))
+		for (struct tc_node *a = nd; a; a = a->parent)
+			if (a == n) {
+				r = -EINVAL;
+				goto out;
+			}
+	dst = tc_index_find(&s->idx, nd, newname);
+	if (dst == n)
+		goto out;
+	if (dst && (r = may_replace(n, dst, flags)))
+		goto out;
+
+	/* One record: the replaced target goes, the node moves. */
+	if (dst)
+		ops[k++] = (struct tc_op){ .type = TC_OP_DEL, .id = dst->id };
+	mv = &ops[k++];
+	node_op(n, NULL, mv);
+	mv->parent = nd->id;
+	strcpy(mv->name, newname);
+	mv->kind = !tc_node_isdir(n) ? TC_KIND_TENSOR
+		   : nd->kind == TC_KIND_ROOT ? TC_KIND_ENTRY : TC_KIND_GROUP;
+	mv->ctime = now;
+	if (mv->kind == TC_KIND_ENTRY && n->kind != TC_KIND_ENTRY)
+		mv->created = mv->last_access = now;
+	r = store_change(s, ops, k, NULL);
+	if (r)
+		goto out;
+	dir_changed(d, now);
+	dir_changed(nd, now);
+out:
+	op_done(s);
+	return r;
+}
+
+int tc_pin(tc_store *s, uint64_t id, int pinned)
+{
+	struct tc_op op;
+	int r;
+
+	lock(s);
+	struct tc_node *n = tc_index_get(&s->idx, id);
+	if (!n || n->kind != TC_KIND_ENTRY) {
+		r = n ? -EINVAL : -ENOENT;
+		goto out;
+	}
+	node_op(n, NULL, &op);
+	op_set_pin(&op, pinned);
+	op.ctime = now_ns();
+	r = store_change(s, &op, 1, NULL);
+out:
+	op_done(s);
+	return r;
+}
+
+int tc_list(tc_store *s, uint64_t dir, uint64_t **ids, size_t *n)
+{
+	struct tc_node *d;
+	uint64_t *a;
+	size_t k = 0;
+	int r;
+
+	lock(s);
+	r = get_dir(s, dir, &d);
+	if (r)
+		goto out;
+	a = malloc((d->nchildren ? d->nchildren : 1) * sizeof(*a));
+	if (!a) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (struct tc_node *c = d->child_head; c; c = c->sib_next)
+		a[k++] = c->id;
+	*ids = a;
+	*n = k;
+out:
+	op_done(s);
+	return r;
+}
+
+/* A truncate of tensor @n to @size (the handle @fh, may be NULL, did
+ * it).  Lock held. */
+static int set_size(struct tc_store *s, struct tc_node *n, uint64_t size,
+		    tc_file *fh)
+{
+	int r = 0;
+
+	assert_locked(s);
+	if (size > s->pool.size)
+		return -EFBIG;
+	if (n->dead && !pending_of(n) && !writers_of(n))
+		return -ENOENT; /* removed, open only for reading */
+	int keep_pending = pending_of(n) || writers_of(n) ||
+			   (fh && (fh->flags & TC_O_WRITE));
+	if (keep_pending || !n->ver || n->ver->size != size) {
+		opens_add(n->parent, 1); /* not evicted while copying */
+		r = resize_pending(s, n, size);
+		/* The change belongs to the handle given, else to the
+		 * newest writer: open(O_TRUNC) reaches a file system as an
+		 * open and then a truncate by path. */
+		tc_file *owner = fh && (fh->flags & TC_O_WRITE) ? fh
+			       : n->wr ? n->wr->last_writer : NULL;
+		if (!r && owner)
+			owner->dirty = 1;
+		if (!r && !keep_pending && !n->dead)
+			r = commit_locked(s, n);
+		opens_add(n->parent, -1);
+	}
+	return r;
+}
+
+/* What @sa sets of @n, as changes to @op (its NODE op). */
+static void attrs_op(const struct tc_node *n, const struct tc_setattr *sa,
+		     int64_t now, struct tc_op *op)
+{
+	if (sa->valid & TC_SET_MODE) {
+		op->mode = sa->mode & 07777;
+		if (n->kind == TC_KIND_ENTRY)
+			op->pinned = op->mode & S_ISVTX ? 1 : 0;
+	}
+	if (sa->valid & TC_SET_UID)
+		op->uid = sa->uid;
+	if (sa->valid & TC_SET_GID)
+		op->gid = sa->gid;
+	if (sa->valid & TC_SET_ATIME)
+		op->atime = ns_of(sa->atime);
+	if (sa->valid & TC_SET_MTIME)
+		op->mtime = ns_of(sa->mtime);
+	op->ctime = sa->valid & TC_SET_CTIME ? ns_of(sa->ctime) : now;
+}
+
+int tc_setattr(tc_store *s, uint64_t id, const struct tc_setattr *sa,
+	       tc_file *fh, struct tc_stat *st)
+{
+	struct tc_node *n;
+	struct tc_op op;
+	int r = 0;
+	int64_t now = now_ns();
+
+	lock(s);
+	n = tc_index_get(&s->idx, id);
+	if (!n) {
+		r = -ENOENT;
+		goto out;
+	}
+	if (n->kind == TC_KIND_ROOT) {
+		r = -EPERM;
+		goto out;
+	}
+	if ((sa->valid & TC_SET_SIZE) && tc_node_isdir(n)) {
+		r = -EISDIR;
+		goto out;
+	}
+	if (sa->valid & TC_SET_SIZE) {
+		r = set_size(s, n, sa->size, fh);
+		if (r)
+			goto out;
+		n->mtime = now;
+	}
+	node_op(n, NULL, &op);
+	attrs_op(n, sa, now, &op);
+	if (n->dead) /* removed, still open: what fstat shows changes alone */
+		node_set_attrs(n, &op);
+	else if ((r = store_change(s, &op, 1, NULL)))
+		goto out;
+	fill_stat(n, st);
+out:
+	op_done(s);
+	return r;
+}

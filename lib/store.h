@@ -1,0 +1,282 @@
+/*
+ * store.h - the store's private header: struct tc_store, the lock, and
+ * what the store's files call of each other (internal to libtcache).
+ *
+ * The store is cut by concept, one file each, every one opening with
+ * what it keeps true:
+ *   store.c      open, close, stats, sync, fsck: the store as a whole
+ *   namespace.c  names and attributes: lookup, mkdir, rename, unlink, pin
+ *   files.c      tensor files: create, open, read, write, commit, close
+ *   dirmeta.c    a directory's meta.json: render, check, apply
+ *   version.c    tensor versions: extents, the one extent walk, checksum
+ *   apply.c      the one way the index changes: an op, journaled, applied
+ *   durable.c    the journal's side: append, touches, sync, checkpoints
+ *   replay.c     open: records applied, the unsynced tail settled, the
+ *                pool's free space rebuilt
+ *   evict.c      eviction (make_room) and the capacity shrink at open
+ * Below them: index.c (nodes and tables), lru.c, pool.c, journal.c,
+ * tail.c, meta.c.
+ *
+ * Life of a tensor's bytes:
+ *   create/open for write -> a pending version (tc_ver) owned by the
+ *   writers; writes allocate extents as they go (evicting LRU entries when
+ *   the pool is full) and copy bytes with pwrite outside the lock;
+ *   commit (flush) -> checksum, .npy header, one journal record, and the
+ *   pending version becomes the committed one; after a failed write or
+ *   reservation (tc_wr.failed) the commit drops it instead and puts back
+ *   what the handle found at its open (tc_file.before).  Readers hold a
+ *   reference to the committed version they opened, so a replacement
+ *   never changes bytes under them; the old version's extents are freed
+ *   when its last reader closes.
+ *
+ * Locking: one mutex (lock) protects every field of the store and of the
+ * index, pool, lru and journal.  Only byte copies into or out of the pool
+ * and checksum passes over committed (immutable) versions run unlocked.
+ * A pending version's extents never shrink while a write copies into them
+ * (ver->inflight > 0): commit and truncate wait on `drained` first.
+ * The eviction listener runs with the lock held.  A function whose
+ * comment says "lock held" asserts it (assert_locked).
+ */
+#ifndef TC_STORE_H
+#define TC_STORE_H
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "index.h"
+#include "journal.h"
+#include "lru.h"
+#include "pool.h"
+#include "tail.h"
+#include "tcache.h"
+
+#define POOL_FILE "pool"
+#define LOCK_FILE "lock"
+
+struct tc_store {
+	pthread_mutex_t lock;
+	pthread_cond_t drained;      /* some ver->inflight reached 0 */
+	pthread_t holder;            /* the thread holding lock, while held */
+	int held;                    /* lock is held (for assert_locked) */
+	int dirfd, lockfd;
+	struct tc_pool pool;
+	struct tc_index idx;
+	struct tc_lru lru;
+	struct tc_journal jr;
+	unsigned verify;
+	int replaying;               /* the journal is being replayed: a
+	                                version comes from its record, and
+	                                one it replaces goes to the tail */
+	int pool_ready;              /* the pool's free space is built:
+	                                freed extents go back to it (or its
+	                                quarantine).  Before (replay, the
+	                                rest of open) and after (close) they
+	                                are only forgotten. */
+	struct tc_node *replay_dir;  /* replay: the directory last applied
+	                                (a checkpoint lists a directory's
+	                                children right after it), or NULL */
+	int want_checkpoint;         /* the journal outgrew its last checkpoint */
+	uint64_t journal_slack;      /* see tc_options */
+	uint64_t checkpoints;        /* put in place since the open */
+	uint64_t sync_gen;           /* generation of the frees held in the
+	                                pool's quarantine now (pool.h) */
+	uint64_t bg_gen;             /* the generation a running child's
+	                                snapshot covers */
+	int evicting;                /* evict() is removing an entry: its
+	                                extents wait for the record alone */
+	struct tc_tail tail;         /* replay: the unsynced tail (tail.c) */
+	uint64_t unsynced_dropped;   /* open: tensors not durable at a crash
+	                                whose bytes did not survive it */
+	uint64_t fallbacks;          /* open: replacements not durable at a
+	                                crash; the version before kept */
+	int rdonly;                  /* opened by tc_store_check to look only */
+	int journal_err;             /* the last append's error, or 0 */
+	struct tc_buf touches;       /* TOUCH ops not yet in the journal */
+	uint32_t ntouches;
+	int64_t touches_since;       /* when the oldest of them happened */
+	tc_check_fn report;          /* tc_store_check: told of each drop */
+	void *report_arg;
+	uint64_t ver_counter;
+	uint64_t live_bytes;
+	uint64_t hits, misses, evictions, evicted_bytes;
+	uint64_t journal_dropped, nodes_dropped;
+	uint64_t journal_torn;       /* records a power loss never wrote */
+	tc_evict_fn evict_fn;
+	void *evict_arg;
+};
+
+struct tc_file {
+	struct tc_node *node;
+	struct tc_ver *ver;          /* read-only handles: the version read */
+	unsigned flags;
+	int dirty;                   /* changed the pending version since this
+	                                handle's last commit: only then does
+	                                its commit (flush, release) commit */
+	struct tc_ver *before;       /* write handles: the version committed
+	                                when it opened (a reference; NULL for
+	                                none), put back if a write through it
+	                                fails after a commit through it (a
+	                                close of a dup'ed descriptor) */
+};
+
+/* ---- the lock ------------------------------------------------------------ */
+
+static inline void lock(struct tc_store *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->holder = pthread_self();
+	s->held = 1;
+}
+
+/* Only unlocks.  A public operation ends with op_done() instead. */
+static inline void unlock(struct tc_store *s)
+{
+	s->held = 0;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static inline void assert_locked(const struct tc_store *s)
+{
+	assert(s->held && pthread_equal(s->holder, pthread_self()));
+	(void)s;
+}
+
+/* Wait for `drained` (the lock is let go meanwhile).  Lock held. */
+static inline void wait_drained_cond(struct tc_store *s)
+{
+	assert_locked(s);
+	s->held = 0;
+	pthread_cond_wait(&s->drained, &s->lock);
+	s->holder = pthread_self();
+	s->held = 1;
+}
+
+/* ---- time ---------------------------------------------------------------- */
+
+static inline int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline struct timespec ts_of(int64_t ns)
+{
+	struct timespec ts = { .tv_sec = ns / 1000000000,
+			       .tv_nsec = ns % 1000000000 };
+	if (ts.tv_nsec < 0) {
+		ts.tv_nsec += 1000000000;
+		ts.tv_sec--;
+	}
+	return ts;
+}
+
+static inline int64_t ns_of(struct timespec ts)
+{
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- a tensor's writing state (files.c) ---------------------------------- */
+
+static inline struct tc_ver *pending_of(const struct tc_node *n)
+{
+	return n->wr ? n->wr->pending : NULL;
+}
+
+static inline uint32_t writers_of(const struct tc_node *n)
+{
+	return n->wr ? n->wr->writers : 0;
+}
+
+/* Is a record of @n in the journal?  Directories are journaled when made,
+ * tensors at their first commit; a removed node no longer is. */
+static inline int node_journaled(const struct tc_node *n)
+{
+	return n->kind != TC_KIND_ROOT && n->dead == TC_LIVE &&
+	       (tc_node_isdir(n) || n->ver);
+}
+
+/* A child of directory @d was added, removed or renamed at @now: its
+ * mtime and ctime follow (outside the journal, see apply.c). */
+static inline void dir_changed(struct tc_node *d, int64_t now)
+{
+	d->mtime = d->ctime = now;
+}
+
+/* ---- what the files call of each other ----------------------------------- */
+
+/* store.c: the end of every public operation: op_chores(), unlock. */
+void op_done(struct tc_store *s);
+
+/* version.c */
+struct tc_ver *ver_new(void);
+int ver_set_shape(struct tc_ver *v, int ndim, const uint64_t *shape);
+void ver_put(struct tc_store *s, struct tc_ver *v);
+void ver_put_cb(void *arg, struct tc_ver *v);
+int ver_push(struct tc_ver *v, struct tc_extent e);
+int ver_walk(const struct tc_ver *v, uint64_t off, uint64_t len,
+	     int (*fn)(void *arg, uint64_t pool_off, size_t n), void *arg);
+int ver_spans(const struct tc_store *s, const struct tc_ver *v, uint64_t off,
+	      uint64_t len, struct tc_span *sp, int max);
+int ver_hash(const struct tc_store *s, const struct tc_ver *v, uint64_t size,
+	     uint64_t *out);
+int ver_intact(int fd, const struct tc_ver *v, uint8_t *buf, size_t bufsize);
+int ver_grow(struct tc_store *s, struct tc_ver *v, uint64_t end);
+void ver_trim(struct tc_store *s, struct tc_ver *v);
+void ver_zero(struct tc_store *s, struct tc_ver *v, uint64_t from,
+	      uint64_t to);
+int ver_clone(struct tc_store *s, const struct tc_ver *src, uint64_t size,
+	      struct tc_ver **out);
+void ver_type(struct tc_store *s, const struct tc_node *n, struct tc_ver *v,
+	      const struct tc_ver *old);
+
+/* apply.c */
+void node_op(const struct tc_node *n, const struct tc_ver *v,
+	     struct tc_op *op);
+int store_change(struct tc_store *s, const struct tc_op *ops, size_t k,
+		 struct tc_ver *v);
+int apply_op(struct tc_store *s, uint64_t seq, const struct tc_op *op,
+	     uint32_t h, struct tc_ver *v);
+void node_set_attrs(struct tc_node *n, const struct tc_op *op);
+void op_set_pin(struct tc_op *op, int pinned);
+void opens_add(struct tc_node *dir, int64_t delta);
+void node_drop(struct tc_store *s, struct tc_node *n);
+void remove_subtree(struct tc_store *s, struct tc_node *n);
+uint64_t subtree_bytes(const struct tc_node *n);
+
+/* durable.c */
+int store_append(struct tc_store *s, struct tc_buf *b, uint64_t *seq);
+void store_touch(struct tc_store *s, struct tc_node *n);
+void touches_flush(struct tc_store *s);
+int sync_locked(struct tc_store *s, int may_unlock);
+int sync_journal_locked(struct tc_store *s);
+int checkpoint(struct tc_store *s, uint64_t capacity);
+void op_chores(struct tc_store *s);
+
+/* replay.c */
+int apply_record(void *arg, uint64_t seq, const uint8_t *p, size_t len);
+void count_drops(struct tc_store *s);
+int settle_tail(struct tc_store *s, int fd);
+int build_pool(struct tc_store *s, uint64_t valid_end);
+void report_drop(struct tc_store *s, const struct tc_node *n,
+		 const char *why);
+
+/* evict.c */
+int make_room(struct tc_store *s, uint64_t need);
+uint64_t pinned_alloc(const struct tc_store *s);
+int shrink(struct tc_store *s, uint64_t cap, uint64_t limit, uint64_t *valid);
+
+/* namespace.c */
+void fill_stat(const struct tc_node *n, struct tc_stat *st);
+int get_dir(struct tc_store *s, uint64_t id, struct tc_node **out);
+int check_new_name(const struct tc_node *dir, const char *name);
+int node_remove(struct tc_store *s, struct tc_node *n);
+
+/* files.c */
+void wr_free(struct tc_store *s, struct tc_node *n);
+int resize_pending(struct tc_store *s, struct tc_node *n, uint64_t size);
+int commit_locked(struct tc_store *s, struct tc_node *n);
+
+#endif

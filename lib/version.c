@@ -1,0 +1,478 @@
+/*
+ * version.c - tensor versions: the pool extents that hold one version of
+ * a tensor's bytes, walked, grown, trimmed, copied and checksummed.
+ *
+ * Invariants of a struct tc_ver (index.h):
+ *   - ext[0 .. nextents) are the version's pool extents in file order: byte
+ *     i of the tensor is at pool offset ext[k].off + (i - sum of the
+ *     lengths before k).  alloc is the sum of their lengths, a multiple
+ *     of TC_BLOCK, and alloc >= size; a committed version holds exactly
+ *     round_block(size).
+ *   - A committed version is immutable (bytes, extents, xxh3); only its
+ *     dtype and shape may be changed, by a record (apply.c).
+ *   - Its extents belong to it alone until its last reference goes
+ *     (ver_put); then a committed version's wait in the pool's
+ *     quarantine for a sync (journal.c, step 3), a pending one's are
+ *     free at once.
+ * Every pass over a version's bytes goes through ver_walk(), the one
+ * extent walk.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "dtype.h"
+#include "hash.h"
+#include "store.h"
+
+#define GROW_MIN (64u << 10)          /* files past this grow geometrically */
+#define GROW_MAX (64u << 20)
+#define NPY_PEEK (1u << 20)           /* header bytes read from a .npy */
+
+struct tc_ver *ver_new(void)
+{
+	struct tc_ver *v = calloc(1, sizeof(*v));
+	if (v) {
+		v->refs = 1;
+		v->ext = &v->ext1;
+		v->cap = 1;
+	}
+	return v;
+}
+
+/* Give @v a copy of @shape (which may be @v's own).  -ENOMEM: unchanged. */
+int ver_set_shape(struct tc_ver *v, int ndim, const uint64_t *shape)
+{
+	uint64_t *many = NULL;
+	if (ndim > 1) {
+		many = malloc(sizeof(uint64_t) * (size_t)ndim);
+		if (!many)
+			return -ENOMEM;
+		memcpy(many, shape, sizeof(uint64_t) * (size_t)ndim);
+	}
+	uint64_t one = ndim == 1 ? shape[0] : 0;
+	if (v->ndim > 1)
+		free(v->shp.many);
+	if (ndim > 1)
+		v->shp.many = many;
+	else
+		v->shp.one = one;
+	v->ndim = (uint8_t)ndim;
+	return 0;
+}
+
+/* Drop a reference; the last one frees @v and hands its extents back. */
+void ver_put(struct tc_store *s, struct tc_ver *v)
+{
+	if (!v)
+		return;
+	assert(v->refs > 0);
+	if (--v->refs)
+		return;
+	assert(v->inflight == 0);
+	/* A committed version is named by a journal record: its extents
+	 * wait in quarantine until a sync makes the freeing record durable
+	 * (journal.c, step 3), and for a replaced or removed tensor the
+	 * bytes of what replaced it too (replay may fall back to these).  A
+	 * pending one was never named. */
+	if (s->pool_ready)
+		for (uint32_t i = 0; i < v->nextents; i++) {
+			if (v->committed)
+				tc_pool_hold(&s->pool, v->ext[i].off,
+					     v->ext[i].len, s->sync_gen,
+					     s->evicting ? TC_HOLD_RECORD
+							 : TC_HOLD_DATA);
+			else
+				tc_pool_free(&s->pool, v->ext[i].off,
+					     v->ext[i].len);
+		}
+	if (v->ndim > 1)
+		free(v->shp.many);
+	if (v->ext != &v->ext1)
+		free(v->ext);
+	free(v);
+}
+
+void ver_put_cb(void *arg, struct tc_ver *v)
+{
+	ver_put(arg, v);
+}
+
+int ver_push(struct tc_ver *v, struct tc_extent e)
+{
+	struct tc_extent *last = v->nextents ? &v->ext[v->nextents - 1] : NULL;
+	if (last && last->off + last->len == e.off) {
+		last->len += e.len;
+	} else {
+		if (v->nextents == v->cap) {
+			uint32_t ncap = v->cap * 2;
+			struct tc_extent *ne = v->ext == &v->ext1 ? NULL : v->ext;
+			ne = realloc(ne, ncap * sizeof(*ne));
+			if (!ne)
+				return -ENOMEM;
+			if (v->ext == &v->ext1)
+				ne[0] = v->ext1;
+			v->ext = ne;
+			v->cap = ncap;
+		}
+		v->ext[v->nextents++] = e;
+	}
+	v->alloc += e.len;
+	return 0;
+}
+
+/*
+ * The one extent walk: call @fn(arg, pool offset, length) on each piece
+ * of bytes [off, off + len) of @v, in order, as far as its extents go.  A
+ * non-zero return of @fn stops the walk and is returned.  O(extents).
+ */
+int ver_walk(const struct tc_ver *v, uint64_t off, uint64_t len,
+	     int (*fn)(void *arg, uint64_t pool_off, size_t n), void *arg)
+{
+	uint64_t at = 0;
+	for (uint32_t i = 0; i < v->nextents && len; i++) {
+		const struct tc_extent *e = &v->ext[i];
+		if (off >= at + e->len) {
+			at += e->len;
+			continue;
+		}
+		uint64_t in = off - at;
+		uint64_t take = e->len - in < len ? e->len - in : len;
+		int r = fn(arg, e->off + in, (size_t)take);
+		if (r)
+			return r;
+		off += take;
+		len -= take;
+		at += e->len;
+	}
+	return 0;
+}
+
+struct spans_ctx {
+	const struct tc_store *s;
+	struct tc_span *sp;
+	int n, max;
+};
+
+static int span_fn(void *arg, uint64_t pool_off, size_t n)
+{
+	struct spans_ctx *c = arg;
+	if (c->n == c->max)
+		return -ENOBUFS;
+	c->sp[c->n++] = (struct tc_span){ .fd = c->s->pool.fd,
+					  .fd_off = pool_off,
+					  .ptr = c->s->pool.map + pool_off,
+					  .len = n };
+	return 0;
+}
+
+/* Spans of [off, off + len) of @v (within v->alloc); returns the count or
+ * -ENOBUFS when more than @max are needed.  O(extents). */
+int ver_spans(const struct tc_store *s, const struct tc_ver *v, uint64_t off,
+	      uint64_t len, struct tc_span *sp, int max)
+{
+	struct spans_ctx c = { s, sp, 0, max };
+	int r = ver_walk(v, off, len, span_fn, &c);
+	return r ? r : c.n;
+}
+
+struct map_ctx {
+	uint8_t *map;           /* the pool mmap */
+	void (*fn)(void *arg, uint8_t *p, size_t n);
+	void *arg;
+};
+
+static int map_fn(void *arg, uint64_t pool_off, size_t n)
+{
+	struct map_ctx *c = arg;
+	c->fn(c->arg, c->map + pool_off, n);
+	return 0;
+}
+
+/* @fn on each piece of [off, off + len) of @v in the pool mmap. */
+static void ver_each(const struct tc_store *s, const struct tc_ver *v,
+		     uint64_t off, uint64_t len,
+		     void (*fn)(void *arg, uint8_t *p, size_t n), void *arg)
+{
+	struct map_ctx c = { s->pool.map, fn, arg };
+	ver_walk(v, off, len, map_fn, &c);
+}
+
+static void hash_fn(void *arg, uint8_t *p, size_t n)
+{
+	tc_hash_update(arg, p, n);
+}
+
+/* xxh3 of the first @size bytes of @v.  Reads the pool: O(size). */
+int ver_hash(const struct tc_store *s, const struct tc_ver *v, uint64_t size,
+	     uint64_t *out)
+{
+	XXH3_state_t *st = XXH3_createState();
+	if (!st)
+		return -ENOMEM;
+	XXH3_64bits_reset(st);
+	ver_each(s, v, 0, size, hash_fn, st);
+	*out = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return 0;
+}
+
+struct intact_ctx {
+	int fd;
+	uint8_t *buf;
+	size_t bufsize;
+	XXH3_state_t *st;
+};
+
+static int intact_fn(void *arg, uint64_t pool_off, size_t len)
+{
+	struct intact_ctx *c = arg;
+	while (len) {
+		size_t n = len < c->bufsize ? len : c->bufsize;
+		ssize_t got = c->fd >= 0 ? pread(c->fd, c->buf, n, (off_t)pool_off)
+					 : -1;
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got != (ssize_t)n)
+			return 1; /* short or unreadable: not intact */
+		tc_hash_update(c->st, c->buf, n);
+		pool_off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Are the first v->size bytes of @v in the pool file @fd the ones its
+ * xxh3 names?  1 yes, 0 no (or unreadable), -ENOMEM.  Reads with pread
+ * into @buf: the pool is not mapped yet at open.  O(size). */
+int ver_intact(int fd, const struct tc_ver *v, uint8_t *buf, size_t bufsize)
+{
+	struct intact_ctx c = { fd, buf, bufsize, XXH3_createState() };
+	int ok;
+
+	if (!c.st)
+		return -ENOMEM;
+	XXH3_64bits_reset(c.st);
+	ok = v->alloc >= v->size && ver_walk(v, 0, v->size, intact_fn, &c) == 0 &&
+	     XXH3_64bits_digest(c.st) == v->xxh3;
+	XXH3_freeState(c.st);
+	return ok;
+}
+
+/* Grow @v's extents to hold @end bytes (evicting to make room), more
+ * than asked for a file past GROW_MIN so that appends allocate rarely.
+ * Lock held. */
+int ver_grow(struct tc_store *s, struct tc_ver *v, uint64_t end)
+{
+	uint64_t need, target;
+	int r;
+
+	assert_locked(s);
+	if (end > s->pool.size)
+		return -EFBIG;
+	need = tc_round_block(end);
+	if (need <= v->alloc)
+		return 0;
+	need -= v->alloc;
+	r = make_room(s, need);
+	if (r)
+		return r;
+	target = need;
+	if (v->alloc >= GROW_MIN) {
+		uint64_t extra = v->alloc < GROW_MAX ? v->alloc : GROW_MAX;
+		if (extra > target)
+			target = extra;
+		if (target > s->pool.free)
+			target = s->pool.free & ~(uint64_t)(TC_BLOCK - 1);
+		if (target < need)
+			target = need;
+	}
+	if (v->nextents) {
+		struct tc_extent *last = &v->ext[v->nextents - 1];
+		uint64_t got = tc_pool_extend(&s->pool, last->off + last->len,
+					      target);
+		last->len += got;
+		v->alloc += got;
+		target -= got < target ? got : target;
+	}
+	while (target) {
+		struct tc_extent e;
+		r = tc_pool_alloc(&s->pool, target, &e);
+		if (r)
+			return r; /* cannot happen: free >= need checked */
+		r = ver_push(v, e);
+		if (r) {
+			tc_pool_free(&s->pool, e.off, e.len);
+			return r;
+		}
+		target -= e.len;
+	}
+	return 0;
+}
+
+/* Shrink @v's extents to exactly round(size).  Lock held. */
+void ver_trim(struct tc_store *s, struct tc_ver *v)
+{
+	uint64_t keep = tc_round_block(v->size), at = 0;
+	uint32_t i;
+
+	assert_locked(s);
+	assert(v->inflight == 0);
+	for (i = 0; i < v->nextents; i++) {
+		struct tc_extent *e = &v->ext[i];
+		if (at + e->len <= keep) {
+			at += e->len;
+			continue;
+		}
+		uint64_t k = keep > at ? keep - at : 0;
+		tc_pool_free(&s->pool, e->off + k, e->len - k);
+		v->alloc -= e->len - k;
+		e->len = k;
+		at += k;
+		if (!k)
+			break;
+		i++;
+		break;
+	}
+	uint32_t kept = i;
+	for (; i < v->nextents; i++) {
+		if (!v->ext[i].len)
+			continue;
+		tc_pool_free(&s->pool, v->ext[i].off, v->ext[i].len);
+		v->alloc -= v->ext[i].len;
+	}
+	v->nextents = kept;
+	while (v->nextents && !v->ext[v->nextents - 1].len)
+		v->nextents--;
+}
+
+static void zero_fn(void *arg, uint8_t *p, size_t n)
+{
+	memset(p, 0, n);
+}
+
+/* Zero bytes [from, to) of @v (inside its allocation). */
+void ver_zero(struct tc_store *s, struct tc_ver *v, uint64_t from, uint64_t to)
+{
+	if (to > from)
+		ver_each(s, v, from, to - from, zero_fn, NULL);
+}
+
+struct copy_ctx {
+	const struct tc_store *s;
+	struct tc_ver *dst;
+	uint64_t at;            /* where in dst the next piece goes */
+	const uint8_t *src;     /* the piece being copied */
+};
+
+static int copy_to_fn(void *arg, uint64_t pool_off, size_t n)
+{
+	struct copy_ctx *c = arg;
+	memcpy(c->s->pool.map + pool_off, c->src, n);
+	c->src += n;
+	return 0;
+}
+
+static void copy_fn(void *arg, uint8_t *p, size_t n)
+{
+	struct copy_ctx *c = arg;
+	c->src = p;
+	ver_walk(c->dst, c->at, n, copy_to_fn, c);
+	c->at += n;
+}
+
+/* A new pending version of @size bytes holding the bytes of @src (NULL:
+ * none) up to @size, zeros past src's end.  O(size) copy.  Lock held. */
+int ver_clone(struct tc_store *s, const struct tc_ver *src, uint64_t size,
+	      struct tc_ver **out)
+{
+	struct tc_ver *v = ver_new();
+	int r;
+
+	if (!v)
+		return -ENOMEM;
+	r = ver_grow(s, v, size);
+	if (r) {
+		ver_put(s, v);
+		return r;
+	}
+	uint64_t have = src ? (src->size < size ? src->size : size) : 0;
+	if (have) {
+		struct copy_ctx c = { s, v, 0, NULL };
+		ver_each(s, src, 0, have, copy_fn, &c);
+	}
+	ver_zero(s, v, have, size);
+	v->size = size;
+	v->dirty = 1;
+	*out = v;
+	return 0;
+}
+
+/* ---- dtype and shape ----------------------------------------------------- */
+
+static int name_is_npy(const char *name)
+{
+	size_t n = strlen(name);
+	return n >= 4 && !strcasecmp(name + n - 4, ".npy");
+}
+
+struct peek_ctx {
+	uint8_t *buf;
+	size_t at;
+};
+
+static void peek_fn(void *arg, uint8_t *p, size_t n)
+{
+	struct peek_ctx *c = arg;
+	memcpy(c->buf + c->at, p, n);
+	c->at += n;
+}
+
+/* Give @v this dtype and shape if they describe exactly its bytes after
+ * @data_offset (overflow-safe).  1 when set, 0 when they do not fit (or on
+ * ENOMEM), and @v keeps what it had. */
+static int ver_set_type(struct tc_ver *v, int dtype, int ndim,
+			const uint64_t *shape, uint64_t data_offset)
+{
+	uint64_t bytes = tc_dtype_size(dtype);
+	if (!bytes || data_offset > v->size)
+		return 0;
+	for (int i = 0; i < ndim; i++)
+		if (__builtin_mul_overflow(bytes, shape[i], &bytes))
+			return 0;
+	if (bytes != v->size - data_offset || ver_set_shape(v, ndim, shape))
+		return 0;
+	v->dtype = dtype;
+	v->data_offset = data_offset;
+	return 1;
+}
+
+/* dtype/shape for @v, tensor @n's new version: from its .npy header, else
+ * kept from @old when the size still fits them, else raw uint8 [size]. */
+void ver_type(struct tc_store *s, const struct tc_node *n, struct tc_ver *v,
+	      const struct tc_ver *old)
+{
+	if (name_is_npy(n->name) && v->size) {
+		size_t len = v->size < NPY_PEEK ? (size_t)v->size : NPY_PEEK;
+		struct peek_ctx c = { malloc(len), 0 };
+		struct tc_npy_info info;
+		if (c.buf) {
+			ver_each(s, v, 0, len, peek_fn, &c);
+			int r = tc_npy_parse(c.buf, len, &info);
+			free(c.buf);
+			if (!r && ver_set_type(v, info.dtype, info.ndim, info.shape,
+					       info.data_offset))
+				return;
+		}
+	}
+	if (old && old->ndim > 0 && old->dtype != TC_DT_UINT8 &&
+	    ver_set_type(v, old->dtype, old->ndim, tc_ver_shape(old),
+			 old->data_offset))
+		return;
+	ver_set_shape(v, 1, &v->size); /* one dimension: cannot fail */
+	v->dtype = TC_DT_UINT8;
+	v->data_offset = 0;
+}
