@@ -66,49 +66,78 @@ static int meta_view(struct tc_node *d, struct meta_view *m)
 	return 0;
 }
 
-int tc_meta_get(tc_store *s, uint64_t dir, char **json, size_t *len)
+/* The view of directory @dir (not the root: it has no meta.json) into
+ * *@m, *@d the directory.  Lock held. */
+static int view_of(struct tc_store *s, uint64_t dir, struct tc_node **d,
+		   struct meta_view *m)
+{
+	assert_locked(s);
+	int r = get_dir(s, dir, d);
+	if (!r && (*d)->kind == TC_KIND_ROOT)
+		r = -EINVAL;
+	return r ? r : meta_view(*d, m);
+}
+
+struct render_ctx {
+	char **json;
+	size_t *len;
+};
+
+static int render_fn(const struct tc_meta_dir *d, void *arg)
+{
+	struct render_ctx *c = arg;
+	return tc_meta_render(d, c->json, c->len);
+}
+
+struct check_ctx {
+	const char *json;
+	size_t len;
+};
+
+static int check_fn(const struct tc_meta_dir *d, void *arg)
+{
+	struct check_ctx *c = arg;
+	struct tc_meta_update u;
+	int r = tc_meta_parse(d, c->json, c->len, &u);
+	if (!r)
+		tc_meta_update_free(&u);
+	return r;
+}
+
+/* @fn on the view of directory @dir, under the lock. */
+static int with_view(tc_store *s, uint64_t dir,
+		     int (*fn)(const struct tc_meta_dir *d, void *arg),
+		     void *arg)
 {
 	struct tc_node *d;
 	struct meta_view m;
 	int r;
 
 	lock(s);
-	r = get_dir(s, dir, &d);
-	if (!r && d->kind == TC_KIND_ROOT)
-		r = -EINVAL;
-	if (!r)
-		r = meta_view(d, &m);
+	r = view_of(s, dir, &d, &m);
 	if (!r) {
-		r = tc_meta_render(&m.d, json, len);
+		r = fn(&m.d, arg);
 		meta_view_free(&m);
 	}
 	op_done(s);
 	return r;
 }
 
+int tc_meta_get(tc_store *s, uint64_t dir, char **json, size_t *len)
+{
+	struct render_ctx c = { json, len };
+	return with_view(s, dir, render_fn, &c);
+}
+
 int tc_meta_check(tc_store *s, uint64_t dir, const char *json, size_t len)
 {
-	struct tc_node *d;
-	struct meta_view m;
-	struct tc_meta_update u;
+	struct check_ctx c = { json, len };
 	cJSON *doc = cJSON_ParseWithLength(json, len);
-	int r;
 
 	if (!doc)
 		return -EAGAIN;
 	cJSON_Delete(doc);
-	lock(s);
-	r = get_dir(s, dir, &d);
-	if (!r && d->kind == TC_KIND_ROOT)
-		r = -EINVAL;
-	if (!r && !(r = meta_view(d, &m))) {
-		r = tc_meta_parse(&m.d, json, len, &u);
-		if (!r)
-			tc_meta_update_free(&u);
-		meta_view_free(&m);
-	}
-	op_done(s);
-	return r;
+	return with_view(s, dir, check_fn, &c);
 }
 
 int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len)
@@ -121,12 +150,7 @@ int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len)
 	int r;
 
 	lock(s);
-	r = get_dir(s, dir, &d);
-	if (!r && d->kind == TC_KIND_ROOT)
-		r = -EINVAL;
-	if (r)
-		goto out;
-	r = meta_view(d, &m);
+	r = view_of(s, dir, &d, &m);
 	if (r)
 		goto out;
 	r = tc_meta_parse(&m.d, json, len, &u);

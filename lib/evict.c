@@ -212,13 +212,12 @@ static int shrink_relocate(struct tc_store *s, uint64_t cap, uint64_t limit,
 	 * limit: the rest stays taken until the pool is closed. */
 	while (!r && tc_pool_alloc(&s->pool, s->pool.size, &e) == 0) {
 		if (n == room) {
-			struct tc_extent *p = realloc(taken, (room * 2 + 16) * sizeof(*p));
+			struct tc_extent *p = grow_array(taken, &room, sizeof(*p), 16);
 			if (!p) {
 				r = -ENOMEM;
 				break;
 			}
 			taken = p;
-			room = room * 2 + 16;
 		}
 		taken[n++] = e;
 	}

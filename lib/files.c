@@ -197,20 +197,9 @@ int tc_create(tc_store *s, uint64_t parent, const char *name, uint32_t mode,
 	int r;
 
 	lock(s);
-	r = get_dir(s, parent, &d);
+	r = dir_for_new(s, parent, name, TC_KIND_TENSOR, &d);
 	if (r)
 		goto out;
-	if (d->kind == TC_KIND_ROOT) {
-		r = -EPERM;
-		goto out;
-	}
-	r = check_new_name(d, name);
-	if (r)
-		goto out;
-	if (tc_index_find(&s->idx, d, name)) {
-		r = -EEXIST;
-		goto out;
-	}
 	n = tc_node_new(s->idx.next_id, TC_KIND_TENSOR, name);
 	if (!n || !wr_get(n) || !(n->wr->pending = ver_new()) ||
 	    wr_start_hash(n->wr)) {

@@ -272,20 +272,16 @@ static int get(struct tc_rd *r, void *v, size_t n)
 			return -EINVAL;                                    \
 		(v) = t_;                                                  \
 	} while (0)
-#define GET32(r, v)                                                        \
+/* GET32, GET64: a little-endian integer of that many bits into @v */
+#define GETLE(r, v, bits)                                                  \
 	do {                                                               \
-		uint32_t t_;                                               \
-		if (get(r, &t_, 4))                                        \
+		uint##bits##_t t_;                                         \
+		if (get(r, &t_, (bits) / 8))                               \
 			return -EINVAL;                                    \
-		(v) = le32toh(t_);                                         \
+		(v) = le##bits##toh(t_);                                   \
 	} while (0)
-#define GET64(r, v)                                                        \
-	do {                                                               \
-		uint64_t t_;                                               \
-		if (get(r, &t_, 8))                                        \
-			return -EINVAL;                                    \
-		(v) = le64toh(t_);                                         \
-	} while (0)
+#define GET32(r, v) GETLE(r, v, 32)
+#define GET64(r, v) GETLE(r, v, 64)
 
 static int valid_name(const char *s, size_t n)
 {

@@ -34,7 +34,7 @@ static int check_name(const char *name)
 }
 
 /* A name that may be created in @dir (not reserved there: see tcache.h). */
-int check_new_name(const struct tc_node *dir, const char *name)
+static int check_new_name(const struct tc_node *dir, const char *name)
 {
 	int r = check_name(name);
 	if (r)
@@ -90,23 +90,55 @@ int get_dir(struct tc_store *s, uint64_t id, struct tc_node **out)
 	return 0;
 }
 
+/* The directory @parent, *@d, where a @kind node named @name may be
+ * made: the name valid, not reserved there and not taken; a tensor not
+ * at the root (EPERM).  Lock held. */
+int dir_for_new(struct tc_store *s, uint64_t parent, const char *name,
+		int kind, struct tc_node **d)
+{
+	assert_locked(s);
+	int r = get_dir(s, parent, d);
+	if (!r && kind == TC_KIND_TENSOR && (*d)->kind == TC_KIND_ROOT)
+		r = -EPERM;
+	if (!r)
+		r = check_new_name(*d, name);
+	if (!r && tc_index_find(&s->idx, *d, name))
+		r = -EEXIST;
+	return r;
+}
+
+/* fill_stat() of @n, or -ENOENT for none. */
+static int stat_of(const struct tc_node *n, struct tc_stat *st)
+{
+	if (!n)
+		return -ENOENT;
+	fill_stat(n, st);
+	return 0;
+}
+
+/* The directory @parent, *@d, and its child @name, *@n (NULL: none).
+ * Lock held. */
+static int find_child(struct tc_store *s, uint64_t parent, const char *name,
+		      struct tc_node **d, struct tc_node **n)
+{
+	assert_locked(s);
+	int r = get_dir(s, parent, d);
+	*n = r ? NULL : tc_index_find(&s->idx, *d, name);
+	return r;
+}
+
 int tc_lookup(tc_store *s, uint64_t parent, const char *name,
 	      struct tc_stat *st)
 {
-	struct tc_node *d, *n = NULL;
+	struct tc_node *d, *n;
 	int r = check_name(name);
 	if (r)
 		return r;
 	lock(s);
-	r = get_dir(s, parent, &d);
-	if (!r) {
-		n = tc_index_find(&s->idx, d, name);
+	if (!(r = find_child(s, parent, name, &d, &n))) {
 		if (d->kind == TC_KIND_ROOT && !n)
 			s->misses++;
-		if (n)
-			fill_stat(n, st);
-		else
-			r = -ENOENT;
+		r = stat_of(n, st);
 	}
 	op_done(s);
 	return r;
@@ -114,13 +146,8 @@ int tc_lookup(tc_store *s, uint64_t parent, const char *name,
 
 int tc_getattr(tc_store *s, uint64_t id, struct tc_stat *st)
 {
-	int r = 0;
 	lock(s);
-	struct tc_node *n = tc_index_get(&s->idx, id);
-	if (n)
-		fill_stat(n, st);
-	else
-		r = -ENOENT;
+	int r = stat_of(tc_index_get(&s->idx, id), st);
 	op_done(s);
 	return r;
 }
@@ -134,12 +161,8 @@ int tc_mkdir(tc_store *s, uint64_t parent, const char *name, uint32_t mode,
 	int r;
 
 	lock(s);
-	if ((r = get_dir(s, parent, &d)) || (r = check_new_name(d, name)))
+	if ((r = dir_for_new(s, parent, name, TC_KIND_ENTRY, &d)))
 		goto out;
-	if (tc_index_find(&s->idx, d, name)) {
-		r = -EEXIST;
-		goto out;
-	}
 	op.id = s->idx.next_id;
 	op.parent = d->id;
 	op.kind = d->kind == TC_KIND_ROOT ? TC_KIND_ENTRY : TC_KIND_GROUP;
@@ -178,10 +201,8 @@ static int remove_name(tc_store *s, uint64_t parent, const char *name, int dir)
 	if (r)
 		return r;
 	lock(s);
-	r = get_dir(s, parent, &d);
-	if (r)
+	if ((r = find_child(s, parent, name, &d, &n)))
 		goto out;
-	n = tc_index_find(&s->idx, d, name);
 	if (!n)
 		r = -ENOENT;
 	else if (tc_node_isdir(n) != dir)

@@ -206,13 +206,12 @@ static int collect(struct tc_store *s, struct owned **o, size_t *k)
 			continue;
 		for (uint32_t i = 0; i < t->ver->nextents; i++) {
 			if (n == cap) {
-				struct owned *b = realloc(a, 2 * cap * sizeof(*a));
+				struct owned *b = grow_array(a, &cap, sizeof(*a), 0);
 				if (!b) {
 					free(a);
 					return -ENOMEM;
 				}
 				a = b;
-				cap *= 2;
 			}
 			a[n++] = (struct owned){ t->ver->ext[i], t };
 		}

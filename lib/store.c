@@ -443,13 +443,12 @@ int tc_store_dump(tc_store *s, char **out, size_t *len)
 	for (struct tc_node *x = tc_node_next(top, top); !r && x;
 	     x = tc_node_next(x, top)) {
 		if (k == cap) {
-			struct tc_node **nv = realloc(v, (cap * 2 + 64) * sizeof(*v));
+			struct tc_node **nv = grow_array(v, &cap, sizeof(*v), 64);
 			if (!nv) {
 				r = -ENOMEM;
 				break;
 			}
 			v = nv;
-			cap = cap * 2 + 64;
 		}
 		v[k++] = x;
 	}

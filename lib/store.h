@@ -43,6 +43,7 @@
 #include <assert.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "index.h"
@@ -205,6 +206,19 @@ static inline void dir_changed(struct tc_node *d, int64_t now)
 	d->mtime = d->ctime = now;
 }
 
+/* @a (an array of *@cap elements of @size bytes, or NULL) with room for
+ * more: twice as many, at least @first; *@cap updated.  NULL on ENOMEM,
+ * and @a is as it was. */
+static inline void *grow_array(void *a, size_t *cap, size_t size,
+			       size_t first)
+{
+	size_t ncap = *cap ? *cap * 2 : first;
+	void *p = realloc(a, ncap * size);
+	if (p)
+		*cap = ncap;
+	return p;
+}
+
 /* ---- what the files call of each other ----------------------------------- */
 
 /* store.c: the end of every public operation: op_chores(), unlock. */
@@ -271,7 +285,8 @@ int shrink(struct tc_store *s, uint64_t cap, uint64_t limit, uint64_t *valid);
 /* namespace.c */
 void fill_stat(const struct tc_node *n, struct tc_stat *st);
 int get_dir(struct tc_store *s, uint64_t id, struct tc_node **out);
-int check_new_name(const struct tc_node *dir, const char *name);
+int dir_for_new(struct tc_store *s, uint64_t parent, const char *name,
+		int kind, struct tc_node **d);
 int node_remove(struct tc_store *s, struct tc_node *n);
 
 /* files.c */
