@@ -386,6 +386,7 @@ int apply_op(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 {
 	struct tc_node *n;
 
+	assert_locked(s);
 	switch (op->type) {
 	case TC_OP_NODE:
 		return apply_node(s, seq, op, h, v);

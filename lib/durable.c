@@ -67,6 +67,7 @@ int store_append(struct tc_store *s, struct tc_buf *b, uint64_t *seq)
  * on failure they are dropped. */
 void touches_flush(struct tc_store *s)
 {
+	assert_locked(s);
 	if (s->ntouches && !s->touches.err)
 		store_append(s, &s->touches, NULL);
 	s->touches.len = 0;
@@ -231,6 +232,7 @@ int checkpoint(struct tc_store *s, uint64_t capacity)
 	struct emit_ctx c = { .s = s };
 	uint64_t nodes = s->idx.entries + s->idx.groups + s->idx.tensors;
 	uint64_t gen = s->sync_gen++;
+	assert_locked(s);
 	int r = tc_journal_rewrite(&s->jr, capacity, nodes, emit_all, &c);
 	tc_buf_free(&c.b);
 	tc_buf_free(&c.framed);

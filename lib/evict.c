@@ -254,6 +254,7 @@ int shrink(struct tc_store *s, uint64_t cap, uint64_t limit,
 	uint64_t used = 0;
 	int r;
 
+	assert_locked(s);
 	if (pinned_alloc(s) > limit)
 		return -EFBIG;
 	for (struct tc_node *e = s->idx.root.child_head; e; e = e->sib_next)

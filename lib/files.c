@@ -399,6 +399,7 @@ static int drop_failed(struct tc_store *s, struct tc_node *n, tc_file *fh)
 	int err = -n->wr->failed, r = 0;
 	struct tc_wr *w;
 
+	assert_locked(s);
 	wait_drained(s, n);
 	if ((w = n->wr)) {
 		ver_put(s, w->pending);
@@ -508,6 +509,7 @@ static int reserve_locked(struct tc_store *s, struct tc_node *n, uint64_t end)
 	struct tc_ver *v;
 	int r;
 
+	assert_locked(s);
 	wait_drained(s, n);
 	w = n->wr; /* a write handle keeps it */
 	if (!(v = w->pending)) {

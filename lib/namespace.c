@@ -187,7 +187,7 @@ int node_remove(struct tc_store *s, struct tc_node *n)
 {
 	struct tc_node *d = n->parent;
 	struct tc_op op = { .type = TC_OP_DEL, .id = n->id };
-	int r = store_change(s, &op, 1, NULL);
+	int r = store_change(s, &op, 1, NULL); /* asserts the lock */
 	if (!r)
 		dir_changed(d, now_ns());
 	return r;
