@@ -8,9 +8,9 @@
  * one while e->pinned (an explicit pin), else the unpinned one.  Recency
  * is the last open of any tensor in the entry (a touch); creation counts
  * as a touch.  The order survives restarts because the journal records the
- * touches (in batches, see touch() in store.c: a kill -9 may lose the
- * last second of them) and the checkpoint writes entries oldest first
- * (tc_lru_iter: both lists merged by last_access).
+ * touches (in batches, see store_touch() in durable.c: a kill -9 may
+ * lose the last second of them) and the checkpoint writes entries oldest
+ * first (tc_lru_iter: both lists merged by last_access).
  *
  * Pinned entries live apart so that finding a victim never walks past
  * them: with 100 000 pinned entries older than the rest, a put that

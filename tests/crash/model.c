@@ -8,7 +8,7 @@
  *                                        (0/1); ATTRS: -1 or the seq
  *   F wTeK SLOT SEED LEN SIZE DT ND D0 D1  a file
  *
- * The dtype rule mirrors lib/store.c ver_type(): a new version keeps the
+ * The dtype rule mirrors lib/version.c ver_type(): a new version keeps the
  * old version's dtype/shape when that is not uint8 and still fits the new
  * size; otherwise it is uint8 [size].
  */
