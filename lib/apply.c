@@ -24,10 +24,11 @@
  * a bug (asserted).
  *
  * Only state that the journal does not keep changes outside ops: open
- * counts, pending versions (files.c), recency (touches are applied at
- * once and written in batches, durable.c), counters, and a directory's
- * mtime and ctime as its children change (they reach the journal with
- * the directory's own records).
+ * counts, pending versions and a tensor created but not yet committed
+ * (files.c: its first record is its commit), recency (touches are
+ * applied at once and written in batches, durable.c), counters, and a
+ * directory's mtime and ctime as its children change (they reach the
+ * journal with the directory's own records).
  *
  * Lock held throughout.
  */
