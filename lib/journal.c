@@ -545,14 +545,17 @@ static int new_file(int dirfd, uint64_t capacity, uint64_t nodes, int *fdp)
 }
 
 /* End a checkpoint's records with a mark covering them all (the pool was
- * fdatasync'd before the first of them was written). */
-static int mark_all(struct tc_journal *nj)
+ * fdatasync'd before the first of them was written).  @on_disk: the
+ * first seq a record after it may have, less one: the mark's own seq for
+ * a checkpoint written here, the parent's seq at the fork for a child's
+ * (no record has a seq between the child's last and that). */
+static int mark_all(struct tc_journal *nj, uint64_t on_disk)
 {
 	struct tc_buf b = { 0 }, f = { 0 };
 	/* a checkpoint file becomes the journal only once install() has
 	 * fdatasync'd all of it: its records are durable whenever used */
 	struct tc_op op = { .type = TC_OP_MARK, .synced = nj->seq,
-			    .on_disk = nj->seq + 1 };
+			    .on_disk = on_disk };
 	int r;
 	tc_rec_op(&b, &op);
 	r = tc_journal_frame(nj, &b, &f);
@@ -589,7 +592,7 @@ int tc_journal_rewrite(struct tc_journal *j, uint64_t capacity, uint64_t nodes,
 				  .capacity = capacity, .data_fd = -1 };
 	r = emit ? emit(arg, &nj) : 0;
 	if (!r && j->data_fd >= 0)
-		r = mark_all(&nj);
+		r = mark_all(&nj, nj.seq + 1);
 	if (r) {
 		drop_new(j->dirfd, fd);
 		return r;
@@ -706,7 +709,7 @@ int tc_journal_rewrite_bg(struct tc_journal *j, uint64_t nodes,
 		if (!r)
 			r = emit(arg, &nj);
 		if (!r && j->data_fd >= 0)
-			r = mark_all(&nj);
+			r = mark_all(&nj, j->seq + BG_SEQ_GAP);
 		if (!r && nj.seq - j->seq >= BG_SEQ_GAP)
 			r = -EOVERFLOW;
 		/* what the parent appended meanwhile: most of it copied here,
@@ -817,6 +820,20 @@ void tc_journal_bg_cancel(struct tc_journal *j)
 
 /* Count a dropped record; @after: the last intact seq before it, or
  * TC_DROP_DAMAGE for one that no power loss explains. */
+/* The seq that every record after record @seq (@payload, @len) in the
+ * file exceeds: @seq, or for a lone MARK its on_disk if larger (the mark
+ * that ends a child's checkpoint: the parent's records copied behind it
+ * count from past a gap, see BG_SEQ_GAP). */
+static uint64_t seq_floor(uint64_t seq, const uint8_t *payload, size_t len)
+{
+	struct tc_rd rd = { payload, len, 0 };
+	struct tc_op op;
+	if (len && payload[0] == TC_OP_MARK && tc_rec_next(&rd, &op) == 1 &&
+	    rd.pos == len && op.on_disk > seq)
+		return op.on_disk;
+	return seq;
+}
+
 static void drop(struct tc_scan *sc, uint64_t after)
 {
 	if (sc->dropped < sizeof(sc->drop_after) / sizeof(sc->drop_after[0]))
@@ -829,7 +846,7 @@ int tc_journal_scan(const uint8_t *m, size_t size, tc_replay_fn fn,
 {
 	struct jhdr h;
 	size_t pos = sizeof(struct jhdr), good_end = pos;
-	uint64_t last = 0;
+	uint64_t last = 0, floor = 0;
 	int in_bad = 0;
 	struct tc_scan sc = { 0 };
 
@@ -847,7 +864,7 @@ int tc_journal_scan(const uint8_t *m, size_t size, tc_replay_fn fn,
 		if (!rec_ok(m + pos, size - pos, last, &r)) {
 			/* Resync: the next valid header, if any. */
 			if (!in_bad)
-				drop(&sc, last);
+				drop(&sc, floor);
 			in_bad = 1;
 			const uint8_t *q = memmem(m + pos + 1, size - pos - 1,
 						  "TCRC", 4);
@@ -857,13 +874,13 @@ int tc_journal_scan(const uint8_t *m, size_t size, tc_replay_fn fn,
 			continue;
 		}
 		if (size - pos - sizeof(r) < r.len) {
-			drop(&sc, last); /* torn: its bytes run past the end */
+			drop(&sc, floor); /* torn: its bytes run past the end */
 			break;
 		}
 		const uint8_t *payload = m + pos + sizeof(r);
 		in_bad = 0;
 		if (XXH3_64bits(payload, r.len) != r.data_hash) {
-			drop(&sc, last);
+			drop(&sc, floor);
 			pos += sizeof(r) + r.len;
 			continue;
 		}
@@ -873,6 +890,7 @@ int tc_journal_scan(const uint8_t *m, size_t size, tc_replay_fn fn,
 		if (rc > 0) /* malformed inside (its sums hold): dropped whole */
 			drop(&sc, TC_DROP_DAMAGE);
 		last = r.seq;
+		floor = seq_floor(r.seq, payload, r.len);
 		pos += sizeof(r) + r.len;
 		good_end = pos;
 	}

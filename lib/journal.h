@@ -122,10 +122,13 @@ struct tc_scan {
 	uint64_t good_end;   /* end of the last intact record */
 	uint64_t last_seq;   /* its sequence number */
 	uint64_t dropped;    /* damaged or malformed records skipped */
-	/* For the first 16 of them, the seq of the last intact record
-	 * before it (0: none).  A power loss leaves holes (pages never
-	 * written) only past what an fdatasync covered: a drop past the
-	 * largest MARK on_disk is such a hole, one before it is damage. */
+	/* For the first 16 of them, a seq that the dropped record's
+	 * exceeds: the last intact record's before it (0: none), or the
+	 * on_disk of a mark ending a child's checkpoint, if that is the
+	 * last (the seqs after it jump).  A power loss leaves holes (pages
+	 * never written) only past what an fdatasync covered: a drop at or
+	 * past the largest MARK on_disk is such a hole, one before it is
+	 * damage. */
 	uint64_t drop_after[16];
 };
 #define TC_DROP_DAMAGE UINT64_MAX /* drop_after of a malformed record */
