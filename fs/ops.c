@@ -132,6 +132,26 @@ static void reply_err(fuse_req_t req, int err)
 	fuse_reply_err(req, -err);
 }
 
+/* Reply the entry @e, or the error @err. */
+static void reply_entry(fuse_req_t req, int err,
+			const struct fuse_entry_param *e)
+{
+	if (err)
+		reply_err(req, err);
+	else
+		fuse_reply_entry(req, e);
+}
+
+/* Reply the attributes @a, or the error @err. */
+static void reply_attr(fuse_req_t req, int err, const struct stat *a,
+		       double timeout)
+{
+	if (err)
+		reply_err(req, err);
+	else
+		fuse_reply_attr(req, a, timeout);
+}
+
 /* Reply @r bytes of @buf, or the error @r < 0; @buf (malloc'd) is
  * freed. */
 static void reply_copy(fuse_req_t req, ssize_t r, char *buf)
@@ -188,23 +208,35 @@ static int check_name(const char *name)
 	return strlen(name) > TC_NAME_MAX ? -ENAMETOOLONG : 0;
 }
 
-/* The owner of a new node: the caller, with the group of a set-gid parent
- * (which also hands its set-gid bit to new directories), as local file
- * systems do. */
-static int new_owner(struct tcfs *fs, fuse_req_t req, uint64_t parent,
-		     uint32_t *mode, bool dir, uint32_t *uid, uint32_t *gid)
+/* The mode and owner of a new node. */
+struct owner {
+	uint32_t mode, uid, gid;
+};
+
+/* A new node (a directory if @dir) @name in @parent: the checks of its
+ * name, its parent (a generated file has no names under it), and its
+ * owner: the caller, with the group of a set-gid parent (which also hands
+ * its set-gid bit to new directories), as local file systems do. */
+static int new_node(struct tcfs *fs, fuse_req_t req, uint64_t parent,
+		    const char *name, mode_t mode, bool dir, struct owner *o)
 {
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	struct tc_stat pst;
-	int err = tc_getattr(fs->store, parent, &pst);
+	int err = check_name(name);
 	if (err)
 		return err;
-	*uid = ctx->uid;
-	*gid = ctx->gid;
+	if (parent & TCFS_META_BIT)
+		return -ENOTDIR;
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct tc_stat pst;
+	err = tc_getattr(fs->store, parent, &pst);
+	if (err)
+		return err;
+	o->mode = mode & 07777;
+	o->uid = ctx->uid;
+	o->gid = ctx->gid;
 	if (pst.mode & S_ISGID) {
-		*gid = pst.gid;
+		o->gid = pst.gid;
 		if (dir)
-			*mode |= S_ISGID;
+			o->mode |= S_ISGID;
 	}
 	return 0;
 }
@@ -315,10 +347,7 @@ static void tcfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fuse_entry_param e;
 	int err = op_lookup(FS(req), parent, name, fuse_req_ctx(req)->pid, &e);
-	if (err)
-		reply_err(req, err);
-	else
-		fuse_reply_entry(req, &e);
+	reply_entry(req, err, &e);
 }
 
 /* Ids are never reused while mounted: no lookup counts to keep.  The
@@ -360,17 +389,21 @@ static void tcfs_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct stat a;
 	double timeout = 0;
 	int err = op_getattr(FS(req), ino, &a, &timeout);
-	if (err)
-		reply_err(req, err);
-	else
-		fuse_reply_attr(req, &a, timeout);
+	reply_attr(req, err, &a, timeout);
 }
 
-static struct timespec now_ts(void)
+/* A time a setattr sets: now (@now_bit in @to_set) or @given (@bit);
+ * false, *@t untouched, when neither is asked. */
+static bool set_time(int to_set, int now_bit, int bit,
+		     const struct timespec *given, struct timespec *t)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts;
+	if (to_set & now_bit)
+		clock_gettime(CLOCK_REALTIME, t);
+	else if (to_set & bit)
+		*t = *given;
+	else
+		return false;
+	return true;
 }
 
 static int op_setattr(struct tcfs *fs, uint64_t ino, struct stat *attr,
@@ -400,20 +433,12 @@ static int op_setattr(struct tcfs *fs, uint64_t ino, struct stat *attr,
 		sa.valid |= TC_SET_SIZE;
 		sa.size = (uint64_t)attr->st_size;
 	}
-	if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+	if (set_time(to_set, FUSE_SET_ATTR_ATIME_NOW, FUSE_SET_ATTR_ATIME,
+		     &attr->st_atim, &sa.atime))
 		sa.valid |= TC_SET_ATIME;
-		sa.atime = now_ts();
-	} else if (to_set & FUSE_SET_ATTR_ATIME) {
-		sa.valid |= TC_SET_ATIME;
-		sa.atime = attr->st_atim;
-	}
-	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+	if (set_time(to_set, FUSE_SET_ATTR_MTIME_NOW, FUSE_SET_ATTR_MTIME,
+		     &attr->st_mtim, &sa.mtime))
 		sa.valid |= TC_SET_MTIME;
-		sa.mtime = now_ts();
-	} else if (to_set & FUSE_SET_ATTR_MTIME) {
-		sa.valid |= TC_SET_MTIME;
-		sa.mtime = attr->st_mtim;
-	}
 	if (to_set & FUSE_SET_ATTR_CTIME) {
 		sa.valid |= TC_SET_CTIME;
 		sa.ctime = attr->st_ctim;
@@ -440,10 +465,7 @@ static void tcfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	double timeout = 0;
 	int err = op_setattr(FS(req), ino, attr, to_set, H_file(fi), &a,
 			     &timeout);
-	if (err)
-		reply_err(req, err);
-	else
-		fuse_reply_attr(req, &a, timeout);
+	reply_attr(req, err, &a, timeout);
 }
 
 /* ---- directories ------------------------------------------------------------ */
@@ -451,17 +473,12 @@ static void tcfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 static int op_mkdir(struct tcfs *fs, fuse_req_t req, uint64_t parent,
 		    const char *name, mode_t mode, struct fuse_entry_param *e)
 {
-	int err = check_name(name);
-	if (err)
-		return err;
-	if (parent & TCFS_META_BIT)
-		return -ENOTDIR;
-	uint32_t m = mode & 07777, uid, gid;
-	err = new_owner(fs, req, parent, &m, true, &uid, &gid);
+	struct owner o;
+	int err = new_node(fs, req, parent, name, mode, true, &o);
 	if (err)
 		return err;
 	struct tc_stat st;
-	err = tc_mkdir(fs->store, parent, name, m, uid, gid, &st);
+	err = tc_mkdir(fs->store, parent, name, o.mode, o.uid, o.gid, &st);
 	if (err)
 		return err;
 	stat_to_entry(&st, e);
@@ -473,10 +490,7 @@ static void tcfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fuse_entry_param e;
 	int err = op_mkdir(FS(req), req, parent, name, mode, &e);
-	if (err)
-		reply_err(req, err);
-	else
-		fuse_reply_entry(req, &e);
+	reply_entry(req, err, &e);
 }
 
 static int op_rmdir(struct tcfs *fs, uint64_t parent, const char *name)
@@ -637,20 +651,16 @@ static int op_create(struct tcfs *fs, fuse_req_t req, uint64_t parent,
 		     const char *name, mode_t mode, struct tcfs_handle **hp,
 		     struct fuse_entry_param *e)
 {
-	int err = check_name(name);
-	if (err)
-		return err;
-	if (parent & TCFS_META_BIT)
-		return -ENOTDIR;
-	uint32_t m = mode & 07777, uid, gid;
-	err = new_owner(fs, req, parent, &m, false, &uid, &gid);
+	struct owner o;
+	int err = new_node(fs, req, parent, name, mode, false, &o);
 	if (err)
 		return err;
 	struct tcfs_handle *h = tcfs_handle_new(H_TENSOR, 0);
 	if (!h)
 		return -ENOMEM;
 	struct tc_stat st;
-	err = tc_create(fs->store, parent, name, m, uid, gid, &h->f, &st);
+	err = tc_create(fs->store, parent, name, o.mode, o.uid, o.gid, &h->f,
+			&st);
 	if (err) {
 		free(h);
 		return err;
@@ -725,10 +735,7 @@ static void tcfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fuse_entry_param e;
 	int err = op_mknod(FS(req), req, parent, name, mode, &e);
-	if (err)
-		reply_err(req, err);
-	else
-		fuse_reply_entry(req, &e);
+	reply_entry(req, err, &e);
 }
 
 static int op_open(struct tcfs *fs, uint64_t ino, struct fuse_file_info *fi,
