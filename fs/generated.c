@@ -31,11 +31,11 @@
  *                         cache; the stats file is read-only, even for root
  *
  * ops.c hands over every request that concerns a generated file, and
- * nothing else (it answers ENOTDIR itself where one is given as the
- * directory of a mkdir, create or opendir, which needs nothing more): a
- * tcfs_gen_<op> returns 0 or a negative errno like any worker, or, for
- * requests that name a file, TCFS_GEN_PASS when the name is no generated
- * file's.  Nothing here replies: ops.c's reply_err() stays the one place
+ * nothing else (but it answers ENOTDIR itself where one stands for the
+ * directory of a mkdir, create, opendir or rename: that needs nothing
+ * more): a tcfs_gen_<op> returns 0 or a negative errno like any worker,
+ * or, for requests that name a file, TCFS_GEN_PASS when the name is no
+ * generated file's.  Nothing here replies: ops.c's reply_err() stays the one place
  * where errors become replies.
  *
  * Invariants: a generated file is there as long as its directory is: it
@@ -278,7 +278,7 @@ static int meta_resize_locked(struct tcfs_handle *h, size_t len)
 	return 0;
 }
 
-/* Truncate @h's buffer to @len: it is to be applied at flush. */
+/* Set the size of @h's buffer (a truncate): applied at flush. */
 static int meta_truncate(struct tcfs_handle *h, size_t len)
 {
 	pthread_mutex_lock(&h->lock);

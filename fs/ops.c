@@ -13,10 +13,10 @@
  *   meta.json, stats file generated files: regular files found by name,
  *                         never listed (generated.c)
  *
- * Generated files are generated.c's alone.  A worker first checks what
- * every file shares (a name's length, an offset, a handle's access mode),
- * then, before anything else, hands a request that concerns a generated
- * file to tcfs_gen_<op>: by ino (TCFS_META_BIT), by handle (H_META) or by
+ * Generated files are generated.c's alone.  A request that concerns one
+ * is handed to tcfs_gen_<op> before anything else is done for it here but
+ * the checks every file shares (a name's length, an offset, a handle's
+ * access mode): by ino (TCFS_META_BIT), by handle (H_META) or by
  * name (tcfs_gen_<op> answers TCFS_GEN_PASS for a name that is no
  * generated file's, and ENOTDIR for a directory that is one).  mkdir,
  * create and opendir need nothing more of generated.c than that ENOTDIR
