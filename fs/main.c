@@ -5,19 +5,25 @@
  *            [-o spin_us=N] [-o journal_slack=SIZE] [-f] [-d] [-s]
  *            [FUSE options]
  *
- * Order of events, chosen so that every refusal is a one-line message on
- * stderr and exit status 1, with nothing mounted:
- *   1. parse the command line (fuse_opt; our options are consumed, the rest
- *      goes to libfuse);
- *   2. open the store (tc_store_open): "in use", bad format, no space...;
- *   3. fuse_session_new, signal handlers (SIGINT, SIGTERM, SIGHUP end the
- *      loop), fuse_session_mount, the device read through devio.c;
- *   4. fuse_daemonize (unless -f/-d), then log to syslog;
- *   5. fork the watchdog (watchdog.c), start the eviction notifier
- *      thread (it also ticks the store once a second), run the loop
- *      (multi-threaded unless -s);
- *   6. on SIGTERM/SIGINT or fusermount3 -u: unmount, stop the notifier,
- *      close handles the kernel never released, tc_store_close.
+ * main() is six steps, a function each, sharing a struct daemon; their
+ * order is chosen so that every refusal is a one-line message on stderr
+ * and exit status 1, with nothing mounted:
+ *   1. parse_command_line: fuse_opt (our options are consumed, the rest
+ *      goes to libfuse), then fuse_parse_cmdline;
+ *   2. open_store: tc_store_open ("in use", bad format, no space...),
+ *      then the notice queue and the page-cache table;
+ *   3. mount_session: fuse_session_new, signal handlers (SIGINT, SIGTERM,
+ *      SIGHUP end the loop), fuse_session_mount, the device read through
+ *      devio.c;
+ *   4. daemonize: unless -f/-d, log to syslog from here on and
+ *      fuse_daemonize;
+ *   5. serve: fork the watchdog (watchdog.c), raise the mount's
+ *      read-ahead, start the eviction notifier thread (it also ticks the
+ *      store once a second), run the loop (multi-threaded unless -s);
+ *   6. shut_down, after SIGTERM/SIGINT or fusermount3 -u and after a
+ *      refusal at any step (one cleanup path: it undoes what was done):
+ *      unmount, stop the notifier, close handles the kernel never
+ *      released, tc_store_close.
  *
  * Threads: only the main thread until step 5; then the loop's workers
  * (ops.c) and the notifier (notify.c).  The store is opened before the
@@ -162,214 +168,223 @@ static void store_tick(void *store)
 	tc_store_tick(store);
 }
 
-int main(int argc, char *argv[])
-{
-	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+/* What the steps of main() share. */
+struct daemon {
+	const char *prog;         /* argv[0], for messages */
+	struct fuse_args args;
+	struct cli cli;
 	struct fuse_cmdline_opts cmd;
-	struct cli cli = { 0 };
-	struct tcfs fs = { 0 };
-	struct tc_options topt = { 0 };
-	struct fuse_session *se = NULL;
-	char *store = NULL;
-	const char *prog = argc > 0 ? argv[0] : "tcachefs";
-	int ret = 1;
-	pid_t watchdog = 0;
-	bool mounted = false, handlers = false;
+	struct tc_options topt;
+	unsigned spin_us;
+	char *store;              /* STORE made absolute */
+	struct tcfs fs;           /* fs.se: the session, once made */
+	bool handlers, mounted;   /* signal handlers set; mounted */
+	pid_t watchdog;           /* 0: none */
+	int status;               /* the exit status */
+};
 
-	memset(&cmd, 0, sizeof(cmd));
-	pthread_mutex_init(&fs.handles_lock, NULL);
-
-	if (fuse_opt_parse(&args, &cli, cli_spec, cli_proc) != 0)
-		goto out;
-	if (fuse_parse_cmdline(&args, &cmd) != 0)
-		goto out;
-	if (cmd.show_help) {
-		usage(stdout, prog);
+/* Step 1: our options, then libfuse's.  False to stop: a refusal (status
+ * 1), or --help and --version done (status 0). */
+static bool parse_command_line(struct daemon *d)
+{
+	struct tc_options *topt = &d->topt;
+	struct cli *cli = &d->cli;
+	if (fuse_opt_parse(&d->args, cli, cli_spec, cli_proc) != 0)
+		return false;
+	if (fuse_parse_cmdline(&d->args, &d->cmd) != 0)
+		return false;
+	if (d->cmd.show_help) {
+		usage(stdout, d->prog);
 		printf("FUSE options:\n");
 		fflush(stdout);
 		fuse_cmdline_help();
 		fuse_lowlevel_help();
-		ret = 0;
-		goto out;
+		d->status = 0;
+		return false;
 	}
-	if (cmd.show_version) {
+	if (d->cmd.show_version) {
 		printf("tcachefs %s\n", TC_VERSION_STRING);
 		printf("FUSE library version %s\n", fuse_pkgversion());
 		fflush(stdout);
 		fuse_lowlevel_version();
-		ret = 0;
-		goto out;
+		d->status = 0;
+		return false;
 	}
-	if (!cli.store || !cmd.mountpoint) {
-		usage(stderr, prog);
+	if (!cli->store || !d->cmd.mountpoint) {
+		usage(stderr, d->prog);
 		fprintf(stderr, "%s: STORE and MOUNTPOINT are required\n",
-			prog);
-		goto out;
+			d->prog);
+		return false;
 	}
-	if (cli.capacity) {
-		int err = tc_parse_size(cli.capacity, &topt.capacity);
+	if (cli->capacity) {
+		int err = tc_parse_size(cli->capacity, &topt->capacity);
 		if (err) {
-			fprintf(stderr, "%s: bad capacity '%s': %s\n", prog,
-				cli.capacity,
+			fprintf(stderr, "%s: bad capacity '%s': %s\n", d->prog,
+				cli->capacity,
 				err == -ERANGE ? "too large"
 					       : "expected a size like 512M, "
 						 "20G or 1.5T");
-			goto out;
+			return false;
 		}
 	}
-	if (cli.journal_slack) {
-		int err = tc_parse_size(cli.journal_slack, &topt.journal_slack);
-		if (err || topt.journal_slack < 4096 ||
-		    topt.journal_slack > (1ull << 40)) {
+	if (cli->journal_slack) {
+		int err = tc_parse_size(cli->journal_slack, &topt->journal_slack);
+		if (err || topt->journal_slack < 4096 ||
+		    topt->journal_slack > (1ull << 40)) {
 			fprintf(stderr, "%s: bad journal_slack '%s': a size "
-				"from 4K to 1T\n", prog, cli.journal_slack);
-			goto out;
+				"from 4K to 1T\n", d->prog, cli->journal_slack);
+			return false;
 		}
 	}
-	if (cli.verify) {
-		if (strcmp(cli.verify, "on") == 0) {
-			topt.verify = TC_VERIFY_ON;
-		} else if (strcmp(cli.verify, "off") == 0) {
-			topt.verify = TC_VERIFY_OFF;
+	if (cli->verify) {
+		if (strcmp(cli->verify, "on") == 0) {
+			topt->verify = TC_VERIFY_ON;
+		} else if (strcmp(cli->verify, "off") == 0) {
+			topt->verify = TC_VERIFY_OFF;
 		} else {
 			fprintf(stderr, "%s: bad verify '%s': on or off\n",
-				prog, cli.verify);
-			goto out;
+				d->prog, cli->verify);
+			return false;
 		}
 	}
 
-	unsigned spin_us = TCFS_SPIN_US;
-	if (cli.spin_us && parse_spin(cli.spin_us, &spin_us) != 0) {
+	d->spin_us = TCFS_SPIN_US;
+	if (cli->spin_us && parse_spin(cli->spin_us, &d->spin_us) != 0) {
 		fprintf(stderr, "%s: bad spin_us '%s': microseconds from 0 to "
-			"%u\n", prog, cli.spin_us, TCFS_SPIN_MAX_US);
-		goto out;
+			"%u\n", d->prog, cli->spin_us, TCFS_SPIN_MAX_US);
+		return false;
 	}
-	if (cli.loglevel && tcfs_log_set_level(cli.loglevel) != 0) {
+	if (cli->loglevel && tcfs_log_set_level(cli->loglevel) != 0) {
 		fprintf(stderr, "%s: bad loglevel '%s': err, warning, notice, "
-			"info or debug\n", prog, cli.loglevel);
-		goto out;
+			"info or debug\n", d->prog, cli->loglevel);
+		return false;
 	}
+	return true;
+}
 
-	store = absolute(cli.store);
-	if (!store) {
-		fprintf(stderr, "%s: %s: %s\n", prog, cli.store,
+/* Step 2: the store, and the notice queue and page-cache table that serve
+ * it.  False to stop (status 1). */
+static bool open_store(struct daemon *d)
+{
+	struct tcfs *fs = &d->fs;
+	d->store = absolute(d->cli.store);
+	if (!d->store) {
+		fprintf(stderr, "%s: %s: %s\n", d->prog, d->cli.store,
 			strerror(errno));
-		goto out;
+		return false;
 	}
-	topt.on_evict = log_shrink_eviction;
-	int err = tc_store_open(store, &topt, &fs.store);
+	d->topt.on_evict = log_shrink_eviction;
+	int err = tc_store_open(d->store, &d->topt, &fs->store);
 	if (err == -EFBIG) {
 		struct tc_stats st = { 0 };
-		tc_store_peek(store, &st);
+		tc_store_peek(d->store, &st);
 		fprintf(stderr, "%s: cannot open store %s: its pinned entries "
 			"hold %llu bytes (%.1f MiB), more than the capacity of "
 			"%llu bytes (%.1f MiB); unpin some (chmod -t) or give a "
-			"larger capacity\n", prog, store,
+			"larger capacity\n", d->prog, d->store,
 			(unsigned long long)st.pinned_bytes,
 			st.pinned_bytes / 1048576.0,
-			(unsigned long long)topt.capacity,
-			topt.capacity / 1048576.0);
-		goto out;
+			(unsigned long long)d->topt.capacity,
+			d->topt.capacity / 1048576.0);
+		return false;
 	}
 	if (err) {
-		fprintf(stderr, "%s: cannot open store %s: %s\n", prog, store,
-			store_error(err));
-		goto out;
+		fprintf(stderr, "%s: cannot open store %s: %s\n", d->prog,
+			d->store, store_error(err));
+		return false;
 	}
-	if (tcfs_store_dev(store, fs.store_dev, sizeof(fs.store_dev)) != 0)
-		snprintf(fs.store_dev, sizeof(fs.store_dev), "%s", store);
-	fs.notifier = tcfs_notifier_new();
-	fs.kcache = tcfs_kcache_new();
-	if (!fs.notifier || !fs.kcache) {
-		fprintf(stderr, "%s: out of memory\n", prog);
-		goto out;
+	if (tcfs_store_dev(d->store, fs->store_dev, sizeof(fs->store_dev)) != 0)
+		snprintf(fs->store_dev, sizeof(fs->store_dev), "%s", d->store);
+	fs->notifier = tcfs_notifier_new();
+	fs->kcache = tcfs_kcache_new();
+	if (!fs->notifier || !fs->kcache) {
+		fprintf(stderr, "%s: out of memory\n", d->prog);
+		return false;
 	}
+	return true;
+}
 
+/* Step 3: the session, its signal handlers, the mount, the device reads.
+ * False to stop (status 1; libfuse said why where we do not). */
+static bool mount_session(struct daemon *d)
+{
 	/* ours first, so that the user's -o options override them */
-	if (fuse_opt_insert_arg(&args, 1, "-odefault_permissions,"
+	if (fuse_opt_insert_arg(&d->args, 1, "-odefault_permissions,"
 				"fsname=tcachefs,subtype=tcachefs") != 0)
-		goto out;
-	se = fuse_session_new(&args, &tcfs_ops, sizeof(tcfs_ops), &fs);
-	if (!se)
-		goto out; /* libfuse said why */
-	fs.se = se;
-	if (fuse_set_signal_handlers(se) != 0)
-		goto out;
-	handlers = true;
-	if (fuse_session_mount(se, cmd.mountpoint) != 0)
-		goto out;
-	mounted = true;
-	err = tcfs_devio_setup(se, spin_us);
+		return false;
+	d->fs.se = fuse_session_new(&d->args, &tcfs_ops, sizeof(tcfs_ops),
+				    &d->fs);
+	if (!d->fs.se)
+		return false;
+	if (fuse_set_signal_handlers(d->fs.se) != 0)
+		return false;
+	d->handlers = true;
+	if (fuse_session_mount(d->fs.se, d->cmd.mountpoint) != 0)
+		return false;
+	d->mounted = true;
+	int err = tcfs_devio_setup(d->fs.se, d->spin_us);
 	if (err) {
 		fprintf(stderr, "%s: cannot set up the device reads: %s\n",
-			prog, strerror(-err));
-		goto out;
+			d->prog, strerror(-err));
+		return false;
 	}
+	return true;
+}
 
-	if (!cmd.foreground) {
+/* Step 4: into the background (unless -f or -d), logging to syslog. */
+static void daemonize(struct daemon *d)
+{
+	if (!d->cmd.foreground) {
 		fuse_set_log_func(tcfs_fuse_log);
 		tcfs_log_to_syslog();
 	}
-	fuse_daemonize(cmd.foreground);
+	fuse_daemonize(d->cmd.foreground);
+}
 
-	/* before any thread: the watchdog is a fork of this one */
-	err = tcfs_watchdog_start(cmd.mountpoint, &watchdog);
-	if (err)
-		tcfs_log(LOG_WARNING, "no watchdog (%s): if this daemon is "
-			 "killed, umount -f %s may be needed", strerror(-err),
-			 cmd.mountpoint);
+/* What a mount after a crash or damage left out (tc_store_stats). */
+static void log_recovery(struct daemon *d)
+{
+	struct tc_stats st;
+	tc_store_stats(d->fs.store, &st);
+	if (st.journal_dropped || st.nodes_dropped)
+		tcfs_log(LOG_WARNING, "recovered %s: dropped %llu damaged "
+			 "journal records and %llu tensors whose bytes "
+			 "were lost (see tcache fsck); everything else "
+			 "is served", d->store,
+			 (unsigned long long)st.journal_dropped,
+			 (unsigned long long)st.nodes_dropped);
+	if (st.unsynced_dropped || st.fallbacks || st.journal_torn)
+		tcfs_log(LOG_NOTICE, "recovered %s after a crash: %llu "
+			 "tensors written since the last sync were not "
+			 "on disk whole and are left out as never "
+			 "written; %llu replaced tensors keep their "
+			 "previous bytes; %llu journal records were "
+			 "never written whole", d->store,
+			 (unsigned long long)st.unsynced_dropped,
+			 (unsigned long long)st.fallbacks,
+			 (unsigned long long)st.journal_torn);
+}
 
-	/* before the loop answers INIT (see tcfs_init) */
-	err = tcfs_raise_readahead(cmd.mountpoint, TCFS_READAHEAD_KB);
-	if (err)
-		tcfs_log(LOG_INFO, "read-ahead stays at the kernel's default: "
-			 "%s", strerror(-err));
-
-	err = tcfs_notifier_start(fs.notifier, se, store_tick, fs.store);
-	if (err) {
-		tcfs_log(LOG_ERR, "cannot start the notifier thread: %s",
-			 strerror(-err));
-		goto out;
-	}
-	tc_store_on_evict(fs.store, tcfs_notifier_evicted, fs.notifier);
-	tcfs_log(LOG_INFO, "serving %s at %s", store, cmd.mountpoint);
-	{
-		struct tc_stats st;
-		tc_store_stats(fs.store, &st);
-		if (st.journal_dropped || st.nodes_dropped)
-			tcfs_log(LOG_WARNING, "recovered %s: dropped %llu damaged "
-				 "journal records and %llu tensors whose bytes "
-				 "were lost (see tcache fsck); everything else "
-				 "is served", store,
-				 (unsigned long long)st.journal_dropped,
-				 (unsigned long long)st.nodes_dropped);
-		if (st.unsynced_dropped || st.fallbacks || st.journal_torn)
-			tcfs_log(LOG_NOTICE, "recovered %s after a crash: %llu "
-				 "tensors written since the last sync were not "
-				 "on disk whole and are left out as never "
-				 "written; %llu replaced tensors keep their "
-				 "previous bytes; %llu journal records were "
-				 "never written whole", store,
-				 (unsigned long long)st.unsynced_dropped,
-				 (unsigned long long)st.fallbacks,
-				 (unsigned long long)st.journal_torn);
-	}
-
-	if (cmd.singlethread) {
+/* The session loop, until a signal or an unmount: the exit status. */
+static int run_loop(struct daemon *d)
+{
+	struct fuse_session *se = d->fs.se;
+	int err;
+	if (d->cmd.singlethread) {
 		err = fuse_session_loop(se);
 	} else {
 		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 		if (!cfg)
-			goto out;
-		fuse_loop_cfg_set_clone_fd(cfg, (unsigned)cmd.clone_fd);
-		if (cmd.max_idle_threads != UINT_MAX)
+			return 1;
+		fuse_loop_cfg_set_clone_fd(cfg, (unsigned)d->cmd.clone_fd);
+		if (d->cmd.max_idle_threads != UINT_MAX)
 			fuse_loop_cfg_set_idle_threads(cfg,
-						       cmd.max_idle_threads);
+						       d->cmd.max_idle_threads);
 		/* Default: one worker per CPU (at least 2, so that one slow
 		 * request never holds up all others).  libfuse's 10 made
 		 * sequential small-file work hop between threads: creates and
 		 * first opens ran ~1.5-2x slower (tools/BENCH-NOTES.md). */
-		unsigned threads = cli.max_threads;
+		unsigned threads = d->cli.max_threads;
 		if (!threads) {
 			long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 			threads = cpus < 2 ? 2 : cpus > 10 ? 10 : (unsigned)cpus;
@@ -379,43 +394,94 @@ int main(int argc, char *argv[])
 		fuse_loop_cfg_destroy(cfg);
 	}
 	/* > 0: the signal that ended the loop, a clean stop */
-	ret = err < 0 ? 1 : 0;
 	if (err < 0)
 		tcfs_log(LOG_ERR, "session loop: %s", strerror(-err));
+	return err < 0 ? 1 : 0;
+}
 
-out:
+/* Step 5: the watchdog, the read-ahead, the notifier thread, then the
+ * loop; its end sets the exit status. */
+static void serve(struct daemon *d)
+{
+	struct tcfs *fs = &d->fs;
+	const char *mnt = d->cmd.mountpoint;
+
+	/* before any thread: the watchdog is a fork of this one */
+	int err = tcfs_watchdog_start(mnt, &d->watchdog);
+	if (err)
+		tcfs_log(LOG_WARNING, "no watchdog (%s): if this daemon is "
+			 "killed, umount -f %s may be needed", strerror(-err),
+			 mnt);
+
+	/* before the loop answers INIT (see tcfs_init) */
+	err = tcfs_raise_readahead(mnt, TCFS_READAHEAD_KB);
+	if (err)
+		tcfs_log(LOG_INFO, "read-ahead stays at the kernel's default: "
+			 "%s", strerror(-err));
+
+	err = tcfs_notifier_start(fs->notifier, fs->se, store_tick, fs->store);
+	if (err) {
+		tcfs_log(LOG_ERR, "cannot start the notifier thread: %s",
+			 strerror(-err));
+		return;
+	}
+	tc_store_on_evict(fs->store, tcfs_notifier_evicted, fs->notifier);
+	tcfs_log(LOG_INFO, "serving %s at %s", d->store, mnt);
+	log_recovery(d);
+	d->status = run_loop(d);
+}
+
+/* Step 6, also after a refusal: undo whatever the steps before did. */
+static void shut_down(struct daemon *d)
+{
+	struct tcfs *fs = &d->fs;
 	/* an orderly stop: the watchdog must not abort the connection */
-	tcfs_watchdog_stop(watchdog);
+	tcfs_watchdog_stop(d->watchdog);
 	/* no more notices, and the notifier done with the session's fd
 	 * before unmounting closes it */
-	if (fs.store)
-		tc_store_on_evict(fs.store, NULL, NULL);
-	tcfs_notifier_free(fs.notifier);
-	if (mounted)
-		fuse_session_unmount(se);
-	if (handlers)
-		fuse_remove_signal_handlers(se);
-	tcfs_close_all(&fs);
-	if (fs.store) {
-		err = tc_store_close(fs.store);
+	if (fs->store)
+		tc_store_on_evict(fs->store, NULL, NULL);
+	tcfs_notifier_free(fs->notifier);
+	if (d->mounted)
+		fuse_session_unmount(fs->se);
+	if (d->handlers)
+		fuse_remove_signal_handlers(fs->se);
+	tcfs_close_all(fs);
+	if (fs->store) {
+		int err = tc_store_close(fs->store);
 		if (err) {
 			tcfs_log(LOG_ERR, "closing the store: %s",
 				 strerror(-err));
-			ret = 1;
+			d->status = 1;
 		}
 	}
-	if (se)
-		fuse_session_destroy(se);
-	tcfs_kcache_free(fs.kcache);
-	pthread_mutex_destroy(&fs.handles_lock);
-	free(store);
-	free(cli.store);
-	free(cli.capacity);
-	free(cli.verify);
-	free(cli.loglevel);
-	free(cli.spin_us);
-	free(cli.journal_slack);
-	free(cmd.mountpoint);
-	fuse_opt_free_args(&args);
-	return ret;
+	if (fs->se)
+		fuse_session_destroy(fs->se);
+	tcfs_kcache_free(fs->kcache);
+	pthread_mutex_destroy(&fs->handles_lock);
+	free(d->store);
+	free(d->cli.store);
+	free(d->cli.capacity);
+	free(d->cli.verify);
+	free(d->cli.loglevel);
+	free(d->cli.spin_us);
+	free(d->cli.journal_slack);
+	free(d->cmd.mountpoint);
+	fuse_opt_free_args(&d->args);
+}
+
+int main(int argc, char *argv[])
+{
+	struct daemon d = {
+		.prog = argc > 0 ? argv[0] : "tcachefs",
+		.args = FUSE_ARGS_INIT(argc, argv),
+		.status = 1,
+	};
+	pthread_mutex_init(&d.fs.handles_lock, NULL);
+	if (parse_command_line(&d) && open_store(&d) && mount_session(&d)) {
+		daemonize(&d);
+		serve(&d);
+	}
+	shut_down(&d);
+	return d.status;
 }

@@ -7,33 +7,36 @@
  * The workers only translate: every decision about storage is libtcache's.
  *
  * What the kernel sees:
- *   ino                   node id (root 1); meta.json of dir D: D|META_BIT
+ *   ino                   node id (root 1); generated file of dir D:
+ *                         D | TCFS_META_BIT
  *   entry, group          directories; tensor: regular file
- *   meta.json             a regular file in every entry and group, found
- *                         by name but not listed by readdir: cp -r, tar,
- *                         rsync and diff -r then see exactly the user's
- *                         tensors, and a tree copied out of the mount can
- *                         be copied back in (a listed meta.json would be
- *                         copied along and its O_EXCL create refused);
- *                         read = a render taken at open, write = bytes
- *                         buffered in the handle and applied with
- *                         tc_meta_set() at flush (its error, EINVAL, is
- *                         what close() returns); opened with direct_io
- *                         because its size changes behind the kernel.
+ *   meta.json, stats file generated files: regular files found by name,
+ *                         never listed (generated.c)
  *
- * File handles (fi->fh): struct tcfs_handle, for a tensor (a tc_file) or
- * for a meta.json (a byte buffer).  Directory handles: struct tcfs_dir, a
- * snapshot of the children's ids taken by opendir (tc_list); readdir
- * offsets index the listing ".", "..", children....
+ * Generated files are generated.c's alone.  A request that concerns one
+ * is handed to tcfs_gen_<op> before anything else is done for it here but
+ * the checks every file shares (a name's length, an offset, a handle's
+ * access mode): by ino (TCFS_META_BIT), by handle (H_META) or by
+ * name (tcfs_gen_<op> answers TCFS_GEN_PASS for a name that is no
+ * generated file's, and ENOTDIR for a directory that is one).  mkdir,
+ * create and opendir need nothing more of generated.c than that ENOTDIR
+ * and answer it here, as rename does for its directories (before its
+ * flags, its names after them).  The rest of this file is tensors and
+ * directories.
+ *
+ * File handles (fi->fh): struct tcfs_handle (tcfs.h), for a tensor (a
+ * tc_file) or for a generated file (generated.c).  Directory handles:
+ * struct tcfs_dir, a snapshot of the children's ids taken by opendir
+ * (tc_list); readdir offsets index the listing ".", "..", children....
  *
  * Threads: handlers run on the session loop's worker threads, any number at
  * once; libtcache is thread-safe.  Locks here:
  *   fs->handles_lock      the list of open handles (shutdown closes them)
- *   tcfs_handle.lock      a meta.json handle's buffer
- *   gone_lock             the meta.json names removed per process
- * All are leaves: nothing else is locked and no lib call made while held,
- * except that a meta.json handle's lock is held across tc_meta_set().
- * Kernel notifications are never sent from here (see notify.c).
+ * No lib call is made while it is held, and nothing else is locked under
+ * it here (generated.c takes a handle's lock under it: see there).
+ * Entry notices (notify_delete) are never sent from here (see notify.c),
+ * only notify_inval_inode (only spinlocks in the kernel: safe from a
+ * request thread).
  */
 #include <assert.h>
 #include <errno.h>
@@ -59,28 +62,6 @@
 
 #define READ_SPANS 32          /* spans per read reply before falling back */
 #define SETTLE_MS 2000         /* longest wait for eviction notices */
-
-/* Every fi->fh points at a struct whose first member is its kind. */
-enum hkind { H_TENSOR = 1, H_META, H_DIR };
-
-struct tcfs_handle {
-	enum hkind kind;   /* H_TENSOR or H_META */
-	struct tcfs_handle *prev, *next; /* protected by fs->handles_lock */
-	uint64_t ino;
-	bool writable;
-	/* H_TENSOR */
-	tc_file *f;
-	uint64_t version;  /* tensor version when opened */
-	bool kc_counted;   /* a buffered reader counted in kcache.c */
-	uint64_t parent;   /* created by this handle: its directory and */
-	char *name;        /* name, to tell the kernel if it is dropped */
-	/* H_META */
-	uint64_t dir;
-	pthread_mutex_t lock;
-	char *buf;         /* protected by lock */
-	size_t len, cap;   /* protected by lock */
-	bool dirty;        /* protected by lock: to apply at flush */
-};
 
 struct tcfs_dir {
 	enum hkind kind;   /* H_DIR */
@@ -151,6 +132,37 @@ static void reply_err(fuse_req_t req, int err)
 	fuse_reply_err(req, -err);
 }
 
+/* Reply the entry @e, or the error @err. */
+static void reply_entry(fuse_req_t req, int err,
+			const struct fuse_entry_param *e)
+{
+	if (err)
+		reply_err(req, err);
+	else
+		fuse_reply_entry(req, e);
+}
+
+/* Reply the attributes @a, or the error @err. */
+static void reply_attr(fuse_req_t req, int err, const struct stat *a,
+		       double timeout)
+{
+	if (err)
+		reply_err(req, err);
+	else
+		fuse_reply_attr(req, a, timeout);
+}
+
+/* Reply @r bytes of @buf, or the error @r < 0; @buf (malloc'd) is
+ * freed. */
+static void reply_copy(fuse_req_t req, ssize_t r, char *buf)
+{
+	if (r < 0)
+		reply_err(req, (int)r);
+	else
+		fuse_reply_buf(req, buf, (size_t)r);
+	free(buf);
+}
+
 /* For a request on an inode the kernel holds that is gone from the store:
  * a path resolved to it just before a rename over it or a removal (the
  * kernel keeps inodes it looked up; the store does not keep removed
@@ -191,181 +203,40 @@ static void stat_to_entry(const struct tc_stat *st, struct fuse_entry_param *e)
 
 /* ---- helpers -------------------------------------------------------------- */
 
-/*
- * Every directory has one generated file, with ino = dir id | META_BIT:
- * an entry's or group's meta.json, and the root's stats file (read-only,
- * the JSON of tc_stats_json()).  Both are found by name, never listed.
- */
-static const char *gen_name(const struct tc_stat *d)
-{
-	return d->kind == TC_KIND_ROOT ? TC_STATS_NAME : TC_META_NAME;
-}
-
-static bool may_be_gen(const char *name)
-{
-	return !strcmp(name, TC_META_NAME) || !strcmp(name, TC_STATS_NAME);
-}
-
-static bool has_meta(const struct tc_stat *st)
-{
-	return st->kind != TC_KIND_TENSOR;
-}
-
-/* The generated file's current contents (malloc'd). */
-static int gen_render(struct tcfs *fs, const struct tc_stat *d, char **json,
-		      size_t *len)
-{
-	if (d->kind != TC_KIND_ROOT)
-		return tc_meta_get(fs->store, d->id, json, len);
-	struct tc_stats st;
-	tc_store_stats(fs->store, &st);
-	return tc_stats_json(&st, json, len);
-}
-
 static int check_name(const char *name)
 {
 	return strlen(name) > TC_NAME_MAX ? -ENAMETOOLONG : 0;
 }
 
-/* Attributes of the generated file of directory @d (size: a fresh
- * render). */
-static int meta_attr(struct tcfs *fs, const struct tc_stat *d, struct stat *a)
-{
-	char *json = NULL;
-	size_t len = 0;
-	int err = gen_render(fs, d, &json, &len);
-	if (err)
-		return err;
-	free(json);
-	memset(a, 0, sizeof(*a));
-	a->st_ino = d->id | TCFS_META_BIT;
-	a->st_mode = S_IFREG | (d->kind == TC_KIND_ROOT ? 0444 : d->mode & 0666);
-	a->st_nlink = 1;
-	a->st_uid = d->uid;
-	a->st_gid = d->gid;
-	a->st_size = (off_t)len;
-	a->st_blocks = 0; /* holds no pool space: du stays within capacity */
-	a->st_blksize = TC_BLOCK;
-	a->st_atim = d->atime;
-	a->st_mtim = d->mtime;
-	a->st_ctim = d->ctime;
-	return 0;
-}
-
-static void meta_entry(const struct stat *a, struct fuse_entry_param *e)
-{
-	memset(e, 0, sizeof(*e));
-	e->ino = a->st_ino;
-	e->generation = 1;
-	e->attr = *a;
-	e->entry_timeout = TCFS_ENTRY_TIMEOUT;
-	e->attr_timeout = TCFS_META_ATTR_TIMEOUT;
-}
-
-/* Is @name in @parent its generated file?  1 yes, 0 no, or -errno.
- * Fills *@pst with the parent's attributes when it answers 1. */
-static int names_meta(struct tcfs *fs, uint64_t parent, const char *name,
-		      struct tc_stat *pst)
-{
-	if (!may_be_gen(name))
-		return 0;
-	struct tc_stat st;
-	int err = tc_getattr(fs->store, parent, &st);
-	if (err)
-		return err;
-	if (!has_meta(&st) || strcmp(name, gen_name(&st)))
-		return 0;
-	if (pst)
-		*pst = st;
-	return 1;
-}
-
-/*
- * unlink(meta.json) succeeds and has its effect for the process that
- * asked: for it the name is absent (lookup ENOENT, a second unlink
- * ENOENT) until it creates the name again, which opens the file for
- * writing from empty, or for META_GONE_S seconds.  Everyone else still
- * finds the generated file, which cannot go.  So tar and unzip -o, which
- * remove a file that is in the way and create it again with O_EXCL, go on
- * and their write is applied at close like any write of meta.json, where
- * otherwise they would find the name again after every removal and loop
- * forever.  (The pid is the kernel's task id of the request.)
- */
-#define META_GONE_MAX 64
-#define META_GONE_S 10
-struct meta_gone {
-	uint64_t dir;    /* 0: a free slot */
-	pid_t pid;
-	int64_t until;   /* CLOCK_MONOTONIC seconds */
+/* The mode and owner of a new node. */
+struct owner {
+	uint32_t mode, uid, gid;
 };
-static struct meta_gone gone_list[META_GONE_MAX]; /* protected by gone_lock */
-static pthread_mutex_t gone_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int64_t mono_s(void)
+/* A new node (a directory if @dir) @name in @parent: the checks of its
+ * name, its parent (a generated file has no names under it), and its
+ * owner: the caller, with the group of a set-gid parent (which also hands
+ * its set-gid bit to new directories), as local file systems do. */
+static int new_node(struct tcfs *fs, fuse_req_t req, uint64_t parent,
+		    const char *name, mode_t mode, bool dir, struct owner *o)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
-/* The record that meta.json of @dir is gone for @pid, or NULL.  Lock held. */
-static struct meta_gone *gone_find_locked(uint64_t dir, pid_t pid, int64_t now)
-{
-	for (int i = 0; i < META_GONE_MAX; i++)
-		if (gone_list[i].dir == dir && gone_list[i].pid == pid &&
-		    gone_list[i].until > now)
-			return &gone_list[i];
-	return NULL;
-}
-
-/* Is meta.json of @dir gone for @pid?  With @take the record goes too
- * (the name is being created again). */
-static bool meta_gone(uint64_t dir, pid_t pid, bool take)
-{
-	pthread_mutex_lock(&gone_lock);
-	struct meta_gone *g = gone_find_locked(dir, pid, mono_s());
-	if (g && take)
-		g->dir = 0;
-	pthread_mutex_unlock(&gone_lock);
-	return g != NULL;
-}
-
-/* unlink of meta.json of @dir by @pid: see above.  0 or -ENOENT. */
-static int meta_unlink(uint64_t dir, pid_t pid)
-{
-	int64_t now = mono_s();
-	int err = 0;
-	pthread_mutex_lock(&gone_lock);
-	if (gone_find_locked(dir, pid, now)) {
-		err = -ENOENT;
-	} else {
-		struct meta_gone *slot = &gone_list[0];
-		for (int i = 0; i < META_GONE_MAX; i++)
-			if (gone_list[i].until < slot->until)
-				slot = &gone_list[i]; /* free, expired or oldest */
-		*slot = (struct meta_gone){ dir, pid, now + META_GONE_S };
-	}
-	pthread_mutex_unlock(&gone_lock);
-	return err;
-}
-
-/* The owner of a new node: the caller, with the group of a set-gid parent
- * (which also hands its set-gid bit to new directories), as local file
- * systems do. */
-static int new_owner(struct tcfs *fs, fuse_req_t req, uint64_t parent,
-		     uint32_t *mode, bool dir, uint32_t *uid, uint32_t *gid)
-{
+	int err = check_name(name);
+	if (err)
+		return err;
+	if (parent & TCFS_META_BIT)
+		return -ENOTDIR;
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	struct tc_stat pst;
-	int err = tc_getattr(fs->store, parent, &pst);
+	err = tc_getattr(fs->store, parent, &pst);
 	if (err)
 		return err;
-	*uid = ctx->uid;
-	*gid = ctx->gid;
+	o->mode = mode & 07777;
+	o->uid = ctx->uid;
+	o->gid = ctx->gid;
 	if (pst.mode & S_ISGID) {
-		*gid = pst.gid;
+		o->gid = pst.gid;
 		if (dir)
-			*mode |= S_ISGID;
+			o->mode |= S_ISGID;
 	}
 	return 0;
 }
@@ -393,15 +264,13 @@ static void handle_unlink(struct tcfs *fs, struct tcfs_handle *h)
 	pthread_mutex_unlock(&fs->handles_lock);
 }
 
-static struct tcfs_handle *handle_new(enum hkind kind, uint64_t ino)
+struct tcfs_handle *tcfs_handle_new(enum hkind kind, uint64_t ino)
 {
 	struct tcfs_handle *h = calloc(1, sizeof(*h));
 	if (!h)
 		return NULL;
 	h->kind = kind;
 	h->ino = ino;
-	if (kind == H_META)
-		pthread_mutex_init(&h->lock, NULL);
 	return h;
 }
 
@@ -411,47 +280,14 @@ static void handle_free(struct tcfs *fs, struct tcfs_handle *h)
 	if (!h)
 		return;
 	if (h->kind == H_META) {
-		pthread_mutex_destroy(&h->lock);
-		free(h->buf);
+		tcfs_gen_free(h);
 	} else {
 		if (h->kc_counted)
 			tcfs_kcache_close(fs->kcache, h->ino);
 		tc_file_close(fs->store, h->f);
 		free(h->name);
+		free(h);
 	}
-	free(h);
-}
-
-/* Apply a meta.json handle's buffer if it was written.  Lock held. */
-static int meta_apply_locked(struct tcfs *fs, struct tcfs_handle *h)
-{
-	if (!h->dirty)
-		return 0;
-	h->dirty = false;
-	return tc_meta_set(fs->store, h->dir, h->buf ? h->buf : "", h->len);
-}
-
-/* Resize a meta.json buffer to @len, zero-filling.  Lock held. */
-static int meta_resize_locked(struct tcfs_handle *h, size_t len)
-{
-	if (len > TCFS_META_MAX)
-		return -EFBIG;
-	if (len > h->cap) {
-		size_t ncap = h->cap ? h->cap : 4096;
-		while (ncap < len)
-			ncap *= 2;
-		if (ncap > TCFS_META_MAX)
-			ncap = TCFS_META_MAX;
-		char *nb = realloc(h->buf, ncap);
-		if (!nb)
-			return -ENOMEM;
-		h->buf = nb;
-		h->cap = ncap;
-	}
-	if (len > h->len)
-		memset(h->buf + h->len, 0, len - h->len);
-	h->len = len;
-	return 0;
 }
 
 void tcfs_close_all(struct tcfs *fs)
@@ -496,22 +332,10 @@ static int op_lookup(struct tcfs *fs, uint64_t parent, const char *name,
 	int err = check_name(name);
 	if (err)
 		return err;
-	if (parent & TCFS_META_BIT)
-		return -ENOTDIR;
+	err = tcfs_gen_lookup(fs, parent, name, pid, e);
+	if (err != TCFS_GEN_PASS)
+		return err;
 	struct tc_stat st;
-	int m = names_meta(fs, parent, name, &st);
-	if (m < 0)
-		return m;
-	if (m) {
-		struct stat a;
-		if (meta_gone(parent, pid, false))
-			return -ENOENT;
-		err = meta_attr(fs, &st, &a);
-		if (err)
-			return err;
-		meta_entry(&a, e);
-		return 0;
-	}
 	err = tc_lookup(fs->store, parent, name, &st);
 	if (err)
 		return err;
@@ -523,10 +347,7 @@ static void tcfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fuse_entry_param e;
 	int err = op_lookup(FS(req), parent, name, fuse_req_ctx(req)->pid, &e);
-	if (err)
-		reply_err(req, err);
-	else
-		fuse_reply_entry(req, &e);
+	reply_entry(req, err, &e);
 }
 
 /* Ids are never reused while mounted: no lookup counts to keep.  The
@@ -551,16 +372,9 @@ static void tcfs_forget_multi(fuse_req_t req, size_t count,
 static int op_getattr(struct tcfs *fs, uint64_t ino, struct stat *a,
 		      double *timeout)
 {
+	if (ino & TCFS_META_BIT)
+		return tcfs_gen_getattr(fs, ino, a, timeout);
 	struct tc_stat st;
-	if (ino & TCFS_META_BIT) {
-		int err = tc_getattr(fs->store, ino & ~TCFS_META_BIT, &st);
-		if (err)
-			return err;
-		if (!has_meta(&st))
-			return -ENOENT;
-		*timeout = TCFS_META_ATTR_TIMEOUT;
-		return meta_attr(fs, &st, a);
-	}
 	int err = tc_getattr(fs->store, ino, &st);
 	if (err)
 		return gone_stale(err);
@@ -575,77 +389,21 @@ static void tcfs_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct stat a;
 	double timeout = 0;
 	int err = op_getattr(FS(req), ino, &a, &timeout);
-	if (err)
-		reply_err(req, err);
+	reply_attr(req, err, &a, timeout);
+}
+
+/* A time a setattr sets: now (@now_bit in @to_set) or @given (@bit);
+ * false, *@t untouched, when neither is asked. */
+static bool set_time(int to_set, int now_bit, int bit,
+		     const struct timespec *given, struct timespec *t)
+{
+	if (to_set & now_bit)
+		clock_gettime(CLOCK_REALTIME, t);
+	else if (to_set & bit)
+		*t = *given;
 	else
-		fuse_reply_attr(req, &a, timeout);
-}
-
-static struct timespec now_ts(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return ts;
-}
-
-/* setattr of a meta.json: only its size, through a write handle (the
- * ftruncate of an open for writing); times are accepted and ignored (it
- * is generated), owner and mode belong to its directory. */
-static int op_setattr_meta(struct tcfs *fs, uint64_t ino, struct stat *attr,
-			   int to_set, struct tcfs_handle *h, struct stat *a,
-			   double *timeout)
-{
-	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
-		      FUSE_SET_ATTR_GID)) {
-		/* its mode and owner are its directory's: setting them to
-		 * what they are (cp -a, tar, unzip) is done; else EPERM */
-		struct stat cur;
-		double t;
-		int err = op_getattr(fs, ino, &cur, &t);
-		if (err)
-			return err;
-		if (((to_set & FUSE_SET_ATTR_MODE) &&
-		     (attr->st_mode & 07777) != (cur.st_mode & 07777)) ||
-		    ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != cur.st_uid) ||
-		    ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != cur.st_gid))
-			return -EPERM;
-	}
-	if ((to_set & FUSE_SET_ATTR_SIZE) && !h) {
-		/* open(O_TRUNC) arrives as an open, then a truncate without a
-		 * handle: it belongs to the newest writable handle. */
-		int err = -EPERM;
-		pthread_mutex_lock(&fs->handles_lock);
-		for (struct tcfs_handle *o = fs->handles; o; o = o->next)
-			if (o->kind == H_META && o->ino == ino && o->writable) {
-				pthread_mutex_lock(&o->lock);
-				err = meta_resize_locked(o, (size_t)attr->st_size);
-				if (!err)
-					o->dirty = true;
-				pthread_mutex_unlock(&o->lock);
-				break;
-			}
-		pthread_mutex_unlock(&fs->handles_lock);
-		if (err)
-			return err;
-		to_set &= ~FUSE_SET_ATTR_SIZE;
-	}
-	if (to_set & FUSE_SET_ATTR_SIZE) {
-		if (!h || h->kind != H_META || !h->writable)
-			return -EPERM;
-		if (attr->st_size < 0)
-			return -EINVAL;
-		pthread_mutex_lock(&h->lock);
-		int err = meta_resize_locked(h, (size_t)attr->st_size);
-		if (!err)
-			h->dirty = true;
-		pthread_mutex_unlock(&h->lock);
-		if (err)
-			return err;
-	}
-	int err = op_getattr(fs, ino, a, timeout);
-	if (!err && h && h->kind == H_META && (to_set & FUSE_SET_ATTR_SIZE))
-		a->st_size = attr->st_size;
-	return err;
+		return false;
+	return true;
 }
 
 static int op_setattr(struct tcfs *fs, uint64_t ino, struct stat *attr,
@@ -653,7 +411,7 @@ static int op_setattr(struct tcfs *fs, uint64_t ino, struct stat *attr,
 		      double *timeout)
 {
 	if (ino & TCFS_META_BIT)
-		return op_setattr_meta(fs, ino, attr, to_set, h, a, timeout);
+		return tcfs_gen_setattr(fs, ino, attr, to_set, h, a, timeout);
 
 	struct tc_setattr sa;
 	memset(&sa, 0, sizeof(sa));
@@ -675,20 +433,12 @@ static int op_setattr(struct tcfs *fs, uint64_t ino, struct stat *attr,
 		sa.valid |= TC_SET_SIZE;
 		sa.size = (uint64_t)attr->st_size;
 	}
-	if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+	if (set_time(to_set, FUSE_SET_ATTR_ATIME_NOW, FUSE_SET_ATTR_ATIME,
+		     &attr->st_atim, &sa.atime))
 		sa.valid |= TC_SET_ATIME;
-		sa.atime = now_ts();
-	} else if (to_set & FUSE_SET_ATTR_ATIME) {
-		sa.valid |= TC_SET_ATIME;
-		sa.atime = attr->st_atim;
-	}
-	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+	if (set_time(to_set, FUSE_SET_ATTR_MTIME_NOW, FUSE_SET_ATTR_MTIME,
+		     &attr->st_mtim, &sa.mtime))
 		sa.valid |= TC_SET_MTIME;
-		sa.mtime = now_ts();
-	} else if (to_set & FUSE_SET_ATTR_MTIME) {
-		sa.valid |= TC_SET_MTIME;
-		sa.mtime = attr->st_mtim;
-	}
 	if (to_set & FUSE_SET_ATTR_CTIME) {
 		sa.valid |= TC_SET_CTIME;
 		sa.ctime = attr->st_ctim;
@@ -715,10 +465,7 @@ static void tcfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	double timeout = 0;
 	int err = op_setattr(FS(req), ino, attr, to_set, H_file(fi), &a,
 			     &timeout);
-	if (err)
-		reply_err(req, err);
-	else
-		fuse_reply_attr(req, &a, timeout);
+	reply_attr(req, err, &a, timeout);
 }
 
 /* ---- directories ------------------------------------------------------------ */
@@ -726,17 +473,12 @@ static void tcfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 static int op_mkdir(struct tcfs *fs, fuse_req_t req, uint64_t parent,
 		    const char *name, mode_t mode, struct fuse_entry_param *e)
 {
-	int err = check_name(name);
-	if (err)
-		return err;
-	if (parent & TCFS_META_BIT)
-		return -ENOTDIR;
-	uint32_t m = mode & 07777, uid, gid;
-	err = new_owner(fs, req, parent, &m, true, &uid, &gid);
+	struct owner o;
+	int err = new_node(fs, req, parent, name, mode, true, &o);
 	if (err)
 		return err;
 	struct tc_stat st;
-	err = tc_mkdir(fs->store, parent, name, m, uid, gid, &st);
+	err = tc_mkdir(fs->store, parent, name, o.mode, o.uid, o.gid, &st);
 	if (err)
 		return err;
 	stat_to_entry(&st, e);
@@ -748,10 +490,7 @@ static void tcfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fuse_entry_param e;
 	int err = op_mkdir(FS(req), req, parent, name, mode, &e);
-	if (err)
-		reply_err(req, err);
-	else
-		fuse_reply_entry(req, &e);
+	reply_entry(req, err, &e);
 }
 
 static int op_rmdir(struct tcfs *fs, uint64_t parent, const char *name)
@@ -759,11 +498,9 @@ static int op_rmdir(struct tcfs *fs, uint64_t parent, const char *name)
 	int err = check_name(name);
 	if (err)
 		return err;
-	if (parent & TCFS_META_BIT)
-		return -ENOTDIR;
-	int m = names_meta(fs, parent, name, NULL);
-	if (m)
-		return m < 0 ? m : -ENOTDIR;
+	err = tcfs_gen_rmdir(fs, parent, name);
+	if (err != TCFS_GEN_PASS)
+		return err;
 	return tc_rmdir(fs->store, parent, name);
 }
 
@@ -816,7 +553,7 @@ static void tcfs_opendir(fuse_req_t req, fuse_ino_t ino,
 /*
  * Fill @buf (@size bytes) with the listing from offset @off: ".", ".." and
  * the snapshot's children (those that vanished since are skipped).
- * meta.json is not listed: see the top of this file.  Offsets are listing
+ * generated files are not listed: see generated.c.  Offsets are listing
  * indexes + 1.  Cost: one tc_getattr per child returned.
  */
 static int op_readdir(struct tcfs *fs, fuse_req_t req, struct tcfs_dir *d,
@@ -876,11 +613,7 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off,
 	int err = buf ? op_readdir(FS(req), req, d, buf, size, off, plus,
 				   &filled)
 		      : -ENOMEM;
-	if (err)
-		reply_err(req, err);
-	else
-		fuse_reply_buf(req, buf, filled);
-	free(buf);
+	reply_copy(req, err ? err : (ssize_t)filled, buf);
 }
 
 static void tcfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
@@ -912,26 +645,22 @@ static void tcfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 	reply_err(req, tc_store_sync(FS(req)->store));
 }
 
-/* ---- tensor and meta.json files ---------------------------------------------- */
+/* ---- files ----------------------------------------------------------------------- */
 
 static int op_create(struct tcfs *fs, fuse_req_t req, uint64_t parent,
 		     const char *name, mode_t mode, struct tcfs_handle **hp,
 		     struct fuse_entry_param *e)
 {
-	int err = check_name(name);
+	struct owner o;
+	int err = new_node(fs, req, parent, name, mode, false, &o);
 	if (err)
 		return err;
-	if (parent & TCFS_META_BIT)
-		return -ENOTDIR;
-	uint32_t m = mode & 07777, uid, gid;
-	err = new_owner(fs, req, parent, &m, false, &uid, &gid);
-	if (err)
-		return err;
-	struct tcfs_handle *h = handle_new(H_TENSOR, 0);
+	struct tcfs_handle *h = tcfs_handle_new(H_TENSOR, 0);
 	if (!h)
 		return -ENOMEM;
 	struct tc_stat st;
-	err = tc_create(fs->store, parent, name, m, uid, gid, &h->f, &st);
+	err = tc_create(fs->store, parent, name, o.mode, o.uid, o.gid, &h->f,
+			&st);
 	if (err) {
 		free(h);
 		return err;
@@ -946,46 +675,15 @@ static int op_create(struct tcfs *fs, fuse_req_t req, uint64_t parent,
 	return 0;
 }
 
-static int op_open_meta(struct tcfs *fs, uint64_t ino,
-			struct fuse_file_info *fi, struct tcfs_handle **hp);
-
-/* Create meta.json of @dir again after its caller removed it (see
- * meta_unlink): a write handle that starts empty. */
-static int op_create_meta(struct tcfs *fs, uint64_t dir,
-			  struct fuse_file_info *fi, struct tcfs_handle **hp,
-			  struct fuse_entry_param *e)
-{
-	struct tc_stat st;
-	struct stat a;
-	int flags = fi->flags;
-	fi->flags |= O_TRUNC;
-	int err = op_open_meta(fs, dir | TCFS_META_BIT, fi, hp);
-	fi->flags = flags;
-	if (err)
-		return err;
-	err = tc_getattr(fs->store, dir, &st);
-	if (!err)
-		err = meta_attr(fs, &st, &a);
-	if (err) {
-		handle_free(fs, *hp);
-		return err;
-	}
-	a.st_size = 0;
-	meta_entry(&a, e);
-	return 0;
-}
-
 static void tcfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			mode_t mode, struct fuse_file_info *fi)
 {
 	struct tcfs *fs = FS(req);
 	struct tcfs_handle *h = NULL;
 	struct fuse_entry_param e;
-	int err;
-	if (names_meta(fs, parent, name, NULL) == 1 &&
-	    meta_gone(parent, fuse_req_ctx(req)->pid, true))
-		err = op_create_meta(fs, parent, fi, &h, &e);
-	else
+	int err = tcfs_gen_create(fs, parent, name, fuse_req_ctx(req)->pid, fi,
+				  &h, &e);
+	if (err == TCFS_GEN_PASS)
 		err = op_create(fs, req, parent, name, mode, &h, &e);
 	if (err) {
 		reply_err(req, err);
@@ -1037,51 +735,16 @@ static void tcfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct fuse_entry_param e;
 	int err = op_mknod(FS(req), req, parent, name, mode, &e);
-	if (err)
-		reply_err(req, err);
-	else
-		fuse_reply_entry(req, &e);
-}
-
-static int op_open_meta(struct tcfs *fs, uint64_t ino,
-			struct fuse_file_info *fi, struct tcfs_handle **hp)
-{
-	uint64_t dir = ino & ~TCFS_META_BIT;
-	struct tc_stat st;
-	int err = tc_getattr(fs->store, dir, &st);
-	if (err)
-		return err;
-	if (!has_meta(&st))
-		return -ENOENT;
-	if (st.kind == TC_KIND_ROOT && (fi->flags & O_ACCMODE) != O_RDONLY)
-		return -EACCES; /* the stats file is read-only, even for root */
-	struct tcfs_handle *h = handle_new(H_META, ino);
-	if (!h)
-		return -ENOMEM;
-	h->dir = dir;
-	h->writable = (fi->flags & O_ACCMODE) != O_RDONLY;
-	if (h->writable && (fi->flags & O_TRUNC)) {
-		h->dirty = true; /* an empty meta.json is applied (EINVAL) */
-	} else {
-		err = gen_render(fs, &st, &h->buf, &h->len);
-		if (err) {
-			handle_free(fs, h);
-			return err;
-		}
-		h->cap = h->len;
-	}
-	fi->direct_io = 1;
-	*hp = h;
-	return 0;
+	reply_entry(req, err, &e);
 }
 
 static int op_open(struct tcfs *fs, uint64_t ino, struct fuse_file_info *fi,
 		   struct tcfs_handle **hp)
 {
 	if (ino & TCFS_META_BIT)
-		return op_open_meta(fs, ino, fi, hp);
+		return tcfs_gen_open(fs, ino, fi, hp);
 
-	struct tcfs_handle *h = handle_new(H_TENSOR, ino);
+	struct tcfs_handle *h = tcfs_handle_new(H_TENSOR, ino);
 	if (!h)
 		return -ENOMEM;
 	unsigned flags = 0;
@@ -1162,20 +825,9 @@ static void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 
 	if (h->kind == H_META) {
-		/* copy out: a release may free the buffer as soon as the
-		 * kernel has our reply */
 		char *copy = NULL;
-		pthread_mutex_lock(&h->lock);
-		size_t o = (size_t)off < h->len ? (size_t)off : h->len;
-		size_t n = h->len - o < size ? h->len - o : size;
-		if (n && (copy = malloc(n)))
-			memcpy(copy, h->buf + o, n);
-		pthread_mutex_unlock(&h->lock);
-		if (n && !copy)
-			reply_err(req, -ENOMEM);
-		else
-			fuse_reply_buf(req, copy, n);
-		free(copy);
+		ssize_t r = tcfs_gen_read(h, size, off, &copy);
+		reply_copy(req, r, copy);
 		return;
 	}
 
@@ -1214,11 +866,7 @@ static void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	ssize_t r = tc_file_pread(fs->store, h->f, buf, size, (uint64_t)off);
-	if (r < 0)
-		reply_err(req, (int)r);
-	else
-		fuse_reply_buf(req, buf, (size_t)r);
-	free(buf);
+	reply_copy(req, r, buf);
 }
 
 static ssize_t op_write(struct tcfs *fs, struct tcfs_handle *h,
@@ -1228,24 +876,8 @@ static ssize_t op_write(struct tcfs *fs, struct tcfs_handle *h,
 		return -EINVAL;
 	if (!h->writable)
 		return -EBADF;
-	if (h->kind == H_META) {
-		if ((uint64_t)off + size > TCFS_META_MAX)
-			return -EFBIG;
-		pthread_mutex_lock(&h->lock);
-		size_t end = (size_t)off + size;
-		int err = end > h->len ? meta_resize_locked(h, end) : 0;
-		if (!err) {
-			memcpy(h->buf + off, buf, size);
-			h->dirty = true;
-			/* A whole document already refused fails here, not
-			 * only at close(), which some tools ignore (unzip). */
-			if (tc_meta_check(fs->store, h->dir, h->buf, h->len) ==
-			    -EINVAL)
-				err = -EINVAL;
-		}
-		pthread_mutex_unlock(&h->lock);
-		return err ? err : (ssize_t)size;
-	}
+	if (h->kind == H_META)
+		return tcfs_gen_write(fs, h, buf, size, off);
 	ssize_t r = tc_file_write(fs->store, h->f, buf, size, (uint64_t)off);
 	/* room was perhaps made by evicting: let the kernel know first */
 	tcfs_notifier_settle(fs->notifier, SETTLE_MS);
@@ -1282,12 +914,8 @@ static int op_flush(struct tcfs *fs, struct tcfs_handle *h)
 {
 	if (!h->writable)
 		return 0;
-	if (h->kind == H_META) {
-		pthread_mutex_lock(&h->lock);
-		int err = meta_apply_locked(fs, h);
-		pthread_mutex_unlock(&h->lock);
-		return err;
-	}
+	if (h->kind == H_META)
+		return tcfs_gen_flush(fs, h);
 	int err = tc_file_commit(fs->store, h->f);
 	tcfs_kcache_forget(fs->kcache, h->ino);
 	/* The kernel's size may be of the old version, or of a failed
@@ -1384,15 +1012,9 @@ static int op_unlink(struct tcfs *fs, uint64_t parent, const char *name,
 	int err = check_name(name);
 	if (err)
 		return err;
-	if (parent & TCFS_META_BIT)
-		return -ENOTDIR;
-	/* meta.json is generated: removing it succeeds, and removes it for
-	 * the caller alone (meta_unlink), so that rm of it works and tools
-	 * that remove and create again never loop.  See fs/API-NOTES.md. */
-	int m = names_meta(fs, parent, name, NULL);
-	if (m)
-		return m < 0 ? m : parent == TC_ROOT_ID ? -EPERM
-						   : meta_unlink(parent, pid);
+	err = tcfs_gen_unlink(fs, parent, name, pid);
+	if (err != TCFS_GEN_PASS)
+		return err;
 	return tc_unlink(fs->store, parent, name);
 }
 
@@ -1410,16 +1032,15 @@ static int op_rename(struct tcfs *fs, uint64_t parent, const char *name,
 		err = check_name(newname);
 	if (err)
 		return err;
+	/* the directories, the flags, then the names: a bad flag is EINVAL
+	 * for a generated file's name too */
 	if ((parent | newparent) & TCFS_META_BIT)
 		return -ENOTDIR;
 	if (flags & ~(unsigned)RENAME_NOREPLACE)
 		return -EINVAL; /* RENAME_EXCHANGE, RENAME_WHITEOUT */
-	int m = names_meta(fs, parent, name, NULL);
-	if (m)
-		return m < 0 ? m : -EPERM;
-	m = names_meta(fs, newparent, newname, NULL);
-	if (m)
-		return m < 0 ? m : -EPERM;
+	err = tcfs_gen_rename(fs, parent, name, newparent, newname);
+	if (err != TCFS_GEN_PASS)
+		return err;
 	return tc_rename(fs->store, parent, name, newparent, newname,
 			 flags & RENAME_NOREPLACE ? TC_RENAME_NOREPLACE : 0);
 }

@@ -6,6 +6,8 @@
  *
  *   main.c    command line, store open, session setup, loop, shutdown
  *   ops.c     the FUSE handlers (tcfs_<op>) and their workers
+ *   generated.c the generated files (meta.json, the stats file): their
+ *             share of every request, which ops.c hands over
  *   notify.c  eviction notices: a queue filled under the store's lock and
  *             a thread that tells the kernel (fuse_lowlevel_notify_delete)
  *   kcache.c  which tensor version the kernel's page cache holds (keep_cache)
@@ -15,8 +17,9 @@
  *   watchdog.c aborts the connection if the daemon dies without unmounting
  *
  * Inode numbers: a FUSE ino is a libtcache node id (TC_ROOT_ID ==
- * FUSE_ROOT_ID == 1).  The generated meta.json of entry or group D has the
- * ino D | TCFS_META_BIT.  Ids are never reused while the store is open, so
+ * FUSE_ROOT_ID == 1).  The generated file of directory D (the meta.json
+ * of an entry or group, the root's stats file) has the ino
+ * D | TCFS_META_BIT.  Ids are never reused while the store is open, so
  * lookup counts need no bookkeeping (forget only lets kcache.c drop what
  * it knew of the inode's page cache).
  */
@@ -60,9 +63,6 @@
  * second with 50 us than with 0 on this machine (tools/BENCH-NOTES.md). */
 #define TCFS_SPIN_US 50u
 #define TCFS_SPIN_MAX_US 10000u
-
-/* Largest meta.json a user may write (EFBIG beyond). */
-#define TCFS_META_MAX (16u << 20)
 
 /* ---- log.c -------------------------------------------------------------- */
 
@@ -168,9 +168,82 @@ struct tcfs {
 	struct tcfs_handle *handles; /* protected by handles_lock */
 };
 
+/* Every fi->fh points at a struct whose first member is its kind. */
+enum hkind { H_TENSOR = 1, H_META, H_DIR };
+
+/* An open file: a tensor (ops.c) or a generated file (generated.c).
+ * Linked in fs->handles from open to release. */
+struct tcfs_handle {
+	enum hkind kind;   /* H_TENSOR or H_META */
+	struct tcfs_handle *prev, *next; /* protected by fs->handles_lock */
+	uint64_t ino;
+	bool writable;
+	/* H_TENSOR */
+	tc_file *f;
+	uint64_t version;  /* tensor version when opened */
+	bool kc_counted;   /* a buffered reader counted in kcache.c */
+	uint64_t parent;   /* created by this handle: its directory and */
+	char *name;        /* name, to tell the kernel if it is dropped */
+	/* H_META */
+	uint64_t dir;
+	pthread_mutex_t lock;
+	char *buf;         /* protected by lock */
+	size_t len, cap;   /* protected by lock */
+	bool dirty;        /* protected by lock: to apply at flush */
+};
+
+/* A handle of @kind for @ino, every other field zero (calloc), or NULL. */
+struct tcfs_handle *tcfs_handle_new(enum hkind kind, uint64_t ino);
+
 extern const struct fuse_lowlevel_ops tcfs_ops;
 
 /* Close every handle the kernel did not release (unmount while busy). */
 void tcfs_close_all(struct tcfs *fs);
+
+/* ---- generated.c ---------------------------------------------------------- */
+
+/* Largest meta.json a user may write (EFBIG beyond). */
+#define TCFS_META_MAX (16u << 20)
+
+/* What a tcfs_gen_<op> for a request that names a file answers when the
+ * name is no generated file's: the caller serves the request.  Positive,
+ * so never taken for an errno (reply_err would answer EIO). */
+#define TCFS_GEN_PASS 1
+
+/* The workers for generated files, called from ops.c for the same
+ * request once it has checked what every file shares (a name's length, an
+ * offset >= 0, a handle's access mode).  Each returns 0 (read and write: a
+ * count) or -errno, or, as said, TCFS_GEN_PASS; none replies.  @ino is a
+ * generated file's (TCFS_META_BIT set); @h a handle of kind H_META. */
+int tcfs_gen_lookup(struct tcfs *fs, uint64_t parent, const char *name,
+		    pid_t pid, struct fuse_entry_param *e);
+int tcfs_gen_getattr(struct tcfs *fs, uint64_t ino, struct stat *a,
+		     double *timeout);
+/* @h: the setattr's handle if it is a file's (ftruncate), else NULL. */
+int tcfs_gen_setattr(struct tcfs *fs, uint64_t ino, struct stat *attr,
+		     int to_set, struct tcfs_handle *h, struct stat *a,
+		     double *timeout);
+int tcfs_gen_rmdir(struct tcfs *fs, uint64_t parent, const char *name);
+/* A new H_META handle in *@hp, to link in fs->handles. */
+int tcfs_gen_open(struct tcfs *fs, uint64_t ino, struct fuse_file_info *fi,
+		  struct tcfs_handle **hp);
+int tcfs_gen_create(struct tcfs *fs, uint64_t parent, const char *name,
+		    pid_t pid, struct fuse_file_info *fi,
+		    struct tcfs_handle **hp, struct fuse_entry_param *e);
+/* A copy of the bytes read (malloc'd, NULL when none) in *@copy; their
+ * number, or -errno. */
+ssize_t tcfs_gen_read(struct tcfs_handle *h, size_t size, off_t off,
+		      char **copy);
+/* @h writable.  @size, or -errno. */
+ssize_t tcfs_gen_write(struct tcfs *fs, struct tcfs_handle *h,
+		       const char *buf, size_t size, off_t off);
+/* @h writable: apply what was written (its error is close()'s). */
+int tcfs_gen_flush(struct tcfs *fs, struct tcfs_handle *h);
+/* Free a handle that is not (or no longer) linked. */
+void tcfs_gen_free(struct tcfs_handle *h);
+int tcfs_gen_unlink(struct tcfs *fs, uint64_t parent, const char *name,
+		    pid_t pid);
+int tcfs_gen_rename(struct tcfs *fs, uint64_t parent, const char *name,
+		    uint64_t newparent, const char *newname);
 
 #endif /* TCFS_H */
