@@ -268,6 +268,14 @@ static int drop_op(struct tc_store *s, uint64_t seq)
 	return s->replaying ? 0 : -EINVAL;
 }
 
+/* TOUCH of entry @e at @when: the most recently used.  Also for a live
+ * touch, which has the entry at hand (durable.c). */
+void touch_entry(struct tc_store *s, struct tc_node *e, int64_t when)
+{
+	e->last_access = when;
+	tc_lru_touch(&s->lru, e);
+}
+
 /* Is @n @dir or above it? */
 static int is_above(const struct tc_node *n, const struct tc_node *dir)
 {
@@ -323,11 +331,13 @@ static int apply_dir(struct tc_store *s, const struct tc_op *op,
 static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 		      uint32_t h, struct tc_ver *v)
 {
-	struct tc_node *dir = s->replay_dir && s->replay_dir->id == op->parent
-				      ? s->replay_dir
-				      : tc_index_get(&s->idx, op->parent);
 	struct tc_node *n = op->id < s->idx.next_id ? tc_index_get(&s->idx, op->id)
 						    : NULL;
+	struct tc_node *dir = n && n->parent && n->parent->id == op->parent
+				      ? n->parent
+			      : s->replay_dir && s->replay_dir->id == op->parent
+				      ? s->replay_dir
+				      : tc_index_get(&s->idx, op->parent);
 	struct tc_node *other;
 
 	if (!dir || !tc_node_isdir(dir) ||
@@ -335,8 +345,12 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 	    (n && (n->kind == TC_KIND_TENSOR) != (op->kind == TC_KIND_TENSOR)) ||
 	    (n && tc_node_isdir(n) && is_above(n, dir)))
 		return drop_op(s, seq);
-	other = dir->nchildren ? tc_index_find_hashed(&s->idx, dir, op->name, h)
-			       : NULL;
+	if (n && n->parent == dir && !strcmp(n->name, op->name))
+		other = n; /* where it was: names in a directory are unique */
+	else
+		other = dir->nchildren
+				? tc_index_find_hashed(&s->idx, dir, op->name, h)
+				: NULL;
 	if (other && other != n) {
 		/* a lost record left a stale name */
 		int r = drop_op(s, seq);
@@ -406,10 +420,8 @@ int apply_op(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 		break;
 	case TC_OP_TOUCH:
 		n = tc_index_get(&s->idx, op->id);
-		if (n && n->kind == TC_KIND_ENTRY) {
-			n->last_access = op->last_access;
-			tc_lru_touch(&s->lru, n);
-		}
+		if (n && n->kind == TC_KIND_ENTRY)
+			touch_entry(s, n, op->last_access);
 		break;
 	case TC_OP_MARK:
 		if (s->replaying)
@@ -432,11 +444,13 @@ int apply_op(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 static int op_journaled(struct tc_store *s, const struct tc_op *op,
 			const struct tc_ver *v)
 {
-	struct tc_node *n = tc_index_get(&s->idx, op->id);
-	if (op->type == TC_OP_DEL)
-		return n && node_journaled(n);
-	return op->type != TC_OP_NODE || op->kind != TC_KIND_TENSOR || v ||
-	       (n && n->ver);
+	struct tc_node *n;
+	if (op->type == TC_OP_NODE && (op->kind != TC_KIND_TENSOR || v))
+		return 1;
+	if (op->type != TC_OP_NODE && op->type != TC_OP_DEL)
+		return 1;
+	n = tc_index_get(&s->idx, op->id);
+	return op->type == TC_OP_DEL ? n && node_journaled(n) : n && n->ver;
 }
 
 /*

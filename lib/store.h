@@ -254,6 +254,7 @@ int store_change(struct tc_store *s, const struct tc_op *ops, size_t k,
 int apply_op(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 	     uint32_t h, struct tc_ver *v);
 void node_set_attrs(struct tc_node *n, const struct tc_op *op);
+void touch_entry(struct tc_store *s, struct tc_node *e, int64_t when);
 void op_set_pin(struct tc_op *op, int pinned);
 void opens_add(struct tc_node *dir, int64_t delta);
 void node_drop(struct tc_store *s, struct tc_node *n);
