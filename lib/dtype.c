@@ -81,14 +81,62 @@ const char *tc_dtype_name(int dt)
 	return dt >= 0 && dt < TC_DT_COUNT ? dtypes[dt].name : NULL;
 }
 
+/* Names other tools write for our dtypes (see tc_dtype_from_name). */
+static const struct {
+	const char *name;
+	int dtype;
+} aliases[] = {
+	/* torch's, after "torch." */
+	{ "torch.float", TC_DT_FLOAT32 },  { "torch.half", TC_DT_FLOAT16 },
+	{ "torch.double", TC_DT_FLOAT64 }, { "torch.short", TC_DT_INT16 },
+	{ "torch.int", TC_DT_INT32 },      { "torch.long", TC_DT_INT64 },
+	/* numpy's (np.dtype(name): bare "float" is float64 there) */
+	{ "half", TC_DT_FLOAT16 },         { "single", TC_DT_FLOAT32 },
+	{ "double", TC_DT_FLOAT64 },       { "float", TC_DT_FLOAT64 },
+	{ "float_", TC_DT_FLOAT64 },       { "bool_", TC_DT_BOOL },
+	{ "byte", TC_DT_INT8 },            { "ubyte", TC_DT_UINT8 },
+	{ "short", TC_DT_INT16 },          { "ushort", TC_DT_UINT16 },
+	{ "intc", TC_DT_INT32 },           { "uintc", TC_DT_UINT32 },
+	{ "int_", TC_DT_INT64 },           { "longlong", TC_DT_INT64 },
+	{ "ulonglong", TC_DT_UINT64 },
+};
+
+/* A numpy type string ("<f4", "|u1", "=i8", "f4"): a little-endian or
+ * byte-order-free kind and size; -EINVAL for others (">f4": big-endian). */
+static int from_typestr(const char *name)
+{
+	char buf[4];
+	size_t n = strlen(name);
+
+	if (n == 2) { /* no byte order: the machine's, little-endian here */
+		buf[0] = '<';
+		memcpy(buf + 1, name, 3);
+		name = buf;
+	} else if (n == 3 && name[0] == '=') {
+		buf[0] = '<';
+		memcpy(buf + 1, name + 1, 3);
+		name = buf;
+	} else if (n != 3) {
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < sizeof npy_descrs / sizeof npy_descrs[0]; i++)
+		if (!strcmp(npy_descrs[i].descr, name))
+			return npy_descrs[i].dtype;
+	return strcmp(name, "<b1") ? -EINVAL : TC_DT_BOOL;
+}
+
 int tc_dtype_from_name(const char *name)
 {
 	if (!name)
 		return -EINVAL;
+	const char *bare = !strncmp(name, "torch.", 6) ? name + 6 : name;
 	for (int i = 0; i < TC_DT_COUNT; i++)
-		if (!strcmp(dtypes[i].name, name))
+		if (!strcmp(dtypes[i].name, bare))
 			return i;
-	return -EINVAL;
+	for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+		if (!strcmp(aliases[i].name, name))
+			return aliases[i].dtype;
+	return bare == name ? from_typestr(name) : -EINVAL;
 }
 
 /* ---- the header dict ----------------------------------------------------- */

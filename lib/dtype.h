@@ -39,7 +39,14 @@ size_t tc_dtype_size(int dt);
  * NULL for an unknown value.  Static storage. */
 const char *tc_dtype_name(int dt);
 
-/* The dtype for @name (exact match of tc_dtype_name()), or -EINVAL. */
+/* The dtype for @name, or -EINVAL.  Accepted, case-sensitive, nothing
+ * around them: our names (tc_dtype_name()); torch's ("torch." and our
+ * name, or torch.float, torch.half, torch.double, torch.short, torch.int,
+ * torch.long); numpy's as np.dtype() reads them (half, single, double,
+ * float = float64, bool_, byte, ubyte, short, ushort, intc, uintc, int_,
+ * longlong, ulonglong) and its little-endian or byte-order-free type
+ * strings ("<f4", "f4", "=f4", "|u1", "|b1", "<i8").  Not: big-endian
+ * (">f4"), one-letter codes ("f"), complex and wider types. */
 int tc_dtype_from_name(const char *name);
 
 struct tc_npy_info {

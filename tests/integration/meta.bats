@@ -57,6 +57,30 @@ EOF
 	grep -q 'float32' "$MNT/e/meta.json"
 }
 
+@test "meta.json takes torch's and numpy's dtype names; it says ours" {
+	mkdir "$MNT/e"
+	head -c 24 /dev/zero >"$MNT/e/a"
+	head -c 24 /dev/zero >"$MNT/e/b"
+	head -c 24 /dev/zero >"$MNT/e/c"
+	cat >"$MNT/e/meta.json" <<'EOF'
+{"tensors": {"a": {"dtype": "torch.float16", "shape": [12]},
+             "b": {"dtype": "<i8", "shape": [3]},
+             "c": {"dtype": "double", "shape": [3]}}}
+EOF
+	"$PY" - "$MNT/e/meta.json" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1]))["tensors"]
+assert (t["a"]["dtype"], t["a"]["shape"]) == ("float16", [12]), t
+assert (t["b"]["dtype"], t["b"]["shape"]) == ("int64", [3]), t
+assert (t["c"]["dtype"], t["c"]["shape"]) == ("float64", [3]), t
+EOF
+	# big-endian is not ours: refused whole, nothing changed
+	echo '{"tensors": {"b": {"dtype": ">i8", "shape": [3]}}}' >"$TDIR/big.json"
+	run cp "$TDIR/big.json" "$MNT/e/meta.json"
+	[ "$status" -ne 0 ]
+	grep -q '"int64"' "$MNT/e/meta.json"
+}
+
 @test "editing meta.json in place (read, change, write back) works" {
 	mkdir "$MNT/e"
 	head -c 16 /dev/zero >"$MNT/e/t"

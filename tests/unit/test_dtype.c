@@ -103,12 +103,59 @@ static void t_dtype_table(void)
 		CHECK(seen[dt] == 1);
 }
 
+/* What torch and numpy write for our dtypes (TensorDict's meta.json, an
+ * array's __array_interface__ typestr, np.dtype names). */
+static void t_dtype_aliases(void)
+{
+	static const struct {
+		const char *name;
+		int dt;
+	} ok[] = {
+		{ "torch.float32", TC_DT_FLOAT32 }, { "torch.float", TC_DT_FLOAT32 },
+		{ "torch.float16", TC_DT_FLOAT16 }, { "torch.half", TC_DT_FLOAT16 },
+		{ "torch.bfloat16", TC_DT_BFLOAT16 },
+		{ "torch.float64", TC_DT_FLOAT64 }, { "torch.double", TC_DT_FLOAT64 },
+		{ "torch.int8", TC_DT_INT8 },       { "torch.int16", TC_DT_INT16 },
+		{ "torch.short", TC_DT_INT16 },     { "torch.int32", TC_DT_INT32 },
+		{ "torch.int", TC_DT_INT32 },       { "torch.int64", TC_DT_INT64 },
+		{ "torch.long", TC_DT_INT64 },      { "torch.uint8", TC_DT_UINT8 },
+		{ "torch.uint16", TC_DT_UINT16 },   { "torch.uint64", TC_DT_UINT64 },
+		{ "torch.bool", TC_DT_BOOL },
+		{ "torch.float8_e4m3fn", TC_DT_FLOAT8_E4M3FN },
+		{ "torch.float8_e5m2", TC_DT_FLOAT8_E5M2 },
+		{ "torch.float8_e5m2fnuz", TC_DT_FLOAT8_E5M2FNUZ },
+		{ "<f4", TC_DT_FLOAT32 }, { "f4", TC_DT_FLOAT32 },
+		{ "=f4", TC_DT_FLOAT32 }, { "<f2", TC_DT_FLOAT16 },
+		{ "<f8", TC_DT_FLOAT64 }, { "|u1", TC_DT_UINT8 },
+		{ "u1", TC_DT_UINT8 },    { "|i1", TC_DT_INT8 },
+		{ "<i2", TC_DT_INT16 },   { "<i4", TC_DT_INT32 },
+		{ "<i8", TC_DT_INT64 },   { "i8", TC_DT_INT64 },
+		{ "<u8", TC_DT_UINT64 },  { "|b1", TC_DT_BOOL },
+		{ "b1", TC_DT_BOOL },
+		{ "float", TC_DT_FLOAT64 }, { "double", TC_DT_FLOAT64 },
+		{ "single", TC_DT_FLOAT32 }, { "half", TC_DT_FLOAT16 },
+		{ "bool_", TC_DT_BOOL },  { "int_", TC_DT_INT64 },
+		{ "intc", TC_DT_INT32 },  { "ubyte", TC_DT_UINT8 },
+		{ "longlong", TC_DT_INT64 }, { "ulonglong", TC_DT_UINT64 },
+	};
+
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		int dt = tc_dtype_from_name(ok[i].name);
+		if (dt != ok[i].dt)
+			printf("# %s: %d\n", ok[i].name, dt);
+		CHECK(dt == ok[i].dt);
+	}
+}
+
 static void t_dtype_unknown(void)
 {
 	static const char *const bad[] = {
-		"", "float", "Float32", "FLOAT32", "float32 ", " float32",
-		"int", "uint", "float8", "bfloat", "f4", "<f4", "double",
-		"float8_e4m3", "uint8\n", "bool_", "complex64", "float128",
+		"", "Float32", "FLOAT32", "float32 ", " float32",
+		"int", "uint", "float8", "bfloat", "float8_e4m3", "uint8\n",
+		"complex64", "float128", "torch.", "torch.float128",
+		"torch.cfloat", "torch.single", "Torch.float32", "torch.bool_",
+		"torch.<f4", ">f4", ">i8", "|f4", "<f3", "<c8", "f", "?", "<",
+		"<f44", "==f4", "<U4", "O",
 	};
 
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -512,6 +559,7 @@ static void t_npy_mutations(void)
 int main(void)
 {
 	RUN(t_dtype_table);
+	RUN(t_dtype_aliases);
 	RUN(t_dtype_unknown);
 	RUN(t_npy_numpy_bytes);
 	RUN(t_npy_valid);
