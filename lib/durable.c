@@ -65,7 +65,7 @@ int store_append(struct tc_store *s, struct tc_buf *b, uint64_t *seq)
 
 /* Append the touches kept back, as one record.  Recency is best effort:
  * on failure they are dropped. */
-void touches_flush(struct tc_store *s)
+static void touches_flush(struct tc_store *s)
 {
 	assert_locked(s);
 	if (s->ntouches && !s->touches.err)

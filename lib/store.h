@@ -230,8 +230,6 @@ int ver_set_shape(struct tc_ver *v, int ndim, const uint64_t *shape);
 void ver_put(struct tc_store *s, struct tc_ver *v);
 void ver_put_cb(void *arg, struct tc_ver *v);
 int ver_push(struct tc_ver *v, struct tc_extent e);
-int ver_walk(const struct tc_ver *v, uint64_t off, uint64_t len,
-	     int (*fn)(void *arg, uint64_t pool_off, size_t n), void *arg);
 int ver_spans(const struct tc_store *s, const struct tc_ver *v, uint64_t off,
 	      uint64_t len, struct tc_span *sp, int max);
 int ver_hash(const struct tc_store *s, const struct tc_ver *v, uint64_t size,
@@ -264,7 +262,6 @@ uint64_t subtree_bytes(const struct tc_node *n);
 /* durable.c */
 int store_append(struct tc_store *s, struct tc_buf *b, uint64_t *seq);
 void store_touch(struct tc_store *s, struct tc_node *n);
-void touches_flush(struct tc_store *s);
 int sync_locked(struct tc_store *s, int may_unlock);
 int sync_journal_locked(struct tc_store *s);
 int checkpoint(struct tc_store *s, uint64_t capacity);

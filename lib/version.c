@@ -129,8 +129,9 @@ int ver_push(struct tc_ver *v, struct tc_extent e)
  * of bytes [off, off + len) of @v, in order, as far as its extents go.  A
  * non-zero return of @fn stops the walk and is returned.  O(extents).
  */
-int ver_walk(const struct tc_ver *v, uint64_t off, uint64_t len,
-	     int (*fn)(void *arg, uint64_t pool_off, size_t n), void *arg)
+static int ver_walk(const struct tc_ver *v, uint64_t off, uint64_t len,
+		    int (*fn)(void *arg, uint64_t pool_off, size_t n),
+		    void *arg)
 {
 	uint64_t at = 0;
 	for (uint32_t i = 0; i < v->nextents && len; i++) {

@@ -1685,12 +1685,23 @@ static void t_unsynced_replacement_falls_back_to_the_old_bytes(void)
 	}
 }
 
+/* Tensor "x" of entry @e in the store at @dir: there, and its read is
+ * EIO (its bytes were durable, so losing them is damage). */
+static void expect_eio(const char *dir, uint64_t e)
+{
+	struct tc_stat ts;
+	tc_file *f = NULL;
+	tc_store *s = open_store(dir, 0);
+	REQUIRE(s);
+	CHECK(tc_lookup(s, e, "x", &ts) == 0);
+	CHECK(tc_open(s, ts.id, 0, &f) == -EIO);
+	tc_store_close(s);
+}
+
 /* Damage to bytes that were synced is damage: EIO, as before. */
 static void t_synced_damage_reads_eio(void)
 {
 	char *d = tmpdir_new(), *c = tmpdir_new();
-	struct tc_stat ts;
-	tc_file *f = NULL;
 	tc_store *s = open_store(d, 16 * MiB);
 	REQUIRE(s);
 	uint64_t e = mkentry(s, "e");
@@ -1699,11 +1710,7 @@ static void t_synced_damage_reads_eio(void)
 	crash_copy(d, c, -1);
 	lose_bytes(s, e, "x", c);
 	tc_store_close(s);
-	s = open_store(c, 0);
-	REQUIRE(s);
-	CHECK(tc_lookup(s, e, "x", &ts) == 0);
-	CHECK(tc_open(s, ts.id, 0, &f) == -EIO);
-	tc_store_close(s);
+	expect_eio(c, e);
 	tmpdir_free(c);
 	tmpdir_free(d);
 }
@@ -1714,8 +1721,6 @@ static void t_synced_damage_reads_eio(void)
 static void t_close_makes_every_commit_durable(void)
 {
 	char *d = tmpdir_new();
-	struct tc_stat ts;
-	tc_file *f = NULL;
 	tc_store *s = open_store(d, 16 * MiB);
 	REQUIRE(s);
 	uint64_t e = mkentry(s, "e");
@@ -1725,11 +1730,7 @@ static void t_close_makes_every_commit_durable(void)
 	REQUIRE(s);
 	lose_bytes(s, e, "x", d);
 	tc_store_close(s);
-	s = open_store(d, 0);
-	REQUIRE(s);
-	CHECK(tc_lookup(s, e, "x", &ts) == 0);
-	CHECK(tc_open(s, ts.id, 0, &f) == -EIO);
-	tc_store_close(s);
+	expect_eio(d, e);
 	tmpdir_free(d);
 }
 
