@@ -3,9 +3,11 @@
  * unlink, rename, pin, list, setattr.
  *
  * Invariants:
- *   - The root holds entries only, entries and groups hold groups and
- *     tensors (tcache.h): a tensor is never at the root, and a directory
- *     moved under the root becomes an entry, moved elsewhere a group.
+ *   - The root holds entries only: directories, and files that are
+ *     entries of one tensor (root_file); entries and groups hold groups
+ *     and tensors (tcache.h).  A directory moved under the root becomes
+ *     an entry, moved elsewhere a group; a file never moves between the
+ *     root and a directory (EXDEV: mv copies it).
  *   - A name is 1..TC_NAME_MAX bytes, no '/', not "." or ".."; the
  *     generated names (TC_STATS_NAME at the root, TC_META_NAME in every
  *     other directory) cannot be created.
@@ -90,16 +92,13 @@ int get_dir(struct tc_store *s, uint64_t id, struct tc_node **out)
 	return 0;
 }
 
-/* The directory @parent, *@d, where a @kind node named @name may be
- * made: the name valid, not reserved there and not taken; a tensor not
- * at the root (EPERM).  Lock held. */
+/* The directory @parent, *@d, where a node named @name may be made:
+ * the name valid, not reserved there and not taken.  Lock held. */
 int dir_for_new(struct tc_store *s, uint64_t parent, const char *name,
-		int kind, struct tc_node **d)
+		struct tc_node **d)
 {
 	assert_locked(s);
 	int r = get_dir(s, parent, d);
-	if (!r && kind == TC_KIND_TENSOR && (*d)->kind == TC_KIND_ROOT)
-		r = -EPERM;
 	if (!r)
 		r = check_new_name(*d, name);
 	if (!r && tc_index_find(&s->idx, *d, name))
@@ -161,7 +160,7 @@ int tc_mkdir(tc_store *s, uint64_t parent, const char *name, uint32_t mode,
 	int r;
 
 	lock(s);
-	if ((r = dir_for_new(s, parent, name, TC_KIND_ENTRY, &d)))
+	if ((r = dir_for_new(s, parent, name, &d)))
 		goto out;
 	op.id = s->idx.next_id;
 	op.parent = d->id;
@@ -265,8 +264,8 @@ int tc_rename(tc_store *s, uint64_t parent, const char *name,
 	r = check_new_name(nd, newname);
 	if (r)
 		goto out;
-	if (!tc_node_isdir(n) && nd->kind == TC_KIND_ROOT) {
-		r = -EPERM;
+	if (!tc_node_isdir(n) && n->root_file != (nd->kind == TC_KIND_ROOT)) {
+		r = -EXDEV; /* an entry's fields would come or go: mv copies */
 		goto out;
 	}
 	if (tc_node_isdir(n))
@@ -310,7 +309,7 @@ int tc_pin(tc_store *s, uint64_t id, int pinned)
 
 	lock(s);
 	struct tc_node *n = tc_index_get(&s->idx, id);
-	if (!n || n->kind != TC_KIND_ENTRY) {
+	if (!n || !tc_node_is_entry(n)) {
 		r = n ? -EINVAL : -ENOENT;
 		goto out;
 	}
@@ -385,7 +384,7 @@ static void attrs_op(const struct tc_node *n, const struct tc_setattr *sa,
 {
 	if (sa->valid & TC_SET_MODE) {
 		op->mode = sa->mode & 07777;
-		if (n->kind == TC_KIND_ENTRY)
+		if (tc_node_is_entry(n))
 			op->pinned = op->mode & S_ISVTX ? 1 : 0;
 	}
 	if (sa->valid & TC_SET_UID)

@@ -4,17 +4,23 @@
 
 load helpers
 
-@test "files at the root: EPERM (create, mknod, rename into the root)" {
-	expect_errno EPERM 'os.close(os.open(MNT + "/f", os.O_CREAT | os.O_WRONLY, 0o644))'
-	expect_errno EPERM 'os.mknod(MNT + "/f", 0o644 | 0o100000)'
-	run touch "$MNT/f"
-	[ "$status" -ne 0 ]
-	[[ "$output" == *"Operation not permitted"* ]]
+@test "files at the root are entries; a file moves between the root and an entry only by copy (EXDEV)" {
+	os_ok() { "$PY" -c "import os; MNT='$MNT'; $1"; }
+	os_ok 'os.close(os.open(MNT + "/f", os.O_CREAT | os.O_WRONLY, 0o644))'
+	os_ok 'os.mknod(MNT + "/n", 0o644 | 0o100000)'
+	touch "$MNT/t0"
+	printf abc >"$MNT/g"
+	printf def >>"$MNT/g"
+	[ "$(cat "$MNT/g")" = abcdef ]
 	mkdir "$MNT/e"
 	echo x >"$MNT/e/t"
-	expect_errno EPERM 'os.rename(MNT + "/e/t", MNT + "/t")'
-	[ -f "$MNT/e/t" ]
-	[ "$(ls -A "$MNT")" = e ]
+	expect_errno EXDEV 'os.rename(MNT + "/e/t", MNT + "/t")'
+	expect_errno EXDEV 'os.rename(MNT + "/g", MNT + "/e/g")'
+	[ -f "$MNT/e/t" ] && [ -f "$MNT/g" ]
+	mv "$MNT/e/t" "$MNT/t"
+	[ "$(cat "$MNT/t")" = x ] && [ ! -e "$MNT/e/t" ]
+	expect_errno EEXIST 'os.close(os.open(MNT + "/.tcache-stats", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))'
+	[ "$(ls -A "$MNT" | tr "\n" " ")" = "e f g n t t0 " ]
 }
 
 @test "symlinks, hard links, device nodes, fifos: EPERM" {
