@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "meta.h"
 #include "store.h"
 
 static int check_name(const char *name)
@@ -74,7 +75,9 @@ void fill_stat(const struct tc_node *n, struct tc_stat *st)
 	st->blocks = v ? v->alloc / 512 : 0;
 	st->version = n->ver ? n->ver->number : 0;
 	st->writers = writers_of(n);
-	st->atime = ts_of(n->atime);
+	/* a file at the root: its atime is its last use, what the lru goes by
+	 * (it has no meta.json to tell it) */
+	st->atime = ts_of(n->root_file ? n->last_access : n->atime);
 	st->mtime = ts_of(n->mtime);
 	st->ctime = ts_of(n->ctime);
 	snprintf(st->name, sizeof(st->name), "%s", n->kind == TC_KIND_ROOT ? "" : n->name);
@@ -225,6 +228,20 @@ int tc_unlink(tc_store *s, uint64_t parent, const char *name)
 	return remove_name(s, parent, name, 0);
 }
 
+/* A tensor's NODE @op, about to be named @name in @dir: the dtype and
+ * shape @dir's meta.json declares for that name, if it does. */
+static void declared_type(const struct tc_node *dir, const char *name,
+			  struct tc_op *op)
+{
+	struct tc_meta_set set;
+	if (!tc_meta_declared(dir->doc, name, &set))
+		return;
+	op->dtype = set.dtype;
+	op->ndim = set.ndim;
+	memcpy(op->shape, set.shape, sizeof(uint64_t) * (size_t)set.ndim);
+	op->data_offset = 0;
+}
+
 /* May @n replace @dst (another node) by a rename?  0 or the error. */
 static int may_replace(const struct tc_node *n, const struct tc_node *dst,
 		       unsigned flags)
@@ -292,6 +309,8 @@ int tc_rename(tc_store *s, uint64_t parent, const char *name,
 	mv->ctime = now;
 	if (mv->kind == TC_KIND_ENTRY && n->kind != TC_KIND_ENTRY)
 		mv->created = mv->last_access = now;
+	if (mv->kind == TC_KIND_TENSOR && n->ver)
+		declared_type(nd, newname, mv); /* rsync's temp file, renamed */
 	r = store_change(s, ops, k, NULL);
 	if (r)
 		goto out;

@@ -241,6 +241,9 @@ void ver_zero(struct tc_store *s, struct tc_ver *v, uint64_t from,
 	      uint64_t to);
 int ver_clone(struct tc_store *s, const struct tc_ver *src, uint64_t size,
 	      struct tc_ver **out);
+/* Copy @len bytes of @v from @off (inside its size) to @buf. */
+void ver_read(const struct tc_store *s, const struct tc_ver *v, uint64_t off,
+	      size_t len, void *buf);
 void ver_type(struct tc_store *s, const struct tc_node *n, struct tc_ver *v,
 	      const struct tc_ver *old);
 

@@ -743,14 +743,15 @@ static void t_meta_and_npy(void)
 	CHECK(strstr(json, "\"float32\"") != NULL);
 	CHECK(strstr(json, "\"uint8\"") != NULL);
 	free(json);
-	const char *set = "{\"tensors\": {\"raw\": {\"dtype\": \"float64\", \"shape\": [2, 4]}},"
-			  " \"attrs\": {\"model\": \"m1\"}, \"pinned\": true}";
+	const char *set = "{\"__tcache__\": {\"tensors\": {\"raw\": {\"dtype\": \"float64\", \"shape\": [2, 4]}},"
+			  " \"attrs\": {\"model\": \"m1\"}, \"pinned\": true}}";
 	CHECK(tc_meta_set(s, e, set, strlen(set)) == 0);
 	CHECK(tc_getattr(s, e, &st) == 0 && (st.mode & S_ISVTX)); /* pinned */
-	const char *bad = "{\"tensors\": {\"raw\": {\"dtype\": \"float64\", \"shape\": [3]}}}";
+	const char *bad = "{\"__tcache__\": {\"tensors\": {\"raw\": {\"dtype\": \"float64\", \"shape\": [3]}}}}";
 	CHECK(tc_meta_set(s, e, bad, strlen(bad)) == -EINVAL);
 	CHECK(tc_meta_set(s, e, "{", 1) == -EINVAL);
-	CHECK(tc_meta_set(s, e, "{\"tensors\": {\"raw\": {\"dtype\": \"f99\"}}}", 38) == -EINVAL);
+	const char *f99 = "{\"__tcache__\": {\"tensors\": {\"raw\": {\"dtype\": \"f99\"}}}}";
+	CHECK(tc_meta_set(s, e, f99, strlen(f99)) == -EINVAL);
 	tc_store_close(s);
 	s = open_store(d, 0);
 	REQUIRE(s);
@@ -1934,13 +1935,16 @@ static int id_of(tc_store *s, uint64_t dir, const char *name, uint64_t *id)
  * t0..t4 in either: what a user does through the mount. */
 static void random_op(tc_store *s, uint64_t *seed)
 {
-	char en[8], gn[8], tn[8], tn2[8];
+	char en[8], gn[8], tn[16], tn2[16];
 	uint64_t e, g, dir, id;
 	struct tc_stat st;
 	snprintf(en, sizeof(en), "e%d", (int)(rnd(seed) % 6));
 	snprintf(gn, sizeof(gn), "g%d", (int)(rnd(seed) % 2));
-	snprintf(tn, sizeof(tn), "t%d", (int)(rnd(seed) % 5));
-	snprintf(tn2, sizeof(tn2), "t%d", (int)(rnd(seed) % 5));
+	/* t3.memmap: a tensor a meta.json key "t3" declares (case 9) */
+	snprintf(tn, sizeof(tn), "t%d%s", (int)(rnd(seed) % 5),
+		 rnd(seed) % 2 ? ".memmap" : "");
+	snprintf(tn2, sizeof(tn2), "t%d%s", (int)(rnd(seed) % 5),
+		 rnd(seed) % 2 ? ".memmap" : "");
 	unsigned op = (unsigned)(rnd(seed) % 14);
 	if (id_of(s, TC_ROOT_ID, en, &e)) {
 		tc_mkdir(s, TC_ROOT_ID, en, 0755, 0, 0, &st);
@@ -2000,13 +2004,17 @@ static void random_op(tc_store *s, uint64_t *seed)
 		break;
 	case 9: { /* attrs and a dtype through meta.json */
 		char js[160];
-		int n = snprintf(js, sizeof(js), "{\"attrs\": {\"k\": %d}}",
-				 (int)(rnd(seed) % 100));
+		int n = snprintf(js, sizeof(js), "{\"__tcache__\": {\"attrs\": {\"k\": %d}}, "
+				 "\"t%d\": {\"dtype\": \"torch.int16\", \"shape\": [%d]}}",
+				 (int)(rnd(seed) % 100), (int)(rnd(seed) % 5),
+				 (int)(rnd(seed) % 9));
 		tc_meta_set(s, e, js, (size_t)n);
-		if (!id_of(s, e, tn, &id) && !tc_getattr(s, id, &st) &&
-		    st.size % 4 == 0) {
-			n = snprintf(js, sizeof(js), "{\"tensors\": {\"%s\": "
-				     "{\"dtype\": \"float32\"}}}", tn);
+		if (rnd(seed) % 4 == 0)
+			tc_meta_remove(s, e);
+		else if (!id_of(s, e, tn, &id) && !tc_getattr(s, id, &st) &&
+			 st.size % 4 == 0) {
+			n = snprintf(js, sizeof(js), "{\"__tcache__\": {\"tensors\": {\"%s\": "
+				     "{\"dtype\": \"float32\"}}}}", tn);
 			tc_meta_set(s, e, js, (size_t)n);
 		}
 		break;
@@ -2225,6 +2233,122 @@ static void t_version1_journal_opens(void)
 	tmpdir_free(d);
 }
 
+/* Write @txt as file @name of @dir (committed). */
+static int put_text(tc_store *s, uint64_t dir, const char *name, const char *txt)
+{
+	struct tc_stat st;
+	tc_file *f;
+	int r = tc_create(s, dir, name, 0644, 0, 0, &f, &st);
+	if (r)
+		return r;
+	ssize_t w = tc_file_write(s, f, txt, strlen(txt), 0);
+	r = w == (ssize_t)strlen(txt) ? tc_file_commit(s, f) : -EIO;
+	tc_file_close(s, f);
+	return r;
+}
+
+/* The dtype and shape of @name in @dir as meta.json says, e.g.
+ * "float16 [3]", into @out. */
+static void type_of(tc_store *s, uint64_t dir, const char *name, char *out,
+		    size_t size)
+{
+	char *js;
+	size_t n;
+	snprintf(out, size, "?");
+	if (tc_meta_get(s, dir, &js, &n))
+		return;
+	char key[300];
+	snprintf(key, sizeof(key), "\"%s\":", name);
+	const char *p = strstr(js, key), *dt, *sh;
+	if (p && (dt = strstr(p, "\"dtype\":\t\"")) && (sh = strstr(p, "\"shape\":\t"))) {
+		dt += 10;
+		sh += 9;
+		snprintf(out, size, "%.*s %.*s", (int)(strchr(dt, '"') - dt), dt,
+			 (int)(strchr(sh, ']') - sh + 1), sh);
+	}
+	free(js);
+}
+
+/* meta.json keeps any keys; TensorDict's declare the dtype and shape of
+ * K.memmap whether the file comes before the document, after it, or by a
+ * rename (rsync); a file renamed over meta.json is taken as it (one
+ * record); rm forgets the keys; all of it survives a crash. */
+static void t_open_world_meta(void)
+{
+	char *d = tmpdir_new(), *c = tmpdir_new();
+	tc_store *s = open_store(d, 4 * MiB);
+	REQUIRE(s);
+	uint64_t e = mkentry(s, "e");
+	struct tc_stat g;
+	REQUIRE(tc_mkdir(s, e, "sub", 0755, 0, 0, &g) == 0);
+	char ty[64], *js;
+	size_t n;
+	CHECK(put(s, e, "emb.memmap", 8, 1, 8) == 0);
+	const char *doc = "{\"emb\": {\"device\": \"cpu\", \"shape\": [3], \"dtype\": \"torch.float16\"},"
+			  " \"ids\": {\"shape\": [2], \"dtype\": \"torch.int64\"},"
+			  " \"r\": {\"shape\": [2, 2], \"dtype\": \"<f4\"},"
+			  " \"sub\": {\"type\": \"TensorDict\"}, \"tensors\": 12345678901234567890,"
+			  " \"_type\": \"<class 'tensordict._td.TensorDict'>\"}";
+	CHECK(tc_meta_set(s, e, doc, strlen(doc)) == 0);
+	type_of(s, e, "emb.memmap", ty, sizeof(ty));
+	CHECK(strcmp(ty, "float16 [3]") == 0); /* 6 of its 8 bytes: as declared */
+	CHECK(put(s, e, "ids.memmap", 16, 2, 16) == 0);
+	type_of(s, e, "ids.memmap", ty, sizeof(ty));
+	CHECK(strcmp(ty, "int64 [2]") == 0);
+	CHECK(put(s, e, ".r.memmap.Xy12", 16, 3, 16) == 0);
+	CHECK(tc_rename(s, e, ".r.memmap.Xy12", e, "r.memmap", 0) == 0);
+	type_of(s, e, "r.memmap", ty, sizeof(ty));
+	CHECK(strcmp(ty, "float32 [2, 2]") == 0);
+	REQUIRE(tc_meta_get(s, e, &js, &n) == 0);
+	CHECK(strstr(js, "\t\"tensors\": 12345678901234567890,\n") != NULL);
+	CHECK(strstr(js, "\t\"_type\": \"<class 'tensordict._td.TensorDict'>\",\n") != NULL);
+	free(js);
+	/* a group's own document */
+	CHECK(tc_meta_set(s, g.id, "{\"x\": [1, 2]}", 13) == 0);
+	/* rsync: a temp file renamed over meta.json */
+	CHECK(put_text(s, g.id, ".meta.json.aB3", "{\"y\": true}") == 0);
+	CHECK(tc_meta_take(s, g.id, ".meta.json.aB3") == 0);
+	CHECK(!exists(s, g.id, ".meta.json.aB3"));
+	REQUIRE(tc_meta_get(s, g.id, &js, &n) == 0);
+	CHECK(strstr(js, "\"y\": true") && !strstr(js, "\"x\""));
+	free(js);
+	CHECK(put_text(s, g.id, ".meta.json.bad", "{\"__tcache__\": 1}") == 0);
+	CHECK(tc_meta_take(s, g.id, ".meta.json.bad") == -EINVAL);
+	CHECK(exists(s, g.id, ".meta.json.bad"));
+	CHECK(tc_meta_take(s, g.id, "none") == -ENOENT);
+	CHECK(tc_meta_take(s, e, "sub") == -EISDIR);
+	/* rm meta.json */
+	CHECK(put_text(s, e, "keep", "{}") == 0);
+	CHECK(tc_meta_set(s, e, "{\"k\": 1}", 8) == 0);
+	CHECK(tc_meta_remove(s, e) == 0);
+	REQUIRE(tc_meta_get(s, e, &js, &n) == 0);
+	CHECK(strncmp(js, "{\n\t\"__tcache__\": {", 18) == 0);
+	free(js);
+	type_of(s, e, "emb.memmap", ty, sizeof(ty));
+	CHECK(strcmp(ty, "float16 [3]") == 0); /* what it declared stays */
+	CHECK(tc_meta_remove(s, TC_ROOT_ID) == -EINVAL);
+	CHECK(tc_meta_set(s, e, doc, strlen(doc)) == 0);
+
+	CHECK(tc_store_sync(s) == 0);
+	char *live = NULL, *back = NULL;
+	REQUIRE(tc_store_dump(s, &live, &n) == 0);
+	CHECK(strstr(live, "doc {\"y\":true}") != NULL);
+	crash_copy(d, c, -1);
+	CHECK(tc_store_close(s) == 0);
+	for (int k = 0; k < 2; k++) {
+		s = open_store(k ? d : c, 0);
+		REQUIRE(s);
+		REQUIRE(tc_store_dump(s, &back, &n) == 0);
+		CHECK(same_dump(k ? "a checkpoint replayed" : "the journal replayed",
+				live, back));
+		free(back);
+		tc_store_close(s);
+	}
+	free(live);
+	tmpdir_free(c);
+	tmpdir_free(d);
+}
+
 static void t_replay_equals_live(void)
 {
 	for (uint64_t round = 0; round < 6; round++) {
@@ -2298,6 +2422,7 @@ int main(void)
 	RUN(t_reserve_fails_first_or_holds);
 	RUN(t_root_files_are_entries);
 	RUN(t_version1_journal_opens);
+	RUN(t_open_world_meta);
 	RUN(t_replay_equals_live);
 	return check_done();
 }
