@@ -39,10 +39,12 @@
  * where errors become replies.
  *
  * Invariants: a generated file is there as long as its directory is: it
- * cannot be moved or replaced (rename EPERM), no node takes its name (the
- * store answers EEXIST), it is no directory (ENOTDIR), and unlink removes
- * meta.json for the calling process alone, for a while (the "gone" list
- * below; the stats file: EPERM).  Its mode and owner are its directory's.
+ * cannot be moved (rename EPERM), no node takes its name (the store
+ * answers EEXIST; a file renamed over meta.json becomes its document and
+ * goes), it is no directory (ENOTDIR), and unlink of meta.json removes
+ * the user's keys, and the name for the calling process alone, for a
+ * while (the "gone" list below; the stats file: EPERM).  Its mode and
+ * owner are its directory's.
  * A handle's buffer is the whole file as that handle sees it.
  *
  * Locks:
@@ -169,9 +171,13 @@ static int gen_dir(struct tcfs *fs, uint64_t ino, struct tc_stat *d)
  * remove a file that is in the way and create it again with O_EXCL, go on
  * and their write is applied at close like any write of meta.json, where
  * otherwise they would find the name again after every removal and loop
- * forever.  (The pid is the kernel's task id of the request.)
+ * forever.  A process that makes a directory finds its meta.json gone the
+ * same way (tcfs_gen_made), so that cp -r and cp -a, which create every
+ * file of a directory they made with O_EXCL and never remove one, copy a
+ * tree holding meta.json files.  (The pid is the kernel's task id of the
+ * request.)
  */
-#define META_GONE_MAX 64
+#define META_GONE_MAX 256
 #define META_GONE_S 10
 struct meta_gone {
 	uint64_t dir;    /* 0: a free slot */
@@ -227,6 +233,15 @@ static int meta_unlink(uint64_t dir, pid_t pid)
 	}
 	pthread_mutex_unlock(&gone_lock);
 	return err;
+}
+
+/* A directory @pid just made: its meta.json is gone for that process, as
+ * after an unlink, so that cp -r, cp -a and tar, which create each file of
+ * a directory they made with O_EXCL, can create it (the kernel answers
+ * EEXIST for a name a lookup found, before asking us). */
+void tcfs_gen_made(uint64_t dir, pid_t pid)
+{
+	meta_unlink(dir, pid);
 }
 
 /* ---- handles ------------------------------------------------------------------ */
@@ -320,27 +335,15 @@ int tcfs_gen_getattr(struct tcfs *fs, uint64_t ino, struct stat *a,
 }
 
 /* Only its size, through a write handle (the ftruncate of an open for
- * writing); times are accepted and ignored (it is generated), owner and
- * mode belong to its directory. */
+ * writing).  Times, mode and owner are accepted and change nothing: its
+ * mode and owner are its directory's, its times too, and the tools that
+ * copy a tree set them on every file they made (cp -a, tar, rsync -a,
+ * shutil.copytree), often while the directory still has a mode of their
+ * own choosing. */
 int tcfs_gen_setattr(struct tcfs *fs, uint64_t ino, struct stat *attr,
 		     int to_set, struct tcfs_handle *h, struct stat *a,
 		     double *timeout)
 {
-	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
-		      FUSE_SET_ATTR_GID)) {
-		/* its mode and owner are its directory's: setting them to
-		 * what they are (cp -a, tar, unzip) is done; else EPERM */
-		struct stat cur;
-		double t;
-		int err = tcfs_gen_getattr(fs, ino, &cur, &t);
-		if (err)
-			return err;
-		if (((to_set & FUSE_SET_ATTR_MODE) &&
-		     (attr->st_mode & 07777) != (cur.st_mode & 07777)) ||
-		    ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != cur.st_uid) ||
-		    ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != cur.st_gid))
-			return -EPERM;
-	}
 	if ((to_set & FUSE_SET_ATTR_SIZE) && !h) {
 		/* open(O_TRUNC) arrives as an open, then a truncate without a
 		 * handle: it belongs to the newest writable handle. */
@@ -481,26 +484,59 @@ int tcfs_gen_flush(struct tcfs *fs, struct tcfs_handle *h)
 	return err;
 }
 
-/* meta.json is generated: removing it succeeds, and removes it for the
- * caller alone (meta_unlink), so that rm of it works and tools that remove
- * and create again never loop.  See fs/API-NOTES.md.  The stats file:
- * EPERM. */
+/* rm meta.json: the user's keys go (tc_meta_remove); the name shows
+ * ours alone again, and for the caller it is gone for a while
+ * (meta_unlink), so that tools that remove and create again never loop.
+ * See fs/API-NOTES.md.  The stats file: EPERM. */
 int tcfs_gen_unlink(struct tcfs *fs, uint64_t parent, const char *name,
 		    pid_t pid)
 {
 	int err = gen_named(fs, parent, name, NULL);
 	if (err)
 		return err;
-	return parent == TC_ROOT_ID ? -EPERM : meta_unlink(parent, pid);
+	if (parent == TC_ROOT_ID)
+		return -EPERM;
+	if (meta_gone(parent, pid, false))
+		return -ENOENT;
+	err = tc_meta_remove(fs->store, parent);
+	return err ? err : meta_unlink(parent, pid);
 }
 
-/* Rename from or onto a generated file: EPERM (it cannot move, and no
- * file may take its place). */
+/*
+ * A file renamed over meta.json in its own directory (rsync's temp file)
+ * becomes it: tc_meta_take() applies its bytes and removes it, or refuses
+ * (EINVAL) and nothing changes.  The kernel has moved its dentry to the
+ * name meta.json: the notifier drops it (a lookup then finds the
+ * generated file; until then a stale inode answers ESTALE, and the VFS
+ * looks again).  From another directory: EXDEV (mv copies).  A generated
+ * file itself never moves, nor does a directory take its place: EPERM.
+ */
 int tcfs_gen_rename(struct tcfs *fs, uint64_t parent, const char *name,
-		    uint64_t newparent, const char *newname)
+		    uint64_t newparent, const char *newname, unsigned flags,
+		    pid_t pid)
 {
+	struct tc_stat src;
 	int err = gen_named(fs, parent, name, NULL);
-	if (err == TCFS_GEN_PASS)
-		err = gen_named(fs, newparent, newname, NULL);
-	return err ? err : -EPERM;
+	if (err != TCFS_GEN_PASS)
+		return err ? err : -EPERM;
+	err = gen_named(fs, newparent, newname, NULL);
+	if (err)
+		return err;
+	if (newparent == TC_ROOT_ID)
+		return -EPERM;
+	if (flags & TC_RENAME_NOREPLACE)
+		return -EEXIST;
+	if (parent != newparent)
+		return -EXDEV;
+	err = tc_lookup(fs->store, parent, name, &src);
+	if (err)
+		return err;
+	if (src.kind != TC_KIND_TENSOR)
+		return -EPERM;
+	err = tc_meta_take(fs->store, parent, name);
+	if (err)
+		return err;
+	meta_gone(parent, pid, true); /* there again for a caller who removed it */
+	tcfs_notifier_evicted(fs->notifier, parent, src.id, TC_META_NAME);
+	return 0;
 }

@@ -481,6 +481,7 @@ static int op_mkdir(struct tcfs *fs, fuse_req_t req, uint64_t parent,
 	err = tc_mkdir(fs->store, parent, name, o.mode, o.uid, o.gid, &st);
 	if (err)
 		return err;
+	tcfs_gen_made(st.id, fuse_req_ctx(req)->pid);
 	stat_to_entry(&st, e);
 	return 0;
 }
@@ -1025,7 +1026,7 @@ static void tcfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static int op_rename(struct tcfs *fs, uint64_t parent, const char *name,
 		     uint64_t newparent, const char *newname,
-		     unsigned int flags)
+		     unsigned int flags, pid_t pid)
 {
 	int err = check_name(name);
 	if (!err)
@@ -1038,11 +1039,11 @@ static int op_rename(struct tcfs *fs, uint64_t parent, const char *name,
 		return -ENOTDIR;
 	if (flags & ~(unsigned)RENAME_NOREPLACE)
 		return -EINVAL; /* RENAME_EXCHANGE, RENAME_WHITEOUT */
-	err = tcfs_gen_rename(fs, parent, name, newparent, newname);
+	unsigned tflags = flags & RENAME_NOREPLACE ? TC_RENAME_NOREPLACE : 0;
+	err = tcfs_gen_rename(fs, parent, name, newparent, newname, tflags, pid);
 	if (err != TCFS_GEN_PASS)
 		return err;
-	return tc_rename(fs->store, parent, name, newparent, newname,
-			 flags & RENAME_NOREPLACE ? TC_RENAME_NOREPLACE : 0);
+	return tc_rename(fs->store, parent, name, newparent, newname, tflags);
 }
 
 static void tcfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -1050,7 +1051,7 @@ static void tcfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			unsigned int flags)
 {
 	reply_err(req, op_rename(FS(req), parent, name, newparent, newname,
-				 flags));
+				 flags, fuse_req_ctx(req)->pid));
 }
 
 /* What the cache cannot be: symlinks and hard links. */

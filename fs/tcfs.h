@@ -203,7 +203,7 @@ void tcfs_close_all(struct tcfs *fs);
 /* ---- generated.c ---------------------------------------------------------- */
 
 /* Largest meta.json a user may write (EFBIG beyond). */
-#define TCFS_META_MAX (16u << 20)
+#define TCFS_META_MAX TC_META_MAX
 
 /* What a tcfs_gen_<op> for a request that names a file answers when the
  * name is no generated file's: the caller serves the request.  Positive,
@@ -243,7 +243,10 @@ int tcfs_gen_flush(struct tcfs *fs, struct tcfs_handle *h);
 void tcfs_gen_free(struct tcfs_handle *h);
 int tcfs_gen_unlink(struct tcfs *fs, uint64_t parent, const char *name,
 		    pid_t pid);
+/* Directory @dir was just made by @pid (its meta.json: gone for it). */
+void tcfs_gen_made(uint64_t dir, pid_t pid);
 int tcfs_gen_rename(struct tcfs *fs, uint64_t parent, const char *name,
-		    uint64_t newparent, const char *newname);
+		    uint64_t newparent, const char *newname, unsigned flags,
+		    pid_t pid);
 
 #endif /* TCFS_H */

@@ -79,18 +79,24 @@ void node_op(const struct tc_node *n, const struct tc_ver *v, struct tc_op *op)
 	op->pinned = 0;
 	op->attrs = NULL;
 	op->attrs_len = 0;
+	op->doc = NULL;
+	op->doc_len = 0;
 	op->size = op->xxh3 = op->data_offset = 0;
 	op->dtype = op->ndim = 0;
 	op->nextents = 0;
 	op->ext = NULL;
 	op->extv = NULL;
-	if (n->kind == TC_KIND_ENTRY) {
+	if (tc_node_is_entry(n)) {
 		op->created = n->created;
 		op->last_access = n->last_access;
 		op->pinned = n->pinned;
 		op->attrs = n->attrs;
 		op->attrs_len = n->attrs ? (uint32_t)strlen(n->attrs) : 0;
-	} else if (n->kind == TC_KIND_TENSOR && (v || (v = n->ver))) {
+	}
+	if (tc_node_isdir(n)) {
+		op->doc = n->doc;
+		op->doc_len = n->doc ? (uint32_t)strlen(n->doc) : 0;
+	} else if (v || (v = n->ver)) {
 		op->size = v->size;
 		op->xxh3 = v->xxh3;
 		op->data_offset = v->data_offset;
@@ -143,7 +149,7 @@ static void remove_rec(struct tc_store *s, struct tc_node *n)
 	struct tc_node *c;
 	while (tc_node_isdir(n) && (c = n->child_tail))
 		remove_rec(s, c);
-	if (n->kind == TC_KIND_ENTRY)
+	if (tc_node_is_entry(n))
 		tc_lru_remove(&s->lru, n);
 	if (n->kind == TC_KIND_TENSOR && n->ver)
 		s->live_bytes -= n->ver->size;
@@ -301,29 +307,56 @@ void node_set_attrs(struct tc_node *n, const struct tc_op *op)
 	n->ctime = op->ctime;
 }
 
+/* Set *@field (a malloc'd string or NULL) to @len bytes at @text (NULL:
+ * none), copying only when it differs. */
+static int set_text(char **field, const char *text, uint32_t len)
+{
+	if (!text) {
+		free(*field);
+		*field = NULL;
+	} else if (!*field || strlen(*field) != len ||
+		   memcmp(*field, text, len)) {
+		char *a = strndup(text, len);
+		if (!a)
+			return -ENOMEM;
+		free(*field);
+		*field = a;
+	}
+	return 0;
+}
+
+/* Make entry @n (a directory or a file at the root) what @op says of
+ * its entry fields. */
+static int apply_entry(struct tc_store *s, const struct tc_op *op,
+		       struct tc_node *n)
+{
+	n->created = op->created;
+	n->last_access = op->last_access;
+	pin_entry(s, n, op->pinned);
+	return set_text(&n->attrs, op->attrs, op->attrs_len);
+}
+
 /* Make @n (a directory) what @op says of an entry or a group. */
 static int apply_dir(struct tc_store *s, const struct tc_op *op,
 		     struct tc_node *n)
 {
 	if (s->replaying)
 		s->replay_dir = n;
-	if (n->kind != TC_KIND_ENTRY)
-		return 0;
-	n->created = op->created;
-	n->last_access = op->last_access;
-	pin_entry(s, n, op->pinned);
-	if (!op->attrs) {
-		free(n->attrs);
-		n->attrs = NULL;
-	} else if (!n->attrs || strlen(n->attrs) != op->attrs_len ||
-		   memcmp(n->attrs, op->attrs, op->attrs_len)) {
-		char *a = strndup(op->attrs, op->attrs_len);
-		if (!a)
-			return -ENOMEM;
-		free(n->attrs);
-		n->attrs = a;
-	}
-	return 0;
+	int r = set_text(&n->doc, op->doc, op->doc_len);
+	if (!r && n->kind == TC_KIND_ENTRY)
+		r = apply_entry(s, op, n);
+	return r;
+}
+
+/* Is @op a node at the root, where only entries are (a directory, or a
+ * file that is one)? */
+static int kind_fits(const struct tc_node *dir, const struct tc_op *op,
+		     const struct tc_node *n)
+{
+	int at_root = dir->kind == TC_KIND_ROOT;
+	if (op->kind == TC_KIND_TENSOR)
+		return !n || n->root_file == at_root;
+	return at_root == (op->kind == TC_KIND_ENTRY);
 }
 
 /*
@@ -345,8 +378,7 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 				      : tc_index_get(&s->idx, op->parent);
 	struct tc_node *other;
 
-	if (!dir || !tc_node_isdir(dir) ||
-	    (dir->kind == TC_KIND_ROOT) != (op->kind == TC_KIND_ENTRY) ||
+	if (!dir || !tc_node_isdir(dir) || !kind_fits(dir, op, n) ||
 	    (n && (n->kind == TC_KIND_TENSOR) != (op->kind == TC_KIND_TENSOR)) ||
 	    (n && tc_node_isdir(n) && is_above(n, dir)))
 		return drop_op(s, seq);
@@ -365,12 +397,14 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 			return r;
 	}
 	if (!n) {
-		n = tc_node_new(op->id, op->kind, op->name);
+		n = op->kind == TC_KIND_TENSOR && dir->kind == TC_KIND_ROOT
+			    ? tc_node_new_file(op->id, op->name)
+			    : tc_node_new(op->id, op->kind, op->name);
 		if (!n || tc_index_add_hashed(&s->idx, dir, n, h)) {
 			tc_node_free(n);
 			return -ENOMEM;
 		}
-		if (n->kind == TC_KIND_ENTRY)
+		if (tc_node_is_entry(n))
 			tc_lru_add(&s->lru, n);
 	} else {
 		if (n->parent != dir || strcmp(n->name, op->name)) {
@@ -391,8 +425,10 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 		}
 	}
 	node_set_attrs(n, op);
-	return tc_node_isdir(n) ? apply_dir(s, op, n)
-				: apply_ver(s, seq, op, n, v);
+	if (tc_node_isdir(n))
+		return apply_dir(s, op, n);
+	int r = apply_ver(s, seq, op, n, v);
+	return !r && n->root_file ? apply_entry(s, op, n) : r;
 }
 
 /*
@@ -425,7 +461,7 @@ int apply_op(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 		break;
 	case TC_OP_TOUCH:
 		n = tc_index_get(&s->idx, op->id);
-		if (n && n->kind == TC_KIND_ENTRY)
+		if (n && tc_node_is_entry(n))
 			touch_entry(s, n, op->last_access);
 		break;
 	case TC_OP_MARK:
@@ -465,6 +501,7 @@ static int op_journaled(struct tc_store *s, const struct tc_op *op,
  * op_journaled) are applied without being written.  A failed append
  * changes nothing.  @v: the version a tensor's NODE op names when the
  * caller built it (a commit); the node takes over the caller's reference.
+ * The touches kept back lead the record (durable.c touches_lead).
  * An apply that fails after the append (ENOMEM) leaves memory behind the
  * journal until the next open; the rest of the ops are still applied.
  * Lock held.
@@ -478,13 +515,17 @@ int store_change(struct tc_store *s, const struct tc_op *ops, size_t k,
 
 	assert_locked(s);
 	for (size_t i = 0; i < k; i++)
-		if (op_journaled(s, &ops[i], v))
+		if (op_journaled(s, &ops[i], v)) {
+			if (!b.len)
+				touches_lead(s, &b);
 			tc_rec_op(&b, &ops[i]);
+		}
 	if (b.len || b.err) {
 		r = store_append(s, &b, &seq);
 		tc_buf_free(&b);
 		if (r)
 			return r;
+		touches_sent(s);
 	}
 	for (size_t i = 0; i < k; i++) {
 		const struct tc_op *op = &ops[i];

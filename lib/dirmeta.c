@@ -4,10 +4,13 @@
  * it asks for, checked whole and then applied as one record.
  *
  * Invariants:
- *   - What a write may change: a tensor's dtype and shape (when they
- *     describe its bytes exactly; never its bytes), an entry's pin and
- *     attrs.  meta.c refuses everything else, and a refused write changes
- *     nothing.
+ *   - What a write may change: the user's keys (tc_node.doc, kept as
+ *     written), a tensor's dtype and shape (ours: when they describe its
+ *     bytes exactly; declared by a user's key: as declared), an entry's
+ *     pin and attrs; never a tensor's bytes.  meta.c refuses everything
+ *     else of ours, and a refused write changes nothing.
+ *   - A tensor committed after the document that declares it takes the
+ *     declared dtype and shape then (ver_type, version.c).
  *   - All of a write's changes are one record, through store_change()
  *     (apply.c): after a crash they are all there or none.
  */
@@ -61,7 +64,7 @@ static int meta_view(struct tc_node *d, struct meta_view *m)
 	m->d = (struct tc_meta_dir){
 		.is_entry = d->kind == TC_KIND_ENTRY,
 		.created_ns = d->created, .last_access_ns = d->last_access,
-		.pinned = d->pinned, .attrs_json = d->attrs,
+		.pinned = d->pinned, .attrs_json = d->attrs, .doc = d->doc,
 		.ntensors = nt, .tensors = m->t, .ngroups = ng, .groups = m->g };
 	return 0;
 }
@@ -140,6 +143,37 @@ int tc_meta_check(tc_store *s, uint64_t dir, const char *json, size_t len)
 	return with_view(s, dir, check_fn, &c);
 }
 
+static int same_doc(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/* The NODE op of tensor @t with the dtype and shape @set gives it. */
+static void set_op(const struct tc_node *t, const struct tc_meta_set *set,
+		   struct tc_op *op)
+{
+	node_op(t, NULL, op);
+	op->dtype = set->dtype;
+	op->ndim = set->ndim;
+	memcpy(op->shape, set->shape, sizeof(uint64_t) * (size_t)set->ndim);
+}
+
+/* The NODE op of directory @d as update @u leaves it.  The op points into
+ * @u: store_change() before freeing it. */
+static void dir_op(const struct tc_node *d, const struct tc_meta_update *u,
+		   struct tc_op *op)
+{
+	node_op(d, NULL, op);
+	if (d->kind == TC_KIND_ENTRY && u->has_pinned)
+		op_set_pin(op, u->pinned);
+	if (d->kind == TC_KIND_ENTRY && u->attrs_json) {
+		op->attrs = u->attrs_json;
+		op->attrs_len = (uint32_t)strlen(u->attrs_json);
+	}
+	op->doc = u->doc;
+	op->doc_len = u->doc ? (uint32_t)strlen(u->doc) : 0;
+}
+
 int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len)
 {
 	struct tc_node *d;
@@ -161,29 +195,99 @@ int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len)
 		r = -ENOMEM;
 		goto out_update;
 	}
-	for (size_t i = 0; i < u.nset; i++, k++) {
-		node_op(m.tn[u.set[i].index], NULL, &ops[k]);
-		ops[k].dtype = u.set[i].dtype;
-		ops[k].ndim = u.set[i].ndim;
-		memcpy(ops[k].shape, u.set[i].shape,
-		       sizeof(uint64_t) * (size_t)u.set[i].ndim);
-	}
-	if (d->kind == TC_KIND_ENTRY && (u.has_pinned || u.attrs_json)) {
-		node_op(d, NULL, &ops[k]);
-		if (u.has_pinned)
-			op_set_pin(&ops[k], u.pinned);
-		if (u.attrs_json) {
-			ops[k].attrs = u.attrs_json;
-			ops[k].attrs_len = (uint32_t)strlen(u.attrs_json);
-		}
-		k++;
-	}
+	for (size_t i = 0; i < u.nset; i++)
+		set_op(m.tn[u.set[i].index], &u.set[i], &ops[k++]);
+	if ((d->kind == TC_KIND_ENTRY && (u.has_pinned || u.attrs_json)) ||
+	    !same_doc(d->doc, u.doc))
+		dir_op(d, &u, &ops[k++]);
 	if (k)
 		r = store_change(s, ops, k, NULL);
 out_update:
 	free(ops);
 	tc_meta_update_free(&u);
 out_view:
+	meta_view_free(&m);
+out:
+	op_done(s);
+	return r;
+}
+
+int tc_meta_remove(tc_store *s, uint64_t dir)
+{
+	struct tc_node *d;
+	struct tc_op op;
+	int r;
+
+	lock(s);
+	r = get_dir(s, dir, &d);
+	if (!r && d->kind == TC_KIND_ROOT)
+		r = -EINVAL;
+	if (!r && d->doc) {
+		node_op(d, NULL, &op);
+		op.doc = NULL;
+		op.doc_len = 0;
+		r = store_change(s, &op, 1, NULL);
+	}
+	op_done(s);
+	return r;
+}
+
+/*
+ * tc_meta_take: the document is file @name of @dir, which goes: its bytes
+ * parsed as a write of meta.json would be, then every change and the
+ * removal of @name as one record (rsync's temp file renamed over
+ * meta.json).
+ */
+int tc_meta_take(tc_store *s, uint64_t dir, const char *name)
+{
+	struct tc_node *d, *n;
+	struct meta_view m;
+	struct tc_meta_update u;
+	struct tc_op *ops = NULL;
+	char *buf = NULL;
+	size_t k = 0, len;
+	int r;
+
+	lock(s);
+	r = view_of(s, dir, &d, &m);
+	if (r)
+		goto out;
+	n = tc_index_find(&s->idx, d, name);
+	r = !n ? -ENOENT : tc_node_isdir(n) ? -EISDIR
+	    : pending_of(n) || writers_of(n) ? -EBUSY
+	    : n->ver && n->ver->size > TC_META_MAX ? -EFBIG : 0;
+	if (r)
+		goto out_view;
+	len = n->ver ? (size_t)n->ver->size : 0;
+	if (!(buf = malloc(len + 1))) {
+		r = -ENOMEM;
+		goto out_view;
+	}
+	if (len)
+		ver_read(s, n->ver, 0, len, buf);
+	r = tc_meta_parse(&m.d, buf, len, &u);
+	if (r)
+		goto out_view;
+	ops = malloc((u.nset + 2) * sizeof(*ops));
+	if (!ops) {
+		r = -ENOMEM;
+		goto out_update;
+	}
+	for (size_t i = 0; i < u.nset; i++) {
+		if (m.tn[u.set[i].index] == n)
+			continue; /* it goes */
+		set_op(m.tn[u.set[i].index], &u.set[i], &ops[k++]);
+	}
+	dir_op(d, &u, &ops[k++]);
+	ops[k++] = (struct tc_op){ .type = TC_OP_DEL, .id = n->id };
+	r = store_change(s, ops, k, NULL);
+	if (!r)
+		dir_changed(d, now_ns());
+out_update:
+	free(ops);
+	tc_meta_update_free(&u);
+out_view:
+	free(buf);
 	meta_view_free(&m);
 out:
 	op_done(s);

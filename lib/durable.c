@@ -107,6 +107,25 @@ void store_touch(struct tc_store *s, struct tc_node *n)
 		touches_flush(s);
 }
 
+/* The touches kept back go at the start of @b, a record about to be
+ * appended, so that the journal has them in the order they happened
+ * relative to its change (replay rebuilds the LRU order exactly: an entry
+ * a record adds goes to the young end, after the entries touched before
+ * it), at no extra write.  touches_sent() once it is appended. */
+void touches_lead(struct tc_store *s, struct tc_buf *b)
+{
+	assert_locked(s);
+	if (s->ntouches && !s->touches.err)
+		tc_buf_cat(b, &s->touches);
+}
+
+void touches_sent(struct tc_store *s)
+{
+	s->touches.len = 0;
+	s->touches.err = 0;
+	s->ntouches = 0;
+}
+
 /* ---- syncs --------------------------------------------------------------- */
 
 /* Append a MARK: records up to @synced name durable pool bytes, records

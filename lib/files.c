@@ -110,6 +110,10 @@ int commit_locked(struct tc_store *s, struct tc_node *n)
 	}
 	ver_trim(s, v);
 	ver_type(s, n, v, n->ver);
+	if (n->root_file && !node_journaled(n))
+		/* an entry the journal first hears of: the most recent, as
+		 * replay will make it (after the touches leading the record) */
+		touch_entry(s, n, now_ns());
 	node_op(n, v, &op);
 	r = store_change(s, &op, 1, v); /* the pending reference moves to ver */
 	if (r)
@@ -197,10 +201,11 @@ int tc_create(tc_store *s, uint64_t parent, const char *name, uint32_t mode,
 	int r;
 
 	lock(s);
-	r = dir_for_new(s, parent, name, TC_KIND_TENSOR, &d);
+	r = dir_for_new(s, parent, name, &d);
 	if (r)
 		goto out;
-	n = tc_node_new(s->idx.next_id, TC_KIND_TENSOR, name);
+	n = d->kind == TC_KIND_ROOT ? tc_node_new_file(s->idx.next_id, name)
+				    : tc_node_new(s->idx.next_id, TC_KIND_TENSOR, name);
 	if (!n || !wr_get(n) || !(n->wr->pending = ver_new()) ||
 	    wr_start_hash(n->wr)) {
 		r = -ENOMEM;
@@ -220,6 +225,11 @@ int tc_create(tc_store *s, uint64_t parent, const char *name, uint32_t mode,
 		goto fail;
 	}
 	(*fh)->dirty = 1;
+	if (n->root_file) {
+		/* an entry, not evictable while open (its refs) */
+		n->created = n->last_access = n->mtime;
+		tc_lru_add(&s->lru, n);
+	}
 	dir_changed(d, n->mtime);
 	store_touch(s, n);
 	fill_stat(n, st);

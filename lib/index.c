@@ -241,18 +241,30 @@ void tc_index_init(struct tc_index *x)
 	x->next_id = TC_ROOT_ID + 1;
 }
 
-struct tc_node *tc_node_new(uint64_t id, int kind, const char *name)
+static struct tc_node *node_new(uint64_t id, int kind, int root_file,
+				const char *name)
 {
 	size_t len = strlen(name);
-	struct tc_node *n = calloc(1, tc_node_size(kind) + len + 1);
+	struct tc_node *n = calloc(1, tc_node_size(kind, root_file) + len + 1);
 	if (!n)
 		return NULL;
 	n->id = id;
 	n->kind = (uint8_t)kind;
+	n->root_file = (uint8_t)root_file;
 	n->name = tc_node_name0(n);
 	memcpy(n->name, name, len + 1);
 	n->name0_len = (uint8_t)(len < 255 ? len : 255);
 	return n;
+}
+
+struct tc_node *tc_node_new(uint64_t id, int kind, const char *name)
+{
+	return node_new(id, kind, 0, name);
+}
+
+struct tc_node *tc_node_new_file(uint64_t id, const char *name)
+{
+	return node_new(id, TC_KIND_TENSOR, 1, name);
 }
 
 void tc_node_free(struct tc_node *n)
@@ -261,8 +273,10 @@ void tc_node_free(struct tc_node *n)
 		return;
 	if (n->name != tc_node_name0(n))
 		free(n->name);
-	if (tc_node_isdir(n))
+	if (tc_node_isdir(n) || n->root_file) {
 		free(n->attrs);
+		free(n->doc);
+	}
 	free(n);
 }
 
@@ -342,7 +356,10 @@ static void count(struct tc_index *x, const struct tc_node *n, int delta)
 	switch (n->kind) {
 	case TC_KIND_ENTRY: x->entries += (uint64_t)delta; break;
 	case TC_KIND_GROUP: x->groups += (uint64_t)delta; break;
-	case TC_KIND_TENSOR: x->tensors += (uint64_t)delta; break;
+	case TC_KIND_TENSOR:
+		x->tensors += (uint64_t)delta;
+		x->entries += n->root_file ? (uint64_t)delta : 0;
+		break;
 	}
 }
 
@@ -463,7 +480,7 @@ struct tc_node *tc_node_next(const struct tc_node *n, const struct tc_node *top)
 
 struct tc_node *tc_node_entry(struct tc_node *n)
 {
-	while (n && n->kind != TC_KIND_ENTRY)
+	while (n && !tc_node_is_entry(n))
 		n = n->parent;
 	return n;
 }

@@ -85,9 +85,11 @@ static inline const uint64_t *tc_ver_shape(const struct tc_ver *v)
  * them, the name it was created with (name points there; a rename to a
  * longer name moves it to its own allocation).  A tensor's allocation ends
  * at TC_NODE_TENSOR_SIZE: the directory fields past it do not exist for a
- * tensor, and only code that checked tc_node_isdir() may touch them.  A
- * directory has the tensor fields too, always zero (NULL ver), so code may
- * read those of any node.
+ * tensor, and only code that checked tc_node_isdir() may touch them;
+ * except a file at the root (root_file), which is an entry and so has
+ * the entry fields (pinned, lru links, created, last_access, attrs: see
+ * tc_node_is_entry()).  A directory has the tensor fields too, always
+ * zero (NULL ver), so code may read those of any node.
  */
 struct tc_node {
 	/* every node */
@@ -109,6 +111,9 @@ struct tc_node {
 	uint8_t kind;                  /* enum tc_kind */
 	uint8_t dead;                  /* enum tc_dead: 0 while in the index */
 	uint8_t name0_len;             /* bytes the inline name has room for */
+	uint8_t root_file;             /* a tensor made at the root: an entry,
+	                                  allocated whole; it never moves
+	                                  below the root (EXDEV) */
 	/* tensors (zero in directories) */
 	struct tc_ver *ver;            /* committed, or NULL */
 	struct tc_wr *wr;              /* writing state, or NULL */
@@ -119,21 +124,25 @@ struct tc_node {
 	struct tc_node *lru_prev, *lru_next;     /* entries: in lru.c */
 	int64_t created, last_access;  /* entries */
 	char *attrs;                   /* entries: compact JSON or NULL */
+	char *doc;                     /* entries and groups: the keys of the
+	                                  user's meta.json we do not own, a
+	                                  compact JSON object, or NULL */
 };
 
 #define TC_NODE_TENSOR_SIZE offsetof(struct tc_node, nchildren)
 
-/* Bytes of @n's struct that exist (the name follows them). */
-static inline size_t tc_node_size(int kind)
+/* Bytes of a node's struct that exist (the name follows them). */
+static inline size_t tc_node_size(int kind, int root_file)
 {
-	return kind == TC_KIND_TENSOR ? TC_NODE_TENSOR_SIZE : sizeof(struct tc_node);
+	return kind == TC_KIND_TENSOR && !root_file ? TC_NODE_TENSOR_SIZE
+						    : sizeof(struct tc_node);
 }
 
 /* The name stored inside @n (what tc_node_new was given, or a shorter
  * name written back by a rename). */
 static inline char *tc_node_name0(const struct tc_node *n)
 {
-	return (char *)n + tc_node_size(n->kind);
+	return (char *)n + tc_node_size(n->kind, n->root_file);
 }
 
 /* A hash table of nodes chained through a link inside the node: a bucket
@@ -153,7 +162,8 @@ struct tc_index {
 	struct tc_chains ids;   /* id -> node, through inext */
 	struct tc_chains names; /* (parent id, name) -> node, through hnext */
 	uint64_t next_id;
-	uint64_t entries, groups, tensors;
+	uint64_t entries, groups, tensors; /* a file at the root counts as
+	                                     an entry and a tensor */
 };
 
 void tc_index_init(struct tc_index *x);
@@ -185,6 +195,8 @@ void tc_index_prefetch(const struct tc_index *x, uint64_t id, uint32_t h);
 
 /* A new detached node (id, kind, copy of name); NULL on ENOMEM. */
 struct tc_node *tc_node_new(uint64_t id, int kind, const char *name);
+/* The same for a tensor that will be at the root: root_file set. */
+struct tc_node *tc_node_new_file(uint64_t id, const char *name);
 void tc_node_free(struct tc_node *n);
 
 /* Link @n (detached, name not present in @dir) under @dir.  Fails only
@@ -223,6 +235,14 @@ struct tc_node *tc_node_entry(struct tc_node *n);
 static inline int tc_node_isdir(const struct tc_node *n)
 {
 	return n->kind != TC_KIND_TENSOR;
+}
+
+/* Is @n an entry: a directory at the root, or a file there?  Only an
+ * entry has the entry fields (pinned, lru links, created, last_access,
+ * attrs). */
+static inline int tc_node_is_entry(const struct tc_node *n)
+{
+	return n->kind == TC_KIND_ENTRY || n->root_file;
 }
 
 #endif

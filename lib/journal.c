@@ -19,15 +19,22 @@
  *
  *   record = 32-byte header + payload:
  *     magic u32 "TCRC" | len u32 | seq u64 | xxh3_64(payload) u64 |
- *     xxh3_64(header bytes 0..23) u64
+ *     xxh3_64(header bytes 0..15) u64
  *   payload = a sequence of ops (one record is one atomic change):
  *     NODE  u8 1, id u64, parent u64, kind u8, mode u32, uid u32, gid u32,
  *           atime i64, mtime i64, ctime i64, namelen u8, name
- *           entry:  created i64, last_access i64, pinned u8,
- *                   attrs_len u32, attrs (compact JSON)
+ *           entry:  ENTRY, doc_len u32, doc
+ *           group:  doc_len u32, doc
  *           tensor: size u64, xxh3 u64, data_offset u64, dtype u32,
  *                   ndim u8, shape u64 * ndim, next u32,
  *                   (off u64, len u64) * next   -- pool extents
+ *                   then, when its parent is the root (a file that is
+ *                   an entry): ENTRY
+ *           ENTRY = created i64, last_access i64, pinned u8,
+ *                   attrs_len u32, attrs (compact JSON)
+ *           doc:    the user's meta.json keys (a compact JSON object)
+ *     Version 1 (still read, rewritten as 2 at open) had no doc_len/doc
+ *     and no tensors at the root.
  *     DEL   u8 2, id u64                 -- the node and all below it
  *     TOUCH u8 3, id u64, when i64       -- an entry's last access
  *     STATS u8 4, hits, misses, evictions, evicted_bytes (u64 each)
@@ -184,6 +191,13 @@ static void put(struct tc_buf *b, const void *v, size_t n)
 	b->len += n;
 }
 
+void tc_buf_cat(struct tc_buf *b, const struct tc_buf *ops)
+{
+	if (ops->err && !b->err)
+		b->err = ops->err;
+	put(b, ops->p, ops->len);
+}
+
 static void put8(struct tc_buf *b, uint8_t v) { put(b, &v, 1); }
 static void put32(struct tc_buf *b, uint32_t v)
 {
@@ -194,6 +208,22 @@ static void put64(struct tc_buf *b, uint64_t v)
 {
 	v = htole64(v);
 	put(b, &v, 8);
+}
+
+/* What an entry has: a directory at the root, or a file there. */
+static void put_entry(struct tc_buf *b, const struct tc_op *op)
+{
+	put64(b, (uint64_t)op->created);
+	put64(b, (uint64_t)op->last_access);
+	put8(b, (uint8_t)op->pinned);
+	put32(b, op->attrs ? op->attrs_len : 0);
+	put(b, op->attrs, op->attrs ? op->attrs_len : 0);
+}
+
+static void put_doc(struct tc_buf *b, const struct tc_op *op)
+{
+	put32(b, op->doc ? op->doc_len : 0);
+	put(b, op->doc, op->doc ? op->doc_len : 0);
 }
 
 void tc_rec_op(struct tc_buf *b, const struct tc_op *op)
@@ -231,11 +261,10 @@ void tc_rec_op(struct tc_buf *b, const struct tc_op *op)
 	put8(b, (uint8_t)nl);
 	put(b, op->name, nl);
 	if (op->kind == TC_KIND_ENTRY) {
-		put64(b, (uint64_t)op->created);
-		put64(b, (uint64_t)op->last_access);
-		put8(b, (uint8_t)op->pinned);
-		put32(b, op->attrs ? op->attrs_len : 0);
-		put(b, op->attrs, op->attrs ? op->attrs_len : 0);
+		put_entry(b, op);
+		put_doc(b, op);
+	} else if (op->kind == TC_KIND_GROUP) {
+		put_doc(b, op);
 	} else if (op->kind == TC_KIND_TENSOR) {
 		put64(b, op->size);
 		put64(b, op->xxh3);
@@ -251,6 +280,8 @@ void tc_rec_op(struct tc_buf *b, const struct tc_op *op)
 			put64(b, e.off);
 			put64(b, e.len);
 		}
+		if (op->parent == TC_ROOT_ID)
+			put_entry(b, op);
 	}
 }
 
@@ -292,6 +323,40 @@ static int valid_name(const char *s, size_t n)
 	return 1;
 }
 
+/* Is @r reading a journal of version 1 (no files at the root, no
+ * documents)? */
+static int old_format(const struct tc_rd *r)
+{
+	return r->version == 1;
+}
+
+static int get_entry(struct tc_rd *r, struct tc_op *op)
+{
+	uint64_t u;
+
+	GET64(r, u); op->created = (int64_t)u;
+	GET64(r, u); op->last_access = (int64_t)u;
+	GET8(r, op->pinned);
+	GET32(r, op->attrs_len);
+	if (op->pinned > 1 || r->len - r->pos < op->attrs_len)
+		return -EINVAL;
+	op->attrs = op->attrs_len ? (const char *)r->p + r->pos : NULL;
+	r->pos += op->attrs_len;
+	return 0;
+}
+
+static int get_doc(struct tc_rd *r, struct tc_op *op)
+{
+	if (old_format(r))
+		return 0;
+	GET32(r, op->doc_len);
+	if (r->len - r->pos < op->doc_len)
+		return -EINVAL;
+	op->doc = op->doc_len ? (const char *)r->p + r->pos : NULL;
+	r->pos += op->doc_len;
+	return 0;
+}
+
 static int get_node(struct tc_rd *r, struct tc_op *op)
 {
 	uint64_t u;
@@ -316,17 +381,9 @@ static int get_node(struct tc_rd *r, struct tc_op *op)
 		return -EINVAL;
 	switch (op->kind) {
 	case TC_KIND_ENTRY:
-		GET64(r, u); op->created = (int64_t)u;
-		GET64(r, u); op->last_access = (int64_t)u;
-		GET8(r, op->pinned);
-		GET32(r, op->attrs_len);
-		if (op->pinned > 1 || r->len - r->pos < op->attrs_len)
-			return -EINVAL;
-		op->attrs = op->attrs_len ? (const char *)r->p + r->pos : NULL;
-		r->pos += op->attrs_len;
-		return 0;
+		return get_entry(r, op) ? -EINVAL : get_doc(r, op);
 	case TC_KIND_GROUP:
-		return 0;
+		return get_doc(r, op);
 	case TC_KIND_TENSOR: {
 		uint64_t sum = 0;
 		GET64(r, op->size);
@@ -355,7 +412,8 @@ static int get_node(struct tc_rd *r, struct tc_op *op)
 		if (op->size > UINT64_MAX - TC_BLOCK ||
 		    sum != tc_round_block(op->size))
 			return -EINVAL;
-		return 0;
+		return op->parent == TC_ROOT_ID && !old_format(r)
+			       ? get_entry(r, op) : 0;
 	}
 	default:
 		return -EINVAL;
@@ -604,6 +662,7 @@ int tc_journal_rewrite(struct tc_journal *j, uint64_t capacity, uint64_t nodes,
 	j->seq = j->durable_seq = nj.seq;
 	j->base = nj.size;
 	j->capacity = capacity;
+	j->version = TC_JOURNAL_VERSION;
 	return r;
 }
 
@@ -661,6 +720,8 @@ int tc_journal_rewrite_bg(struct tc_journal *j, uint64_t nodes,
 
 	if (j->bg_pid)
 		return -EBUSY;
+	if (j->version != TC_JOURNAL_VERSION)
+		return -EPROTO; /* the child copies records: same format only */
 	if (pipe2(pfd, O_CLOEXEC | O_NONBLOCK) < 0)
 		return -errno;
 	r = new_file(j->dirfd, j->capacity, nodes, &fd);
@@ -826,7 +887,7 @@ void tc_journal_bg_cancel(struct tc_journal *j)
  * count from past a gap, see BG_SEQ_GAP). */
 static uint64_t seq_floor(uint64_t seq, const uint8_t *payload, size_t len)
 {
-	struct tc_rd rd = { payload, len, 0 };
+	struct tc_rd rd = { payload, len, 0, 0 };
 	struct tc_op op;
 	if (len && payload[0] == TC_OP_MARK && tc_rec_next(&rd, &op) == 1 &&
 	    rd.pos == len && op.on_disk > seq)
@@ -855,7 +916,7 @@ int tc_journal_scan(const uint8_t *m, size_t size, tc_replay_fn fn,
 	memcpy(&h, m, sizeof(h));
 	if (memcmp(h.magic, JHDR_MAGIC, 8) ||
 	    le64toh(h.hash) != XXH3_64bits(&h, offsetof(struct jhdr, hash)) ||
-	    le32toh(h.version) != TC_JOURNAL_VERSION ||
+	    le32toh(h.version) < 1 || le32toh(h.version) > TC_JOURNAL_VERSION ||
 	    le32toh(h.block) != TC_BLOCK || !le64toh(h.capacity) ||
 	    le64toh(h.capacity) % TC_BLOCK)
 		return -EPROTO;
@@ -884,7 +945,7 @@ int tc_journal_scan(const uint8_t *m, size_t size, tc_replay_fn fn,
 			pos += sizeof(r) + r.len;
 			continue;
 		}
-		int rc = fn(arg, r.seq, payload, r.len);
+		int rc = fn(arg, le32toh(h.version), r.seq, payload, r.len);
 		if (rc < 0)
 			return rc;
 		if (rc > 0) /* malformed inside (its sums hold): dropped whole */
@@ -895,6 +956,7 @@ int tc_journal_scan(const uint8_t *m, size_t size, tc_replay_fn fn,
 		good_end = pos;
 	}
 	sc.capacity = le64toh(h.capacity);
+	sc.version = le32toh(h.version);
 	sc.good_end = good_end;
 	sc.last_seq = last;
 	*out = sc;
@@ -946,6 +1008,7 @@ static int journal_open(struct tc_journal *j, int dirfd, uint64_t *capacity,
 	j->size = j->base = sc.good_end;
 	j->seq = sc.last_seq;
 	j->capacity = sc.capacity;
+	j->version = sc.version;
 	*capacity = sc.capacity;
 	*dropped += sc.dropped;
 	j->ndrops = sc.dropped < 16 ? (uint32_t)sc.dropped : 16;

@@ -14,7 +14,10 @@
 #include "tcache.h"
 
 #define TC_JOURNAL_FILE "journal"
-#define TC_JOURNAL_VERSION 1u
+/* 2: a tensor at the root (an entry) carries the entry fields; entries
+ * and groups carry the user's meta.json keys.  Version 1 journals are
+ * still read (they hold neither) and rewritten as version 2 at open. */
+#define TC_JOURNAL_VERSION 2u
 #define TC_JREC_MAX (64u << 20) /* largest record payload */
 
 struct tc_journal {
@@ -37,6 +40,8 @@ struct tc_journal {
 	int bg_fd;           /* its journal.new */
 	int bg_pipe;         /* it writes there how far it copied this file */
 	uint64_t bg_from;    /* size of this file when it forked */
+	uint32_t version;    /* of the file's format (TC_JOURNAL_VERSION once
+	                        rewritten) */
 };
 
 /* ---- building a record's payload ----------------------------------------- */
@@ -47,6 +52,8 @@ struct tc_buf {
 	int err;             /* -ENOMEM once any put failed */
 };
 void tc_buf_free(struct tc_buf *b);
+/* Append the ops encoded in @ops to @b (its error too). */
+void tc_buf_cat(struct tc_buf *b, const struct tc_buf *ops);
 
 /* One operation of a record. */
 enum tc_op_type {
@@ -74,12 +81,17 @@ struct tc_op {
 	uint32_t mode, uid, gid;
 	int64_t atime, mtime, ctime;
 	char name[TC_NAME_MAX + 1];
-	/* NODE of an entry (also TOUCH's time: last_access) */
+	/* NODE of an entry, a directory or a file at the root (also TOUCH's
+	 * time: last_access) */
 	int64_t created, last_access;
 	int pinned;
 	const char *attrs;               /* compact JSON, not NUL-terminated;
 	                                    NULL if none */
 	uint32_t attrs_len;
+	/* NODE of an entry or a group: the user's meta.json keys */
+	const char *doc;                 /* a compact JSON object, not
+	                                    NUL-terminated; NULL if none */
+	uint32_t doc_len;
 	/* NODE of a tensor: its committed version */
 	uint64_t size, xxh3, data_offset;
 	int32_t dtype;
@@ -103,6 +115,7 @@ void tc_rec_op(struct tc_buf *b, const struct tc_op *op);
 struct tc_rd {
 	const uint8_t *p;
 	size_t len, pos;
+	uint32_t version;    /* of the journal it is from; 0: the current */
 };
 
 /* Decode the next op.  1: *@op filled; 0: end of payload; -EINVAL: the
@@ -112,13 +125,15 @@ void tc_op_extent(const struct tc_op *op, uint32_t i, struct tc_extent *e);
 
 /* ---- the file ------------------------------------------------------------ */
 
-/* Called for each intact record at replay; a non-zero return aborts the
- * open with that error. */
-typedef int (*tc_replay_fn)(void *arg, uint64_t seq, const uint8_t *payload,
-			    size_t len);
+/* Called for each intact record at replay, with the format @version of
+ * the file (decode with a tc_rd of it); a negative return aborts the open
+ * with that error, a positive one counts the record as dropped. */
+typedef int (*tc_replay_fn)(void *arg, uint32_t version, uint64_t seq,
+			    const uint8_t *payload, size_t len);
 
 struct tc_scan {
 	uint64_t capacity;   /* from the header */
+	uint32_t version;    /* from the header */
 	uint64_t good_end;   /* end of the last intact record */
 	uint64_t last_seq;   /* its sequence number */
 	uint64_t dropped;    /* damaged or malformed records skipped */

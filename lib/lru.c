@@ -18,7 +18,8 @@
  * unpin places the entry by its last_access, walking from the young end
  * of the list it joins: cheap for the usual case (pinning what was just
  * used), at worst the length of that list, and only for a pin change.
- * Entries with open files (e->opens > 0) stay in the unpinned list and the
+ * Entries with open files (e->opens > 0; a file at the root: its refs,
+ * the same field) stay in the unpinned list and the
  * victim search skips them: there are few, and they come and go.
  * Locking: none here; the store's lock covers the lists.
  */
@@ -78,7 +79,7 @@ static void insert(struct tc_lru *l, struct tc_node *prev, struct tc_node *e)
 void tc_lru_add(struct tc_lru *l, struct tc_node *e)
 {
 	struct list li = list_of(l, e->pinned);
-	assert(e->kind == TC_KIND_ENTRY);
+	assert(tc_node_is_entry(e));
 	assert(!e->lru_prev && !e->lru_next && *li.head != e);
 	insert(l, *li.tail, e);
 }
@@ -115,7 +116,9 @@ void tc_lru_set_pinned(struct tc_lru *l, struct tc_node *e, int pinned)
 
 int tc_lru_evictable(const struct tc_node *e)
 {
-	return !e->pinned && e->opens == 0;
+	/* a file at the root: its refs (the same field as opens) count its
+	 * handles, and its writing state a truncate without one */
+	return !e->pinned && e->opens == 0 && !(e->root_file && e->wr);
 }
 
 struct tc_node *tc_lru_victim(const struct tc_lru *l)

@@ -2,20 +2,33 @@
  * meta.c - meta.json: render a directory's description, and validate a
  * user's rewrite of it.  Built on cJSON.
  *
- * Rendered layout (cJSON's pretty print: tab indents; then a final "\n"):
+ * Rendered layout (tab indents; then a final "\n"):
  *
  *   {
- *     "created": "2026-11-23T16:22:12.123456789Z",   \
- *     "last_access": "2026-11-23T16:22:12.123456789Z", | entries only
- *     "pinned": false,                                 | (UTC, RFC 3339)
- *     "attrs": { ...user's object... },               /
- *     "tensors": {
- *       "NAME": { "nbytes": 24, "dtype": "float32", "shape": [2, 3],
- *                 "offset": 128,          only when data_offset > 0
- *                 "xxh3": "0123456789abcdef" }, ...  (in the given order)
- *     },
- *     "groups": ["NAME", ...]
+ *     "KEY": VALUE,          the user's keys, each as written (compact)
+ *     ...
+ *     "__tcache__": {        ours (TC_META_KEY), cJSON's pretty print:
+ *       "created": "2026-11-23T16:22:12.123456789Z",   \
+ *       "last_access": "2026-11-23T16:22:12.123456789Z", | entries only
+ *       "pinned": false,                                 | (UTC, RFC 3339)
+ *       "attrs": { ...user's object... },               /
+ *       "tensors": {
+ *         "NAME": { "nbytes": 24, "dtype": "float32", "shape": [2, 3],
+ *                   "offset": 128,          only when data_offset > 0
+ *                   "xxh3": "0123456789abcdef" }, ...  (in the given order)
+ *       },
+ *       "groups": ["NAME", ...]
+ *     }
  *   }
+ *
+ * Open world: a user's document may hold any keys.  Ours are all under
+ * one key, so that no key a user writes (a TensorDict leaf may well be
+ * called "tensors" or "pinned") is taken for one of ours, and every other
+ * key reads back as it was written: its text is kept (doc.c), never a
+ * parsed tree that would round numbers or reorder keys.  A key K whose
+ * value is an object with "dtype" and "shape" (TensorDict's schema)
+ * declares the tensor K.memmap; the store gives it that dtype and shape
+ * whenever both exist, and never refuses a document over sizes.
  *
  * Integers: cJSON keeps numbers as doubles, which are exact only below 2^53
  * and which it prints as "1e+15" for some.  So integers are rendered as raw
@@ -41,6 +54,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "doc.h"
 #include "dtype.h"
 #include "meta.h"
 
@@ -223,11 +237,52 @@ static int render_tensor(cJSON *ts, const struct tc_meta_tensor *t)
 	return put(o, "xxh3", cJSON_CreateString(hex));
 }
 
+/* The document: "{", the user's members @m (of @doc) each on a line of
+ * its own, then TC_META_KEY with @ours (@n bytes, pretty, indented one
+ * level more here), "}" and a newline.  Malloc'd in *@out, *@len. */
+static int join(const struct tc_doc_member *m, size_t nm, const char *ours,
+		size_t n, char **out, size_t *len)
+{
+	static const char key[] = "\t\"" TC_META_KEY "\": ";
+	size_t need = 2 + sizeof(key) + 2 * n + 4, o = 0;
+	char *res;
+
+	for (size_t i = 0; i < nm; i++)
+		need += m[i].key_len + m[i].val_len + 5;
+	if (!(res = malloc(need)))
+		return -ENOMEM;
+	res[o++] = '{';
+	res[o++] = '\n';
+	for (size_t i = 0; i < nm; i++) {
+		res[o++] = '\t';
+		memcpy(res + o, m[i].key, m[i].key_len);
+		o += m[i].key_len;
+		res[o++] = ':';
+		res[o++] = ' ';
+		memcpy(res + o, m[i].val, m[i].val_len);
+		o += m[i].val_len;
+		res[o++] = ',';
+		res[o++] = '\n';
+	}
+	memcpy(res + o, key, sizeof(key) - 1);
+	o += sizeof(key) - 1;
+	for (size_t i = 0; i < n; i++) {
+		res[o++] = ours[i];
+		if (ours[i] == '\n')
+			res[o++] = '\t';
+	}
+	memcpy(res + o, "\n}\n", 4); /* with the NUL */
+	*out = res;
+	*len = o + 3;
+	return 0;
+}
+
 int tc_meta_render(const struct tc_meta_dir *d, char **out, size_t *len)
 {
 	cJSON *root, *attrs, *ts, *gs;
-	char *txt = NULL, *res;
-	size_t n;
+	char *txt = NULL, *res = NULL;
+	struct tc_doc_member *m = NULL;
+	size_t n, nm = 0;
 	int rc = -ENOMEM;
 
 	if (!(root = cJSON_CreateObject()))
@@ -263,17 +318,17 @@ int tc_meta_render(const struct tc_meta_dir *d, char **out, size_t *len)
 		if ((rc = put(gs, NULL, cJSON_CreateString(d->groups[i]))))
 			goto out;
 
+	if (d->doc && (rc = tc_doc_members(d->doc, strlen(d->doc), &m, &nm)))
+		goto out;
 	rc = -ENOMEM;
 	if (!(txt = cJSON_Print(root)))
 		goto out;
 	if (!(res = escape_bytes(txt, strlen(txt), &n)))
 		goto out;
-	res[n] = '\n'; /* escape_bytes allocated room: 6 bytes per byte */
-	res[n + 1] = '\0';
-	*out = res;
-	*len = n + 1;
-	rc = 0;
+	rc = join(m, nm, res, n, out, len);
 out:
+	free(m);
+	free(res);
 	cJSON_free(txt);
 	cJSON_Delete(root);
 	return rc;
@@ -471,6 +526,9 @@ static int parse_tensor(struct numscan *s, const struct tc_meta_tensor *t,
 		}
 	}
 	*has = dt >= 0 || ndim >= 0;
+	if (dt == t->dtype && ndim == t->ndim &&
+	    (ndim == 0 || !memcmp(shape, t->shape, (size_t)ndim * sizeof(shape[0]))))
+		*has = 0; /* sent back as it is (a declared one may not add up) */
 	if (!*has)
 		return 0;
 
@@ -547,19 +605,15 @@ out:
 	return rc;
 }
 
-int tc_meta_parse(const struct tc_meta_dir *cur, const char *buf, size_t len,
-		  struct tc_meta_update *u)
+/* Our object: @buf, @len, the text of TC_META_KEY's value (unescaped),
+ * into *@nu. */
+static int parse_ours(const struct tc_meta_dir *cur, const char *buf,
+		      size_t len, struct tc_meta_update *nu)
 {
-	struct tc_meta_update nu = { 0 };
 	const char *end = NULL;
 	cJSON *root = NULL;
-	int rc = -ENOMEM;
-	char *raw = unescape_bytes(buf, len, &len);
-	if (!raw)
-		return -ENOMEM;
-	buf = raw;
+	int rc = -EINVAL;
 	struct numscan s = { buf, len, 0 };
-	rc = -EINVAL;
 
 	/* NULL: malformed, or out of memory (cJSON cannot tell us which) */
 	root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
@@ -580,14 +634,14 @@ int tc_meta_parse(const struct tc_meta_dir *cur, const char *buf, size_t len,
 		} else if (!strcmp(k, "pinned")) {
 			if (!cur->is_entry || !cJSON_IsBool(c))
 				goto out;
-			nu.has_pinned = 1;
-			nu.pinned = cJSON_IsTrue(c);
+			nu->has_pinned = 1;
+			nu->pinned = cJSON_IsTrue(c);
 		} else if (!strcmp(k, "attrs")) {
 			if (!cur->is_entry || !cJSON_IsObject(c) ||
 			    skip_numbers(&s, c))
 				goto out;
 			/* cJSON's default allocator is malloc */
-			if (!(nu.attrs_json = cJSON_PrintUnformatted(c))) {
+			if (!(nu->attrs_json = cJSON_PrintUnformatted(c))) {
 				rc = -ENOMEM;
 				goto out;
 			}
@@ -598,21 +652,195 @@ int tc_meta_parse(const struct tc_meta_dir *cur, const char *buf, size_t len,
 				if (!cJSON_IsString(g))
 					goto out;
 		} else if (!strcmp(k, "tensors")) {
-			if ((rc = parse_tensors(&s, cur, c, &nu)))
+			if ((rc = parse_tensors(&s, cur, c, nu)))
 				goto out;
 			rc = -EINVAL;
 		} else {
 			goto out;
 		}
 	}
-	*u = nu;
-	memset(&nu, 0, sizeof nu);
 	rc = 0;
 out:
+	cJSON_Delete(root);
+	return rc;
+}
+
+/* Does @v (a user's value) declare a tensor, TensorDict's way: an
+ * object with a "dtype" we know and a "shape" of at most TC_MAX_DIMS
+ * integers, and no "type" (that is a sub-TensorDict)?  Into *@set. */
+static int declares(const cJSON *v, struct tc_meta_set *set)
+{
+	const cJSON *dt = cJSON_GetObjectItemCaseSensitive(v, "dtype");
+	const cJSON *sh = cJSON_GetObjectItemCaseSensitive(v, "shape");
+	int ndim = 0;
+
+	if (!cJSON_IsObject(v) || !cJSON_IsString(dt) || !cJSON_IsArray(sh) ||
+	    cJSON_GetObjectItemCaseSensitive(v, "type"))
+		return 0;
+	memset(set, 0, sizeof(*set));
+	if ((set->dtype = tc_dtype_from_name(dt->valuestring)) < 0)
+		return 0;
+	for (const cJSON *e = sh->child; e; e = e->next) {
+		double x = e->valuedouble;
+		if (!cJSON_IsNumber(e) || ndim == TC_MAX_DIMS || x < 0 ||
+		    x > 9007199254740992.0 || x != (double)(uint64_t)x)
+			return 0;
+		set->shape[ndim++] = (uint64_t)x;
+	}
+	set->ndim = ndim;
+	return 1;
+}
+
+/* Key @key + TC_META_DECLARED_SUFFIX into @name (TC_NAME_MAX + 1 bytes);
+ * 0 when too long. */
+static int declared_name(const char *key, char *name)
+{
+	size_t k = strlen(key), s = sizeof(TC_META_DECLARED_SUFFIX) - 1;
+	if (k == 0 || k + s > TC_NAME_MAX)
+		return 0;
+	memcpy(name, key, k);
+	memcpy(name + k, TC_META_DECLARED_SUFFIX, s + 1);
+	return 1;
+}
+
+/* The tensors the user's keys of @root declare, into u->set after the
+ * ones ours set (which win; of two keys declaring one tensor, the last
+ * wins, as a JSON reader keeps it). */
+static int parse_declared(const struct tc_meta_dir *cur, const cJSON *root,
+			  struct tc_meta_update *u)
+{
+	const struct tc_meta_tensor **byname = NULL, *const *hit;
+	struct tc_meta_set *ns;
+	size_t n = 0, nours = u->nset;
+	char name[TC_NAME_MAX + 1];
+
+	for (const cJSON *c = root->child; c; c = c->next)
+		n++;
+	if (!cur->ntensors || !n)
+		return 0;
+	if (!(ns = realloc(u->set, (u->nset + n) * sizeof(*ns))))
+		return -ENOMEM;
+	u->set = ns;
+	if (!(byname = malloc(cur->ntensors * sizeof(*byname))))
+		return -ENOMEM;
+	for (size_t i = 0; i < cur->ntensors; i++)
+		byname[i] = &cur->tensors[i];
+	qsort(byname, cur->ntensors, sizeof(*byname), cmp_tensor);
+	for (const cJSON *c = root->child; c; c = c->next) {
+		struct tc_meta_set set;
+		struct tc_meta_tensor key = { .name = name };
+		const struct tc_meta_tensor *kp = &key;
+		size_t j;
+		if (!strcmp(c->string, TC_META_KEY) || !declared_name(c->string, name) ||
+		    !declares(c, &set))
+			continue;
+		hit = bsearch(&kp, byname, cur->ntensors, sizeof(*byname), cmp_tensor);
+		if (!hit)
+			continue;
+		set.index = (size_t)(*hit - cur->tensors);
+		for (j = 0; j < u->nset && u->set[j].index != set.index; j++)
+			;
+		if (j < nours)
+			continue;
+		u->set[j] = set;
+		if (j == u->nset)
+			u->nset++;
+	}
+	free(byname);
+	return 0;
+}
+
+int tc_meta_parse(const struct tc_meta_dir *cur, const char *buf, size_t len,
+		  struct tc_meta_update *u)
+{
+	struct tc_meta_update nu = { 0 };
+	struct tc_doc_member *m = NULL, *rm = NULL;
+	size_t nm = 0, nrm = 0, rawlen, o = 0, i = 0;
+	const char *end = NULL;
+	cJSON *root = NULL;
+	int rc, ours = 0;
+	char *raw = unescape_bytes(buf, len, &rawlen);
+
+	if (!raw)
+		return -ENOMEM;
+	rc = -EINVAL;
+	/* NULL: malformed, or out of memory (cJSON cannot tell us which) */
+	root = cJSON_ParseWithLengthOpts(raw, rawlen, &end, 0);
+	if (!root || !cJSON_IsObject(root))
+		goto out;
+	for (; end < raw + rawlen; end++)
+		if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r')
+			goto out;
+	/* the members as written (kept), and unescaped (ours is parsed) */
+	if ((rc = tc_doc_members(buf, len, &m, &nm)) ||
+	    (rc = tc_doc_members(raw, rawlen, &rm, &nrm)))
+		goto out;
+	rc = -ENOMEM;
+	if (!(nu.doc = malloc(len + 2)))
+		goto out;
+	rc = -EINVAL;
+	nu.doc[o++] = '{';
+	for (const cJSON *c = root->child; c; c = c->next, i++) {
+		if (i >= nm || nm != nrm)
+			goto out; /* the scan and the parser disagree */
+		if (!strcmp(c->string, TC_META_KEY)) {
+			if (ours++ ||
+			    (rc = parse_ours(cur, rm[i].val, rm[i].val_len, &nu)))
+				goto out;
+			rc = -EINVAL;
+			continue;
+		}
+		if (o > 1)
+			nu.doc[o++] = ',';
+		o += tc_json_minify(m[i].key, m[i].key_len, nu.doc + o);
+		nu.doc[o++] = ':';
+		o += tc_json_minify(m[i].val, m[i].val_len, nu.doc + o);
+	}
+	if (i != nm)
+		goto out;
+	if (o == 1) {
+		free(nu.doc);
+		nu.doc = NULL;
+	} else {
+		nu.doc[o++] = '}';
+		nu.doc[o] = 0;
+	}
+	if ((rc = parse_declared(cur, root, &nu)))
+		goto out;
+	*u = nu;
+	memset(&nu, 0, sizeof nu);
+out:
 	tc_meta_update_free(&nu);
+	free(m);
+	free(rm);
 	cJSON_Delete(root);
 	free(raw);
 	return rc;
+}
+
+int tc_meta_declared(const char *doc, const char *name, struct tc_meta_set *set)
+{
+	size_t len, k = strlen(name), s = sizeof(TC_META_DECLARED_SUFFIX) - 1;
+	char *raw;
+	cJSON *root;
+	int found = 0;
+
+	if (!doc || k <= s || strcmp(name + k - s, TC_META_DECLARED_SUFFIX))
+		return 0;
+	if (!(raw = unescape_bytes(doc, strlen(doc), &len)))
+		return 0;
+	root = cJSON_ParseWithLength(raw, len);
+	for (const cJSON *c = root ? root->child : NULL; c; c = c->next) {
+		struct tc_meta_set one;
+		if (strlen(c->string) == k - s && !memcmp(c->string, name, k - s) &&
+		    declares(c, &one)) {
+			*set = one;
+			found = 1;
+		}
+	}
+	cJSON_Delete(root);
+	free(raw);
+	return found;
 }
 
 void tc_meta_update_free(struct tc_meta_update *u)
@@ -621,6 +849,7 @@ void tc_meta_update_free(struct tc_meta_update *u)
 		return;
 	free(u->attrs_json);
 	free(u->set);
+	free(u->doc);
 	memset(u, 0, sizeof *u);
 }
 

@@ -27,6 +27,8 @@ struct tc_meta_dir {
 	int64_t created_ns, last_access_ns; /* CLOCK_REALTIME ns */
 	int pinned;
 	const char *attrs_json; /* a JSON object, or NULL for {} */
+	const char *doc;       /* the user's keys: a compact JSON object, or
+	                          NULL for none */
 	size_t ntensors;
 	const struct tc_meta_tensor *tensors;
 	size_t ngroups;
@@ -45,16 +47,39 @@ struct tc_meta_update {
 	char *attrs_json;      /* malloc'd compact JSON object; NULL: unchanged */
 	size_t nset;
 	struct tc_meta_set *set; /* malloc'd */
+	char *doc;             /* malloc'd: the new user's keys (compact JSON
+	                          object, NUL-terminated), or NULL for none;
+	                          always replaces tc_meta_dir.doc */
 };
 
-/* Render @d as pretty JSON (malloc'd, NUL-terminated) in *@out, *@len. */
+/* The one top-level key of meta.json that is ours: every generated field
+ * is under it, beside the user's keys. */
+#define TC_META_KEY "__tcache__"
+/* A tensor that a user's key K declares (TensorDict: {"K": {"dtype": ...,
+ * "shape": [...]}}) is the file K followed by this. */
+#define TC_META_DECLARED_SUFFIX ".memmap"
+
+/* Render @d (malloc'd, NUL-terminated) in *@out, *@len: the user's keys
+ * as written, one a line, then TC_META_KEY with ours, pretty. */
 int tc_meta_render(const struct tc_meta_dir *d, char **out, size_t *len);
 
-/* Parse and validate a user's meta.json against @cur.  On success fills
- * *@u (free with tc_meta_update_free); on -EINVAL *@u is untouched. */
+/* Parse and validate a user's meta.json against @cur: any JSON object.
+ * TC_META_KEY, when there, is validated as ours (strictly: unknown keys,
+ * dtypes or tensors, sizes that do not add up are -EINVAL); the other
+ * keys are kept as written (u->doc), and those declaring a tensor
+ * K.memmap of @cur set its dtype and shape, sizes unchecked (unless ours
+ * set that tensor).  On success fills *@u (free with
+ * tc_meta_update_free); on -EINVAL *@u is untouched. */
 int tc_meta_parse(const struct tc_meta_dir *cur, const char *buf, size_t len,
 		  struct tc_meta_update *u);
 
 void tc_meta_update_free(struct tc_meta_update *u);
+
+/* What the user's keys @doc (a compact JSON object) declare of tensor
+ * @name: 1 and *@set (index 0) when a key K with name = K.memmap holds
+ * an object with a known "dtype" and a "shape" of at most TC_MAX_DIMS
+ * integers (the last such key), else 0.  For a tensor committed after
+ * its meta.json was written. */
+int tc_meta_declared(const char *doc, const char *name, struct tc_meta_set *set);
 
 #endif

@@ -3,9 +3,11 @@
  * unlink, rename, pin, list, setattr.
  *
  * Invariants:
- *   - The root holds entries only, entries and groups hold groups and
- *     tensors (tcache.h): a tensor is never at the root, and a directory
- *     moved under the root becomes an entry, moved elsewhere a group.
+ *   - The root holds entries only: directories, and files that are
+ *     entries of one tensor (root_file); entries and groups hold groups
+ *     and tensors (tcache.h).  A directory moved under the root becomes
+ *     an entry, moved elsewhere a group; a file never moves between the
+ *     root and a directory (EXDEV: mv copies it).
  *   - A name is 1..TC_NAME_MAX bytes, no '/', not "." or ".."; the
  *     generated names (TC_STATS_NAME at the root, TC_META_NAME in every
  *     other directory) cannot be created.
@@ -20,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "meta.h"
 #include "store.h"
 
 static int check_name(const char *name)
@@ -72,7 +75,9 @@ void fill_stat(const struct tc_node *n, struct tc_stat *st)
 	st->blocks = v ? v->alloc / 512 : 0;
 	st->version = n->ver ? n->ver->number : 0;
 	st->writers = writers_of(n);
-	st->atime = ts_of(n->atime);
+	/* a file at the root: its atime is its last use, what the lru goes by
+	 * (it has no meta.json to tell it) */
+	st->atime = ts_of(n->root_file ? n->last_access : n->atime);
 	st->mtime = ts_of(n->mtime);
 	st->ctime = ts_of(n->ctime);
 	snprintf(st->name, sizeof(st->name), "%s", n->kind == TC_KIND_ROOT ? "" : n->name);
@@ -90,16 +95,13 @@ int get_dir(struct tc_store *s, uint64_t id, struct tc_node **out)
 	return 0;
 }
 
-/* The directory @parent, *@d, where a @kind node named @name may be
- * made: the name valid, not reserved there and not taken; a tensor not
- * at the root (EPERM).  Lock held. */
+/* The directory @parent, *@d, where a node named @name may be made:
+ * the name valid, not reserved there and not taken.  Lock held. */
 int dir_for_new(struct tc_store *s, uint64_t parent, const char *name,
-		int kind, struct tc_node **d)
+		struct tc_node **d)
 {
 	assert_locked(s);
 	int r = get_dir(s, parent, d);
-	if (!r && kind == TC_KIND_TENSOR && (*d)->kind == TC_KIND_ROOT)
-		r = -EPERM;
 	if (!r)
 		r = check_new_name(*d, name);
 	if (!r && tc_index_find(&s->idx, *d, name))
@@ -161,7 +163,7 @@ int tc_mkdir(tc_store *s, uint64_t parent, const char *name, uint32_t mode,
 	int r;
 
 	lock(s);
-	if ((r = dir_for_new(s, parent, name, TC_KIND_ENTRY, &d)))
+	if ((r = dir_for_new(s, parent, name, &d)))
 		goto out;
 	op.id = s->idx.next_id;
 	op.parent = d->id;
@@ -226,6 +228,20 @@ int tc_unlink(tc_store *s, uint64_t parent, const char *name)
 	return remove_name(s, parent, name, 0);
 }
 
+/* A tensor's NODE @op, about to be named @name in @dir: the dtype and
+ * shape @dir's meta.json declares for that name, if it does. */
+static void declared_type(const struct tc_node *dir, const char *name,
+			  struct tc_op *op)
+{
+	struct tc_meta_set set;
+	if (!tc_meta_declared(dir->doc, name, &set))
+		return;
+	op->dtype = set.dtype;
+	op->ndim = set.ndim;
+	memcpy(op->shape, set.shape, sizeof(uint64_t) * (size_t)set.ndim);
+	op->data_offset = 0;
+}
+
 /* May @n replace @dst (another node) by a rename?  0 or the error. */
 static int may_replace(const struct tc_node *n, const struct tc_node *dst,
 		       unsigned flags)
@@ -265,8 +281,8 @@ int tc_rename(tc_store *s, uint64_t parent, const char *name,
 	r = check_new_name(nd, newname);
 	if (r)
 		goto out;
-	if (!tc_node_isdir(n) && nd->kind == TC_KIND_ROOT) {
-		r = -EPERM;
+	if (!tc_node_isdir(n) && n->root_file != (nd->kind == TC_KIND_ROOT)) {
+		r = -EXDEV; /* an entry's fields would come or go: mv copies */
 		goto out;
 	}
 	if (tc_node_isdir(n))
@@ -293,6 +309,8 @@ int tc_rename(tc_store *s, uint64_t parent, const char *name,
 	mv->ctime = now;
 	if (mv->kind == TC_KIND_ENTRY && n->kind != TC_KIND_ENTRY)
 		mv->created = mv->last_access = now;
+	if (mv->kind == TC_KIND_TENSOR && n->ver)
+		declared_type(nd, newname, mv); /* rsync's temp file, renamed */
 	r = store_change(s, ops, k, NULL);
 	if (r)
 		goto out;
@@ -310,7 +328,7 @@ int tc_pin(tc_store *s, uint64_t id, int pinned)
 
 	lock(s);
 	struct tc_node *n = tc_index_get(&s->idx, id);
-	if (!n || n->kind != TC_KIND_ENTRY) {
+	if (!n || !tc_node_is_entry(n)) {
 		r = n ? -EINVAL : -ENOENT;
 		goto out;
 	}
@@ -385,7 +403,7 @@ static void attrs_op(const struct tc_node *n, const struct tc_setattr *sa,
 {
 	if (sa->valid & TC_SET_MODE) {
 		op->mode = sa->mode & 07777;
-		if (n->kind == TC_KIND_ENTRY)
+		if (tc_node_is_entry(n))
 			op->pinned = op->mode & S_ISVTX ? 1 : 0;
 	}
 	if (sa->valid & TC_SET_UID)

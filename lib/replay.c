@@ -56,10 +56,11 @@ void report_drop(struct tc_store *s, const struct tc_node *n, const char *why)
  * an entry and its few children), so that those are not decoded twice. */
 #define KEPT_OPS 4
 
-int apply_record(void *arg, uint64_t seq, const uint8_t *p, size_t len)
+int apply_record(void *arg, uint32_t version, uint64_t seq, const uint8_t *p,
+		 size_t len)
 {
 	struct tc_store *s = arg;
-	struct tc_rd rd = { p, len, 0 };
+	struct tc_rd rd = { p, len, 0, version };
 	struct tc_op ops[KEPT_OPS], spare;
 	uint32_t h[KEPT_OPS];
 	size_t kept = 0, resume = len;

@@ -199,7 +199,7 @@ static int store_open(const char *dir, const struct tc_options *opt,
 	 * it (otherwise a regrown pool would bring tensors back as zeros);
 	 * so do the versions a crash did not keep. */
 	if (s->journal_dropped || s->nodes_dropped || s->unsynced_dropped ||
-	    s->fallbacks) {
+	    s->fallbacks || s->jr.version != TC_JOURNAL_VERSION) {
 		r = checkpoint(s, s->jr.capacity);
 		if (r)
 			goto fail;
@@ -464,10 +464,12 @@ int tc_store_dump(tc_store *s, char **out, size_t *len)
 		if (x->kind == TC_KIND_TENSOR)
 			fprintf(f, " mtime %" PRId64 " ctime %" PRId64,
 				x->mtime, x->ctime);
-		if (x->kind == TC_KIND_ENTRY)
+		if (tc_node_is_entry(x))
 			fprintf(f, " created %" PRId64 " access %" PRId64
 				" pinned %d attrs %s", x->created, x->last_access,
 				x->pinned, x->attrs ? x->attrs : "-");
+		if (tc_node_isdir(x))
+			fprintf(f, " doc %s", x->doc ? x->doc : "-");
 		if (x->kind == TC_KIND_TENSOR && x->ver) {
 			const struct tc_ver *ver = x->ver;
 			fprintf(f, " size %" PRIu64 " xxh3 %016" PRIx64

@@ -241,6 +241,9 @@ void ver_zero(struct tc_store *s, struct tc_ver *v, uint64_t from,
 	      uint64_t to);
 int ver_clone(struct tc_store *s, const struct tc_ver *src, uint64_t size,
 	      struct tc_ver **out);
+/* Copy @len bytes of @v from @off (inside its size) to @buf. */
+void ver_read(const struct tc_store *s, const struct tc_ver *v, uint64_t off,
+	      size_t len, void *buf);
 void ver_type(struct tc_store *s, const struct tc_node *n, struct tc_ver *v,
 	      const struct tc_ver *old);
 
@@ -262,13 +265,16 @@ uint64_t subtree_bytes(const struct tc_node *n);
 /* durable.c */
 int store_append(struct tc_store *s, struct tc_buf *b, uint64_t *seq);
 void store_touch(struct tc_store *s, struct tc_node *n);
+void touches_lead(struct tc_store *s, struct tc_buf *b);
+void touches_sent(struct tc_store *s);
 int sync_locked(struct tc_store *s, int may_unlock);
 int sync_journal_locked(struct tc_store *s);
 int checkpoint(struct tc_store *s, uint64_t capacity);
 void op_chores(struct tc_store *s);
 
 /* replay.c */
-int apply_record(void *arg, uint64_t seq, const uint8_t *p, size_t len);
+int apply_record(void *arg, uint32_t version, uint64_t seq, const uint8_t *p,
+		 size_t len);
 void count_drops(struct tc_store *s);
 int settle_tail(struct tc_store *s, int fd);
 int build_pool(struct tc_store *s, uint64_t valid_end);
@@ -284,7 +290,7 @@ int shrink(struct tc_store *s, uint64_t cap, uint64_t limit, uint64_t *valid);
 void fill_stat(const struct tc_node *n, struct tc_stat *st);
 int get_dir(struct tc_store *s, uint64_t id, struct tc_node **out);
 int dir_for_new(struct tc_store *s, uint64_t parent, const char *name,
-		int kind, struct tc_node **d);
+		struct tc_node **d);
 int node_remove(struct tc_store *s, struct tc_node *n);
 
 /* files.c */

@@ -50,6 +50,7 @@ extern "C" {
 #define TC_NAME_MAX 255
 #define TC_MAX_DIMS 32
 #define TC_META_NAME "meta.json"
+#define TC_META_MAX (16u << 20)        /* largest meta.json taken, bytes */
 #define TC_STATS_NAME ".tcache-stats"  /* the mount's stats file (root) */
 #define TC_BLOCK 4096u                       /* pool allocation unit */
 #define TC_DEFAULT_CAPACITY (1ull << 30)     /* for a new store, 1 GiB */
@@ -438,14 +439,38 @@ int tc_file_stat(tc_store *s, tc_file *fh, struct tc_stat *st);
 
 /* ---- meta.json ----------------------------------------------------------- */
 
+/*
+ * meta.json is open-world: a user's document is any JSON object, and
+ * reads back with every key it had, each value as written, and one key
+ * more, "__tcache__", that holds ours (created, last_access, pinned,
+ * attrs, tensors, groups: see lib/meta.c).  Writing "__tcache__" sets
+ * ours; the others are kept as they are.  A key K whose value has
+ * "dtype" and "shape" (TensorDict's schema; our dtype names, torch's or
+ * numpy's) gives tensor K.memmap that dtype and shape, now or when it is
+ * committed or renamed to that name later, whatever its size.
+ */
+
 /* Render meta.json of entry or group @dir: malloc'd, NUL-terminated JSON in
  * *@json (caller frees), its length in *@len. */
 int tc_meta_get(tc_store *s, uint64_t dir, char **json, size_t *len);
 
-/* Apply a user's meta.json to @dir: dtype/shape per tensor, attrs, pinned.
- * All or nothing: -EINVAL (malformed, unknown dtype or tensor, shape that
+/* Apply a user's meta.json to @dir: the user's keys replace the ones
+ * kept; "__tcache__" sets dtype/shape per tensor, attrs, pinned; keys
+ * declaring tensors set theirs.  All or nothing: -EINVAL (not a JSON
+ * object; in "__tcache__": an unknown key, dtype or tensor, a shape that
  * does not match nbytes) changes nothing.  One journal record. */
 int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len);
+
+/* Forget the user's keys of @dir's meta.json (rm meta.json): it reads as
+ * ours alone again.  What the keys declared of tensors stays.  0, or
+ * -ENOENT, -ENOTDIR, -EINVAL (the root).  One journal record, if any. */
+int tc_meta_remove(tc_store *s, uint64_t dir);
+
+/* Take file @name of @dir as its meta.json (a rename over meta.json):
+ * its bytes are applied as tc_meta_set() would, and it goes, in one
+ * record.  -EINVAL refused (nothing changes), -ENOENT, -EISDIR, -EBUSY
+ * (it is open for writing), -EFBIG (over TC_META_MAX). */
+int tc_meta_take(tc_store *s, uint64_t dir, const char *name);
 
 /* What tc_meta_set would answer for @json now, changing nothing: 0 it
  * would apply it, -EINVAL it would refuse it, -EAGAIN @json is not (yet)

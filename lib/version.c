@@ -26,6 +26,7 @@
 
 #include "dtype.h"
 #include "hash.h"
+#include "meta.h"
 #include "store.h"
 
 #define GROW_MIN (64u << 10)          /* files past this grow geometrically */
@@ -432,6 +433,13 @@ static void peek_fn(void *arg, uint8_t *p, size_t n)
 	c->at += n;
 }
 
+void ver_read(const struct tc_store *s, const struct tc_ver *v, uint64_t off,
+	      size_t len, void *buf)
+{
+	struct peek_ctx c = { buf, 0 };
+	ver_each(s, v, off, len, peek_fn, &c);
+}
+
 /* Give @v this dtype and shape if they describe exactly its bytes after
  * @data_offset (overflow-safe).  1 when set, 0 when they do not fit (or on
  * ENOMEM), and @v keeps what it had. */
@@ -451,23 +459,33 @@ static int ver_set_type(struct tc_ver *v, int dtype, int ndim,
 	return 1;
 }
 
-/* dtype/shape for @v, tensor @n's new version: from its .npy header, else
- * kept from @old when the size still fits them, else raw uint8 [size]. */
+/* dtype/shape for @v, tensor @n's new version: from its .npy header,
+ * else as its directory's meta.json declares it (any size: a document
+ * is not refused over sizes, and neither is the file), else kept from
+ * @old when the size still fits them, else raw uint8 [size]. */
 void ver_type(struct tc_store *s, const struct tc_node *n, struct tc_ver *v,
 	      const struct tc_ver *old)
 {
+	struct tc_meta_set set;
+
 	if (name_is_npy(n->name) && v->size) {
 		size_t len = v->size < NPY_PEEK ? (size_t)v->size : NPY_PEEK;
-		struct peek_ctx c = { malloc(len), 0 };
+		uint8_t *buf = malloc(len);
 		struct tc_npy_info info;
-		if (c.buf) {
-			ver_each(s, v, 0, len, peek_fn, &c);
-			int r = tc_npy_parse(c.buf, len, &info);
-			free(c.buf);
+		if (buf) {
+			ver_read(s, v, 0, len, buf);
+			int r = tc_npy_parse(buf, len, &info);
+			free(buf);
 			if (!r && ver_set_type(v, info.dtype, info.ndim, info.shape,
 					       info.data_offset))
 				return;
 		}
+	}
+	if (n->parent && tc_meta_declared(n->parent->doc, n->name, &set) &&
+	    !ver_set_shape(v, set.ndim, set.shape)) {
+		v->dtype = set.dtype;
+		v->data_offset = 0;
+		return;
 	}
 	if (old && old->ndim > 0 && old->dtype != TC_DT_UINT8 &&
 	    ver_set_type(v, old->dtype, old->ndim, tc_ver_shape(old),

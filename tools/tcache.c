@@ -314,13 +314,24 @@ struct entry {
 	uint64_t bytes, tensors;
 };
 
+/* The generated part of @dir's meta.json (the user's keys beside it are
+ * not ours to read), or NULL. */
+static cJSON *read_ours(const char *dir)
+{
+	char p[8192];
+	snprintf(p, sizeof(p), "%s/%s", dir, TC_META_NAME);
+	cJSON *doc = read_json(p);
+	cJSON *m = cJSON_DetachItemFromObjectCaseSensitive(doc, "__tcache__");
+	cJSON_Delete(doc);
+	return m;
+}
+
 /* Sum nbytes and count tensors of @dir's meta.json, and of its groups. */
 static int dir_usage(const char *dir, uint64_t *bytes, uint64_t *tensors,
 		     cJSON **meta_out)
 {
 	char p[8192];
-	snprintf(p, sizeof(p), "%s/%s", dir, TC_META_NAME);
-	cJSON *m = read_json(p);
+	cJSON *m = read_ours(dir);
 	if (!m)
 		return -1;
 	const cJSON *t;
@@ -357,15 +368,38 @@ static long read_entries(const char *mnt, struct entry **out)
 		char p[8192];
 		cJSON *m = NULL;
 		struct entry e = { 0 };
+		struct statx st;
 		snprintf(p, sizeof(p), "%s/%s", mnt, de->d_name);
-		if (dir_usage(p, &e.bytes, &e.tensors, &m))
+		/* fresh attributes: the kernel's may predate the last open */
+		if (statx(AT_FDCWD, p, AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC,
+			  STATX_BASIC_STATS, &st))
 			continue; /* evicted or removed meanwhile */
-		const char *la = jstr(m, "last_access");
+		if (S_ISREG(st.stx_mode)) {
+			/* a file is an entry of one tensor: its atime is its
+			 * last access, its sticky bit its pin */
+			char la[64];
+			struct tm tm;
+			time_t sec = (time_t)st.stx_atime.tv_sec;
+			gmtime_r(&sec, &tm);
+			snprintf(la, sizeof(la), "%04d-%02d-%02dT%02d:%02d:%02d.%09uZ",
+				 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+				 tm.tm_hour, tm.tm_min, tm.tm_sec, st.stx_atime.tv_nsec);
+			e.bytes = st.stx_size;
+			e.tensors = 1;
+			e.last_access_s = strdup(la);
+			e.last_access = (double)st.stx_atime.tv_sec +
+					(double)st.stx_atime.tv_nsec / 1e9;
+			e.pinned = (st.stx_mode & S_ISVTX) != 0;
+		} else {
+			if (dir_usage(p, &e.bytes, &e.tensors, &m))
+				continue; /* evicted or removed meanwhile */
+			const char *la = jstr(m, "last_access");
+			e.last_access_s = strdup(la ? la : "-");
+			e.last_access = parse_time(la);
+			e.pinned = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "pinned"));
+			cJSON_Delete(m);
+		}
 		e.name = strdup(de->d_name);
-		e.last_access_s = strdup(la ? la : "-");
-		e.last_access = parse_time(la);
-		e.pinned = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "pinned"));
-		cJSON_Delete(m);
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
 			struct entry *nv = realloc(v, cap * sizeof(*nv));
@@ -574,9 +608,10 @@ static int cmd_pin(int argc, char **argv, int pin)
 	const char *cmd = pin ? "pin" : "unpin";
 	if (help_wanted(argc, argv) || argc < 2) {
 		printf("usage: %s %s MNT/ENTRY...\n\n"
-		       "%s entries: a pinned entry is never evicted.  The pin is the\n"
-		       "entry's sticky bit, so 'chmod +t MNT/ENTRY' and 'chmod -t' do the\n"
-		       "same, and it shows as \"pinned\" in the entry's meta.json.\n",
+		       "%s entries (directories or files at the top of the mount): a\n"
+		       "pinned entry is never evicted.  The pin is the entry's sticky bit,\n"
+		       "so 'chmod +t MNT/ENTRY' and 'chmod -t' do the same, and it shows\n"
+		       "as \"pinned\" in a directory's meta.json.\n",
 		       prog, cmd, pin ? "Pin" : "Unpin");
 		return argc < 2 ? 2 : 0;
 	}
@@ -585,7 +620,8 @@ static int cmd_pin(int argc, char **argv, int pin)
 		char *copy = strdup(argv[i]);
 		struct stat st, pst;
 		const char *parent = dirname(copy);
-		if (stat(argv[i], &st) || !S_ISDIR(st.st_mode) || !is_mount(parent) ||
+		if (stat(argv[i], &st) || !(S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) ||
+		    !is_mount(parent) ||
 		    stat(parent, &pst) || pst.st_ino != 1) {
 			fprintf(stderr, "%s %s: %s: not an entry of a tcachefs mount\n",
 				prog, cmd, argv[i]);

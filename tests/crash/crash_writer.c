@@ -237,10 +237,11 @@ static int do_syscalls(struct writer *w, const struct op *op, int *partial)
 		char json[512];
 		int n;
 		if (op->grp)
-			n = snprintf(json, sizeof json, "{\"tensors\": {");
+			n = snprintf(json, sizeof json,
+				     "{\"__tcache__\": {\"tensors\": {");
 		else
 			n = snprintf(json, sizeof json,
-				     "{\"attrs\": {\"w\": %d, \"seq\": %lld},"
+				     "{\"__tcache__\": {\"attrs\": {\"w\": %d, \"seq\": %lld},"
 				     " \"pinned\": false, \"tensors\": {",
 				     w->id, (long long)op->seq);
 		if (op->s >= 0) {
@@ -256,7 +257,7 @@ static int do_syscalls(struct writer *w, const struct op *op, int *partial)
 					      op->d[i]);
 			n += snprintf(json + n, sizeof json - (size_t)n, "]}");
 		}
-		n += snprintf(json + n, sizeof json - (size_t)n, "}}\n");
+		n += snprintf(json + n, sizeof json - (size_t)n, "}}}\n");
 		epath(p, sizeof p, w->id, op->e);
 		strcat(p, op->grp ? "/g/meta.json" : "/meta.json");
 		fd = openat(C.rootfd, p, O_WRONLY | O_TRUNC | O_CLOEXEC);
@@ -657,7 +658,10 @@ static void observe_meta(int dirfd, cJSON **out, int *err)
 	*err = read_all(dirfd, "meta.json", &buf, &size);
 	if (*err)
 		return;
-	*out = cJSON_ParseWithLength((const char *)buf, (size_t)size);
+	/* ours, under "__tcache__" */
+	cJSON *doc = cJSON_ParseWithLength((const char *)buf, (size_t)size);
+	*out = cJSON_DetachItemFromObjectCaseSensitive(doc, "__tcache__");
+	cJSON_Delete(doc);
 	if (!*out)
 		*err = EBADMSG;
 	free(buf);

@@ -72,8 +72,8 @@ kill9()
 	py "
 os.rename(MNT + '/a/t', MNT + '/b/t')
 with open(MNT + '/b/meta.json', 'w') as f:
-    f.write('{\"tensors\": {\"t\": {\"dtype\": \"float32\", \"shape\": [2, 3]}},'
-            ' \"attrs\": {\"k\": 1}}')
+    f.write('{\"__tcache__\": {\"tensors\": {\"t\": {\"dtype\": \"float32\", \"shape\": [2, 3]}},'
+            ' \"attrs\": {\"k\": 1}}, \"mine\": [1.50]}')
 os.rename(MNT + '/a', MNT + '/c')
 kill9()
 "
@@ -82,10 +82,12 @@ kill9()
 	[ "$(stat -c %s "$MNT/b/t")" -eq 24 ]
 	"$PY" - "$MNT/b/meta.json" <<'EOF'
 import json, sys
-m = json.load(open(sys.argv[1]))
+doc = json.load(open(sys.argv[1]))
+m = doc["__tcache__"]
 assert m["tensors"]["t"]["dtype"] == "float32", m
 assert m["tensors"]["t"]["shape"] == [2, 3], m
 assert m["attrs"] == {"k": 1}, m
+assert doc["mine"] == [1.5], doc
 EOF
 }
 
@@ -128,8 +130,8 @@ kill9()
 	"$PY" - "$MNT" <<'PYEOF'
 import json, sys
 m = sys.argv[1]
-old = json.load(open(m + "/old/meta.json"))["last_access"]
-new = json.load(open(m + "/new/meta.json"))["last_access"]
+old = json.load(open(m + "/old/meta.json"))["__tcache__"]["last_access"]
+new = json.load(open(m + "/new/meta.json"))["__tcache__"]["last_access"]
 print("old", old, "new", new)
 assert old > new, "the read of old was lost"
 PYEOF

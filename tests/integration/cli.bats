@@ -64,7 +64,8 @@ PYEOF
 	[ "$status" -eq 2 ]
 }
 
-@test "tcache ls sorts by recency and size and shows pins" {
+@test "tcache ls sorts by recency and size and shows pins (files at the root too)" {
+	head -c 50000 /dev/urandom >"$MNT/flat"
 	for e in old mid new; do
 		mkdir "$MNT/$e"
 	done
@@ -77,14 +78,18 @@ PYEOF
 	chmod +t "$MNT/mid"
 	run "$TCACHE" ls "$MNT"
 	[ "$status" -eq 0 ]
-	[ "$(echo "$output" | awk 'NR>1 {print $NF}' | tr '\n' ' ')" = "old mid new " ]
+	[ "$(echo "$output" | awk 'NR>1 {print $NF}' | tr '\n' ' ')" = "flat old mid new " ]
+	cat "$MNT/flat" >/dev/null
+	chmod +t "$MNT/flat"
+	run "$TCACHE" ls "$MNT"
+	[ "$(echo "$output" | awk 'NR>1 {print $NF}' | tr '\n' ' ')" = "old mid new flat " ]
 	run "$TCACHE" ls --sort=size --json "$MNT"
 	"$PY" - "$output" <<'PYEOF'
 import json, sys
 v = json.loads(sys.argv[1])
-assert [e["name"] for e in v] == ["old", "new", "mid"], v
-assert [e["bytes"] for e in v] == [300000, 200000, 100000], v
-assert [e["pinned"] for e in v] == [False, False, True], v
+assert [e["name"] for e in v] == ["old", "new", "mid", "flat"], v
+assert [e["bytes"] for e in v] == [300000, 200000, 100000, 50000], v
+assert [e["pinned"] for e in v] == [False, False, True, True], v
 PYEOF
 	run "$TCACHE" ls --sort=bogus "$MNT"
 	[ "$status" -eq 2 ]
@@ -96,19 +101,23 @@ PYEOF
 	mkdir "$MNT/a" "$MNT/b" "$MNT/c"
 	echo x >"$MNT/a/t"
 	echo y >"$MNT/b/t"
+	echo f >"$MNT/f"
+	echo p >"$MNT/pf"
 	mkdir "$MNT/c/g" && echo z >"$MNT/c/g/t"
-	"$TCACHE" pin "$MNT/b"
+	"$TCACHE" pin "$MNT/b" "$MNT/pf"
 	run "$TCACHE" prune "$MNT" --older-than 1h
-	[ "$status" -eq 0 ] && [[ "$output" == "removed 0 of 3"* ]]
+	[ "$status" -eq 0 ] && [[ "$output" == "removed 0 of 5"* ]]
 	# make them old: wait 2 s, then prune everything older than 1 s
 	WAIT_S=5 wait_for eval '[ $(( $(date +%s) - $(stat -c %Y "$MNT/c/g/t") )) -ge 2 ]'
 	run "$TCACHE" prune "$MNT" --older-than 1s --dry-run
 	[ "$status" -eq 0 ] && [[ "$output" == *"would remove a"* && "$output" == *"would remove c"* ]]
-	[[ "$output" != *"would remove b"* ]]
-	[ -e "$MNT/a/t" ] && [ -e "$MNT/c/g/t" ]
+	[[ "$output" == *"would remove f"* ]]
+	[[ "$output" != *"would remove b"* && "$output" != *"would remove pf"* ]]
+	[ -e "$MNT/a/t" ] && [ -e "$MNT/c/g/t" ] && [ -e "$MNT/f" ]
 	run "$TCACHE" prune "$MNT" --older-than 1s
-	[ "$status" -eq 0 ] && [[ "$output" == "removed 2 of 3"* ]]
-	[ ! -e "$MNT/a" ] && [ ! -e "$MNT/c" ] && [ -e "$MNT/b/t" ]
+	[ "$status" -eq 0 ] && [[ "$output" == "removed 3 of 5"* ]]
+	[ ! -e "$MNT/a" ] && [ ! -e "$MNT/c" ] && [ ! -e "$MNT/f" ]
+	[ -e "$MNT/b/t" ] && [ -e "$MNT/pf" ]
 	run "$TCACHE" prune "$MNT" --older-than soon
 	[ "$status" -eq 2 ]
 	run "$TCACHE" prune "$MNT"
@@ -135,6 +144,11 @@ PYEOF
 	grep -q '"pinned":.*true' "$MNT/keep/meta.json"
 	run "$TCACHE" pin "$MNT/keep/t"
 	[ "$status" -eq 2 ]
+	echo r >"$MNT/rootfile"
+	"$TCACHE" pin "$MNT/rootfile"
+	[ -k "$MNT/rootfile" ]
+	"$TCACHE" unpin "$MNT/rootfile"
+	[ ! -k "$MNT/rootfile" ]
 	run "$TCACHE" pin "$TDIR"
 	[ "$status" -eq 2 ]
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
-# meta.bats - the generated meta.json of entries and groups: found by name
-# (not listed), readable by any tool, writable with a valid document.
+# meta.bats - meta.json of entries and groups: found by name (not
+# listed), readable by any tool; open-world: the user's keys are kept as
+# written, ours are under "__tcache__".
 
 load helpers
 
@@ -17,6 +18,8 @@ load helpers
 import json, sys
 e = json.load(open(sys.argv[1]))
 g = json.load(open(sys.argv[2]))
+assert list(e) == ["__tcache__"] and list(g) == ["__tcache__"], (e, g)
+e, g = e["__tcache__"], g["__tcache__"]
 assert set(e["tensors"]) == {"a", "z"}, e
 assert e["tensors"]["a"]["nbytes"] == 2 and e["tensors"]["a"]["dtype"] == "uint8"
 assert e["groups"] == ["g"], e
@@ -42,12 +45,12 @@ EOF
 	mkdir "$MNT/e"
 	head -c 24 /dev/zero >"$MNT/e/t"
 	cat >"$MNT/e/meta.json" <<'EOF'
-{"tensors": {"t": {"dtype": "float32", "shape": [2, 3]}},
- "attrs": {"model": "demo", "step": 12}}
+{"__tcache__": {"tensors": {"t": {"dtype": "float32", "shape": [2, 3]}},
+ "attrs": {"model": "demo", "step": 12}}}
 EOF
 	"$PY" - "$MNT/e/meta.json" <<'EOF'
 import json, sys
-m = json.load(open(sys.argv[1]))
+m = json.load(open(sys.argv[1]))["__tcache__"]
 t = m["tensors"]["t"]
 assert t["dtype"] == "float32" and t["shape"] == [2, 3], t
 assert m["attrs"] == {"model": "demo", "step": 12}, m
@@ -63,19 +66,19 @@ EOF
 	head -c 24 /dev/zero >"$MNT/e/b"
 	head -c 24 /dev/zero >"$MNT/e/c"
 	cat >"$MNT/e/meta.json" <<'EOF'
-{"tensors": {"a": {"dtype": "torch.float16", "shape": [12]},
+{"__tcache__": {"tensors": {"a": {"dtype": "torch.float16", "shape": [12]},
              "b": {"dtype": "<i8", "shape": [3]},
-             "c": {"dtype": "double", "shape": [3]}}}
+             "c": {"dtype": "double", "shape": [3]}}}}
 EOF
 	"$PY" - "$MNT/e/meta.json" <<'EOF'
 import json, sys
-t = json.load(open(sys.argv[1]))["tensors"]
+t = json.load(open(sys.argv[1]))["__tcache__"]["tensors"]
 assert (t["a"]["dtype"], t["a"]["shape"]) == ("float16", [12]), t
 assert (t["b"]["dtype"], t["b"]["shape"]) == ("int64", [3]), t
 assert (t["c"]["dtype"], t["c"]["shape"]) == ("float64", [3]), t
 EOF
 	# big-endian is not ours: refused whole, nothing changed
-	echo '{"tensors": {"b": {"dtype": ">i8", "shape": [3]}}}' >"$TDIR/big.json"
+	echo '{"__tcache__": {"tensors": {"b": {"dtype": ">i8", "shape": [3]}}}}' >"$TDIR/big.json"
 	run cp "$TDIR/big.json" "$MNT/e/meta.json"
 	[ "$status" -ne 0 ]
 	grep -q '"int64"' "$MNT/e/meta.json"
@@ -88,22 +91,106 @@ EOF
 import json, sys
 p = sys.argv[1]
 m = json.load(open(p))
-m["tensors"]["t"]["dtype"] = "int16"
-m["tensors"]["t"]["shape"] = [2, 4]
-m["pinned"] = True
+m["note"] = {"by": "hand", "n": 12345678901234567890}
+ours = m["__tcache__"]
+ours["tensors"]["t"]["dtype"] = "int16"
+ours["tensors"]["t"]["shape"] = [2, 4]
+ours["pinned"] = True
 with open(p, "w") as f:
     json.dump(m, f)
 m = json.load(open(p))
-assert m["tensors"]["t"]["shape"] == [2, 4] and m["pinned"] is True, m
+ours = m["__tcache__"]
+assert ours["tensors"]["t"]["shape"] == [2, 4] and ours["pinned"] is True, m
+assert m["note"] == {"by": "hand", "n": 12345678901234567890}, m
 EOF
 }
 
-@test "rm of meta.json is a no-op: it is generated" {
+@test "rm of meta.json forgets the user's keys; the name shows ours again" {
 	mkdir "$MNT/e"
 	echo x >"$MNT/e/t"
+	echo '{"mine": [1, 2]}' >"$MNT/e/meta.json"
+	grep -q '"mine"' "$MNT/e/meta.json"
 	rm "$MNT/e/meta.json"
 	[ -f "$MNT/e/meta.json" ]
 	grep -q '"t"' "$MNT/e/meta.json"
+	run grep -q '"mine"' "$MNT/e/meta.json"
+	[ "$status" -eq 1 ]
+	tcfs_remount
+	run grep -q '"mine"' "$MNT/e/meta.json"
+	[ "$status" -eq 1 ]
+}
+
+@test "meta.json is open-world: any JSON object reads back value-equal, ours beside it, after a remount too" {
+	mkdir -p "$MNT/e/g"
+	cat >"$TDIR/doc.json" <<'EOF'
+{"tensors": {"device": "cpu", "shape": [2], "dtype": "torch.float32", "is_nested": false},
+ "pinned": {"type": "TensorDict"}, "attrs": [1, 2.50, -0.0, 1e-300, 123456789012345678901234567890],
+ "groups": null, "created": "x", "s": "caf\u00e9 \"q\" \\", "nested": {"a": {"b": {"c": [true, false, {}]}}},
+ "shape": [], "device": "cpu", "_type": "<class 'tensordict._td.TensorDict'>"}
+EOF
+	cp "$TDIR/doc.json" "$MNT/e/meta.json"
+	echo '{"k": 1}' >"$MNT/e/g/meta.json"
+	check() {
+		"$PY" - "$TDIR/doc.json" "$MNT/e/meta.json" "$MNT/e/g/meta.json" <<'EOF'
+import json, sys
+want = json.load(open(sys.argv[1]))
+got = json.load(open(sys.argv[2]))
+assert list(got) == list(want) + ["__tcache__"], list(got)
+for k, v in want.items():
+    assert got[k] == v and repr(got[k]) == repr(v), (k, v, got[k])
+assert got["__tcache__"]["pinned"] is False and "tensors" in got["__tcache__"]
+g = json.load(open(sys.argv[3]))
+assert g["k"] == 1 and list(g) == ["k", "__tcache__"], g
+EOF
+	}
+	check
+	tcfs_remount
+	check
+	# the key __tcache__ is ours: validated, and refused when wrong
+	head -c 8 /dev/zero >"$MNT/e/g/x"
+	echo '{"__tcache__": {"tensors": {"x": {"shape": [7]}}}, "k": 2}' >"$TDIR/bad.json"
+	run cp "$TDIR/bad.json" "$MNT/e/g/meta.json"
+	[ "$status" -ne 0 ]
+	grep -q '"k": 1' "$MNT/e/g/meta.json"
+}
+
+@test "TensorDict's meta.json gives K.memmap its dtype and shape, before or after the file, sizes unchecked" {
+	mkdir "$MNT/e"
+	head -c 26 /dev/zero >"$MNT/e/emb.memmap"   # 2 bytes past 6 float32
+	cat >"$MNT/e/meta.json" <<'EOF'
+{"emb": {"device": "cpu", "shape": [2, 3], "dtype": "torch.float32", "is_nested": false},
+ "ids": {"device": "cpu", "shape": [4], "dtype": "torch.int64", "is_nested": false},
+ "flags": {"device": "cpu", "shape": [3], "dtype": "torch.bool", "is_nested": false},
+ "sub": {"type": "TensorDict"}, "shape": [], "device": "cpu",
+ "_type": "<class 'tensordict._td.TensorDict'>"}
+EOF
+	head -c 32 /dev/zero >"$MNT/e/ids.memmap"
+	# rsync's way: a temp file renamed into place
+	head -c 3 /dev/zero >"$MNT/e/.flags.memmap.Ab12"
+	mv "$MNT/e/.flags.memmap.Ab12" "$MNT/e/flags.memmap"
+	"$PY" - "$MNT/e/meta.json" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1]))["__tcache__"]["tensors"]
+got = {k: (v["dtype"], v["shape"], v["nbytes"]) for k, v in t.items()}
+assert got == {"emb.memmap": ("float32", [2, 3], 26), "ids.memmap": ("int64", [4], 32),
+               "flags.memmap": ("bool", [3], 3)}, got
+EOF
+	[ "$(stat -c %s "$MNT/e/emb.memmap")" -eq 26 ]
+}
+
+@test "a file renamed over meta.json (rsync) becomes it, and is gone; a bad one is refused and stays" {
+	mkdir "$MNT/e"
+	echo '{"a": 1}' >"$MNT/e/.meta.json.x1"
+	mv "$MNT/e/.meta.json.x1" "$MNT/e/meta.json"
+	[ "$(ls -A "$MNT/e")" = "" ]
+	"$PY" -c 'import json,sys; m = json.load(open(sys.argv[1])); assert m["a"] == 1, m' "$MNT/e/meta.json"
+	stat "$MNT/e/meta.json" >/dev/null
+	echo 'not json' >"$MNT/e/.meta.json.x2"
+	expect_errno EINVAL 'os.rename(MNT + "/e/.meta.json.x2", MNT + "/e/meta.json")'
+	[ -f "$MNT/e/.meta.json.x2" ]
+	mkdir "$MNT/f"
+	echo '{}' >"$MNT/f/m"
+	expect_errno EXDEV 'os.rename(MNT + "/f/m", MNT + "/e/meta.json")'
 }
 
 @test "a directory copied out of the mount copies back in, identical" {
@@ -122,11 +209,11 @@ EOF
 	tar -xf "$TDIR/e.tar" -C "$MNT/untar"
 	diff -r "$MNT/e" "$MNT/untar/e"
 	# a meta.json copied in by name is applied
-	echo '{"attrs": {"k": "v"}, "tensors": {"t": {"dtype": "float64", "shape": [3]}}}' >"$TDIR/m.json"
+	echo '{"__tcache__": {"attrs": {"k": "v"}, "tensors": {"t": {"dtype": "float64", "shape": [3]}}}}' >"$TDIR/m.json"
 	cp "$TDIR/m.json" "$MNT/back/meta.json"
 	"$PY" - "$MNT/back/meta.json" <<'EOF'
 import json, sys
-m = json.load(open(sys.argv[1]))
+m = json.load(open(sys.argv[1]))["__tcache__"]
 assert m["tensors"]["t"]["dtype"] == "float64", m
 assert m["attrs"] == {"k": "v"}, m
 EOF

@@ -99,10 +99,11 @@ try:
 except OSError as x:
     assert x.errno == errno.ENOENT, x
 fd = os.open(m, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-os.write(fd, json.dumps({"tensors": {"t": {"dtype": "float32", "shape": [2]}},
-                         "attrs": {"k": 1}}).encode())
+os.write(fd, json.dumps({"__tcache__": {"tensors": {"t": {"dtype": "float32", "shape": [2]}},
+                                         "attrs": {"k": 1}}}).encode())
 os.close(fd)
 got = json.load(open(m))
+got = got["__tcache__"]
 assert got["tensors"]["t"]["shape"] == [2] and got["attrs"] == {"k": 1}, got
 PYEOF
 	# another process never saw it go

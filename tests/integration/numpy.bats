@@ -48,7 +48,7 @@ EOF
 	cp "$SRC/weights.npy" "$SRC/ids.npy" "$SRC/raw.f64" "$MNT/model/"
 	"$PY" - "$MNT/model/meta.json" <<'EOF'
 import json, sys
-m = json.load(open(sys.argv[1]))
+m = json.load(open(sys.argv[1]))["__tcache__"]
 t = m["tensors"]
 assert t["weights.npy"]["dtype"] == "float32", t["weights.npy"]
 assert t["weights.npy"]["shape"] == [300, 257], t["weights.npy"]

@@ -3,4 +3,4 @@
 # tests: store
 # changes: 1
 # killed by: test_store t_replay_equals_live (the dumps of the live and the replayed index differ)
-/^static int apply_dir(/,/^}/s/^\tn->created = op->created;$/\tif (!s->replaying) n->created = op->created; \/* mutant: a field applied live, not in replay *\//
+/^static int apply_entry(/,/^}/s/^\tn->created = op->created;$/\tif (!s->replaying) n->created = op->created; \/* mutant: a field applied live, not in replay *\//

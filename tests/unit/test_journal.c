@@ -22,10 +22,11 @@ struct seen {
 };
 
 /* Each test record holds one DEL op whose id names it. */
-static int on_rec(void *arg, uint64_t seq, const uint8_t *p, size_t len)
+static int on_rec(void *arg, uint32_t version, uint64_t seq, const uint8_t *p,
+		  size_t len)
 {
 	struct seen *s = arg;
-	struct tc_rd rd = { p, len, 0 };
+	struct tc_rd rd = { p, len, 0, version };
 	struct tc_op op;
 	if (tc_rec_next(&rd, &op) != 1 || op.type != TC_OP_DEL)
 		return 1;
@@ -206,7 +207,7 @@ static void t_malformed_payload_rejected(void)
 			     .nextents = 1, .extv = &ext };
 	tc_rec_op(&b, &rec);
 	/* intact: decodes, the same op */
-	struct tc_rd rd = { b.p, b.len, 0 };
+	struct tc_rd rd = { b.p, b.len, 0, 0 };
 	struct tc_op op;
 	struct tc_extent got;
 	CHECK(tc_rec_next(&rd, &op) == 1 && op.size == 5000 && op.nextents == 1);
@@ -218,7 +219,7 @@ static void t_malformed_payload_rejected(void)
 	/* every shorter prefix is malformed */
 	int bad = 0;
 	for (size_t cut = 1; cut < b.len; cut++) {
-		struct tc_rd r2 = { b.p, cut, 0 };
+		struct tc_rd r2 = { b.p, cut, 0, 0 };
 		if (tc_rec_next(&r2, &op) != -EINVAL)
 			bad++;
 	}
@@ -227,11 +228,11 @@ static void t_malformed_payload_rejected(void)
 	ext.len = 4096;
 	struct tc_buf b2 = { 0 };
 	tc_rec_op(&b2, &rec);
-	struct tc_rd r3 = { b2.p, b2.len, 0 };
+	struct tc_rd r3 = { b2.p, b2.len, 0, 0 };
 	CHECK(tc_rec_next(&r3, &op) == -EINVAL);
 	/* unknown op type */
 	uint8_t junk = 77;
-	struct tc_rd r4 = { &junk, 1, 0 };
+	struct tc_rd r4 = { &junk, 1, 0, 0 };
 	CHECK(tc_rec_next(&r4, &op) == -EINVAL);
 	tc_buf_free(&b);
 	tc_buf_free(&b2);

@@ -60,8 +60,8 @@ static struct tc_meta_dir group(void)
 }
 
 /* tc_meta_parse on an exact-size heap copy of @json[0..len). */
-static int parse_n(const struct tc_meta_dir *d, const char *json, size_t len,
-		   struct tc_meta_update *u)
+static int parse_raw(const struct tc_meta_dir *d, const char *json, size_t len,
+		     struct tc_meta_update *u)
 {
 	char *copy = malloc(len ? len : 1);
 	int rc;
@@ -71,6 +71,25 @@ static int parse_n(const struct tc_meta_dir *d, const char *json, size_t len,
 	memcpy(copy, json, len);
 	rc = tc_meta_parse(d, copy, len, u);
 	free(copy);
+	return rc;
+}
+
+/* The same with @json[0..len) as ours: {"__tcache__": json}. */
+static int parse_n(const struct tc_meta_dir *d, const char *json, size_t len,
+		   struct tc_meta_update *u)
+{
+	static const char pre[] = "{\"" TC_META_KEY "\": ", post[] = "}";
+	size_t n = sizeof(pre) - 1 + len + sizeof(post) - 1;
+	char *w = malloc(n);
+	int rc;
+
+	if (!w)
+		abort();
+	memcpy(w, pre, sizeof(pre) - 1);
+	memcpy(w + sizeof(pre) - 1, json, len);
+	memcpy(w + sizeof(pre) - 1 + len, post, sizeof(post) - 1);
+	rc = parse_raw(d, w, n, u);
+	free(w);
 	return rc;
 }
 
@@ -93,16 +112,28 @@ static void t_render_literal(void)
 
 	REQUIRE(tc_meta_render(&d, &out, &len) == 0);
 	CHECK(strcmp(out, "{\n"
-			  "\t\"tensors\":\t{\n"
-			  "\t\t\"t\":\t{\n"
-			  "\t\t\t\"nbytes\":\t6,\n"
-			  "\t\t\t\"dtype\":\t\"int16\",\n"
-			  "\t\t\t\"shape\":\t[3],\n"
-			  "\t\t\t\"xxh3\":\t\"00000000000000ab\"\n"
-			  "\t\t}\n"
-			  "\t},\n"
-			  "\t\"groups\":\t[\"g\"]\n"
+			  "\t\"__tcache__\": {\n"
+			  "\t\t\"tensors\":\t{\n"
+			  "\t\t\t\"t\":\t{\n"
+			  "\t\t\t\t\"nbytes\":\t6,\n"
+			  "\t\t\t\t\"dtype\":\t\"int16\",\n"
+			  "\t\t\t\t\"shape\":\t[3],\n"
+			  "\t\t\t\t\"xxh3\":\t\"00000000000000ab\"\n"
+			  "\t\t\t}\n"
+			  "\t\t},\n"
+			  "\t\t\"groups\":\t[\"g\"]\n"
+			  "\t}\n"
 			  "}\n") == 0);
+	CHECK(len == strlen(out));
+	free(out);
+
+	/* the user's keys first, each as written, compact */
+	d.doc = "{\"emb\":{\"dtype\":\"torch.float32\",\"shape\":[3]},\"n\":1.50}";
+	REQUIRE(tc_meta_render(&d, &out, &len) == 0);
+	CHECK(strncmp(out, "{\n"
+			   "\t\"emb\": {\"dtype\":\"torch.float32\",\"shape\":[3]},\n"
+			   "\t\"n\": 1.50,\n"
+			   "\t\"__tcache__\": {\n", 72) == 0);
 	CHECK(len == strlen(out));
 	free(out);
 
@@ -111,14 +142,16 @@ static void t_render_literal(void)
 				 .last_access_ns = -1, .pinned = 1 };
 	REQUIRE(tc_meta_render(&e, &out, &len) == 0);
 	CHECK(strcmp(out, "{\n"
-			  "\t\"created\":\t\"1970-01-01T00:00:00.000000000Z\",\n"
-			  "\t\"last_access\":\t\"1969-12-31T23:59:59.999999999Z\",\n"
-			  "\t\"pinned\":\ttrue,\n"
-			  "\t\"attrs\":\t{\n"
-			  "\t},\n"
-			  "\t\"tensors\":\t{\n"
-			  "\t},\n"
-			  "\t\"groups\":\t[]\n"
+			  "\t\"__tcache__\": {\n"
+			  "\t\t\"created\":\t\"1970-01-01T00:00:00.000000000Z\",\n"
+			  "\t\t\"last_access\":\t\"1969-12-31T23:59:59.999999999Z\",\n"
+			  "\t\t\"pinned\":\ttrue,\n"
+			  "\t\t\"attrs\":\t{\n"
+			  "\t\t},\n"
+			  "\t\t\"tensors\":\t{\n"
+			  "\t\t},\n"
+			  "\t\t\"groups\":\t[]\n"
+			  "\t}\n"
 			  "}\n") == 0);
 	CHECK(len == strlen(out));
 	free(out);
@@ -169,11 +202,13 @@ static void t_render_entry(void)
 	struct tc_meta_dir d = entry();
 	char *out = NULL;
 	size_t len = 0;
-	cJSON *j, *attrs, *want, *ts, *gs;
+	cJSON *top, *j, *attrs, *want, *ts, *gs;
 
 	REQUIRE(tc_meta_render(&d, &out, &len) == 0);
 	CHECK(len == strlen(out) && len > 2 && out[len - 1] == '\n');
-	j = cJSON_Parse(out);
+	top = cJSON_Parse(out);
+	REQUIRE(cJSON_IsObject(top) && cJSON_GetArraySize(top) == 1);
+	j = cJSON_GetObjectItem(top, TC_META_KEY);
 	REQUIRE(cJSON_IsObject(j));
 	CHECK(cJSON_GetArraySize(j) == 6);
 	CHECK(strcmp(key_at(j, 0), "created") == 0);
@@ -207,7 +242,7 @@ static void t_render_entry(void)
 	CHECK(strstr(out, "\"offset\":\t128") != NULL);
 	CHECK(strstr(out, "\"xxh3\":\t\"fedcba9876543210\"") != NULL);
 	CHECK(strstr(out, "\"shape\":\t[]") != NULL);
-	cJSON_Delete(j);
+	cJSON_Delete(top);
 	free(out);
 }
 
@@ -216,19 +251,20 @@ static void t_render_group(void)
 	struct tc_meta_dir d = group();
 	char *out = NULL;
 	size_t len = 0;
-	cJSON *j;
+	cJSON *top, *j;
 
 	d.pinned = 1;                  /* entry fields are ignored for groups */
 	d.attrs_json = "{\"a\":1}";
 	REQUIRE(tc_meta_render(&d, &out, &len) == 0);
-	j = cJSON_Parse(out);
+	top = cJSON_Parse(out);
+	j = cJSON_GetObjectItem(top, TC_META_KEY);
 	REQUIRE(cJSON_IsObject(j));
 	CHECK(cJSON_GetArraySize(j) == 2);
 	CHECK(strcmp(key_at(j, 0), "tensors") == 0);
 	CHECK(strcmp(key_at(j, 1), "groups") == 0);
 	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "tensors")) == 5);
 	check_tensor(cJSON_GetObjectItem(j, "tensors"), &tensors[1]);
-	cJSON_Delete(j);
+	cJSON_Delete(top);
 	free(out);
 }
 
@@ -258,8 +294,8 @@ static void t_render_big(void)
 	CHECK(strstr(out, "\"nbytes\":\t1000000000000000,") != NULL);
 	CHECK(strstr(out, "e+") == NULL);
 	/* and it reads back exactly: nbytes 2^53 + 1 matches, 2^53 does not */
-	CHECK(parse_n(&d, out, len, &u) == 0);
-	CHECK(u.nset == 3);
+	CHECK(parse_raw(&d, out, len, &u) == 0);
+	CHECK(u.nset == 0); /* every dtype and shape sent back as it is */
 	tc_meta_update_free(&u);
 	CHECK(parse(&d, "{\"tensors\": {\"big\": {\"nbytes\": "
 			"9007199254740992}}}", &u) == -EINVAL);
@@ -296,7 +332,8 @@ static void t_render_bad(void)
 	CHECK(strcmp(out, "untouched") == 0 && len == 12345);
 }
 
-/* render -> parse: valid, and every set entry equals the current state. */
+/* render -> parse: valid, and nothing but the pin and attrs (as they are)
+ * set. */
 static void roundtrip(const struct tc_meta_dir *d)
 {
 	struct tc_meta_update u = { 0 };
@@ -304,7 +341,7 @@ static void roundtrip(const struct tc_meta_dir *d)
 	size_t len = 0;
 
 	REQUIRE(tc_meta_render(d, &out, &len) == 0);
-	REQUIRE(parse_n(d, out, len, &u) == 0);
+	REQUIRE(parse_raw(d, out, len, &u) == 0);
 	CHECK(u.has_pinned == d->is_entry);
 	if (d->is_entry) {
 		const char *want = d->attrs_json ? d->attrs_json : "{}";
@@ -317,7 +354,7 @@ static void roundtrip(const struct tc_meta_dir *d)
 	} else {
 		CHECK(u.attrs_json == NULL);
 	}
-	CHECK(u.nset == d->ntensors);
+	CHECK(u.nset == 0); /* dtypes and shapes as they are: no change */
 	for (size_t i = 0; i < u.nset; i++) {
 		const struct tc_meta_tensor *t = &d->tensors[u.set[i].index];
 		CHECK(u.set[i].index == i);
@@ -632,13 +669,134 @@ static void t_names_not_utf8(void)
 	CHECK(tc_meta_parse(&d, out, len, &u) == 0);
 	tc_meta_update_free(&u);
 	free(out);
-	const char *set = "{\"tensors\": {\"\\udcff\\udcFE\": {\"dtype\": \"float32\", \"shape\": [4]}}}";
+	const char *set = "{\"__tcache__\": {\"tensors\": {\"\\udcff\\udcFE\": {\"dtype\": \"float32\", \"shape\": [4]}}}}";
 	REQUIRE(tc_meta_parse(&d, set, strlen(set), &u) == 0);
 	CHECK(u.nset == 1 && u.set[0].index == 0 && u.set[0].dtype == TC_DT_FLOAT32);
 	tc_meta_update_free(&u);
 	/* an escaped backslash before udcff is a literal backslash, no byte */
-	const char *lit = "{\"tensors\": {\"\\\\udcff\": {\"dtype\": \"float32\"}}}";
+	const char *lit = "{\"__tcache__\": {\"tensors\": {\"\\\\udcff\": {\"dtype\": \"float32\"}}}}";
 	CHECK(tc_meta_parse(&d, lit, strlen(lit), &u) == -EINVAL); /* no such tensor */
+}
+
+/* Any JSON object is taken: the keys that are not ours are kept as
+ * written (numbers of any size or precision, escapes, order, nesting,
+ * duplicates), without whitespace; a leaf may be named like one of our
+ * fields; ours are validated as always. */
+static void t_open_world_keeps_user_keys(void)
+{
+	struct tc_meta_dir d = entry();
+	struct tc_meta_update u = { 0 };
+	const char *doc =
+		"{ \"tensors\" : {\"device\": \"cpu\", \"shape\": [2], \"dtype\": \"torch.float32\"},\n"
+		"  \"big\": 123456789012345678901234567890, \"f\": 1.50, \"e\": 1E+400,\n"
+		"  \"s\": \"a \\\"q\\\" \\u00e9 \\udcff\", \"pinned\": {\"type\": \"TensorDict\"},\n"
+		"  \"n\": null, \"l\": [ 1, [2, {\"x\": []}] ], \"big\": 2 }";
+	REQUIRE(parse_raw(&d, doc, strlen(doc), &u) == 0);
+	REQUIRE(u.doc);
+	CHECK(strcmp(u.doc, "{\"tensors\":{\"device\":\"cpu\",\"shape\":[2],\"dtype\":\"torch.float32\"},"
+			    "\"big\":123456789012345678901234567890,\"f\":1.50,\"e\":1E+400,"
+			    "\"s\":\"a \\\"q\\\" \\u00e9 \\udcff\",\"pinned\":{\"type\":\"TensorDict\"},"
+			    "\"n\":null,\"l\":[1,[2,{\"x\":[]}]],\"big\":2}") == 0);
+	CHECK(!u.has_pinned && !u.attrs_json && u.nset == 0); /* not ours */
+	/* rendered: each as written, then ours; and taken back unchanged */
+	struct tc_meta_dir r = d;
+	r.doc = u.doc;
+	char *out;
+	size_t len;
+	REQUIRE(tc_meta_render(&r, &out, &len) == 0);
+	CHECK(strstr(out, "\t\"big\": 123456789012345678901234567890,\n") != NULL);
+	CHECK(strstr(out, "\t\"f\": 1.50,\n") != NULL);
+	CHECK(strstr(out, "\t\"__tcache__\": {\n\t\t\"created\"") != NULL);
+	struct tc_meta_update again = { 0 };
+	REQUIRE(parse_raw(&r, out, len, &again) == 0);
+	CHECK(again.doc && strcmp(again.doc, u.doc) == 0 && again.nset == 0);
+	CHECK(again.has_pinned && again.pinned == 1);
+	tc_meta_update_free(&again);
+	free(out);
+	tc_meta_update_free(&u);
+
+	/* ours beside theirs; ours only: no user's keys */
+	const char *both = "{\"k\": 1, \"__tcache__\": {\"pinned\": false}}";
+	REQUIRE(parse_raw(&d, both, strlen(both), &u) == 0);
+	CHECK(u.has_pinned && !u.pinned && strcmp(u.doc, "{\"k\":1}") == 0);
+	tc_meta_update_free(&u);
+	REQUIRE(parse_raw(&d, "{\"__tcache__\": {}}", 18, &u) == 0);
+	CHECK(u.doc == NULL);
+	tc_meta_update_free(&u);
+	REQUIRE(parse_raw(&d, "{}", 2, &u) == 0);
+	CHECK(u.doc == NULL);
+	tc_meta_update_free(&u);
+
+	/* refused, and *u untouched */
+	static const char *const bad[] = {
+		"[1, 2]", "\"x\"", "{\"k\": 1", "{\"k\": 1} x",
+		"{\"__tcache__\": {}, \"__tcache__\": {}}",
+		"{\"__tcache__\": []}",
+		"{\"__tcache__\": {\"nope\": 1}}",
+		"{\"k\": 1, \"__tcache__\": {\"tensors\": {\"x\": {\"shape\": [7]}}}}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct tc_meta_update before;
+		memset(&u, 0x5c, sizeof u);
+		before = u;
+		CHECK(parse_raw(&d, bad[i], strlen(bad[i]), &u) == -EINVAL);
+		CHECK(memcmp(&u, &before, sizeof u) == 0);
+	}
+}
+
+/* TensorDict's meta.json: a key K with "dtype" and "shape" declares the
+ * tensor K.memmap: set as declared, sizes unchecked; a "type" object, an
+ * unknown dtype or a tensor not there sets nothing; ours wins; of two
+ * keys the last. */
+static void t_declared_tensors(void)
+{
+	static const uint64_t s8[] = { 8 }, s4[] = { 4 };
+	static const struct tc_meta_tensor t[] = {
+		{ "emb.memmap", 8, 0, TC_DT_UINT8, 1, s8, 1 },
+		{ "ids.memmap", 8, 0, TC_DT_UINT8, 1, s8, 2 },
+		{ "emb", 4, 0, TC_DT_UINT8, 1, s4, 3 },
+		{ "both.memmap", 8, 0, TC_DT_UINT8, 1, s8, 4 },
+	};
+	struct tc_meta_dir d = { .ntensors = 4, .tensors = t };
+	struct tc_meta_update u = { 0 };
+	const char *doc =
+		"{\"emb\": {\"device\": \"cpu\", \"shape\": [3], \"dtype\": \"torch.float16\", \"is_nested\": false},"
+		" \"ids\": {\"shape\": [], \"dtype\": \"<i8\"},"
+		" \"gone\": {\"shape\": [1], \"dtype\": \"torch.float32\"},"
+		" \"sub\": {\"type\": \"TensorDict\", \"dtype\": \"uint8\", \"shape\": [8]},"
+		" \"both\": {\"shape\": [2], \"dtype\": \"float32\"},"
+		" \"both\": {\"shape\": [1, 2], \"dtype\": \"float32\"},"
+		" \"odd\": {\"shape\": [1.5], \"dtype\": \"float32\"},"
+		" \"cx\": {\"shape\": [1], \"dtype\": \"torch.complex64\"},"
+		" \"shape\": [], \"device\": \"cpu\", \"_type\": \"<class 'tensordict._td.TensorDict'>\"}";
+	REQUIRE(parse_raw(&d, doc, strlen(doc), &u) == 0);
+	CHECK(u.nset == 3);
+	for (size_t i = 0; i < u.nset; i++) {
+		const struct tc_meta_set *m = &u.set[i];
+		if (m->index == 0)      /* 6 bytes declared of 8: kept as declared */
+			CHECK(m->dtype == TC_DT_FLOAT16 && m->ndim == 1 && m->shape[0] == 3);
+		else if (m->index == 1) /* a scalar */
+			CHECK(m->dtype == TC_DT_INT64 && m->ndim == 0);
+		else
+			CHECK(m->index == 3 && m->ndim == 2 && m->shape[1] == 2);
+	}
+	tc_meta_update_free(&u);
+	/* ours wins over a declaration of the same tensor */
+	const char *ours = "{\"emb\": {\"shape\": [3], \"dtype\": \"float16\"},"
+			   " \"__tcache__\": {\"tensors\": {\"emb.memmap\": {\"dtype\": \"int8\"}}}}";
+	REQUIRE(parse_raw(&d, ours, strlen(ours), &u) == 0);
+	CHECK(u.nset == 1 && u.set[0].index == 0 && u.set[0].dtype == TC_DT_INT8 &&
+	      u.set[0].shape[0] == 8);
+	tc_meta_update_free(&u);
+	/* and for a tensor committed later */
+	struct tc_meta_set set;
+	const char *kept = "{\"a\":{\"dtype\":\"torch.bfloat16\",\"shape\":[2,2]},\"b\":1}";
+	CHECK(tc_meta_declared(kept, "a.memmap", &set) == 1);
+	CHECK(set.dtype == TC_DT_BFLOAT16 && set.ndim == 2 && set.shape[0] == 2);
+	CHECK(tc_meta_declared(kept, "a", &set) == 0);
+	CHECK(tc_meta_declared(kept, "b.memmap", &set) == 0);
+	CHECK(tc_meta_declared(kept, ".memmap", &set) == 0);
+	CHECK(tc_meta_declared(NULL, "a.memmap", &set) == 0);
 }
 
 int main(void)
@@ -653,5 +811,7 @@ int main(void)
 	RUN(t_parse_accept);
 	RUN(t_parse_reject);
 	RUN(t_update_free);
+	RUN(t_open_world_keeps_user_keys);
+	RUN(t_declared_tensors);
 	return check_done();
 }

@@ -8,6 +8,7 @@
 #include <xxhash.h>
 
 #include "check.h"
+#include "journal.h"
 #include "store_test.h"
 #include "tcache.h"
 #include "testutil.h"
@@ -590,7 +591,7 @@ static void t_rename_rules(void)
 	/* across entries */
 	CHECK(tc_rename(s, a, "y", b, "y2", 0) == 0);
 	CHECK(same(s, b, "y2", 1000, 1));
-	CHECK(tc_rename(s, b, "z", TC_ROOT_ID, "z", 0) == -EPERM);
+	CHECK(tc_rename(s, b, "z", TC_ROOT_ID, "z", 0) == -EXDEV);
 	CHECK(tc_rename(s, TC_ROOT_ID, "a", g.id, "in", 0) == -EINVAL);
 	CHECK(tc_rename(s, b, "z", b, "y2", TC_RENAME_NOREPLACE) == -EEXIST);
 	CHECK(tc_rename(s, b, "z", b, "meta.json", 0) == -EEXIST);
@@ -628,7 +629,7 @@ static void t_refusals(void)
 	char longname[300];
 	memset(longname, 'n', 256);
 	longname[256] = 0;
-	CHECK(tc_create(s, TC_ROOT_ID, "rootfile", 0644, 0, 0, &f, &st) == -EPERM);
+	CHECK(tc_create(s, TC_ROOT_ID, ".tcache-stats", 0644, 0, 0, &f, &st) == -EEXIST);
 	CHECK(tc_mkdir(s, TC_ROOT_ID, longname, 0755, 0, 0, &st) == -ENAMETOOLONG);
 	longname[255] = 0;
 	CHECK(tc_mkdir(s, TC_ROOT_ID, longname, 0755, 0, 0, &st) == 0);
@@ -742,14 +743,15 @@ static void t_meta_and_npy(void)
 	CHECK(strstr(json, "\"float32\"") != NULL);
 	CHECK(strstr(json, "\"uint8\"") != NULL);
 	free(json);
-	const char *set = "{\"tensors\": {\"raw\": {\"dtype\": \"float64\", \"shape\": [2, 4]}},"
-			  " \"attrs\": {\"model\": \"m1\"}, \"pinned\": true}";
+	const char *set = "{\"__tcache__\": {\"tensors\": {\"raw\": {\"dtype\": \"float64\", \"shape\": [2, 4]}},"
+			  " \"attrs\": {\"model\": \"m1\"}, \"pinned\": true}}";
 	CHECK(tc_meta_set(s, e, set, strlen(set)) == 0);
 	CHECK(tc_getattr(s, e, &st) == 0 && (st.mode & S_ISVTX)); /* pinned */
-	const char *bad = "{\"tensors\": {\"raw\": {\"dtype\": \"float64\", \"shape\": [3]}}}";
+	const char *bad = "{\"__tcache__\": {\"tensors\": {\"raw\": {\"dtype\": \"float64\", \"shape\": [3]}}}}";
 	CHECK(tc_meta_set(s, e, bad, strlen(bad)) == -EINVAL);
 	CHECK(tc_meta_set(s, e, "{", 1) == -EINVAL);
-	CHECK(tc_meta_set(s, e, "{\"tensors\": {\"raw\": {\"dtype\": \"f99\"}}}", 38) == -EINVAL);
+	const char *f99 = "{\"__tcache__\": {\"tensors\": {\"raw\": {\"dtype\": \"f99\"}}}}";
+	CHECK(tc_meta_set(s, e, f99, strlen(f99)) == -EINVAL);
 	tc_store_close(s);
 	s = open_store(d, 0);
 	REQUIRE(s);
@@ -1933,20 +1935,30 @@ static int id_of(tc_store *s, uint64_t dir, const char *name, uint64_t *id)
  * t0..t4 in either: what a user does through the mount. */
 static void random_op(tc_store *s, uint64_t *seed)
 {
-	char en[8], gn[8], tn[8], tn2[8];
+	char en[8], gn[8], tn[16], tn2[16];
 	uint64_t e, g, dir, id;
 	struct tc_stat st;
 	snprintf(en, sizeof(en), "e%d", (int)(rnd(seed) % 6));
 	snprintf(gn, sizeof(gn), "g%d", (int)(rnd(seed) % 2));
-	snprintf(tn, sizeof(tn), "t%d", (int)(rnd(seed) % 5));
-	snprintf(tn2, sizeof(tn2), "t%d", (int)(rnd(seed) % 5));
+	/* t3.memmap: a tensor a meta.json key "t3" declares (case 9) */
+	snprintf(tn, sizeof(tn), "t%d%s", (int)(rnd(seed) % 5),
+		 rnd(seed) % 2 ? ".memmap" : "");
+	snprintf(tn2, sizeof(tn2), "t%d%s", (int)(rnd(seed) % 5),
+		 rnd(seed) % 2 ? ".memmap" : "");
 	unsigned op = (unsigned)(rnd(seed) % 14);
 	if (id_of(s, TC_ROOT_ID, en, &e)) {
 		tc_mkdir(s, TC_ROOT_ID, en, 0755, 0, 0, &st);
 		return;
 	}
 	dir = e;
-	if (rnd(seed) % 3 == 0) {
+	if (rnd(seed) % 4 == 0) {
+		/* a file at the root: an entry of one tensor */
+		snprintf(tn, sizeof(tn), "f%d", (int)(rnd(seed) % 4));
+		snprintf(tn2, sizeof(tn2), "f%d", (int)(rnd(seed) % 4));
+		e = dir = TC_ROOT_ID;
+		if (op == 8 && !id_of(s, dir, tn, &id))
+			e = id; /* its pin */
+	} else if (rnd(seed) % 3 == 0) {
 		if (id_of(s, e, gn, &g))
 			tc_mkdir(s, e, gn, 0750, 1, 2, &st);
 		else
@@ -1992,13 +2004,17 @@ static void random_op(tc_store *s, uint64_t *seed)
 		break;
 	case 9: { /* attrs and a dtype through meta.json */
 		char js[160];
-		int n = snprintf(js, sizeof(js), "{\"attrs\": {\"k\": %d}}",
-				 (int)(rnd(seed) % 100));
+		int n = snprintf(js, sizeof(js), "{\"__tcache__\": {\"attrs\": {\"k\": %d}}, "
+				 "\"t%d\": {\"dtype\": \"torch.int16\", \"shape\": [%d]}}",
+				 (int)(rnd(seed) % 100), (int)(rnd(seed) % 5),
+				 (int)(rnd(seed) % 9));
 		tc_meta_set(s, e, js, (size_t)n);
-		if (!id_of(s, e, tn, &id) && !tc_getattr(s, id, &st) &&
-		    st.size % 4 == 0) {
-			n = snprintf(js, sizeof(js), "{\"tensors\": {\"%s\": "
-				     "{\"dtype\": \"float32\"}}}", tn);
+		if (rnd(seed) % 4 == 0)
+			tc_meta_remove(s, e);
+		else if (!id_of(s, e, tn, &id) && !tc_getattr(s, id, &st) &&
+			 st.size % 4 == 0) {
+			n = snprintf(js, sizeof(js), "{\"__tcache__\": {\"tensors\": {\"%s\": "
+				     "{\"dtype\": \"float32\"}}}}", tn);
 			tc_meta_set(s, e, js, (size_t)n);
 		}
 		break;
@@ -2027,6 +2043,312 @@ static void random_op(tc_store *s, uint64_t *seed)
  * random operations (with checkpoints in a child every few), the index a
  * crash copy of the journal replays into, and the one a clean close and
  * reopen give, are the live one, field by field. */
+/* A file at the root is an entry of one tensor: evicted whole by
+ * recency, pinned, held by an open handle, replaced atomically by a
+ * rename at the root, never moved into an entry or out of one (EXDEV);
+ * all of it as it was after a crash and after a checkpoint. */
+static void t_root_files_are_entries(void)
+{
+	char *d = tmpdir_new(), *c = tmpdir_new();
+	tc_store *s = open_store(d, 1 * MiB);
+	REQUIRE(s);
+	char name[16];
+	struct tc_stat st, ts;
+	struct tc_stats ss;
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		CHECK(put(s, TC_ROOT_ID, name, 100 * KiB, (uint64_t)i, 64 * KiB) == 0);
+	}
+	tc_store_stats(s, &ss);
+	CHECK(ss.entries == 10 && ss.tensors == 10 && ss.evictions == 0);
+	REQUIRE(tc_lookup(s, TC_ROOT_ID, "f1", &st) == 0);
+	CHECK(st.kind == TC_KIND_TENSOR && st.size == 100 * KiB);
+	CHECK(tc_pin(s, st.id, 1) == 0);
+	REQUIRE(tc_getattr(s, st.id, &st) == 0);
+	CHECK(st.mode & S_ISVTX);
+	tc_file *hold;
+	REQUIRE(tc_lookup(s, TC_ROOT_ID, "f2", &ts) == 0);
+	REQUIRE(tc_open(s, ts.id, 0, &hold) == 0);
+	for (int i = 3; i < 10; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		CHECK(same(s, TC_ROOT_ID, name, 100 * KiB, (uint64_t)i));
+	}
+	CHECK(same(s, TC_ROOT_ID, "f0", 100 * KiB, 0));
+	CHECK(put(s, TC_ROOT_ID, "f10", 250 * KiB, 10, 64 * KiB) == 0);
+	/* f1 pinned, f2 open, f0 young: f3, f4, f5 go, whole */
+	CHECK(exists(s, TC_ROOT_ID, "f0") && exists(s, TC_ROOT_ID, "f1") &&
+	      exists(s, TC_ROOT_ID, "f2"));
+	CHECK(!exists(s, TC_ROOT_ID, "f3") && !exists(s, TC_ROOT_ID, "f4"));
+	CHECK(same(s, TC_ROOT_ID, "f9", 100 * KiB, 9));
+	tc_file_close(s, hold);
+	tc_store_stats(s, &ss);
+	CHECK(ss.evictions >= 2 && ss.used <= ss.capacity);
+	/* os.replace(tmp, final) at the root */
+	CHECK(put(s, TC_ROOT_ID, "f9.tmp", 5000, 99, 4096) == 0);
+	CHECK(tc_rename(s, TC_ROOT_ID, "f9.tmp", TC_ROOT_ID, "f9", 0) == 0);
+	CHECK(same(s, TC_ROOT_ID, "f9", 5000, 99) && !exists(s, TC_ROOT_ID, "f9.tmp"));
+	uint64_t e = mkentry(s, "e");
+	CHECK(put(s, e, "t", 10, 7, 10) == 0);
+	CHECK(tc_rename(s, TC_ROOT_ID, "f9", e, "f9", 0) == -EXDEV);
+	CHECK(tc_rename(s, e, "t", TC_ROOT_ID, "t", 0) == -EXDEV);
+	CHECK(tc_mkdir(s, TC_ROOT_ID, "f0", 0755, 0, 0, &st) == -EEXIST);
+	CHECK(tc_unlink(s, TC_ROOT_ID, "f0") == 0 && !exists(s, TC_ROOT_ID, "f0"));
+	/* another entry used while a new file is written: the file is the
+	 * most recent once committed, in the journal too */
+	tc_file *wf;
+	REQUIRE(tc_create(s, TC_ROOT_ID, "late", 0644, 0, 0, &wf, &st) == 0);
+	CHECK(tc_file_write(s, wf, "x", 1, 0) == 1);
+	CHECK(same(s, TC_ROOT_ID, "f8", 100 * KiB, 8));
+	CHECK(tc_file_commit(s, wf) == 0);
+	tc_file_close(s, wf);
+	CHECK(tc_store_sync(s) == 0);
+	char *live = NULL, *back = NULL;
+	size_t n;
+	REQUIRE(tc_store_dump(s, &live, &n) == 0);
+	crash_copy(d, c, -1);
+	CHECK(tc_store_close(s) == 0);
+	for (int k = 0; k < 2; k++) {
+		s = open_store(k ? d : c, 0);
+		REQUIRE(s);
+		REQUIRE(tc_store_dump(s, &back, &n) == 0);
+		CHECK(same_dump(k ? "a checkpoint replayed" : "the journal replayed",
+				live, back));
+		free(back);
+		REQUIRE(tc_lookup(s, TC_ROOT_ID, "f1", &st) == 0);
+		CHECK((st.mode & S_ISVTX) && same(s, TC_ROOT_ID, "f1", 100 * KiB, 1));
+		CHECK(same(s, TC_ROOT_ID, "f9", 5000, 99));
+		tc_store_stats(s, &ss);
+		CHECK(ss.pinned == 1 && ss.entries == ss.tensors);
+		tc_store_close(s);
+	}
+	free(live);
+	tmpdir_free(c);
+	tmpdir_free(d);
+}
+
+/* Append record @seq of @payload to @f in the journal's framing. */
+static void v1_record(FILE *f, uint64_t seq, const struct tc_buf *payload)
+{
+	uint8_t h[32];
+	uint32_t magic = htole32(0x43524354u), len = htole32((uint32_t)payload->len);
+	uint64_t sq = htole64(seq), dh = htole64(XXH3_64bits(payload->p, payload->len));
+	memcpy(h, &magic, 4);
+	memcpy(h + 4, &len, 4);
+	memcpy(h + 8, &sq, 8);
+	memcpy(h + 16, &dh, 8);
+	uint64_t hh = htole64(XXH3_64bits(h, 16));
+	memcpy(h + 24, &hh, 8);
+	fwrite(h, 1, 32, f);
+	fwrite(payload->p, 1, payload->len, f);
+}
+
+/* @op as version 1 wrote it: an entry's or a group's NODE had no
+ * document (the last 4 bytes, its length 0, of today's encoding). */
+static void v1_op(struct tc_buf *b, const struct tc_op *op)
+{
+	struct tc_buf one = { 0 };
+	tc_rec_op(&one, op);
+	if (op->type == TC_OP_NODE && op->kind != TC_KIND_TENSOR)
+		one.len -= 4;
+	tc_buf_cat(b, &one);
+	tc_buf_free(&one);
+}
+
+/* A store whose journal is of version 1 (before files at the root and
+ * documents) opens with everything in it, and is rewritten as the
+ * current version: it opens again, and takes the new things. */
+static void t_version1_journal_opens(void)
+{
+	char *d = tmpdir_new();
+	char path[4096];
+	uint8_t data[5000];
+	fill(data, sizeof(data), 42);
+	snprintf(path, sizeof(path), "%s/pool", d);
+	FILE *f = fopen(path, "w");
+	REQUIRE(f);
+	fwrite(data, 1, sizeof(data), f);
+	REQUIRE(ftruncate(fileno(f), (off_t)(1 * MiB)) == 0);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/journal", d);
+	f = fopen(path, "w");
+	REQUIRE(f);
+	uint8_t hdr[64] = "TCACHEJR";
+	uint32_t v = htole32(1), blk = htole32(4096);
+	uint64_t cap = htole64(1 * MiB);
+	memcpy(hdr + 8, &v, 4);
+	memcpy(hdr + 12, &blk, 4);
+	memcpy(hdr + 16, &cap, 8);
+	uint64_t hh = htole64(XXH3_64bits(hdr, 56));
+	memcpy(hdr + 56, &hh, 8);
+	fwrite(hdr, 1, 64, f);
+	const char *attrs = "{\"k\":1}";
+	struct tc_extent ext = { 0, 8192 };
+	struct tc_op ops[3] = {
+		{ .type = TC_OP_NODE, .id = 2, .parent = TC_ROOT_ID,
+		  .kind = TC_KIND_ENTRY, .mode = 0755, .name = "e",
+		  .created = 1, .last_access = 2, .pinned = 1, .attrs = attrs,
+		  .attrs_len = (uint32_t)strlen(attrs) },
+		{ .type = TC_OP_NODE, .id = 3, .parent = 2, .kind = TC_KIND_GROUP,
+		  .mode = 0755, .name = "g" },
+		{ .type = TC_OP_NODE, .id = 4, .parent = 3, .kind = TC_KIND_TENSOR,
+		  .mode = 0644, .name = "t", .size = sizeof(data),
+		  .xxh3 = XXH3_64bits(data, sizeof(data)), .dtype = 0, .ndim = 1,
+		  .nextents = 1, .extv = &ext, .shape = { sizeof(data) } },
+	};
+	struct tc_buf b = { 0 };
+	for (int i = 0; i < 3; i++)
+		v1_op(&b, &ops[i]);
+	v1_record(f, 1, &b);
+	tc_buf_free(&b);
+	struct tc_op mark = { .type = TC_OP_MARK, .synced = 1, .on_disk = 1 };
+	tc_rec_op(&b, &mark);
+	v1_record(f, 2, &b);
+	tc_buf_free(&b);
+	fclose(f);
+
+	for (int round = 0; round < 2; round++) {
+		tc_store *s = open_store(d, 0);
+		REQUIRE(s);
+		struct tc_stat st;
+		REQUIRE(tc_lookup(s, TC_ROOT_ID, "e", &st) == 0);
+		CHECK(st.kind == TC_KIND_ENTRY && (st.mode & S_ISVTX));
+		REQUIRE(tc_lookup(s, st.id, "g", &st) == 0);
+		CHECK(st.kind == TC_KIND_GROUP);
+		CHECK(same(s, st.id, "t", sizeof(data), 42));
+		char *js = NULL;
+		size_t n;
+		REQUIRE(tc_meta_get(s, 2, &js, &n) == 0);
+		CHECK(strstr(js, "\"k\":\t1") || strstr(js, "\"k\": 1"));
+		free(js);
+		struct tc_stats ss;
+		tc_store_stats(s, &ss);
+		CHECK(ss.entries == 1u + (unsigned)round &&
+		      ss.tensors == 1u + (unsigned)round && ss.journal_dropped == 0);
+		if (round == 0)
+			CHECK(put(s, TC_ROOT_ID, "file", 100, 5, 100) == 0);
+		else
+			CHECK(same(s, TC_ROOT_ID, "file", 100, 5));
+		tc_store_close(s);
+	}
+	tmpdir_free(d);
+}
+
+/* Write @txt as file @name of @dir (committed). */
+static int put_text(tc_store *s, uint64_t dir, const char *name, const char *txt)
+{
+	struct tc_stat st;
+	tc_file *f;
+	int r = tc_create(s, dir, name, 0644, 0, 0, &f, &st);
+	if (r)
+		return r;
+	ssize_t w = tc_file_write(s, f, txt, strlen(txt), 0);
+	r = w == (ssize_t)strlen(txt) ? tc_file_commit(s, f) : -EIO;
+	tc_file_close(s, f);
+	return r;
+}
+
+/* The dtype and shape of @name in @dir as meta.json says, e.g.
+ * "float16 [3]", into @out. */
+static void type_of(tc_store *s, uint64_t dir, const char *name, char *out,
+		    size_t size)
+{
+	char *js;
+	size_t n;
+	snprintf(out, size, "?");
+	if (tc_meta_get(s, dir, &js, &n))
+		return;
+	char key[300];
+	snprintf(key, sizeof(key), "\"%s\":", name);
+	const char *p = strstr(js, key), *dt, *sh;
+	if (p && (dt = strstr(p, "\"dtype\":\t\"")) && (sh = strstr(p, "\"shape\":\t"))) {
+		dt += 10;
+		sh += 9;
+		snprintf(out, size, "%.*s %.*s", (int)(strchr(dt, '"') - dt), dt,
+			 (int)(strchr(sh, ']') - sh + 1), sh);
+	}
+	free(js);
+}
+
+/* meta.json keeps any keys; TensorDict's declare the dtype and shape of
+ * K.memmap whether the file comes before the document, after it, or by a
+ * rename (rsync); a file renamed over meta.json is taken as it (one
+ * record); rm forgets the keys; all of it survives a crash. */
+static void t_open_world_meta(void)
+{
+	char *d = tmpdir_new(), *c = tmpdir_new();
+	tc_store *s = open_store(d, 4 * MiB);
+	REQUIRE(s);
+	uint64_t e = mkentry(s, "e");
+	struct tc_stat g;
+	REQUIRE(tc_mkdir(s, e, "sub", 0755, 0, 0, &g) == 0);
+	char ty[64], *js;
+	size_t n;
+	CHECK(put(s, e, "emb.memmap", 8, 1, 8) == 0);
+	const char *doc = "{\"emb\": {\"device\": \"cpu\", \"shape\": [3], \"dtype\": \"torch.float16\"},"
+			  " \"ids\": {\"shape\": [2], \"dtype\": \"torch.int64\"},"
+			  " \"r\": {\"shape\": [2, 2], \"dtype\": \"<f4\"},"
+			  " \"sub\": {\"type\": \"TensorDict\"}, \"tensors\": 12345678901234567890,"
+			  " \"_type\": \"<class 'tensordict._td.TensorDict'>\"}";
+	CHECK(tc_meta_set(s, e, doc, strlen(doc)) == 0);
+	type_of(s, e, "emb.memmap", ty, sizeof(ty));
+	CHECK(strcmp(ty, "float16 [3]") == 0); /* 6 of its 8 bytes: as declared */
+	CHECK(put(s, e, "ids.memmap", 16, 2, 16) == 0);
+	type_of(s, e, "ids.memmap", ty, sizeof(ty));
+	CHECK(strcmp(ty, "int64 [2]") == 0);
+	CHECK(put(s, e, ".r.memmap.Xy12", 16, 3, 16) == 0);
+	CHECK(tc_rename(s, e, ".r.memmap.Xy12", e, "r.memmap", 0) == 0);
+	type_of(s, e, "r.memmap", ty, sizeof(ty));
+	CHECK(strcmp(ty, "float32 [2, 2]") == 0);
+	REQUIRE(tc_meta_get(s, e, &js, &n) == 0);
+	CHECK(strstr(js, "\t\"tensors\": 12345678901234567890,\n") != NULL);
+	CHECK(strstr(js, "\t\"_type\": \"<class 'tensordict._td.TensorDict'>\",\n") != NULL);
+	free(js);
+	/* a group's own document */
+	CHECK(tc_meta_set(s, g.id, "{\"x\": [1, 2]}", 13) == 0);
+	/* rsync: a temp file renamed over meta.json */
+	CHECK(put_text(s, g.id, ".meta.json.aB3", "{\"y\": true}") == 0);
+	CHECK(tc_meta_take(s, g.id, ".meta.json.aB3") == 0);
+	CHECK(!exists(s, g.id, ".meta.json.aB3"));
+	REQUIRE(tc_meta_get(s, g.id, &js, &n) == 0);
+	CHECK(strstr(js, "\"y\": true") && !strstr(js, "\"x\""));
+	free(js);
+	CHECK(put_text(s, g.id, ".meta.json.bad", "{\"__tcache__\": 1}") == 0);
+	CHECK(tc_meta_take(s, g.id, ".meta.json.bad") == -EINVAL);
+	CHECK(exists(s, g.id, ".meta.json.bad"));
+	CHECK(tc_meta_take(s, g.id, "none") == -ENOENT);
+	CHECK(tc_meta_take(s, e, "sub") == -EISDIR);
+	/* rm meta.json */
+	CHECK(put_text(s, e, "keep", "{}") == 0);
+	CHECK(tc_meta_set(s, e, "{\"k\": 1}", 8) == 0);
+	CHECK(tc_meta_remove(s, e) == 0);
+	REQUIRE(tc_meta_get(s, e, &js, &n) == 0);
+	CHECK(strncmp(js, "{\n\t\"__tcache__\": {", 18) == 0);
+	free(js);
+	type_of(s, e, "emb.memmap", ty, sizeof(ty));
+	CHECK(strcmp(ty, "float16 [3]") == 0); /* what it declared stays */
+	CHECK(tc_meta_remove(s, TC_ROOT_ID) == -EINVAL);
+	CHECK(tc_meta_set(s, e, doc, strlen(doc)) == 0);
+
+	CHECK(tc_store_sync(s) == 0);
+	char *live = NULL, *back = NULL;
+	REQUIRE(tc_store_dump(s, &live, &n) == 0);
+	CHECK(strstr(live, "doc {\"y\":true}") != NULL);
+	crash_copy(d, c, -1);
+	CHECK(tc_store_close(s) == 0);
+	for (int k = 0; k < 2; k++) {
+		s = open_store(k ? d : c, 0);
+		REQUIRE(s);
+		REQUIRE(tc_store_dump(s, &back, &n) == 0);
+		CHECK(same_dump(k ? "a checkpoint replayed" : "the journal replayed",
+				live, back));
+		free(back);
+		tc_store_close(s);
+	}
+	free(live);
+	tmpdir_free(c);
+	tmpdir_free(d);
+}
+
 static void t_replay_equals_live(void)
 {
 	for (uint64_t round = 0; round < 6; round++) {
@@ -2098,6 +2420,9 @@ int main(void)
 	RUN(t_shrink_keeps_pins_and_lru);
 	RUN(t_failed_write_is_not_committed);
 	RUN(t_reserve_fails_first_or_holds);
+	RUN(t_root_files_are_entries);
+	RUN(t_version1_journal_opens);
+	RUN(t_open_world_meta);
 	RUN(t_replay_equals_live);
 	return check_done();
 }
