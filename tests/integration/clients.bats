@@ -84,6 +84,13 @@ root_holds() {
 	[ "$(ls -A "$MNT" | wc -l)" -ge "$1" ]
 }
 
+# root_holds_or_gone N PID: the root holds N names, or process PID ended
+root_holds_or_gone() {
+	root_holds "$1" && return 0
+	kill -0 "$2" 2>/dev/null && return 1
+	return 0
+}
+
 # client NAME killed while it writes: kill -9 of the daemon once the root
 # holds N names (the client is to write 4000 items, seconds of work);
 # after the remount what the client wrote is whole or absent (check
@@ -93,7 +100,7 @@ client_killed_while_writing() {
 	tcfs_remount -o capacity=$CAP
 	client "$name" "$MNT" fill --mount --items 4000 >"$TDIR/fill.log" 2>&1 &
 	pid=$!
-	WAIT_S=60 wait_for eval "root_holds $names || ! kill -0 $pid 2>/dev/null"
+	WAIT_S=60 wait_for root_holds_or_gone "$names" "$pid"
 	kill -9 "$DAEMON_PID"
 	wait "$pid" && rc=0 || rc=$?
 	echo "the client exited with $rc; its last words:"
