@@ -759,9 +759,11 @@ int tc_meta_parse(const struct tc_meta_dir *cur, const char *buf, size_t len,
 	const char *end = NULL;
 	cJSON *root = NULL;
 	int rc, ours = 0;
-	char *raw = unescape_bytes(buf, len, &rawlen);
+	char *raw;
 
-	if (!raw)
+	if (len && memchr(buf, 0, len))
+		return -EINVAL; /* JSON has no NUL; the kept keys are C strings */
+	if (!(raw = unescape_bytes(buf, len, &rawlen)))
 		return -ENOMEM;
 	rc = -EINVAL;
 	/* NULL: malformed, or out of memory (cJSON cannot tell us which) */
