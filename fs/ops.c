@@ -12,6 +12,9 @@
  *   entry, group          directories; tensor: regular file
  *   meta.json, stats file generated files: regular files found by name,
  *                         never listed (generated.c)
+ *   .safetensors          an entry's view: E | TCFS_META_BIT |
+ *                         TCFS_VIEW_BIT, found by name, never listed,
+ *                         read-only (stview.c; its reads are here)
  *
  * Generated files are generated.c's alone.  A request that concerns one
  * is handed to tcfs_gen_<op> before anything else is done for it here but
@@ -21,8 +24,9 @@
  * generated file's, and ENOTDIR for a directory that is one).  mkdir,
  * create and opendir need nothing more of generated.c than that ENOTDIR
  * and answer it here, as rename does for its directories (before its
- * flags, its names after them).  The rest of this file is tensors and
- * directories.
+ * flags, its names after them).  The views go to stview.c the same way,
+ * just before (tcfs_is_view, H_VIEW, tcfs_view_named).  The rest of this
+ * file is tensors and directories.
  *
  * File handles (fi->fh): struct tcfs_handle (tcfs.h), for a tensor (a
  * tc_file) or for a generated file (generated.c).  Directory handles:
@@ -78,7 +82,8 @@ static struct tcfs *FS(fuse_req_t req)
 static struct tcfs_handle *H(struct fuse_file_info *fi)
 {
 	struct tcfs_handle *h = (struct tcfs_handle *)(uintptr_t)fi->fh;
-	assert(h && (h->kind == H_TENSOR || h->kind == H_META));
+	assert(h && (h->kind == H_TENSOR || h->kind == H_META ||
+		     h->kind == H_VIEW));
 	return h;
 }
 
@@ -95,7 +100,8 @@ static struct tcfs_handle *H_file(struct fuse_file_info *fi)
 {
 	struct tcfs_handle *h =
 		fi ? (struct tcfs_handle *)(uintptr_t)fi->fh : NULL;
-	return h && (h->kind == H_TENSOR || h->kind == H_META) ? h : NULL;
+	return h && (h->kind == H_TENSOR || h->kind == H_META ||
+		     h->kind == H_VIEW) ? h : NULL;
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -279,7 +285,9 @@ static void handle_free(struct tcfs *fs, struct tcfs_handle *h)
 {
 	if (!h)
 		return;
-	if (h->kind == H_META) {
+	if (h->kind == H_VIEW) {
+		tcfs_view_free(fs, h);
+	} else if (h->kind == H_META) {
 		tcfs_gen_free(h);
 	} else {
 		if (h->kc_counted)
@@ -332,6 +340,9 @@ static int op_lookup(struct tcfs *fs, uint64_t parent, const char *name,
 	int err = check_name(name);
 	if (err)
 		return err;
+	err = tcfs_view_lookup(fs, parent, name, e);
+	if (err != TCFS_GEN_PASS)
+		return err;
 	err = tcfs_gen_lookup(fs, parent, name, pid, e);
 	if (err != TCFS_GEN_PASS)
 		return err;
@@ -369,9 +380,12 @@ static void tcfs_forget_multi(fuse_req_t req, size_t count,
 
 /* ---- attributes ------------------------------------------------------------ */
 
-static int op_getattr(struct tcfs *fs, uint64_t ino, struct stat *a,
+static int op_getattr(struct tcfs *fs, uint64_t ino,
+		      const struct tcfs_handle *h, struct stat *a,
 		      double *timeout)
 {
+	if (tcfs_is_view(ino))
+		return tcfs_view_getattr(fs, ino, h, a, timeout);
 	if (ino & TCFS_META_BIT)
 		return tcfs_gen_getattr(fs, ino, a, timeout);
 	struct tc_stat st;
@@ -388,7 +402,7 @@ static void tcfs_getattr(fuse_req_t req, fuse_ino_t ino,
 {
 	struct stat a;
 	double timeout = 0;
-	int err = op_getattr(FS(req), ino, &a, &timeout);
+	int err = op_getattr(FS(req), ino, H_file(fi), &a, &timeout);
 	reply_attr(req, err, &a, timeout);
 }
 
@@ -410,6 +424,8 @@ static int op_setattr(struct tcfs *fs, uint64_t ino, struct stat *attr,
 		      int to_set, struct tcfs_handle *h, struct stat *a,
 		      double *timeout)
 {
+	if (tcfs_is_view(ino))
+		return tcfs_view_setattr(fs, ino, attr, to_set, a, timeout);
 	if (ino & TCFS_META_BIT)
 		return tcfs_gen_setattr(fs, ino, attr, to_set, h, a, timeout);
 
@@ -498,6 +514,9 @@ static int op_rmdir(struct tcfs *fs, uint64_t parent, const char *name)
 	int err = check_name(name);
 	if (err)
 		return err;
+	err = tcfs_view_named(fs, parent, name);
+	if (err != TCFS_GEN_PASS)
+		return err ? err : -ENOTDIR;
 	err = tcfs_gen_rmdir(fs, parent, name);
 	if (err != TCFS_GEN_PASS)
 		return err;
@@ -741,6 +760,8 @@ static void tcfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 static int op_open(struct tcfs *fs, uint64_t ino, struct fuse_file_info *fi,
 		   struct tcfs_handle **hp)
 {
+	if (tcfs_is_view(ino))
+		return tcfs_view_open(fs, ino, fi, hp);
 	if (ino & TCFS_META_BIT)
 		return tcfs_gen_open(fs, ino, fi, hp);
 
@@ -833,12 +854,16 @@ static void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	if (!h->writable) {
 		/* A read-only handle's bytes stay put until close: answer
-		 * straight from the pool mmap (one copy, in the kernel). */
+		 * straight from the pool mmap, and a view's header from its
+		 * memory (one copy, in the kernel). */
 		struct tc_span sp[READ_SPANS];
 		struct iovec iov[READ_SPANS];
 		int n = 0;
 		size_t total = 0;
-		int err = tc_file_map(fs->store, h->f, (uint64_t)off, size, sp,
+		int err = h->kind == H_VIEW
+			? tc_view_map(fs->store, h->view, (uint64_t)off, size,
+				      sp, READ_SPANS, &n, &total)
+			: tc_file_map(fs->store, h->f, (uint64_t)off, size, sp,
 				      READ_SPANS, &n, &total);
 		if (err != -ENOBUFS) {
 			if (h->kc_counted)
@@ -865,7 +890,9 @@ static void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		reply_err(req, -ENOMEM);
 		return;
 	}
-	ssize_t r = tc_file_pread(fs->store, h->f, buf, size, (uint64_t)off);
+	ssize_t r = h->kind == H_VIEW
+		? tc_view_pread(fs->store, h->view, buf, size, (uint64_t)off)
+		: tc_file_pread(fs->store, h->f, buf, size, (uint64_t)off);
 	reply_copy(req, r, buf);
 }
 
@@ -1012,6 +1039,9 @@ static int op_unlink(struct tcfs *fs, uint64_t parent, const char *name,
 	int err = check_name(name);
 	if (err)
 		return err;
+	err = tcfs_view_named(fs, parent, name);
+	if (err != TCFS_GEN_PASS)
+		return err ? err : -EPERM;
 	err = tcfs_gen_unlink(fs, parent, name, pid);
 	if (err != TCFS_GEN_PASS)
 		return err;
@@ -1038,6 +1068,11 @@ static int op_rename(struct tcfs *fs, uint64_t parent, const char *name,
 		return -ENOTDIR;
 	if (flags & ~(unsigned)RENAME_NOREPLACE)
 		return -EINVAL; /* RENAME_EXCHANGE, RENAME_WHITEOUT */
+	err = tcfs_view_named(fs, parent, name);
+	if (err == TCFS_GEN_PASS)
+		err = tcfs_view_named(fs, newparent, newname);
+	if (err != TCFS_GEN_PASS)
+		return err ? err : -EPERM; /* a view cannot move or be replaced */
 	err = tcfs_gen_rename(fs, parent, name, newparent, newname);
 	if (err != TCFS_GEN_PASS)
 		return err;
