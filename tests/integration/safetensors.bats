@@ -203,7 +203,9 @@ EOF
 	"$PY" -c 'import stlib, sys; n, m, t = stlib.read(open(sys.argv[1], "rb").read()); assert t["t"][2] == b"hi\n", t' "$v"
 	# cp -r, tar and rsync of the entry see only the tensors
 	cp -r "$MNT/e" "$SRC/copy"
-	[ ! -e "$SRC/copy/.safetensors" ] && [ ! -e "$SRC/copy/meta.json" ]
+	[ ! -e "$SRC/copy/.safetensors" ]
+	[ ! -e "$SRC/copy/meta.json" ]
+	[ -f "$SRC/copy/t" ]
 }
 
 @test "a stored .safetensors file is byte-identical and meta.json lists its tensors" {
