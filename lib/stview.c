@@ -61,7 +61,8 @@ struct hold {
 	int dtype, ndim;          /* enum tc_dtype, as at open */
 	uint64_t data_offset;
 	int verify;               /* its xxh3 is to be checked */
-	int bad;                  /* ... and it did not match */
+	int bad;                  /* its bytes are damaged (known at open, or
+	                             found by the check) */
 };
 
 struct part {
@@ -71,7 +72,6 @@ struct part {
 };
 
 struct tc_view {
-	uint64_t entry;
 	uint64_t size;            /* head_len + the parts' bytes */
 	uint64_t content;         /* see tc_view_content */
 	char *head;
@@ -218,6 +218,7 @@ static int hold_take(struct tc_store *s, struct tc_node *n,
 	h->ndim = v->ndim;
 	h->data_offset = v->data_offset;
 	h->verify = s->verify == TC_VERIFY_ON && v->verified == TC_UNVERIFIED;
+	h->bad = v->verified == TC_VERIFIED_DAMAGED;
 	h->node = n;
 	h->ver = n->ver;
 	h->ver->refs++;
@@ -235,7 +236,7 @@ static void holds_put(struct tc_store *s, struct tc_view *v)
 }
 
 /* Hold every committed tensor of entry @id, and copy its attrs to
- * *@attrs.  -EIO for one whose bytes were found damaged.  Lock held. */
+ * *@attrs.  Lock held. */
 static int holds_take(struct tc_store *s, uint64_t id, struct tc_view *v,
 		      char **attrs)
 {
@@ -248,13 +249,8 @@ static int holds_take(struct tc_store *s, uint64_t id, struct tc_view *v,
 		return r;
 	if (e->kind != TC_KIND_ENTRY)
 		return -EINVAL;
-	for (n = e; n; n = tc_node_next(n, e)) {
-		if (n->kind == TC_KIND_TENSOR && n->ver && !n->dead) {
-			if (n->ver->verified == TC_VERIFIED_DAMAGED)
-				return -EIO;
-			k++;
-		}
-	}
+	for (n = e; n; n = tc_node_next(n, e))
+		k += n->kind == TC_KIND_TENSOR && n->ver && !n->dead;
 	if (!(v->holds = calloc(k ? k : 1, sizeof(*v->holds))) ||
 	    (e->attrs && !(*attrs = strdup(e->attrs))))
 		return -ENOMEM;
@@ -488,19 +484,24 @@ out:
 
 /* Hash the held versions still to verify (unlocked: committed bytes are
  * immutable), then record what was found under the lock.  -EIO if any is
- * damaged.  O(their bytes). */
+ * damaged, found now or before.  O(their bytes). */
 static int view_verify(struct tc_store *s, struct tc_view *v)
 {
 	int r = 0;
 
+	for (size_t i = 0; i < v->nholds; i++)
+		if (v->holds[i].bad)
+			return -EIO;
 	for (size_t i = 0; i < v->nholds && !r; i++) {
 		struct hold *h = &v->holds[i];
 		uint64_t x;
 		if (h->verify && !(r = ver_hash(s, h->ver, h->ver->size, &x)))
 			h->bad = x != h->ver->xxh3;
 	}
+	if (r)
+		return r;
 	lock(s);
-	for (size_t i = 0; i < v->nholds && !r; i++) {
+	for (size_t i = 0; i < v->nholds; i++) {
 		struct hold *h = &v->holds[i];
 		if (h->verify)
 			h->ver->verified = h->bad ? TC_VERIFIED_DAMAGED
@@ -522,7 +523,6 @@ static int view_make(tc_store *s, uint64_t id, int open, tc_view **out)
 
 	if (!v)
 		return -ENOMEM;
-	v->entry = id;
 	lock(s);
 	r = holds_take(s, id, v, &attrs);
 	unlock(s);
