@@ -169,6 +169,26 @@ static void reply_copy(fuse_req_t req, ssize_t r, char *buf)
 	free(buf);
 }
 
+/* Reply the bytes of @iov[0..n).  With @copy_first, iov[0] is a view's
+ * header, its handle's memory: a release may free it as soon as the
+ * kernel has the reply (the reply to a readahead ends the kernel's use of
+ * the file), before fuse_reply_iov() returns here, so a copy of it is
+ * sent (the header only: tensor bytes are the pool's). */
+static void reply_iov(fuse_req_t req, struct iovec *iov, int n,
+		      bool copy_first)
+{
+	void *head = NULL;
+	if (copy_first) {
+		if (!(head = malloc(iov[0].iov_len))) {
+			reply_err(req, -ENOMEM);
+			return;
+		}
+		iov[0].iov_base = memcpy(head, iov[0].iov_base, iov[0].iov_len);
+	}
+	fuse_reply_iov(req, iov, n);
+	free(head);
+}
+
 /* For a request on an inode the kernel holds that is gone from the store:
  * a path resolved to it just before a rename over it or a removal (the
  * kernel keeps inodes it looked up; the store does not keep removed
@@ -854,8 +874,7 @@ static void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	if (!h->writable) {
 		/* A read-only handle's bytes stay put until close: answer
-		 * straight from the pool mmap, and a view's header from its
-		 * memory (one copy, in the kernel). */
+		 * straight from the pool mmap (one copy, in the kernel). */
 		struct tc_span sp[READ_SPANS];
 		struct iovec iov[READ_SPANS];
 		int n = 0;
@@ -877,7 +896,7 @@ static void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 					iov[i].iov_base = (void *)sp[i].ptr;
 					iov[i].iov_len = sp[i].len;
 				}
-				fuse_reply_iov(req, iov, n);
+				reply_iov(req, iov, n, sp[0].fd < 0);
 			}
 			return;
 		}

@@ -20,7 +20,9 @@
  *               (safetensors readers map the file) and a second open of
  *               unchanged content keeps the kernel's pages
  *   read        ops.c: fuse_reply_iov over the header and pool spans
- *               (tc_view_map), no copy in the daemon
+ *               (tc_view_map): tensor bytes are not copied in the daemon;
+ *               the header is (reply_iov: a release may free it while a
+ *               reply is still being sent)
  *   changes     unlink, rename from or onto it: EPERM; rmdir: ENOTDIR;
  *               chmod/chown to what it is: done, else EPERM; truncate:
  *               EPERM; times: accepted and ignored

@@ -411,3 +411,24 @@ EOF
 	cmp "$SRC/before" "$MNT/e/.safetensors"
 	[ "$(stat -c %s "$MNT/e/.safetensors")" -eq "$(stat -c %s "$SRC/before")" ]
 }
+
+@test "a view of many small tensors reads whole (a read of many pieces is copied)" {
+	mkdir -p "$MNT/e/g"
+	"$PY" - "$MNT/e" <<'EOF2'
+import numpy as np, os, sys, stlib
+e = sys.argv[1]
+want = {}
+for i in range(300):
+    name = ("g/t%03d" if i % 2 else "t%03d") % i
+    b = os.urandom(i % 7 + 1)
+    open(e + "/" + name, "wb").write(b)
+    want[name] = ("U8", [len(b)], b)
+np.save(e + "/f.npy", np.arange(1000, dtype=np.float32))
+want["f.npy"] = ("F32", [1000], np.arange(1000, dtype=np.float32).tobytes())
+blob = open(e + "/.safetensors", "rb").read()
+n, meta, ts = stlib.read(blob)
+assert {k: t[:3] for k, t in ts.items()} == want
+with open(e + "/.safetensors", "rb", buffering=0) as f:
+    assert b"".join(iter(lambda: f.read(1 << 20), b"")) == blob
+EOF2
+}
