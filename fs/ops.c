@@ -29,7 +29,7 @@
  * file is tensors and directories.
  *
  * File handles (fi->fh): struct tcfs_handle (tcfs.h), for a tensor (a
- * tc_file) or for a generated file (generated.c).  Directory handles:
+ * tc_file), a generated file (generated.c) or a view (a tc_view).  Directory handles:
  * struct tcfs_dir, a snapshot of the children's ids taken by opendir
  * (tc_list); readdir offsets index the listing ".", "..", children....
  *

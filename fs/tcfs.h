@@ -21,9 +21,9 @@
  * FUSE_ROOT_ID == 1).  The generated file of directory D (the meta.json
  * of an entry or group, the root's stats file) has the ino
  * D | TCFS_META_BIT; the .safetensors view of entry E has
- * E | TCFS_META_BIT | TCFS_VIEW_BIT.  Ids are never reused while the store is open, so
- * lookup counts need no bookkeeping (forget only lets kcache.c drop what
- * it knew of the inode's page cache).
+ * E | TCFS_META_BIT | TCFS_VIEW_BIT.  Ids are never reused while the
+ * store is open, so lookup counts need no bookkeeping (forget only lets
+ * kcache.c drop what it knew of the inode's page cache).
  */
 #ifndef TCFS_H
 #define TCFS_H
