@@ -13,13 +13,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const uint64_t s1[] = { 2, 3 }, s2[] = { 4096 }, s3[] = { 1 };
 	static const struct tc_meta_tensor t[] = {
-		{ "a.npy", 152, 128, TC_DT_FLOAT32, 2, s1, 0x1234 },
-		{ "raw", 4096, 0, TC_DT_UINT8, 1, s2, 0xabcdef },
-		{ "x", 8, 0, TC_DT_FLOAT64, 1, s3, 7 },
+		{ "a.npy", 152, 128, TC_DT_FLOAT32, 2, s1, 0x1234, NULL },
+		{ "raw", 4096, 0, TC_DT_UINT8, 1, s2, 0xabcdef, NULL },
+		{ "x", 8, 0, TC_DT_FLOAT64, 1, s3, 7, NULL },
+		{ "m.safetensors", 4096, 0, TC_DT_UINT8, 1, s2, 9,
+		  "{\"w\":{\"dtype\":\"float32\",\"shape\":[2],\"offset\":80}}" },
 	};
 	static const char *const g[] = { "sub" };
 	struct tc_meta_dir d = { .is_entry = 1, .created_ns = 1, .last_access_ns = 2,
-				 .attrs_json = "{\"k\":1}", .ntensors = 3,
+				 .attrs_json = "{\"k\":1}", .ntensors = 4,
 				 .tensors = t, .ngroups = 1, .groups = g };
 	struct tc_meta_update u;
 	if (tc_meta_parse(&d, (const char *)data, size, &u) == 0) {
