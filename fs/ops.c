@@ -12,6 +12,9 @@
  *   entry, group          directories; tensor: regular file
  *   meta.json, stats file generated files: regular files found by name,
  *                         never listed (generated.c)
+ *   .safetensors          an entry's view: E | TCFS_META_BIT |
+ *                         TCFS_VIEW_BIT, found by name, never listed,
+ *                         read-only (stview.c; its reads are here)
  *
  * Generated files are generated.c's alone.  A request that concerns one
  * is handed to tcfs_gen_<op> before anything else is done for it here but
@@ -21,11 +24,12 @@
  * generated file's, and ENOTDIR for a directory that is one).  mkdir,
  * create and opendir need nothing more of generated.c than that ENOTDIR
  * and answer it here, as rename does for its directories (before its
- * flags, its names after them).  The rest of this file is tensors and
- * directories.
+ * flags, its names after them).  The views go to stview.c the same way,
+ * just before (tcfs_is_view, H_VIEW, tcfs_view_named).  The rest of this
+ * file is tensors and directories.
  *
  * File handles (fi->fh): struct tcfs_handle (tcfs.h), for a tensor (a
- * tc_file) or for a generated file (generated.c).  Directory handles:
+ * tc_file), a generated file (generated.c) or a view (a tc_view).  Directory handles:
  * struct tcfs_dir, a snapshot of the children's ids taken by opendir
  * (tc_list); readdir offsets index the listing ".", "..", children....
  *
@@ -78,7 +82,8 @@ static struct tcfs *FS(fuse_req_t req)
 static struct tcfs_handle *H(struct fuse_file_info *fi)
 {
 	struct tcfs_handle *h = (struct tcfs_handle *)(uintptr_t)fi->fh;
-	assert(h && (h->kind == H_TENSOR || h->kind == H_META));
+	assert(h && (h->kind == H_TENSOR || h->kind == H_META ||
+		     h->kind == H_VIEW));
 	return h;
 }
 
@@ -95,7 +100,8 @@ static struct tcfs_handle *H_file(struct fuse_file_info *fi)
 {
 	struct tcfs_handle *h =
 		fi ? (struct tcfs_handle *)(uintptr_t)fi->fh : NULL;
-	return h && (h->kind == H_TENSOR || h->kind == H_META) ? h : NULL;
+	return h && (h->kind == H_TENSOR || h->kind == H_META ||
+		     h->kind == H_VIEW) ? h : NULL;
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -161,6 +167,26 @@ static void reply_copy(fuse_req_t req, ssize_t r, char *buf)
 	else
 		fuse_reply_buf(req, buf, (size_t)r);
 	free(buf);
+}
+
+/* Reply the bytes of @iov[0..n).  With @copy_first, iov[0] is a view's
+ * header, its handle's memory: a release may free it as soon as the
+ * kernel has the reply (the reply to a readahead ends the kernel's use of
+ * the file), before fuse_reply_iov() returns here, so a copy of it is
+ * sent (the header only: tensor bytes are the pool's). */
+static void reply_iov(fuse_req_t req, struct iovec *iov, int n,
+		      bool copy_first)
+{
+	void *head = NULL;
+	if (copy_first) {
+		if (!(head = malloc(iov[0].iov_len))) {
+			reply_err(req, -ENOMEM);
+			return;
+		}
+		iov[0].iov_base = memcpy(head, iov[0].iov_base, iov[0].iov_len);
+	}
+	fuse_reply_iov(req, iov, n);
+	free(head);
 }
 
 /* For a request on an inode the kernel holds that is gone from the store:
@@ -279,7 +305,9 @@ static void handle_free(struct tcfs *fs, struct tcfs_handle *h)
 {
 	if (!h)
 		return;
-	if (h->kind == H_META) {
+	if (h->kind == H_VIEW) {
+		tcfs_view_free(fs, h);
+	} else if (h->kind == H_META) {
 		tcfs_gen_free(h);
 	} else {
 		if (h->kc_counted)
@@ -332,6 +360,9 @@ static int op_lookup(struct tcfs *fs, uint64_t parent, const char *name,
 	int err = check_name(name);
 	if (err)
 		return err;
+	err = tcfs_view_lookup(fs, parent, name, e);
+	if (err != TCFS_GEN_PASS)
+		return err;
 	err = tcfs_gen_lookup(fs, parent, name, pid, e);
 	if (err != TCFS_GEN_PASS)
 		return err;
@@ -369,9 +400,12 @@ static void tcfs_forget_multi(fuse_req_t req, size_t count,
 
 /* ---- attributes ------------------------------------------------------------ */
 
-static int op_getattr(struct tcfs *fs, uint64_t ino, struct stat *a,
+static int op_getattr(struct tcfs *fs, uint64_t ino,
+		      const struct tcfs_handle *h, struct stat *a,
 		      double *timeout)
 {
+	if (tcfs_is_view(ino))
+		return tcfs_view_getattr(fs, ino, h, a, timeout);
 	if (ino & TCFS_META_BIT)
 		return tcfs_gen_getattr(fs, ino, a, timeout);
 	struct tc_stat st;
@@ -388,7 +422,7 @@ static void tcfs_getattr(fuse_req_t req, fuse_ino_t ino,
 {
 	struct stat a;
 	double timeout = 0;
-	int err = op_getattr(FS(req), ino, &a, &timeout);
+	int err = op_getattr(FS(req), ino, H_file(fi), &a, &timeout);
 	reply_attr(req, err, &a, timeout);
 }
 
@@ -410,6 +444,8 @@ static int op_setattr(struct tcfs *fs, uint64_t ino, struct stat *attr,
 		      int to_set, struct tcfs_handle *h, struct stat *a,
 		      double *timeout)
 {
+	if (tcfs_is_view(ino))
+		return tcfs_view_setattr(fs, ino, attr, to_set, a, timeout);
 	if (ino & TCFS_META_BIT)
 		return tcfs_gen_setattr(fs, ino, attr, to_set, h, a, timeout);
 
@@ -499,6 +535,9 @@ static int op_rmdir(struct tcfs *fs, uint64_t parent, const char *name)
 	int err = check_name(name);
 	if (err)
 		return err;
+	err = tcfs_view_named(fs, parent, name);
+	if (err != TCFS_GEN_PASS)
+		return err ? err : -ENOTDIR;
 	err = tcfs_gen_rmdir(fs, parent, name);
 	if (err != TCFS_GEN_PASS)
 		return err;
@@ -742,6 +781,8 @@ static void tcfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 static int op_open(struct tcfs *fs, uint64_t ino, struct fuse_file_info *fi,
 		   struct tcfs_handle **hp)
 {
+	if (tcfs_is_view(ino))
+		return tcfs_view_open(fs, ino, fi, hp);
 	if (ino & TCFS_META_BIT)
 		return tcfs_gen_open(fs, ino, fi, hp);
 
@@ -839,7 +880,10 @@ static void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct iovec iov[READ_SPANS];
 		int n = 0;
 		size_t total = 0;
-		int err = tc_file_map(fs->store, h->f, (uint64_t)off, size, sp,
+		int err = h->kind == H_VIEW
+			? tc_view_map(fs->store, h->view, (uint64_t)off, size,
+				      sp, READ_SPANS, &n, &total)
+			: tc_file_map(fs->store, h->f, (uint64_t)off, size, sp,
 				      READ_SPANS, &n, &total);
 		if (err != -ENOBUFS) {
 			if (h->kc_counted)
@@ -853,7 +897,7 @@ static void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 					iov[i].iov_base = (void *)sp[i].ptr;
 					iov[i].iov_len = sp[i].len;
 				}
-				fuse_reply_iov(req, iov, n);
+				reply_iov(req, iov, n, sp[0].fd < 0);
 			}
 			return;
 		}
@@ -866,7 +910,9 @@ static void tcfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		reply_err(req, -ENOMEM);
 		return;
 	}
-	ssize_t r = tc_file_pread(fs->store, h->f, buf, size, (uint64_t)off);
+	ssize_t r = h->kind == H_VIEW
+		? tc_view_pread(fs->store, h->view, buf, size, (uint64_t)off)
+		: tc_file_pread(fs->store, h->f, buf, size, (uint64_t)off);
 	reply_copy(req, r, buf);
 }
 
@@ -1013,6 +1059,9 @@ static int op_unlink(struct tcfs *fs, uint64_t parent, const char *name,
 	int err = check_name(name);
 	if (err)
 		return err;
+	err = tcfs_view_named(fs, parent, name);
+	if (err != TCFS_GEN_PASS)
+		return err ? err : -EPERM;
 	err = tcfs_gen_unlink(fs, parent, name, pid);
 	if (err != TCFS_GEN_PASS)
 		return err;
@@ -1039,6 +1088,11 @@ static int op_rename(struct tcfs *fs, uint64_t parent, const char *name,
 		return -ENOTDIR;
 	if (flags & ~(unsigned)RENAME_NOREPLACE)
 		return -EINVAL; /* RENAME_EXCHANGE, RENAME_WHITEOUT */
+	err = tcfs_view_named(fs, parent, name);
+	if (err == TCFS_GEN_PASS)
+		err = tcfs_view_named(fs, newparent, newname);
+	if (err != TCFS_GEN_PASS)
+		return err ? err : -EPERM; /* a view cannot move or be replaced */
 	unsigned tflags = flags & RENAME_NOREPLACE ? TC_RENAME_NOREPLACE : 0;
 	err = tcfs_gen_rename(fs, parent, name, newparent, newname, tflags, pid);
 	if (err != TCFS_GEN_PASS)

@@ -8,6 +8,7 @@
  *   ops.c     the FUSE handlers (tcfs_<op>) and their workers
  *   generated.c the generated files (meta.json, the stats file): their
  *             share of every request, which ops.c hands over
+ *   stview.c  each entry's .safetensors view: its share, the same way
  *   notify.c  eviction notices: a queue filled under the store's lock and
  *             a thread that tells the kernel (fuse_lowlevel_notify_delete)
  *   kcache.c  which tensor version the kernel's page cache holds (keep_cache)
@@ -19,9 +20,10 @@
  * Inode numbers: a FUSE ino is a libtcache node id (TC_ROOT_ID ==
  * FUSE_ROOT_ID == 1).  The generated file of directory D (the meta.json
  * of an entry or group, the root's stats file) has the ino
- * D | TCFS_META_BIT.  Ids are never reused while the store is open, so
- * lookup counts need no bookkeeping (forget only lets kcache.c drop what
- * it knew of the inode's page cache).
+ * D | TCFS_META_BIT; the .safetensors view of entry E has
+ * E | TCFS_META_BIT | TCFS_VIEW_BIT.  Ids are never reused while the
+ * store is open, so lookup counts need no bookkeeping (forget only lets
+ * kcache.c drop what it knew of the inode's page cache).
  */
 #ifndef TCFS_H
 #define TCFS_H
@@ -36,6 +38,14 @@
 #include "tcache.h"
 
 #define TCFS_META_BIT (1ull << 63)
+#define TCFS_VIEW_BIT (1ull << 62) /* with TCFS_META_BIT: a .safetensors view */
+
+/* Is @ino an entry's .safetensors view (stview.c)? */
+static inline bool tcfs_is_view(uint64_t ino)
+{
+	return (ino & (TCFS_META_BIT | TCFS_VIEW_BIT)) ==
+	       (TCFS_META_BIT | TCFS_VIEW_BIT);
+}
 
 /* Kernel cache timeouts in seconds, see fs/API-NOTES.md ("Timeouts").
  * Long: every change goes through this mount, and what lib/ drops on its
@@ -169,19 +179,20 @@ struct tcfs {
 };
 
 /* Every fi->fh points at a struct whose first member is its kind. */
-enum hkind { H_TENSOR = 1, H_META, H_DIR };
+enum hkind { H_TENSOR = 1, H_META, H_DIR, H_VIEW };
 
-/* An open file: a tensor (ops.c) or a generated file (generated.c).
- * Linked in fs->handles from open to release. */
+/* An open file: a tensor (ops.c), a generated file (generated.c) or a
+ * view (stview.c).  Linked in fs->handles from open to release. */
 struct tcfs_handle {
-	enum hkind kind;   /* H_TENSOR or H_META */
+	enum hkind kind;   /* H_TENSOR, H_META or H_VIEW */
 	struct tcfs_handle *prev, *next; /* protected by fs->handles_lock */
 	uint64_t ino;
 	bool writable;
 	/* H_TENSOR */
 	tc_file *f;
-	uint64_t version;  /* tensor version when opened */
-	bool kc_counted;   /* a buffered reader counted in kcache.c */
+	uint64_t version;  /* tensor version when opened (H_VIEW: content) */
+	bool kc_counted;   /* a buffered reader counted in kcache.c (also
+			      H_VIEW) */
 	uint64_t parent;   /* created by this handle: its directory and */
 	char *name;        /* name, to tell the kernel if it is dropped */
 	/* H_META */
@@ -190,6 +201,8 @@ struct tcfs_handle {
 	char *buf;         /* protected by lock */
 	size_t len, cap;   /* protected by lock */
 	bool dirty;        /* protected by lock: to apply at flush */
+	/* H_VIEW */
+	tc_view *view;
 };
 
 /* A handle of @kind for @ino, every other field zero (calloc), or NULL. */
@@ -248,5 +261,27 @@ void tcfs_gen_made(uint64_t dir, pid_t pid);
 int tcfs_gen_rename(struct tcfs *fs, uint64_t parent, const char *name,
 		    uint64_t newparent, const char *newname, unsigned flags,
 		    pid_t pid);
+
+/* ---- stview.c ------------------------------------------------------------- */
+
+/* The .safetensors views, as generated.c's workers: 0 or -errno, or
+ * TCFS_GEN_PASS for a name that is no view's; none replies.  @ino is a
+ * view's (tcfs_is_view).  Reads are ops.c's (tc_view_map). */
+int tcfs_view_lookup(struct tcfs *fs, uint64_t parent, const char *name,
+		     struct fuse_entry_param *e);
+/* Is @name in @parent a view?  0 yes, TCFS_GEN_PASS no, or -errno (ops.c
+ * answers unlink and rename EPERM, rmdir ENOTDIR). */
+int tcfs_view_named(struct tcfs *fs, uint64_t parent, const char *name);
+/* @h: the request's handle if it has one (its view's size), else NULL. */
+int tcfs_view_getattr(struct tcfs *fs, uint64_t ino,
+		      const struct tcfs_handle *h, struct stat *a,
+		      double *timeout);
+int tcfs_view_setattr(struct tcfs *fs, uint64_t ino, const struct stat *attr,
+		      int to_set, struct stat *a, double *timeout);
+/* A new H_VIEW handle in *@hp, to link in fs->handles. */
+int tcfs_view_open(struct tcfs *fs, uint64_t ino, struct fuse_file_info *fi,
+		   struct tcfs_handle **hp);
+/* Free a handle of kind H_VIEW that is not (or no longer) linked. */
+void tcfs_view_free(struct tcfs *fs, struct tcfs_handle *h);
 
 #endif /* TCFS_H */

@@ -32,6 +32,8 @@ struct meta_view {
 
 static void meta_view_free(struct meta_view *m)
 {
+	for (size_t i = 0; m->t && i < m->d.ntensors; i++)
+		free(m->t[i].safetensors_json);
 	free(m->t);
 	free(m->tn);
 	free(m->g);
@@ -78,7 +80,12 @@ static int view_of(struct tc_store *s, uint64_t dir, struct tc_node **d,
 	int r = get_dir(s, dir, d);
 	if (!r && (*d)->kind == TC_KIND_ROOT)
 		r = -EINVAL;
-	return r ? r : meta_view(*d, m);
+	if (!r)
+		r = meta_view(*d, m);
+	for (size_t i = 0; !r && i < m->d.ntensors; i++)
+		if ((r = st_meta_json(s, m->tn[i], &m->t[i].safetensors_json)))
+			meta_view_free(m);
+	return r;
 }
 
 struct render_ctx {

@@ -20,9 +20,11 @@
 
 #include "doc.h"
 
+/* What the parser skips between tokens: JSON's four whitespace bytes,
+ * and (cJSON is lenient) every other byte up to the space. */
 static int is_ws(char c)
 {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+	return (unsigned char)c <= ' ';
 }
 
 static size_t skip_ws(const char *p, size_t len, size_t i)

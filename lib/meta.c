@@ -15,7 +15,10 @@
  *       "tensors": {
  *         "NAME": { "nbytes": 24, "dtype": "float32", "shape": [2, 3],
  *                   "offset": 128,          only when data_offset > 0
- *                   "xxh3": "0123456789abcdef" }, ...  (in the given order)
+ *                   "xxh3": "0123456789abcdef",
+ *                   "safetensors": {...} },  a *.safetensors file's
+ *                                  tensors (stview.c); read-only
+ *         ...                               (in the given order)
  *       },
  *       "groups": ["NAME", ...]
  *     }
@@ -234,7 +237,10 @@ static int render_tensor(cJSON *ts, const struct tc_meta_tensor *t)
 	    (rc = put(o, "offset", json_u64(t->data_offset))))
 		return rc;
 	snprintf(hex, sizeof hex, "%016" PRIx64, t->xxh3);
-	return put(o, "xxh3", cJSON_CreateString(hex));
+	if ((rc = put(o, "xxh3", cJSON_CreateString(hex))))
+		return rc;
+	return t->safetensors_json ? put(o, "safetensors",
+				 cJSON_CreateRaw(t->safetensors_json)) : 0;
 }
 
 /* The document: "{", the user's members @m (of @doc) each on a line of
@@ -469,6 +475,15 @@ static int check_dups(const cJSON *j)
 	return rc;
 }
 
+/* Is @j the value that the JSON text @txt (NULL: none) holds? */
+static int same_json(const cJSON *j, const char *txt)
+{
+	cJSON *t = txt ? cJSON_Parse(txt) : NULL;
+	int same = t && cJSON_Compare(j, t, 1);
+	cJSON_Delete(t);
+	return same;
+}
+
 /* product(shape) * size, or -EINVAL on overflow; 0 if any dim is 0. */
 static int shape_bytes(const uint64_t *shape, int ndim, size_t size,
 		       uint64_t *out)
@@ -512,6 +527,10 @@ static int parse_tensor(struct numscan *s, const struct tc_meta_tensor *t,
 		} else if (!strcmp(k, "dtype")) {
 			if (!cJSON_IsString(c) ||
 			    (dt = tc_dtype_from_name(c->valuestring)) < 0)
+				return -EINVAL;
+		} else if (!strcmp(k, "safetensors")) { /* read-only */
+			if (!same_json(c, t->safetensors_json) ||
+			    skip_numbers(s, c))
 				return -EINVAL;
 		} else if (!strcmp(k, "shape")) {
 			if (!cJSON_IsArray(c))
@@ -759,9 +778,11 @@ int tc_meta_parse(const struct tc_meta_dir *cur, const char *buf, size_t len,
 	const char *end = NULL;
 	cJSON *root = NULL;
 	int rc, ours = 0;
-	char *raw = unescape_bytes(buf, len, &rawlen);
+	char *raw;
 
-	if (!raw)
+	if (len && memchr(buf, 0, len))
+		return -EINVAL; /* JSON has no NUL; the kept keys are C strings */
+	if (!(raw = unescape_bytes(buf, len, &rawlen)))
 		return -ENOMEM;
 	rc = -EINVAL;
 	/* NULL: malformed, or out of memory (cJSON cannot tell us which) */

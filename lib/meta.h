@@ -20,6 +20,8 @@ struct tc_meta_tensor {
 	int ndim;
 	const uint64_t *shape; /* ndim values */
 	uint64_t xxh3;         /* XXH3_64bits of the whole file */
+	char *safetensors_json; /* a *.safetensors file's tensors: a compact
+	                           JSON object (st_meta_json), or NULL */
 };
 
 struct tc_meta_dir {

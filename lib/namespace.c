@@ -9,8 +9,8 @@
  *     an entry, moved elsewhere a group; a file never moves between the
  *     root and a directory (EXDEV: mv copies it).
  *   - A name is 1..TC_NAME_MAX bytes, no '/', not "." or ".."; the
- *     generated names (TC_STATS_NAME at the root, TC_META_NAME in every
- *     other directory) cannot be created.
+ *     generated names (TC_STATS_NAME at the root, TC_META_NAME and
+ *     TC_VIEW_NAME in every other directory) cannot be created.
  *   - Each operation validates everything before it builds its ops, and
  *     changes the index through store_change() alone (apply.c): a refusal
  *     changes nothing, and what it changes a replay rebuilds.  Directory
@@ -43,6 +43,8 @@ static int check_new_name(const struct tc_node *dir, const char *name)
 	if (r)
 		return r;
 	if (!strcmp(name, dir->kind == TC_KIND_ROOT ? TC_STATS_NAME : TC_META_NAME))
+		return -EEXIST;
+	if (dir->kind != TC_KIND_ROOT && !strcmp(name, TC_VIEW_NAME))
 		return -EEXIST;
 	return 0;
 }

@@ -14,6 +14,7 @@
  *   replay.c     open: records applied, the unsynced tail settled, the
  *                pool's free space rebuilt
  *   evict.c      eviction (make_room) and the capacity shrink at open
+ *   stview.c     safetensors: the files meta.json lists, the entry's view
  * Below them: index.c (nodes and tables), lru.c, pool.c, journal.c,
  * tail.c, meta.c.
  *
@@ -297,5 +298,11 @@ int node_remove(struct tc_store *s, struct tc_node *n);
 void wr_free(struct tc_store *s, struct tc_node *n);
 int resize_pending(struct tc_store *s, struct tc_node *n, uint64_t size);
 int commit_locked(struct tc_store *s, struct tc_node *n);
+
+/* stview.c: meta.json's listing of tensor @n's safetensors header (a
+ * compact JSON object, tc_st_list_json) in *@json, malloc'd; NULL when @n
+ * is not named *.safetensors or its header does not pass.  -ENOMEM.
+ * Lock held.  O(header). */
+int st_meta_json(struct tc_store *s, const struct tc_node *n, char **json);
 
 #endif

@@ -29,9 +29,9 @@
  *     child (waitpid(-1)) or ignores SIGCHLD does no harm.
  *
  * Names: 1..TC_NAME_MAX bytes, no '/', not "." or "..": otherwise -EINVAL
- * (-ENAMETOOLONG when too long).  Reserved, -EEXIST: "meta.json" inside
- * entries and groups and ".tcache-stats" in the root (the daemon shows
- * generated files there).
+ * (-ENAMETOOLONG when too long).  Reserved, -EEXIST: "meta.json" and
+ * ".safetensors" inside entries and groups and ".tcache-stats" in the root
+ * (the daemon shows generated files there).
  */
 #ifndef TCACHE_H
 #define TCACHE_H
@@ -52,6 +52,7 @@ extern "C" {
 #define TC_META_NAME "meta.json"
 #define TC_META_MAX (16u << 20)        /* largest meta.json taken, bytes */
 #define TC_STATS_NAME ".tcache-stats"  /* the mount's stats file (root) */
+#define TC_VIEW_NAME ".safetensors"    /* an entry's view (tc_view_open) */
 #define TC_BLOCK 4096u                       /* pool allocation unit */
 #define TC_DEFAULT_CAPACITY (1ull << 30)     /* for a new store, 1 GiB */
 #define TC_DEFAULT_JOURNAL_SLACK (8ull << 20) /* 8 MiB */
@@ -366,7 +367,8 @@ int tc_open(tc_store *s, uint64_t id, unsigned flags, tc_file **fh);
 
 /* One piece of a tensor's bytes inside the pool. */
 struct tc_span {
-	int fd;             /* the pool file: pread/splice at fd_off */
+	int fd;             /* the pool file: pread/splice at fd_off;
+	                       -1: bytes in memory (tc_view_map's header) */
 	uint64_t fd_off;
 	const void *ptr;    /* the same bytes in the pool mmap */
 	size_t len;
@@ -451,7 +453,9 @@ int tc_file_stat(tc_store *s, tc_file *fh, struct tc_stat *st);
  */
 
 /* Render meta.json of entry or group @dir: malloc'd, NUL-terminated JSON in
- * *@json (caller frees), its length in *@len. */
+ * *@json (caller frees), its length in *@len.  A tensor named
+ * *.safetensors whose header is valid (and at most 16 MiB) also lists the
+ * file's tensors: "safetensors": {NAME: {dtype, shape, offset}}. */
 int tc_meta_get(tc_store *s, uint64_t dir, char **json, size_t *len);
 
 /* Apply a user's meta.json to @dir: the user's keys replace the ones
@@ -476,6 +480,77 @@ int tc_meta_take(tc_store *s, uint64_t dir, const char *name);
  * would apply it, -EINVAL it would refuse it, -EAGAIN @json is not (yet)
  * a whole JSON document (a writer may still be sending it). */
 int tc_meta_check(tc_store *s, uint64_t dir, const char *json, size_t len);
+
+/* ---- the .safetensors view ----------------------------------------------- */
+
+typedef struct tc_view tc_view;
+
+/*
+ * Open the view of entry @entry: one .safetensors file (8-byte
+ * little-endian header length N, N bytes of JSON padded with spaces to a
+ * multiple of 8, then the data) of the entry's tensors, as they are now:
+ *   - each tensor whose dtype we know and whose dtype and shape fit its
+ *     bytes (numel x itemsize <= size - data_offset), named by its path
+ *     in the entry ("group/name"), its data the numel x itemsize bytes
+ *     from its data_offset (a .npy file's array, not its header);
+ *   - a tensor named *.safetensors whose header is valid (the reference
+ *     reader's rules: see lib/safetensors.h) is not one tensor but its
+ *     own tensors, named "path/NAME", dtypes as the file says;
+ *   - left out: a path that is not UTF-8, and a tensor named
+ *     "__metadata__" at the entry's top;
+ *   - "__metadata__": the entry's attrs, string values as they are, others
+ *     as their compact JSON text (members not UTF-8 left out); absent when
+ *     there are none;
+ *   - order: the format's dtype order, widest first, then by name (as the
+ *     reference writer orders them), so every tensor is aligned to its
+ *     item size.
+ * The view holds what it serves as tc_open() holds a tensor: until
+ * tc_view_close() its bytes never change (a rewrite, rename or unlink of
+ * a tensor changes later views, not this one) and its entry is not
+ * evicted.  Opening counts as an open of the entry's tensors for recency,
+ * and verifies the ones not yet verified (see tc_options.verify).
+ * On success *@out owns the view until tc_view_close().
+ * Errors: -ENOENT; -EINVAL @entry is no entry (a group, a tensor, the
+ * root); -ENOTDIR @entry is a tensor; -EIO a tensor of the entry is
+ * damaged; -EFBIG the header would pass the format's 100,000,000 bytes;
+ * -ENOMEM.  Cost: O(t log t) for t tensors, plus reading the header of
+ * each *.safetensors file, plus hashing what is not yet verified.
+ */
+int tc_view_open(tc_store *s, uint64_t entry, tc_view **out);
+
+/* The size in bytes that a view of @entry opened now would have, in
+ * *@size, without opening one (no verification, no recency).  Errors as
+ * tc_view_open but -EIO.  Cost: as tc_view_open without hashing. */
+int tc_view_stat(tc_store *s, uint64_t entry, uint64_t *size);
+
+/* The view's size in bytes: fixed at open. */
+uint64_t tc_view_size(const tc_view *v);
+
+/* A 64-bit digest of what the view holds (its header and the version of
+ * each tensor served), for a cache of its bytes: two views with the same
+ * content while the store is open hold the same bytes (barring a digest
+ * collision, ~2^-64). */
+uint64_t tc_view_content(const tc_view *v);
+
+/*
+ * Locate bytes [@off, @off + @size) of the view, clipped at its end, as
+ * tc_file_map() does: fills up to @max spans, *@n and *@total.  Header
+ * bytes are the view's own memory (span fd -1, fd_off 0); the rest are in
+ * the pool.  Valid until tc_view_close().  No lock taken: any thread, any
+ * number at once.  -ENOBUFS when @max spans do not cover the range.
+ * Cost: O(log t + spans).
+ */
+int tc_view_map(tc_store *s, tc_view *v, uint64_t off, size_t size,
+		struct tc_span *sp, int max, int *n, size_t *total);
+
+/* Copy bytes out of the view (from the pool mmap).  Returns the number
+ * copied (0 at or past the end) or -ENOMEM. */
+ssize_t tc_view_pread(tc_store *s, tc_view *v, void *buf, size_t size,
+		      uint64_t off);
+
+/* Release the view and what it holds.  Views, like files, must be closed
+ * before tc_store_close().  NULL-safe. */
+void tc_view_close(tc_store *s, tc_view *v);
 
 /* ---- misc ---------------------------------------------------------------- */
 

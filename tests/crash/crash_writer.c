@@ -260,7 +260,11 @@ static int do_syscalls(struct writer *w, const struct op *op, int *partial)
 		n += snprintf(json + n, sizeof json - (size_t)n, "}}}\n");
 		epath(p, sizeof p, w->id, op->e);
 		strcat(p, op->grp ? "/g/meta.json" : "/meta.json");
-		fd = openat(C.rootfd, p, O_WRONLY | O_TRUNC | O_CLOEXEC);
+		/* O_CREAT, as any writer of a file does: for the process
+		 * that made the directory, its meta.json is absent until
+		 * written (see the README) */
+		fd = openat(C.rootfd, p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			    0644);
 		if (fd < 0)
 			return errno;
 		for (int off = 0; off < n;) {

@@ -24,11 +24,11 @@ static const uint64_t shape_s[] = { 0 };
 static const uint64_t shape_e[] = { 0 };
 
 static const struct tc_meta_tensor tensors[] = {
-	{ "x", 24, 0, TC_DT_FLOAT32, 2, shape_x, 0x0123456789abcdefull },
-	{ "y.npy", 168, 128, TC_DT_INT64, 1, shape_y, 0xfedcba9876543210ull },
-	{ "raw", 10, 0, TC_DT_UINT8, 1, shape_raw, 0 },
-	{ "s", 4, 0, TC_DT_FLOAT32, 0, shape_s, 42 },  /* a scalar */
-	{ "e", 0, 0, TC_DT_UINT8, 1, shape_e, 7 },     /* empty */
+	{ "x", 24, 0, TC_DT_FLOAT32, 2, shape_x, 0x0123456789abcdefull, NULL },
+	{ "y.npy", 168, 128, TC_DT_INT64, 1, shape_y, 0xfedcba9876543210ull, NULL },
+	{ "raw", 10, 0, TC_DT_UINT8, 1, shape_raw, 0, NULL },
+	{ "s", 4, 0, TC_DT_FLOAT32, 0, shape_s, 42, NULL },  /* a scalar */
+	{ "e", 0, 0, TC_DT_UINT8, 1, shape_e, 7, NULL },     /* empty */
 };
 static const char *const groups[] = { "sub", "g2" };
 
@@ -103,7 +103,7 @@ static void t_render_literal(void)
 {
 	static const uint64_t sh[] = { 3 };
 	static const struct tc_meta_tensor t = { "t", 6, 0, TC_DT_INT16, 1, sh,
-						  0xab };
+						  0xab, NULL };
 	static const char *const g[] = { "g" };
 	struct tc_meta_dir d = { .ntensors = 1, .tensors = &t,
 				 .ngroups = 1, .groups = g };
@@ -275,10 +275,10 @@ static void t_render_big(void)
 	static const uint64_t sh[] = { 9007199254740993ull };
 	static const uint64_t sh2[] = { 1000000000000000ull };
 	const struct tc_meta_tensor t[] = {
-		{ "big", 9007199254740993ull, 0, TC_DT_UINT8, 1, sh, 1 },
+		{ "big", 9007199254740993ull, 0, TC_DT_UINT8, 1, sh, 1, NULL },
 		{ "max", UINT64_MAX, UINT64_MAX - 1, TC_DT_UINT8, 0, NULL,
-		  UINT64_MAX },
-		{ "e15", 1000000000000000ull, 0, TC_DT_UINT8, 1, sh2, 2 },
+		  UINT64_MAX, NULL },
+		{ "e15", 1000000000000000ull, 0, TC_DT_UINT8, 1, sh2, 2, NULL },
 	};
 	struct tc_meta_dir d = { .ntensors = 3, .tensors = t };
 	struct tc_meta_update u = { 0 };
@@ -650,9 +650,9 @@ static void t_names_not_utf8(void)
 {
 	static const uint64_t shape[] = { 16 };
 	struct tc_meta_tensor t[] = {
-		{ "\xff\xfe", 16, 0, TC_DT_UINT8, 1, shape, 1 },
-		{ "caf\xc3\xa9", 16, 0, TC_DT_UINT8, 1, shape, 2 },  /* UTF-8: kept */
-		{ "\xed\xa0\x80x", 16, 0, TC_DT_UINT8, 1, shape, 3 }, /* a surrogate */
+		{ "\xff\xfe", 16, 0, TC_DT_UINT8, 1, shape, 1, NULL },
+		{ "caf\xc3\xa9", 16, 0, TC_DT_UINT8, 1, shape, 2, NULL }, /* UTF-8: kept */
+		{ "\xed\xa0\x80x", 16, 0, TC_DT_UINT8, 1, shape, 3, NULL }, /* a surrogate */
 	};
 	struct tc_meta_dir d = { .ntensors = 3, .tensors = t };
 	char *out;
@@ -752,10 +752,10 @@ static void t_declared_tensors(void)
 {
 	static const uint64_t s8[] = { 8 }, s4[] = { 4 };
 	static const struct tc_meta_tensor t[] = {
-		{ "emb.memmap", 8, 0, TC_DT_UINT8, 1, s8, 1 },
-		{ "ids.memmap", 8, 0, TC_DT_UINT8, 1, s8, 2 },
-		{ "emb", 4, 0, TC_DT_UINT8, 1, s4, 3 },
-		{ "both.memmap", 8, 0, TC_DT_UINT8, 1, s8, 4 },
+		{ "emb.memmap", 8, 0, TC_DT_UINT8, 1, s8, 1, NULL },
+		{ "ids.memmap", 8, 0, TC_DT_UINT8, 1, s8, 2, NULL },
+		{ "emb", 4, 0, TC_DT_UINT8, 1, s4, 3, NULL },
+		{ "both.memmap", 8, 0, TC_DT_UINT8, 1, s8, 4, NULL },
 	};
 	struct tc_meta_dir d = { .ntensors = 4, .tensors = t };
 	struct tc_meta_update u = { 0 };
