@@ -731,6 +731,8 @@ static void tcfs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	fi->fh = (uintptr_t)h;
 	fi->keep_cache = 0;
+	if (h->kind == H_TENSOR)
+		h->rdwr = (fi->flags & O_ACCMODE) == O_RDWR;
 	/* Write-only (cp, dd, tar, Python's open(.., "wb")): direct I/O, as
 	 * for rewrites in op_open.  The kernel then sends the writer's own
 	 * pages instead of first copying them into page-cache pages, which
@@ -791,6 +793,7 @@ static int op_open(struct tcfs *fs, uint64_t ino, struct fuse_file_info *fi,
 		return -ENOMEM;
 	unsigned flags = 0;
 	h->writable = (fi->flags & O_ACCMODE) != O_RDONLY;
+	h->rdwr = (fi->flags & O_ACCMODE) == O_RDWR;
 	if (h->writable) {
 		flags |= TC_O_WRITE;
 		if (fi->flags & O_TRUNC)
@@ -926,6 +929,8 @@ static ssize_t op_write(struct tcfs *fs, struct tcfs_handle *h,
 	if (h->kind == H_META)
 		return tcfs_gen_write(fs, h, buf, size, off);
 	ssize_t r = tc_file_write(fs->store, h->f, buf, size, (uint64_t)off);
+	if (r > 0)
+		h->wrote = true;
 	/* room was perhaps made by evicting: let the kernel know first */
 	tcfs_notifier_settle(fs->notifier, SETTLE_MS);
 	return r;
@@ -957,12 +962,22 @@ static void forget_failed(struct tcfs *fs, struct tcfs_handle *h)
 
 /* flush = every close(): commit, so that close() returning 0 means the
  * tensor (or the meta.json) is stored. */
-static int op_flush(struct tcfs *fs, struct tcfs_handle *h)
+/*
+ * Commit at close (@release false) or at release.  A handle opened
+ * O_RDWR that was only sized, never written (open, ftruncate, mmap
+ * MAP_SHARED, close: torch.from_file, so TensorDict.memmap()), is
+ * committed at its release instead: its bytes come through the mapping
+ * after close() and until the munmap, and a crash meanwhile must leave it
+ * absent (or its old bytes), not zeros that close() committed.
+ */
+static int op_flush(struct tcfs *fs, struct tcfs_handle *h, bool release)
 {
 	if (!h->writable)
 		return 0;
 	if (h->kind == H_META)
 		return tcfs_gen_flush(fs, h);
+	if (!release && h->rdwr && !h->wrote)
+		return 0;
 	int err = tc_file_commit(fs->store, h->f);
 	tcfs_kcache_forget(fs->kcache, h->ino);
 	/* The kernel's size may be of the old version, or of a failed
@@ -978,7 +993,7 @@ static int op_flush(struct tcfs *fs, struct tcfs_handle *h)
 static void tcfs_flush(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	reply_err(req, op_flush(FS(req), H(fi)));
+	reply_err(req, op_flush(FS(req), H(fi), false));
 }
 
 /* release: commit what arrived after the last flush (a shared mapping's
@@ -988,7 +1003,7 @@ static void tcfs_release(fuse_req_t req, fuse_ino_t ino,
 {
 	struct tcfs *fs = FS(req);
 	struct tcfs_handle *h = H(fi);
-	int err = op_flush(fs, h);
+	int err = op_flush(fs, h, true);
 	if (err)
 		tcfs_log(LOG_WARNING, "commit at release of inode %llu: %s",
 			 (unsigned long long)ino, strerror(-err));
@@ -1017,7 +1032,7 @@ static int op_fsync(struct tcfs *fs, struct tcfs_handle *h)
 		tcfs_kcache_forget(fs->kcache, h->ino);
 		return err;
 	}
-	int err = op_flush(fs, h);
+	int err = op_flush(fs, h, false);
 	return err ? err : tc_store_sync(fs->store);
 }
 

@@ -190,6 +190,8 @@ struct tcfs_handle {
 	bool writable;
 	/* H_TENSOR */
 	tc_file *f;
+	bool rdwr;         /* opened O_RDWR: a shared mapping may write it */
+	bool wrote;        /* a write() came through it (not only a resize) */
 	uint64_t version;  /* tensor version when opened (H_VIEW: content) */
 	bool kc_counted;   /* a buffered reader counted in kcache.c (also
 			      H_VIEW) */

@@ -19,7 +19,7 @@
  * for well-formedness, then answered with -ENOTSUP.
  *
  * Invariants: the parser never reads at or past the end of the header (every
- * access goes through struct rd, bounded by r->end <= buf + len), recursion
+ * access goes through struct tc_text, bounded by r->end <= buf + len), recursion
  * is bounded (NPY_MAX_DEPTH), and *out is written only on success.  Pure
  * functions, no state: thread-safe.  Cost: O(header length).
  */
@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "dtype.h"
+#include "textread.h"
 
 static const struct {
 	const char *name;
@@ -141,40 +142,12 @@ int tc_dtype_from_name(const char *name)
 
 /* ---- the header dict ----------------------------------------------------- */
 
-struct rd {
-	const char *p, *end; /* p <= end */
-};
-
-static void skip_ws(struct rd *r)
-{
-	while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' ||
-				 *r->p == '\n' || *r->p == '\r'))
-		r->p++;
-}
-
-/* Skip whitespace, then consume @c if it is next. */
-static int eat(struct rd *r, char c)
-{
-	skip_ws(r);
-	if (r->p < r->end && *r->p == c) {
-		r->p++;
-		return 1;
-	}
-	return 0;
-}
-
-static int peek(struct rd *r)
-{
-	skip_ws(r);
-	return r->p < r->end ? (unsigned char)*r->p : -1;
-}
-
 /* A quoted string without escapes or line breaks: [*s, *s + *n). */
-static int read_str(struct rd *r, const char **s, size_t *n)
+static int read_str(struct tc_text *r, const char **s, size_t *n)
 {
 	char q;
 
-	skip_ws(r);
+	text_ws(r);
 	if (r->p >= r->end || (*r->p != '\'' && *r->p != '"'))
 		return -EINVAL;
 	q = *r->p++;
@@ -193,33 +166,13 @@ static int read_str(struct rd *r, const char **s, size_t *n)
 }
 
 /* A decimal integer without sign, underscores or leading zeros. */
-static int read_u64(struct rd *r, uint64_t *v)
-{
-	uint64_t x = 0;
-	const char *b;
-
-	skip_ws(r);
-	b = r->p;
-	while (r->p < r->end && *r->p >= '0' && *r->p <= '9') {
-		unsigned d = (unsigned)(*r->p - '0');
-		if (x > (UINT64_MAX - d) / 10)
-			return -EINVAL;
-		x = x * 10 + d;
-		r->p++;
-	}
-	if (r->p == b || (*b == '0' && r->p - b > 1))
-		return -EINVAL;
-	*v = x;
-	return 0;
-}
-
 /* True or False.  (What may follow is checked by the caller: "Falsey"
  * fails there, as no ',' or '}' comes next.) */
-static int read_bool(struct rd *r, int *v)
+static int read_bool(struct tc_text *r, int *v)
 {
 	static const char *const words[2] = { "False", "True" };
 
-	skip_ws(r);
+	text_ws(r);
 	for (int i = 0; i < 2; i++) {
 		size_t n = strlen(words[i]);
 		if ((size_t)(r->end - r->p) >= n && !memcmp(r->p, words[i], n)) {
@@ -233,51 +186,51 @@ static int read_bool(struct rd *r, int *v)
 
 /* A literal made of strings, integers, lists and tuples (a structured
  * descr such as [('x', '<f4'), ('y', '<i4', (2,))]).  Trailing commas ok. */
-static int skip_literal(struct rd *r, int depth)
+static int skip_literal(struct tc_text *r, int depth)
 {
 	const char *s;
 	size_t n;
 	uint64_t v;
 	char close;
-	int c = peek(r), rc;
+	int c = text_peek(r), rc;
 
 	if (c == '\'' || c == '"')
 		return read_str(r, &s, &n);
 	if (c >= '0' && c <= '9')
-		return read_u64(r, &v);
+		return text_u64(r, &v);
 	if ((c != '[' && c != '(') || depth >= NPY_MAX_DEPTH)
 		return -EINVAL;
 	close = c == '[' ? ']' : ')';
 	r->p++;
 	for (;;) {
-		if (eat(r, close))
+		if (text_eat(r, close))
 			return 0;
 		if ((rc = skip_literal(r, depth + 1)))
 			return rc;
-		if (eat(r, close))
+		if (text_eat(r, close))
 			return 0;
-		if (!eat(r, ','))
+		if (!text_eat(r, ','))
 			return -EINVAL;
 	}
 }
 
 /* A tuple of integers: "()", "(5,)", "(2, 3)", "(2, 3,)"; not "(5)". */
-static int read_shape(struct rd *r, uint64_t *shape, int *ndim)
+static int read_shape(struct tc_text *r, uint64_t *shape, int *ndim)
 {
 	int n = 0, comma = 0, rc;
 
-	if (!eat(r, '('))
+	if (!text_eat(r, '('))
 		return -EINVAL;
 	for (;;) {
-		if (eat(r, ')'))
+		if (text_eat(r, ')'))
 			break;
 		if (n == TC_MAX_DIMS)
 			return -EINVAL;
-		if ((rc = read_u64(r, &shape[n++])))
+		if ((rc = text_u64(r, &shape[n++])))
 			return rc;
-		comma = eat(r, ',');
+		comma = text_eat(r, ',');
 		if (!comma) {
-			if (!eat(r, ')'))
+			if (!text_eat(r, ')'))
 				return -EINVAL;
 			break;
 		}
@@ -289,13 +242,13 @@ static int read_shape(struct rd *r, uint64_t *shape, int *ndim)
 }
 
 /* The descr value: a string (mapped, or *unsup) or a structured list. */
-static int read_descr(struct rd *r, int *dtype, int *unsup)
+static int read_descr(struct tc_text *r, int *dtype, int *unsup)
 {
 	const char *s;
 	size_t n;
 	int rc;
 
-	if (peek(r) == '[') {
+	if (text_peek(r) == '[') {
 		*unsup = 1;
 		return skip_literal(r, 0);
 	}
@@ -314,7 +267,7 @@ static int read_descr(struct rd *r, int *dtype, int *unsup)
 
 /* Parse the dict in [r->p, r->end) into *info (dtype, ndim, shape,
  * fortran_order). */
-static int parse_dict(struct rd *r, struct tc_npy_info *info)
+static int parse_dict(struct tc_text *r, struct tc_npy_info *info)
 {
 	enum { DESCR = 1, FORTRAN = 2, SHAPE = 4 };
 	unsigned seen = 0, key;
@@ -323,10 +276,10 @@ static int parse_dict(struct rd *r, struct tc_npy_info *info)
 	uint64_t bytes = 1;
 	int unsup = 0, rc, zero = 0;
 
-	if (!eat(r, '{'))
+	if (!text_eat(r, '{'))
 		return -EINVAL;
 	for (;;) {
-		if (eat(r, '}'))
+		if (text_eat(r, '}'))
 			break;
 		if ((rc = read_str(r, &k, &kn)))
 			return rc;
@@ -338,7 +291,7 @@ static int parse_dict(struct rd *r, struct tc_npy_info *info)
 			key = SHAPE;
 		else
 			return -EINVAL;
-		if ((seen & key) || !eat(r, ':'))
+		if ((seen & key) || !text_eat(r, ':'))
 			return -EINVAL;
 		seen |= key;
 		if (key == DESCR)
@@ -349,13 +302,13 @@ static int parse_dict(struct rd *r, struct tc_npy_info *info)
 			rc = read_shape(r, info->shape, &info->ndim);
 		if (rc)
 			return rc;
-		if (!eat(r, ',')) {
-			if (!eat(r, '}'))
+		if (!text_eat(r, ',')) {
+			if (!text_eat(r, '}'))
 				return -EINVAL;
 			break;
 		}
 	}
-	skip_ws(r);
+	text_ws(r);
 	if (seen != (DESCR | FORTRAN | SHAPE) || r->p != r->end)
 		return -EINVAL;
 
@@ -382,7 +335,7 @@ int tc_npy_parse(const void *buf, size_t len, struct tc_npy_info *out)
 	static const unsigned char magic[6] = { 0x93, 'N', 'U', 'M', 'P', 'Y' };
 	const unsigned char *b = buf;
 	struct tc_npy_info info;
-	struct rd r;
+	struct tc_text r;
 	size_t pre;
 	uint32_t hlen;
 	int rc;

@@ -21,7 +21,7 @@
  * tc_st_build() writes a header the same rules accept, padded to 8.
  *
  * Invariants: the reader never reads at or past the end of the header
- * (every access goes through struct jr, bounded by r->end), recursion is
+ * (every access goes through struct tc_text, bounded by r->end), recursion is
  * bounded (JSON_MAX_DEPTH), and outputs are written only on success.
  * Pure functions, no state: thread-safe.  Costs: O(N) to read a header,
  * plus O(t log t) for t tensors (the sort); memory O(N).
@@ -34,6 +34,7 @@
 
 #include "dtype.h"
 #include "safetensors.h"
+#include "textread.h"
 
 #define JSON_MAX_DEPTH 128 /* serde_json's recursion limit */
 
@@ -233,34 +234,6 @@ static void sb_jstr(struct sb *b, const char *s, size_t n)
 
 /* ---- the JSON reader ------------------------------------------------------ */
 
-struct jr {
-	const char *p, *end; /* p <= end */
-};
-
-static void skip_ws(struct jr *r)
-{
-	while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' ||
-				 *r->p == '\n' || *r->p == '\r'))
-		r->p++;
-}
-
-/* Skip whitespace, then consume @c if it is next. */
-static int eat(struct jr *r, char c)
-{
-	skip_ws(r);
-	if (r->p < r->end && *r->p == c) {
-		r->p++;
-		return 1;
-	}
-	return 0;
-}
-
-static int peek(struct jr *r)
-{
-	skip_ws(r);
-	return r->p < r->end ? (unsigned char)*r->p : -1;
-}
-
 static int hexval(char c)
 {
 	return c >= '0' && c <= '9' ? c - '0'
@@ -268,7 +241,7 @@ static int hexval(char c)
 	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
-static int read_hex4(struct jr *r, uint32_t *v)
+static int read_hex4(struct tc_text *r, uint32_t *v)
 {
 	uint32_t x = 0;
 
@@ -313,7 +286,7 @@ static void sb_utf8(struct sb *b, uint32_t cp)
 }
 
 /* The escape after a '\\': its bytes to @out (NULL: only checked). */
-static int read_escape(struct jr *r, struct sb *out)
+static int read_escape(struct tc_text *r, struct sb *out)
 {
 	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
 	uint32_t cp, lo;
@@ -347,11 +320,11 @@ static int read_escape(struct jr *r, struct sb *out)
 
 /* A string; its decoded bytes appended to @out (NULL: only checked).  Raw
  * bytes are not checked here: the caller checked the text is UTF-8. */
-static int read_str(struct jr *r, struct sb *out)
+static int read_str(struct tc_text *r, struct sb *out)
 {
 	const char *from;
 
-	if (!eat(r, '"'))
+	if (!text_eat(r, '"'))
 		return -EINVAL;
 	from = r->p;
 	while (r->p < r->end) {
@@ -378,36 +351,17 @@ static int read_str(struct jr *r, struct sb *out)
 	return -EINVAL;
 }
 
-static int is_digit(struct jr *r)
+static int is_digit(struct tc_text *r)
 {
 	return r->p < r->end && *r->p >= '0' && *r->p <= '9';
 }
 
-/* An integer as serde reads a u64: digits, no leading zero, at most
- * UINT64_MAX.  A '.' or 'e' after it fails where the caller wants ',' or
- * ']'. */
-static int read_u64(struct jr *r, uint64_t *v)
-{
-	uint64_t x = 0;
-	const char *b;
-
-	skip_ws(r);
-	b = r->p;
-	while (is_digit(r)) {
-		unsigned d = (unsigned)(*r->p - '0');
-		if (x > (UINT64_MAX - d) / 10)
-			return -EINVAL;
-		x = x * 10 + d;
-		r->p++;
-	}
-	if (r->p == b || (*b == '0' && r->p - b > 1))
-		return -EINVAL;
-	*v = x;
-	return 0;
-}
+/* (Integers: text_u64, as serde reads a u64: digits, no leading zero, at
+ * most UINT64_MAX; a '.' or 'e' after one fails where the caller wants ','
+ * or ']'.) */
 
 /* A number by JSON's grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
-static int skip_number(struct jr *r)
+static int skip_number(struct tc_text *r)
 {
 	const char *b;
 
@@ -438,7 +392,7 @@ static int skip_number(struct jr *r)
 	return 0;
 }
 
-static int skip_word(struct jr *r, const char *w)
+static int skip_word(struct tc_text *r, const char *w)
 {
 	size_t n = strlen(w);
 	if ((size_t)(r->end - r->p) < n || memcmp(r->p, w, n))
@@ -449,9 +403,9 @@ static int skip_word(struct jr *r, const char *w)
 
 /* Any JSON value, checked and skipped; @depth: arrays and objects
  * around it. */
-static int skip_value(struct jr *r, int depth)
+static int skip_value(struct tc_text *r, int depth)
 {
-	int c = peek(r);
+	int c = text_peek(r);
 	char close;
 
 	if (c == '"')
@@ -464,16 +418,16 @@ static int skip_value(struct jr *r, int depth)
 		return -EINVAL;
 	r->p++;
 	close = c == '[' ? ']' : '}';
-	if (eat(r, close))
+	if (text_eat(r, close))
 		return 0;
 	for (;;) {
-		if (c == '{' && (read_str(r, NULL) || !eat(r, ':')))
+		if (c == '{' && (read_str(r, NULL) || !text_eat(r, ':')))
 			return -EINVAL;
 		if (skip_value(r, depth + 1))
 			return -EINVAL;
-		if (eat(r, close))
+		if (text_eat(r, close))
 			return 0;
-		if (!eat(r, ','))
+		if (!text_eat(r, ','))
 			return -EINVAL;
 	}
 }
@@ -496,25 +450,25 @@ struct parse {
 };
 
 /* "__metadata__": null, or an object of strings. */
-static int read_metadata(struct jr *r)
+static int read_metadata(struct tc_text *r)
 {
-	if (peek(r) == 'n')
+	if (text_peek(r) == 'n')
 		return skip_word(r, "null");
-	if (!eat(r, '{'))
+	if (!text_eat(r, '{'))
 		return -EINVAL;
-	if (eat(r, '}'))
+	if (text_eat(r, '}'))
 		return 0;
 	for (;;) {
-		if (read_str(r, NULL) || !eat(r, ':') || read_str(r, NULL))
+		if (read_str(r, NULL) || !text_eat(r, ':') || read_str(r, NULL))
 			return -EINVAL;
-		if (eat(r, '}'))
+		if (text_eat(r, '}'))
 			return 0;
-		if (!eat(r, ','))
+		if (!text_eat(r, ','))
 			return -EINVAL;
 	}
 }
 
-static int read_dtype(struct jr *r, struct parse *ps, int *dtype)
+static int read_dtype(struct tc_text *r, struct parse *ps, int *dtype)
 {
 	ps->key.n = 0;
 	int rc = read_str(r, &ps->key);
@@ -531,17 +485,17 @@ static int read_dtype(struct jr *r, struct parse *ps, int *dtype)
 
 /* An array of integers, appended to ps->dims; *@n of them.  With @two,
  * exactly two (data_offsets, into @pair). */
-static int read_ints(struct jr *r, struct parse *ps, uint32_t *n,
+static int read_ints(struct tc_text *r, struct parse *ps, uint32_t *n,
 		     uint64_t *pair)
 {
 	uint64_t v;
 	uint32_t k = 0;
 
-	if (!eat(r, '['))
+	if (!text_eat(r, '['))
 		return -EINVAL;
-	if (!eat(r, ']')) {
+	if (!text_eat(r, ']')) {
 		for (;;) {
-			if (read_u64(r, &v) || k == UINT32_MAX)
+			if (text_u64(r, &v) || k == UINT32_MAX)
 				return -EINVAL;
 			if (pair) {
 				if (k == 2)
@@ -551,9 +505,9 @@ static int read_ints(struct jr *r, struct parse *ps, uint32_t *n,
 				sb_put(&ps->dims, &v, sizeof v);
 			}
 			k++;
-			if (eat(r, ']'))
+			if (text_eat(r, ']'))
 				break;
-			if (!eat(r, ','))
+			if (!text_eat(r, ','))
 				return -EINVAL;
 		}
 	}
@@ -564,7 +518,7 @@ static int read_ints(struct jr *r, struct parse *ps, uint32_t *n,
 }
 
 /* A tensor's object into *@t (its name is set by the caller). */
-static int read_tensor(struct jr *r, struct parse *ps, struct pt *t)
+static int read_tensor(struct tc_text *r, struct parse *ps, struct pt *t)
 {
 	enum { DTYPE = 1, SHAPE = 2, OFFSETS = 4 };
 	unsigned seen = 0, f;
@@ -572,13 +526,13 @@ static int read_tensor(struct jr *r, struct parse *ps, struct pt *t)
 	uint32_t two;
 	int rc;
 
-	if (!eat(r, '{'))
+	if (!text_eat(r, '{'))
 		return -EINVAL;
-	if (eat(r, '}'))
+	if (text_eat(r, '}'))
 		return -EINVAL;
 	for (;;) {
 		ps->key.n = 0;
-		if ((rc = read_str(r, &ps->key)) || !eat(r, ':'))
+		if ((rc = read_str(r, &ps->key)) || !text_eat(r, ':'))
 			return rc ? rc : -EINVAL;
 #define KEY_IS(s) (ps->key.n == sizeof(s) - 1 && !memcmp(ps->key.p, s, ps->key.n))
 		f = KEY_IS("dtype") ? DTYPE : KEY_IS("shape") ? SHAPE
@@ -601,26 +555,26 @@ static int read_tensor(struct jr *r, struct parse *ps, struct pt *t)
 		}
 		if (rc)
 			return rc;
-		if (eat(r, '}'))
+		if (text_eat(r, '}'))
 			break;
-		if (!eat(r, ','))
+		if (!text_eat(r, ','))
 			return -EINVAL;
 	}
 	return seen == (DTYPE | SHAPE | OFFSETS) ? 0 : -EINVAL;
 }
 
 /* The top-level object: tensors into ps->ts. */
-static int read_top(struct jr *r, struct parse *ps)
+static int read_top(struct tc_text *r, struct parse *ps)
 {
 	int meta = 0, rc;
 
-	if (!eat(r, '{'))
+	if (!text_eat(r, '{'))
 		return -EINVAL;
-	if (eat(r, '}'))
+	if (text_eat(r, '}'))
 		return 0;
 	for (;;) {
 		size_t at = ps->names.n;
-		if ((rc = read_str(r, &ps->names)) || !eat(r, ':'))
+		if ((rc = read_str(r, &ps->names)) || !text_eat(r, ':'))
 			return rc ? rc : -EINVAL;
 		size_t klen = ps->names.n - at;
 		if (klen == 12 && !memcmp(ps->names.p + at, "__metadata__", 12)) {
@@ -638,9 +592,9 @@ static int read_top(struct jr *r, struct parse *ps)
 		}
 		if (rc)
 			return rc;
-		if (eat(r, '}'))
+		if (text_eat(r, '}'))
 			return 0;
-		if (!eat(r, ','))
+		if (!text_eat(r, ','))
 			return -EINVAL;
 	}
 }
@@ -747,7 +701,7 @@ int tc_st_parse(const void *buf, size_t len, uint64_t file_len,
 		struct tc_st_header *out)
 {
 	struct parse ps;
-	struct jr r;
+	struct tc_text r;
 	uint64_t n;
 	int rc;
 
@@ -760,7 +714,7 @@ int tc_st_parse(const void *buf, size_t len, uint64_t file_len,
 		return -EINVAL;
 	memset(&ps, 0, sizeof ps);
 	rc = read_top(&r, &ps);
-	skip_ws(&r);
+	text_ws(&r);
 	if (!rc && r.p != r.end)
 		rc = -EINVAL;
 	if (!rc)

@@ -115,6 +115,35 @@ kill9()
 	[ "$(head -c 22 "$MNT/e/t")" = "old version, committed" ]
 }
 
+@test "a file sized and written through a shared mapping (torch.from_file, TensorDict) is committed at munmap: a kill -9 before leaves it absent or old, never zeros" {
+	mkdir "$MNT/e"
+	py "
+import mmap
+def mapped(p, data, done):
+    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)   # torch.from_file(shared=True)
+    os.ftruncate(fd, len(data))
+    m = mmap.mmap(fd, len(data), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    os.close(fd)                 # flush: nothing written yet
+    m[:] = data
+    if done:
+        m.close()                # munmap: released, committed
+    return m
+mapped(MNT + '/e/done.memmap', b'D' * 10000, True)
+with open(MNT + '/e/old.memmap', 'wb') as f:
+    f.write(b'O' * 5000)
+# (no msync: that is an fsync, which commits what is there)
+keep = [mapped(MNT + '/e/new.memmap', b'N' * 10000, False),
+        mapped(MNT + '/e/old.memmap', b'R' * 5000, False)]
+kill9()
+"
+	remount_after_kill
+	[ "$(head -c 10000 "$MNT/e/done.memmap" | tr -d D | wc -c)" -eq 0 ]
+	[ "$(stat -c %s "$MNT/e/done.memmap")" -eq 10000 ]
+	[ ! -e "$MNT/e/new.memmap" ]
+	[ "$(cat "$MNT/e/old.memmap" | tr -d O | wc -c)" -eq 0 ]
+	[ "$(stat -c %s "$MNT/e/old.memmap")" -eq 5000 ]
+}
+
 @test "kill -9 of an idle daemon a few seconds after a read keeps its recency" {
 	# One open is kept back from the journal for up to a second; the
 	# daemon writes it then even when no request comes (its notifier

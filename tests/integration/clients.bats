@@ -13,9 +13,10 @@
 # what the next writes evict.  A second test per client kills the daemon
 # while the client writes: what it wrote is whole or absent.  Not for
 # tensordict-cache: TensorDict writes a tensor through a shared mapping
-# after closing its file (committed then, as ftruncate left it: zeros), so
-# its bytes are committed only when the mapping goes, and a kill before
-# that leaves the tensor zero-filled, by the contract.
+# after closing its file, committed when the mapping goes (a kill before
+# leaves it absent: tests/crash/kill.bats), and the entry's meta.json may
+# be written or not: what such a half-written entry loads as is
+# TensorDict's to say.
 #
 # The first test proves the drivers on a plain directory (everything
 # stays, every check passes) and shows that their checks can fail.

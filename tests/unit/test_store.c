@@ -11,20 +11,9 @@
 #include "journal.h"
 #include "store_test.h"
 #include "tcache.h"
+#include "storeutil.h"
 #include "testutil.h"
 
-#define KiB 1024ull
-#define MiB (1024ull * 1024)
-
-static tc_store *open_store(const char *dir, uint64_t cap)
-{
-	struct tc_options o = { .capacity = cap };
-	tc_store *s = NULL;
-	int r = tc_store_open(dir, &o, &s);
-	if (r)
-		printf("# tc_store_open(%s): %d\n", dir, r);
-	return s;
-}
 
 static uint64_t mkentry(tc_store *s, const char *name)
 {

@@ -13,20 +13,9 @@
 
 #include "check.h"
 #include "tcache.h"
+#include "storeutil.h"
 #include "testutil.h"
 
-#define KiB 1024ull
-#define MiB (1024ull * 1024)
-
-static tc_store *open_store(const char *dir, uint64_t cap)
-{
-	struct tc_options o = { .capacity = cap };
-	tc_store *s = NULL;
-	int r = tc_store_open(dir, &o, &s);
-	if (r)
-		printf("# tc_store_open(%s): %d\n", dir, r);
-	return s;
-}
 
 static uint64_t mkdir_in(tc_store *s, uint64_t parent, const char *name)
 {
