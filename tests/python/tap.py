@@ -22,12 +22,14 @@ class TapResult(unittest.TestResult):
 
     def addFailure(self, test, err):
         super().addFailure(test, err)
-        self._point(test, False)
+        if test.id() not in self._sub_failed:  # else its point is out
+            self._point(test, False)
         self._diag(self.failures[-1][1])
 
     def addError(self, test, err):
         super().addError(test, err)
-        self._point(test, False)
+        if test.id() not in self._sub_failed:  # else its point is out
+            self._point(test, False)
         self._diag(self.errors[-1][1])
 
     def addSubTest(self, test, subtest, err):
@@ -35,7 +37,9 @@ class TapResult(unittest.TestResult):
         if err is not None and test.id() not in self._sub_failed:
             self._sub_failed.add(test.id())  # the test's one point: failed
             self._point(test, False, " (%s)" % subtest._subDescription())
-            self._diag(self._exc_info_to_string(err, test))
+        if err is not None:
+            self._diag("%s: %s" % (subtest._subDescription(),
+                                   self._exc_info_to_string(err, test)))
 
     def addSkip(self, test, reason):
         super().addSkip(test, reason)

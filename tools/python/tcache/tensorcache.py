@@ -12,7 +12,7 @@ The layout on the mount (any tool reads it):
         kv/k                             a nested dict is a group (subdirectory)
         meta.json                        the mount's; we set in it the dtype and
                                          shape of each leaf, and attrs {"key": key}
-                                         in the entry's own
+                                         (and "0d", below) in the entry's own
 
 Leaves are numpy arrays, torch tensors (moved to the CPU; any device) or
 anything ``numpy.asarray`` takes; dtypes are those the mount names: bool,
@@ -27,8 +27,12 @@ lacks (bfloat16, float8_*) come back as a torch tensor over the same
 mapping when torch imports (no copy; torch warns once that the memory is
 not writable: do not write to it), else as the raw bits (a uint16 or uint8
 memmap).  A leaf of no elements is an empty read-only array (nothing to
-map).  While any returned array is alive its file stays open, so the mount
-never evicts that entry.
+map).  A 0-d leaf comes back 0-d: the mount shows its shape as [1], so
+the entry's attrs list the 0-d leaves ("0d": their paths in the entry).
+While any returned array is alive its file stays open, so the mount never
+evicts that entry.  A read resolves every name inside the entry directory
+it opened first (file descriptors, not paths from the root), so it returns
+one version of the entry whole, even while the key is being replaced.
 
 Writing a key is atomic for readers and for crashes: the entry is written
 whole under a temporary name at the root (``.tcache-tmp-...``), each
@@ -117,18 +121,26 @@ def _leaf_bytes(value):
     if a.dtype.kind not in _NUMPY_KINDS or a.dtype.itemsize > 8:
         raise TypeError("dtype %s cannot be stored (bool, int, uint and "
                         "float up to 64 bits can)" % a.dtype)
+    shape = list(a.shape)  # ascontiguousarray makes a 0-d array 1-d
     a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
-    return a.dtype.name, list(a.shape), a.reshape(-1).view(np.uint8)
+    return a.dtype.name, shape, a.reshape(-1).view(np.uint8)
 
 
-def _write_group(path, tree, attrs=None):
-    """Make directory path, fill it from tree, set its meta.json last."""
+def _write_group(path, tree, attrs=None, scalars=None, prefix=""):
+    """Make directory path, fill it from tree, set its meta.json last.
+
+    The mount shows a 0-d tensor's shape as [1]: the paths of 0-d leaves
+    go to scalars, kept in the entry's attrs as "0d".
+    """
+    if scalars is None:
+        scalars = []
     os.mkdir(path)
     tensors = {}
     for name, value in tree.items():
         if isinstance(value, dict):
             _check_name(name, "group")
-            _write_group(os.path.join(path, name), value)
+            _write_group(os.path.join(path, name), value, None, scalars,
+                         prefix + name + "/")
             continue
         _check_name(name, "tensor")
         dtype, shape, raw = _leaf_bytes(value)
@@ -136,52 +148,79 @@ def _write_group(path, tree, attrs=None):
             if raw.size:
                 f.write(memoryview(raw))
         tensors[name] = {"dtype": dtype, "shape": shape}
+        if not shape:
+            scalars.append(prefix + name)
     ours = {"tensors": tensors}
     if attrs is not None:
-        ours["attrs"] = attrs
+        ours["attrs"] = dict(attrs, **({"0d": scalars} if scalars else {}))
     with open(os.path.join(path, META), "w") as f:
         json.dump({OURS: ours}, f)
 
 
-def _meta(path):
-    with open(os.path.join(path, META)) as f:
+def _opener(dir_fd):
+    return lambda name, flags: os.open(name, flags, dir_fd=dir_fd)
+
+
+def _meta(path, dir_fd=None):
+    """The "__tcache__" object of meta.json in path, or in dir_fd."""
+    if dir_fd is None:
+        f = open(os.path.join(path, META))
+    else:
+        f = open(META, opener=_opener(dir_fd))
+    with f:
         doc = json.load(f)
     ours = doc.get(OURS) if isinstance(doc, dict) else None
     return ours if isinstance(ours, dict) else {}
 
 
-def _map(path, info):
-    """A read-only, no-copy array of the tensor file at path."""
-    name = info.get("dtype")
+def _map(dir_fd, name, info):
+    """A read-only, no-copy array of the tensor file name in dir_fd."""
+    dtname = info.get("dtype")
     shape = tuple(info.get("shape", ()))
     offset = int(info.get("offset", 0))
-    if name is None:  # not typed by anyone: its bytes
-        name, shape = "uint8", (int(info.get("nbytes", os.path.getsize(path))) - offset,)
-    raw_type = _NOT_NUMPY.get(name)
-    dtype = np.dtype(raw_type if raw_type is not None else name)
+    if dtname is None:  # not typed by anyone: its bytes
+        dtname, shape = "uint8", (int(info.get("nbytes", 0)) - offset,)
+    raw_type = _NOT_NUMPY.get(dtname)
+    dtype = np.dtype(raw_type if raw_type is not None else dtname)
     if int(np.prod(shape, dtype=np.int64)) == 0:
         a = np.empty(shape, dtype)
         a.flags.writeable = False
     else:
-        a = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
-    if raw_type is not None and torch is not None and hasattr(torch, name):
+        with open(name, "rb", opener=_opener(dir_fd)) as f:
+            a = np.memmap(f, dtype=dtype, mode="r", offset=offset, shape=shape)
+    if raw_type is not None and torch is not None and hasattr(torch, dtname):
         signed = a.view(np.int16 if dtype.itemsize == 2 else np.uint8)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # not writable
-            return torch.from_numpy(signed).view(getattr(torch, name))
+            return torch.from_numpy(signed).view(getattr(torch, dtname))
     return a
 
 
-def _read_group(path):
-    tensors = _meta(path).get("tensors", {})
+def _read_group(dir_fd, ours, scalars, prefix=""):
+    """The group open as dir_fd (ours: its meta's "__tcache__"), a dict.
+
+    Every name is resolved in dir_fd, never by a path from the root, so
+    the tree read is the one directory opened even if the key's entry is
+    replaced meanwhile: old and new are never mixed.  scalars: the
+    entry's 0-d leaves by their path in it.
+    """
+    tensors = ours.get("tensors", {})
     out = {}
-    with os.scandir(path) as it:
+    with os.scandir(dir_fd) as it:
         entries = sorted(it, key=lambda e: e.name)
     for e in entries:
         if e.is_dir(follow_symlinks=False):
-            out[e.name] = _read_group(e.path)
+            fd = os.open(e.name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=dir_fd)
+            try:
+                out[e.name] = _read_group(fd, _meta(None, fd), scalars,
+                                          prefix + e.name + "/")
+            finally:
+                os.close(fd)
         elif e.name in tensors:
-            out[e.name] = _map(e.path, tensors[e.name])
+            a = _map(dir_fd, e.name, tensors[e.name])
+            if prefix + e.name in scalars:
+                a = a.reshape(())
+            out[e.name] = a
     return out
 
 
@@ -259,14 +298,19 @@ class TensorCache:
         path = self._entry(key)
         for _ in range(3):
             try:
-                ours = _meta(path)
-                if ours.get("attrs", {}).get("key") != str(key):
-                    break  # not an entry of ours (or another key's)
-                return _read_group(path)
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
             except (FileNotFoundError, NotADirectoryError):
-                # absent, or replaced or evicted while we read: once more
-                if not os.path.isdir(path):
-                    break
+                break
+            try:
+                ours = _meta(None, fd)
+                attrs = ours.get("attrs", {})
+                if attrs.get("key") != str(key):
+                    break  # not an entry of ours (or another key's)
+                return _read_group(fd, ours, set(attrs.get("0d", ())))
+            except FileNotFoundError:
+                continue  # replaced or evicted while we read: once more
+            finally:
+                os.close(fd)
         raise KeyError(key)
 
     def get(self, key, default=None):
