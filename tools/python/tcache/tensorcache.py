@@ -31,8 +31,10 @@ map).  A 0-d leaf comes back 0-d: the mount shows its shape as [1], so
 the entry's attrs list the 0-d leaves ("0d": their paths in the entry).
 While any returned array is alive its file stays open, so the mount never
 evicts that entry.  A read resolves every name inside the entry directory
-it opened first (file descriptors, not paths from the root), so it returns
-one version of the entry whole, even while the key is being replaced.
+it opened first (file descriptors, not paths from the root), and is
+returned only if that directory is still the key's entry when it is done
+(else it is read again, or the key is a miss): one version of the entry,
+whole, even while the key is being replaced or cleared.
 
 Writing a key is atomic for readers and for crashes: the entry is written
 whole under a temporary name at the root (``.tcache-tmp-...``), each
@@ -84,6 +86,7 @@ _NOT_NUMPY = {
 }
 _NUMPY_KINDS = "biuf"  # bool, int, uint, float
 _REPLACE_TRIES = 16
+_READ_TRIES = 8
 
 
 def key_to_basename(key):
@@ -296,7 +299,7 @@ class TensorCache:
         being replaced this instant).
         """
         path = self._entry(key)
-        for _ in range(3):
+        for _ in range(_READ_TRIES):
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
             except (FileNotFoundError, NotADirectoryError):
@@ -306,9 +309,17 @@ class TensorCache:
                 attrs = ours.get("attrs", {})
                 if attrs.get("key") != str(key):
                     break  # not an entry of ours (or another key's)
-                return _read_group(fd, ours, set(attrs.get("0d", ())))
-            except FileNotFoundError:
-                continue  # replaced or evicted while we read: once more
+                tree = _read_group(fd, ours, set(attrs.get("0d", ())))
+                # Whole only if the directory read is still the key's: a
+                # replaced entry is renamed away before it is removed, so
+                # one still in place was never partly removed meanwhile.
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    return tree
+            except OSError as e:
+                # replaced or evicted while we read (the old directory
+                # gone: ENOENT, or ESTALE for the opened one): once more
+                if e.errno not in (errno.ENOENT, errno.ESTALE):
+                    raise
             finally:
                 os.close(fd)
         raise KeyError(key)
@@ -354,8 +365,20 @@ class TensorCache:
         return len(self.keys())
 
     def clear(self):
-        """Remove every entry of this cache, leftovers of crashes too."""
-        for _, path in list(self._scan()):
+        """Remove every entry of this cache, leftovers of crashes too.
+
+        Each entry is renamed away first, then removed: a reader sees it
+        whole or absent.
+        """
+        for key, path in list(self._scan()):
+            if key is not None:
+                old = os.path.join(self.path, "%s%s-%s" % (
+                    OLD_PREFIX, os.path.basename(path), uuid.uuid4().hex))
+                try:
+                    os.rename(path, old)
+                except FileNotFoundError:
+                    continue  # gone meanwhile
+                path = old
             shutil.rmtree(path, ignore_errors=True)
 
     def get_cache_size(self):
