@@ -9,7 +9,6 @@ store per test and runs one test method each):
 import hashlib
 import json
 import os
-import shutil
 import sys
 import threading
 import unittest

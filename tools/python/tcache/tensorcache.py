@@ -49,6 +49,9 @@ leaves the key old, new or absent, never partly written; temporary and
 old entries a crash leaves behind are ordinary entries to the mount (the
 least recently used go first when it needs room) and ``clear()`` removes
 them.  Two writers of one key: the last rename wins, each entry is whole.
+A key written is committed against a kill -9 of the daemon once the
+assignment returns (each file's close() committed it); against power loss,
+after `tcache sync MNT` (this package does not sync).
 
 What a TensorCache owns on the mount: the entries it wrote (those whose
 attrs hold a "key") and its temporary entries.  ``keys()``, ``len()``,
