@@ -74,7 +74,7 @@ try:
 except ImportError:  # torch is optional
     torch = None
 
-__all__ = ["TensorCache", "key_to_basename"]
+__all__ = ["TensorCache", "key_to_basename", "human_size"]
 
 TMP_PREFIX = ".tcache-tmp-"
 OLD_PREFIX = ".tcache-old-"
@@ -95,8 +95,9 @@ _READ_TRIES = 8
 def key_to_basename(key):
     """The entry name of ``key``: ``sha256(str(key)).hexdigest()[:32]``.
 
-    32 hex digits (128 bits), the name tensordict-cache gives the same key,
-    so both find each other's entries by key.  It is not `tcache key`'s
+    32 hex digits (128 bits), the name tensordict-cache gives the same key
+    (its entries are TensorDict memmap directories, not read here, but one
+    key names the same entry on a mount both use).  It is not `tcache key`'s
     XXH3-128 (which is length-prefixed over several strings): xxh3 is not
     in Python's standard library, and this package is pure Python.
     """
