@@ -177,7 +177,7 @@ static int gen_dir(struct tcfs *fs, uint64_t ino, struct tc_stat *d)
  * tree holding meta.json files.  (The pid is the kernel's task id of the
  * request.)
  */
-#define META_GONE_MAX 256
+#define META_GONE_MAX 1024
 #define META_GONE_S 10
 struct meta_gone {
 	uint64_t dir;    /* 0: a free slot */
@@ -411,15 +411,18 @@ int tcfs_gen_open(struct tcfs *fs, uint64_t ino, struct fuse_file_info *fi,
 }
 
 /* Create meta.json of @parent again after the calling process removed it
- * (see meta_unlink): a write handle that starts empty.  Any other create
- * is no generated file's: TCFS_GEN_PASS. */
+ * or made the directory (see meta_unlink): a write handle that starts
+ * empty.  The kernel asks to create a name only when its lookup found
+ * none, so that is what happened, even if the record of it has since
+ * been recycled (many directories made at once).  Any other create is no
+ * generated file's: TCFS_GEN_PASS. */
 int tcfs_gen_create(struct tcfs *fs, uint64_t parent, const char *name,
 		    pid_t pid, struct fuse_file_info *fi,
 		    struct tcfs_handle **hp, struct fuse_entry_param *e)
 {
-	if (gen_named(fs, parent, name, NULL) != 0 ||
-	    !meta_gone(parent, pid, true))
+	if (gen_named(fs, parent, name, NULL) != 0 || parent == TC_ROOT_ID)
 		return TCFS_GEN_PASS;
+	meta_gone(parent, pid, true);
 	struct tc_stat st;
 	struct stat a;
 	int flags = fi->flags;

@@ -218,3 +218,17 @@ assert m["tensors"]["t"]["dtype"] == "float64", m
 assert m["attrs"] == {"k": "v"}, m
 EOF
 }
+
+@test "a process that made many directories writes the meta.json of each (O_CREAT, not O_EXCL)" {
+	"$PY" - "$MNT" <<'PYEOF'
+import json, os, sys
+m = sys.argv[1]
+for i in range(1100):
+    os.mkdir("%s/d%d" % (m, i))
+for i in (0, 500, 1099):
+    with open("%s/d%d/meta.json" % (m, i), "w") as f:   # O_CREAT | O_TRUNC
+        json.dump({"i": i}, f)
+    got = json.load(open("%s/d%d/meta.json" % (m, i)))
+    assert got["i"] == i and "__tcache__" in got, got
+PYEOF
+}
