@@ -8,18 +8,6 @@
 
 load ../integration/helpers
 
-# after the daemon was killed: reap it (bounded), unmount lazily, remount
-remount_after_kill() {
-	WAIT_S=10 wait_for eval '! daemon_alive' || {
-		echo "# tcachefs did not exit after SIGKILL" >&3
-		return 1
-	}
-	wait "$DAEMON_PID" 2>/dev/null || true   # 137: killed
-	DAEMON_PID=
-	fusermount3 -uz "$MNT"
-	tcfs_mount "$@"
-}
-
 # py STATEMENTS: run python with MNT, PID (the daemon) and kill9() defined
 py() {
 	MNT=$MNT PID=$DAEMON_PID "$PY" -c "

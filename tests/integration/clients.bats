@@ -34,15 +34,6 @@ client() {
 	"$PY" "$CLIENTS/$name.py" "$@"
 }
 
-# reap a daemon that got kill -9, unmount what it left, mount again
-remount_after_kill() {
-	WAIT_S=10 wait_for eval '! daemon_alive'
-	wait "$DAEMON_PID" 2>/dev/null || true   # 137: killed
-	DAEMON_PID=
-	fusermount3 -uz "$MNT"
-	tcfs_mount "$@"
-}
-
 # stat KEY: a number from the mount's .tcache-stats
 stat_of() {
 	"$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' \
@@ -78,8 +69,7 @@ client_on_mount() {
 	# README, Recency); a sync writes it, so the order the next writes
 	# evict by is the check's, exactly, not a mix of it and fill's
 	"$TCACHE" sync "$MNT"
-	kill -9 "$DAEMON_PID"
-	remount_after_kill -o capacity=$CAP
+	kill9_remount -o capacity=$CAP
 	client "$name" "$MNT" more --mount
 	client "$name" "$MNT" check --mount --capacity $CAP_BYTES --more
 	root_entries_agree

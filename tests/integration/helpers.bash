@@ -94,6 +94,26 @@ tcfs_remount() {
 	tcfs_unmount && tcfs_mount "$@"
 }
 
+# After the daemon was killed: reap it (bounded), unmount lazily, mount
+# again with "$@".
+remount_after_kill() {
+	WAIT_S=10 wait_for eval '! daemon_alive' || {
+		echo "# tcachefs did not exit after SIGKILL" >&3
+		return 1
+	}
+	wait "$DAEMON_PID" 2>/dev/null || true   # 137: killed
+	DAEMON_PID=
+	fusermount3 -uz "$MNT"
+	tcfs_mount "$@"
+}
+
+# kill -9 of the daemon (its journal as it is: a clean unmount would
+# checkpoint the index in memory instead), then mount again with "$@".
+kill9_remount() {
+	kill -9 "$DAEMON_PID"
+	remount_after_kill "$@"
+}
+
 tcfs_setup() {
 	TDIR=$(mktemp -d "${TMPDIR:-/tmp}/tcfs-test.XXXXXX")
 	STORE=$TDIR/store

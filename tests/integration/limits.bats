@@ -116,14 +116,7 @@ tcfs_teardown_small() {
 	cmp "$SRC/src" "$MNT/e/src"
 	cmp "$SRC/dst" "$MNT/e/$long"
 	rm "$SMALL/filler"
-	# kill -9: the journal as it is (a clean unmount would write a
-	# checkpoint of the index in memory instead)
-	kill -9 "$DAEMON_PID"
-	WAIT_S=10 wait_for eval '! daemon_alive'
-	wait "$DAEMON_PID" 2>/dev/null || true   # 137: killed
-	DAEMON_PID=
-	fusermount3 -uz "$MNT"
-	tcfs_mount
+	kill9_remount
 	cmp "$SRC/src" "$MNT/e/src"
 	cmp "$SRC/dst" "$MNT/e/$long"
 }

@@ -40,12 +40,7 @@ tool() {
 @test "cp -r of a TensorDict tree: whole, and still after a kill -9 and after a clean remount" {
 	tool cp -r "$TREE" "$MNT/k"
 	same_td "$MNT/k"
-	kill -9 "$DAEMON_PID"
-	WAIT_S=10 wait_for eval '! daemon_alive'
-	wait "$DAEMON_PID" 2>/dev/null || true   # 137: killed
-	DAEMON_PID=
-	fusermount3 -uz "$MNT"
-	tcfs_mount
+	kill9_remount
 	same_td "$MNT/k"
 	tcfs_remount
 	same_td "$MNT/k"
