@@ -181,40 +181,57 @@ static void dir_op(const struct tc_node *d, const struct tc_meta_update *u,
 	op->doc_len = u->doc ? (uint32_t)strlen(u->doc) : 0;
 }
 
+/*
+ * Apply document @json (@len bytes) to directory @d, seen as @m: its
+ * changes as one record, with the removal of file @taken (not NULL: the
+ * file the document came from, renamed over meta.json) in the same
+ * record.  Lock held.
+ */
+static int meta_apply(struct tc_store *s, struct tc_node *d,
+		      const struct meta_view *m, const char *json, size_t len,
+		      struct tc_node *taken)
+{
+	struct tc_meta_update u;
+	struct tc_op *ops;
+	size_t k = 0;
+	int r = tc_meta_parse(&m->d, json, len, &u);
+
+	if (r)
+		return r;
+	ops = malloc((u.nset + 2) * sizeof(*ops));
+	if (!ops) {
+		tc_meta_update_free(&u);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < u.nset; i++)
+		if (m->tn[u.set[i].index] != taken) /* it goes */
+			set_op(m->tn[u.set[i].index], &u.set[i], &ops[k++]);
+	if ((d->kind == TC_KIND_ENTRY && (u.has_pinned || u.attrs_json)) ||
+	    !same_doc(d->doc, u.doc))
+		dir_op(d, &u, &ops[k++]);
+	if (taken)
+		ops[k++] = (struct tc_op){ .type = TC_OP_DEL, .id = taken->id };
+	if (k)
+		r = store_change(s, ops, k, NULL);
+	if (!r && taken)
+		dir_changed(d, now_ns());
+	free(ops);
+	tc_meta_update_free(&u);
+	return r;
+}
+
 int tc_meta_set(tc_store *s, uint64_t dir, const char *json, size_t len)
 {
 	struct tc_node *d;
 	struct meta_view m;
-	struct tc_meta_update u;
-	struct tc_op *ops = NULL;
-	size_t k = 0;
 	int r;
 
 	lock(s);
 	r = view_of(s, dir, &d, &m);
-	if (r)
-		goto out;
-	r = tc_meta_parse(&m.d, json, len, &u);
-	if (r)
-		goto out_view;
-	ops = malloc((u.nset + 1) * sizeof(*ops));
-	if (!ops) {
-		r = -ENOMEM;
-		goto out_update;
+	if (!r) {
+		r = meta_apply(s, d, &m, json, len, NULL);
+		meta_view_free(&m);
 	}
-	for (size_t i = 0; i < u.nset; i++)
-		set_op(m.tn[u.set[i].index], &u.set[i], &ops[k++]);
-	if ((d->kind == TC_KIND_ENTRY && (u.has_pinned || u.attrs_json)) ||
-	    !same_doc(d->doc, u.doc))
-		dir_op(d, &u, &ops[k++]);
-	if (k)
-		r = store_change(s, ops, k, NULL);
-out_update:
-	free(ops);
-	tc_meta_update_free(&u);
-out_view:
-	meta_view_free(&m);
-out:
 	op_done(s);
 	return r;
 }
@@ -249,10 +266,8 @@ int tc_meta_take(tc_store *s, uint64_t dir, const char *name)
 {
 	struct tc_node *d, *n;
 	struct meta_view m;
-	struct tc_meta_update u;
-	struct tc_op *ops = NULL;
 	char *buf = NULL;
-	size_t k = 0, len;
+	size_t len;
 	int r;
 
 	lock(s);
@@ -272,27 +287,7 @@ int tc_meta_take(tc_store *s, uint64_t dir, const char *name)
 	}
 	if (len)
 		ver_read(s, n->ver, 0, len, buf);
-	r = tc_meta_parse(&m.d, buf, len, &u);
-	if (r)
-		goto out_view;
-	ops = malloc((u.nset + 2) * sizeof(*ops));
-	if (!ops) {
-		r = -ENOMEM;
-		goto out_update;
-	}
-	for (size_t i = 0; i < u.nset; i++) {
-		if (m.tn[u.set[i].index] == n)
-			continue; /* it goes */
-		set_op(m.tn[u.set[i].index], &u.set[i], &ops[k++]);
-	}
-	dir_op(d, &u, &ops[k++]);
-	ops[k++] = (struct tc_op){ .type = TC_OP_DEL, .id = n->id };
-	r = store_change(s, ops, k, NULL);
-	if (!r)
-		dir_changed(d, now_ns());
-out_update:
-	free(ops);
-	tc_meta_update_free(&u);
+	r = meta_apply(s, d, &m, buf, len, n);
 out_view:
 	free(buf);
 	meta_view_free(&m);
