@@ -7,6 +7,8 @@
  *   tcache pin    MNT/ENTRY...             never evict these
  *   tcache unpin  MNT/ENTRY...
  *   tcache key    STRING...                a safe entry name for a key
+ *   tcache key    --tokens FILE --page-size N   KV page keys (SGLang's chain)
+ *   tcache match  MNT --tokens FILE --page-size N   tokens cached as pages
  *   tcache sync   MNT...                   make every committed tensor durable
  *   tcache fsck   STORE [--repair] [--json]
  *
@@ -23,6 +25,7 @@
 #include <ftw.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +38,7 @@
 #include <cjson/cJSON.h>
 
 #include "tcache.h"
+#include "tokens.h"
 
 static const char *prog = "tcache";
 
@@ -636,17 +640,162 @@ static int cmd_pin(int argc, char **argv, int pin)
 	return bad ? 2 : 0;
 }
 
-/* ---- key --------------------------------------------------------------------- */
+/* ---- key ----------------------------------------------------------------------- */
+
+/* The options of the page commands, key --tokens and match. */
+struct page_args {
+	const char *tokens, *ns, *suffix;
+	size_t page_size;
+	int have_prior;
+	uint8_t prior[SHA256_BYTES];
+};
+
+/* Parse the page options of @cmd (match takes --suffix too) from
+ * argv[optind...]; leaves the operands at optind.  0, or 2 (the exit code)
+ * after a message. */
+static int page_options(const char *cmd, int argc, char **argv, struct page_args *a)
+{
+	static const struct option opts[] = {
+		{ "tokens", required_argument, NULL, 't' },
+		{ "page-size", required_argument, NULL, 'p' },
+		{ "prior", required_argument, NULL, 'r' },
+		{ "namespace", required_argument, NULL, 'n' },
+		{ "suffix", required_argument, NULL, 's' },
+		{ 0 },
+	};
+	int c;
+
+	memset(a, 0, sizeof(*a));
+	a->suffix = "";
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		switch (c) {
+		case 't': a->tokens = optarg; break;
+		case 'n': a->ns = optarg; break;
+		case 's':
+			if (strcmp(cmd, "match") || strchr(optarg, '/')) {
+				fprintf(stderr, "%s %s: %s\n", prog, cmd, strcmp(cmd, "match") ?
+					"--suffix is for match" : "--suffix may not contain '/'");
+				return 2;
+			}
+			a->suffix = optarg;
+			break;
+		case 'r':
+			if (hex_digest(optarg, a->prior)) {
+				fprintf(stderr, "%s %s: --prior takes a page key (64 hex "
+					"digits), not '%s'\n", prog, cmd, optarg);
+				return 2;
+			}
+			a->have_prior = 1;
+			break;
+		case 'p': {
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(optarg, &end, 10);
+			if (optarg[0] < '0' || optarg[0] > '9' || *end || errno ||
+			    v < 1 || v > (1ull << 30)) {
+				fprintf(stderr, "%s %s: --page-size takes a number of tokens, "
+					"1 to 2^30, not '%s'\n", prog, cmd, optarg);
+				return 2;
+			}
+			a->page_size = (size_t)v;
+			break;
+		}
+		case ':':
+			fprintf(stderr, "%s %s: '%s' needs a value (try --help)\n", prog,
+				cmd, argv[optind - 1]);
+			return 2;
+		default:
+			fprintf(stderr, "%s %s: unknown option '%s' (try --help)\n", prog,
+				cmd, argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (!a->tokens || !a->page_size) {
+		fprintf(stderr, "%s %s: expected --tokens FILE|- and --page-size N "
+			"(try --help)\n", prog, cmd);
+		return 2;
+	}
+	return 0;
+}
+
+static int print_key(size_t i, const char *key, void *arg)
+{
+	(void)i; (void)arg;
+	return puts(key) < 0;
+}
+
+/* tcache key --tokens FILE|- --page-size N [--prior HEX] [--namespace NS] */
+static int key_pages(int argc, char **argv)
+{
+	struct page_args a;
+	char err[512];
+	uint32_t *ids;
+	size_t n;
+	int rc;
+
+	optind = 0;
+	if ((rc = page_options("key", argc, argv, &a)))
+		return rc;
+	if (optind != argc) {
+		fprintf(stderr, "%s key: unexpected '%s' with --tokens (try --help)\n",
+			prog, argv[optind]);
+		return 2;
+	}
+	if (tokens_read(a.tokens, &ids, &n, err, sizeof err)) {
+		fprintf(stderr, "%s key: %s\n", prog, err);
+		return 2;
+	}
+	rc = page_keys(ids, n, a.page_size, a.have_prior ? a.prior : NULL, a.ns,
+		       print_key, NULL);
+	free(ids);
+	if (rc || fflush(stdout)) {
+		fprintf(stderr, "%s key: writing the keys: %s\n", prog, strerror(errno));
+		return 2;
+	}
+	return 0;
+}
 
 static int cmd_key(int argc, char **argv)
 {
 	if (help_wanted(argc, argv) || argc < 2) {
-		printf("usage: %s key STRING...\n\n"
+		printf("usage: %s key STRING...\n"
+		       "       %s key --tokens FILE|- --page-size N [--prior HEX] [--namespace NS]\n\n"
 		       "A stable, file-system-safe entry name for a key made of one or\n"
 		       "more strings: 32 hex digits of XXH3-128 over the strings, each\n"
 		       "preceded by its length, so (\"ab\",\"c\") and (\"a\",\"bc\") differ.\n"
-		       "  mkdir \"$MNT/$(%s key \"$model\" \"$prompt\")\"\n", prog, prog);
+		       "  mkdir \"$MNT/$(%s key \"$model\" \"$prompt\")\"\n"
+		       "A first STRING that starts with \"--\" goes after a \"--\".\n\n"
+		       "With --tokens: the keys SGLang gives the KV pages of a token\n"
+		       "sequence, one a line (tcache.page_hashes in Python): page i's key\n"
+		       "is the hex SHA-256 of page i-1's raw digest (none for the first\n"
+		       "page), then each token id as 4 bytes little-endian.  Only full\n"
+		       "pages get a key.  Tokens are whitespace-separated integers in\n"
+		       "[0, 2^32), or a .npy 1-d integer array (i1..i8, u1..u8), from\n"
+		       "FILE or stdin (-).\n"
+		       "  --page-size N    tokens per page\n"
+		       "  --prior HEX      the key of the page before the first (a chain\n"
+		       "                   continued)\n"
+		       "  --namespace NS   keep one model's (or tenant's) keys apart: the\n"
+		       "                   digest of \"tcache-namespace:\"NS is hashed into\n"
+		       "                   every page first; without it the keys are\n"
+		       "                   SGLang's exactly\n", prog, prog, prog);
 		return argc < 2 ? 2 : 0;
+	}
+	int strings = 1;
+	if (!strcmp(argv[1], "--")) {
+		argc--;
+		argv++;
+	} else {
+		for (int i = 1; i < argc; i++)
+			if (!strncmp(argv[i], "--", 2))
+				strings = 0;
+	}
+	if (!strings)
+		return key_pages(argc, argv);
+	if (argc < 2) {
+		fprintf(stderr, "%s key: expected STRING... (try --help)\n", prog);
+		return 2;
 	}
 	XXH3_state_t *st = XXH3_createState();
 	if (!st)
@@ -663,6 +812,82 @@ static int cmd_key(int argc, char **argv)
 	XXH128_hash_t h = XXH3_128bits_digest(st);
 	XXH3_freeState(st);
 	printf("%016llx%016llx\n", (unsigned long long)h.high64, (unsigned long long)h.low64);
+	return 0;
+}
+
+/* ---- match -------------------------------------------------------------------- */
+
+struct match {
+	const char *mnt, *suffix;
+	size_t pages;
+	int err; /* errno of a stat that failed other than "absent" */
+};
+
+/* stat(2) of one page: no open, so the page's recency is not touched. */
+static int match_page(size_t i, const char *key, void *arg)
+{
+	struct match *m = arg;
+	char p[8192];
+	struct stat st;
+	(void)i;
+	snprintf(p, sizeof(p), "%s/%s%s", m->mnt, key, m->suffix);
+	if (stat(p, &st) == 0) {
+		m->pages++;
+		return 0;
+	}
+	if (errno != ENOENT)
+		m->err = errno;
+	return 1;
+}
+
+static int cmd_match(int argc, char **argv)
+{
+	if (help_wanted(argc, argv) || argc < 2) {
+		printf("usage: %s match MNT --tokens FILE|- --page-size N [--suffix S]\n"
+		       "       [--namespace NS] [--prior HEX]\n\n"
+		       "How many tokens of a sequence the cache holds as leading KV pages:\n"
+		       "the page size times the number of leading pages present as files\n"
+		       "MNT/KEY+S, KEY as '%s key --tokens' prints them (the pages\n"
+		       "tcache.PageStore(MNT, N, suffix=S, namespace=NS) writes).\n"
+		       "It stops at the first absent page.  Only stat(2): no page's\n"
+		       "recency changes.  Tokens and options as for '%s key --tokens'.\n",
+		       prog, prog, prog);
+		return argc < 2 ? 2 : 0;
+	}
+	struct page_args a;
+	struct match m = { 0 };
+	char err[512];
+	uint32_t *ids;
+	size_t n;
+	int rc;
+
+	optind = 0;
+	if ((rc = page_options("match", argc, argv, &a)))
+		return rc;
+	if (optind != argc - 1) {
+		fprintf(stderr, "%s match: expected one MNT (try --help)\n", prog);
+		return 2;
+	}
+	m.mnt = argv[optind];
+	m.suffix = a.suffix;
+	if (strlen(a.suffix) + PAGE_KEY_LEN > NAME_MAX) {
+		fprintf(stderr, "%s match: --suffix is too long for a file name\n", prog);
+		return 2;
+	}
+	if (check_mount("match", m.mnt))
+		return 2;
+	if (tokens_read(a.tokens, &ids, &n, err, sizeof err)) {
+		fprintf(stderr, "%s match: %s\n", prog, err);
+		return 2;
+	}
+	page_keys(ids, n, a.page_size, a.have_prior ? a.prior : NULL, a.ns,
+		  match_page, &m);
+	free(ids);
+	if (m.err) {
+		fprintf(stderr, "%s match: %s: %s\n", prog, m.mnt, strerror(m.err));
+		return 2;
+	}
+	printf("%zu\n", m.pages * a.page_size);
 	return 0;
 }
 
@@ -826,6 +1051,8 @@ static void usage(FILE *f)
 		"  prune MNT --older-than AGE        remove entries not used for AGE\n"
 		"  pin MNT/ENTRY... | unpin ...      never evict these (chmod +t does too)\n"
 		"  key STRING...                     a safe entry name for any key\n"
+		"  key --tokens FILE --page-size N   the KV page keys of token ids\n"
+		"  match MNT --tokens FILE --page-size N  tokens held as leading pages\n"
 		"  sync MNT...                       make every committed tensor durable\n"
 		"  fsck STORE [--repair]             check a stopped store's checksums\n"
 		"\n"
@@ -862,6 +1089,8 @@ int main(int argc, char **argv)
 		return cmd_pin(argc, argv, 0);
 	if (!strcmp(cmd, "key"))
 		return cmd_key(argc, argv);
+	if (!strcmp(cmd, "match"))
+		return cmd_match(argc, argv);
 	if (!strcmp(cmd, "fsck"))
 		return cmd_fsck(argc, argv);
 	if (!strcmp(cmd, "sync"))
