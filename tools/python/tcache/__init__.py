@@ -4,11 +4,16 @@
   atomically and read back mapped, without copies (tcache.tensorcache).
 - ``page_hashes(token_ids, page_size, prior=None, namespace=None)``: the
   keys SGLang and pymllm give KV pages (tcache.pages).
+- ``PageStore(path, page_size, suffix="", namespace=None)``: a KV-cache
+  page tier (HiCache/LMCache style) over a mount: longest-prefix match,
+  put with parent links, get into caller buffers, locks (tcache.pagestore).
 
 Needs numpy for TensorCache (torch for bfloat16 and float8 tensors);
-tcache.pages is the standard library alone.
+tcache.pages and tcache.pagestore are the standard library alone.
 """
 from .pages import page_hashes
+from .pagestore import PageStore
 from .tensorcache import TensorCache, human_size, key_to_basename
 
-__all__ = ["TensorCache", "page_hashes", "key_to_basename", "human_size"]
+__all__ = ["TensorCache", "PageStore", "page_hashes", "key_to_basename",
+           "human_size"]

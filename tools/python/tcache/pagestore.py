@@ -1,0 +1,442 @@
+"""PageStore: KV-cache pages as files at the root of a tcachefs mount.
+
+    store = PageStore("/mnt/tcache", page_size=64, suffix=".kv")
+    n = store.match_prefix(tokens)          # tokens already cached as pages
+    keys = store.keys_for(tokens)
+    with store.lock(keys[:n // 64]):        # not evicted while held
+        bufs = store.get(keys[:n // 64])    # bytearrays (or out=your buffers)
+    store.put(tokens, new_pages)            # writes the pages not present
+
+The layout (what an SGLang HiCache or LMCache disk tier keeps, one file a
+page):
+
+    MNT/<key><suffix>        page i of a token sequence: its bytes, as given;
+                             key = page_hashes(tokens, page_size,
+                             namespace=namespace)[i] (64 hex digits)
+    user.tcache.parent       its extended attribute: the file name of page
+                             i-1 (none for a first page), so the mount
+                             evicts a chain from its end (below)
+
+Eviction on a mount (the mount's rule, not this module's): never an entry
+with an open file (``lock()`` holds pages that way), nor one whose child
+(by ``user.tcache.parent``) is present; among the rest, the least recently
+used.  A chain therefore loses its last page first, and the pages present
+are always a leading run: ``match_prefix`` counts them all the same, one
+stat(2) a page in order, never assuming it.
+
+Writing is atomic per page: each page is written whole under a temporary
+name at the root (``.tcache-tmp-pg-<pid>-<tid>-<n>.<suffix>``), closed (the
+mount commits it), linked to its parent, then renamed onto its final name.
+A kill -9 of the daemon or of the writer leaves each page present whole
+with its link, or absent; at most temporary files stay behind, which
+every method here ignores, ``clean()`` and ``clear()`` remove, and the
+mount evicts like any entry.  Page i stays open from before page i+1 is
+written until page i+1 is in place, so a put never leaves a gap in its
+own chain.
+
+``links=False``: no parent links (``put`` sets none).  For a directory
+that is not a tcachefs mount (a plain directory has no prefix-aware
+eviction, and its file system may refuse ``user.*`` attributes): the bench
+compares the two this way.
+
+This module is the standard library alone.  Page buffers may be bytes,
+bytearray, memoryview, numpy arrays or torch tensors (CPU for ``get``'s
+``out``).
+"""
+import contextlib
+import errno
+import itertools
+import os
+import re
+import threading
+
+from .pages import page_hashes
+
+__all__ = ["PageStore", "PARENT_XATTR"]
+
+#: The extended attribute naming a page's parent (the previous page's file).
+PARENT_XATTR = "user.tcache.parent"
+_TMP_PREFIX = ".tcache-tmp-pg-"
+_KEY = re.compile(r"[0-9a-f]{64}\Z")
+_NAME_MAX = 255
+_counter = itertools.count()
+_inflight = set()           # temporary names this process is writing
+_inflight_lock = threading.Lock()
+
+
+def _byte_view(buf, writable=False):
+    """A flat memoryview of bytes ('B') over buf, without a copy if it can.
+
+    writable: for ``get``'s out buffers; these are never copied (a copy
+    would not be the caller's buffer), so they must be C-contiguous, and a
+    torch tensor must be on the CPU.
+    """
+    if hasattr(buf, "element_size") and hasattr(buf, "is_contiguous"):  # torch
+        t = buf.detach()
+        if writable and (t.device.type != "cpu" or not t.is_contiguous()):
+            raise ValueError("an out tensor must be a contiguous CPU tensor")
+        t = t.cpu().contiguous().reshape(-1)
+        import torch  # only when given a tensor: the caller has torch
+        buf = t.view(torch.uint8).numpy()
+    try:
+        m = memoryview(buf)
+    except TypeError:
+        raise TypeError("a page is a buffer (bytes, bytearray, memoryview, "
+                        "numpy array, torch tensor), not %s"
+                        % type(buf).__name__) from None
+    if writable and m.readonly:
+        raise ValueError("an out buffer must be writable")
+    if m.format == "B" and m.ndim == 1 and m.c_contiguous:
+        return m
+    if m.c_contiguous:
+        return m.cast("B")
+    if writable:
+        raise ValueError("an out buffer must be C-contiguous")
+    return memoryview(m.tobytes())
+
+
+def _write_all(fd, m):
+    while m:
+        m = m[os.write(fd, m):]
+
+
+def _read_into(fd, m, name):
+    pos = 0
+    while pos < len(m):
+        n = os.readv(fd, [m[pos:]])
+        if n == 0:
+            raise OSError(errno.EIO, "page %s ended after %d of %d bytes"
+                          % (name, pos, len(m)))
+        pos += n
+
+
+class PageStore:
+    """KV-cache pages of ``page_size`` tokens as files at the root of path.
+
+    path       the root of a tcachefs mount (or, with links=False, any
+               directory)
+    page_size  tokens per page, > 0 (the keys' chain; the bytes of a page
+               may be any non-zero length)
+    suffix     appended to each key to make the page's file name (e.g.
+               ".kv" or "_llama_0_1.bin"); no "/" or NUL
+    namespace  None, or str/bytes hashed into every key (a model, a LoRA
+               adapter, a multimodal hash: pymllm's extra_key), so chains
+               of different namespaces never share a page.  None keeps the
+               keys byte-identical to SGLang's (see tcache.page_hashes)
+    links      set the ``user.tcache.parent`` link of each page put (the
+               default); False for a plain directory
+
+    A store is its suffix on its mount: two stores with the same suffix
+    (whatever their namespace) see and ``clear()`` each other's pages.
+    Methods are safe to call from several threads and processes at once.
+    """
+
+    def __init__(self, path, page_size, suffix="", namespace=None, links=True):
+        self.path = os.fspath(path)
+        if isinstance(page_size, bool) or not isinstance(page_size, int):
+            raise TypeError("page_size must be an int")
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1, got %d" % page_size)
+        if not isinstance(suffix, str):
+            raise TypeError("suffix must be a str")
+        if "/" in suffix or "\0" in suffix:
+            raise ValueError("suffix %r may not contain '/' or NUL" % suffix)
+        # the longest temporary name: pid, thread id and counter of 20 digits
+        if len(_TMP_PREFIX) + 3 * 20 + 3 + len(os.fsencode(suffix)) > _NAME_MAX:
+            raise ValueError("suffix %r is too long for a file name" % suffix)
+        if namespace is not None:
+            page_hashes([], 1, namespace=namespace)  # TypeError if malformed
+        if not os.path.isdir(self.path):
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", self.path)
+        self.page_size = page_size
+        self.suffix = suffix
+        self.namespace = namespace
+        self.links = bool(links)
+        self._page_re = re.compile(r"[0-9a-f]{64}%s\Z" % re.escape(suffix))
+        self._tmp_re = re.compile(r"%s(\d+)-(\d+)-(\d+)\.%s\Z"
+                                  % (re.escape(_TMP_PREFIX), re.escape(suffix)))
+
+    def __repr__(self):
+        return "PageStore(%r, %d, suffix=%r, namespace=%r)" % (
+            self.path, self.page_size, self.suffix, self.namespace)
+
+    def _tmp_name(self):
+        """A temporary name no other writer uses: pid, thread, counter."""
+        return "%s%d-%d-%d.%s" % (_TMP_PREFIX, os.getpid(),
+                                  threading.get_native_id(), next(_counter),
+                                  self.suffix)
+
+    # -- names ----------------------------------------------------------
+    def _name(self, key):
+        if not isinstance(key, str) or not _KEY.match(key):
+            raise ValueError("a page key is 64 lowercase hex digits, not %r"
+                             % (key,))
+        return key + self.suffix
+
+    def page_path(self, key):
+        """The path of the file of page ``key``."""
+        return os.path.join(self.path, self._name(key))
+
+    def keys_for(self, token_ids, prior=None):
+        """The keys of the full pages of token_ids, in order.
+
+        ``page_hashes(token_ids, page_size, prior, namespace)`` with this
+        store's page size and namespace; prior is the key of the page
+        before token_ids[0] (a chain continued), None at a sequence's start.
+        """
+        return page_hashes(token_ids, self.page_size, prior=prior,
+                           namespace=self.namespace)
+
+    # -- lookups --------------------------------------------------------
+    def _present(self, name):
+        try:
+            os.stat(os.path.join(self.path, name))
+            return True
+        except FileNotFoundError:
+            return False
+
+    def exists(self, key):
+        """True if page ``key`` is present (one stat: its recency is not
+        touched)."""
+        return self._present(self._name(key))
+
+    def batch_exists(self, keys):
+        """How many of keys, from the first, are present: the count before
+        the first absent one (SGLang's batch_exists).  One stat a key, in
+        order, stopping at the first absent page."""
+        names = [self._name(k) for k in keys]
+        for i, name in enumerate(names):
+            if not self._present(name):
+                return i
+        return len(names)
+
+    def match_prefix(self, token_ids, prior=None):
+        """Tokens of token_ids held as leading pages: page_size times the
+        number of leading full pages present.
+
+        One stat a page in order, stopping at the first absent one (so a
+        1,000-page chain costs 1,000 stats at most, and no page's recency
+        changes).  prior as for keys_for.
+        """
+        return self.page_size * self.batch_exists(self.keys_for(token_ids, prior))
+
+    # -- writing --------------------------------------------------------
+    def put(self, token_ids, pages, prior=None):
+        """Store the pages of token_ids that are not present; return how
+        many were written.
+
+        pages: one buffer per full page, in order (bytes, bytearray,
+        memoryview, numpy array, torch tensor); fewer than the full pages
+        stores the first len(pages).  Each page's file gets the parent link
+        to the page before it (page 0's is ``prior + suffix`` when prior is
+        given, none otherwise).  A page present is kept as it is (and
+        opened, which makes it recently used).  Each page is written whole
+        under a temporary name and renamed into place (see the module's
+        notes): a crash leaves pages whole, with their link, or absent.
+
+        Raises ValueError for more pages than full pages or an empty page,
+        TypeError for a page that is not a buffer (before anything is
+        written); OSError from the mount (ENOSPC when it cannot make room:
+        the pages before the failing one stay stored).
+        """
+        keys = self.keys_for(token_ids, prior)
+        pages = list(pages)
+        if len(pages) > len(keys):
+            raise ValueError("%d pages given for %d full pages of %d tokens"
+                             % (len(pages), len(keys), self.page_size))
+        views = [_byte_view(p) for p in pages]
+        for i, v in enumerate(views):
+            if not v.nbytes:
+                raise ValueError("page %d (%s) is empty: a page has bytes"
+                                 % (i, keys[i]))
+        parent = None if prior is None else self._name(prior)
+        written = 0
+        held = -1  # the previous page, open: not evicted before its child lands
+        try:
+            for key, view in zip(keys, views):
+                name = self._name(key)
+                fd = self._hold(name)
+                if fd < 0:
+                    fd = self._write_page(name, view, parent)
+                    written += 1
+                if held >= 0:
+                    os.close(held)
+                held = fd
+                parent = name
+        finally:
+            if held >= 0:
+                os.close(held)
+        return written
+
+    def _hold(self, name):
+        """An O_RDONLY fd of page name if present, else -1."""
+        try:
+            return os.open(os.path.join(self.path, name), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return -1
+
+    def _write_page(self, name, view, parent):
+        """Write one page atomically; return an O_RDONLY fd of it, in place."""
+        tmp_name = self._tmp_name()
+        tmp = os.path.join(self.path, tmp_name)
+        with _inflight_lock:
+            _inflight.add(tmp_name)
+        fd = -1
+        try:
+            wfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                          0o644)
+            try:
+                _write_all(wfd, view)
+            finally:
+                os.close(wfd)  # the mount commits the page here
+            # held open from here on: not evicted before it is in place
+            fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+            if self.links and parent is not None:
+                os.setxattr(fd, PARENT_XATTR, os.fsencode(parent))
+            os.replace(tmp, os.path.join(self.path, name))
+            return fd
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        finally:
+            with _inflight_lock:
+                _inflight.discard(tmp_name)
+
+    # -- reading --------------------------------------------------------
+    def get(self, keys, out=None):
+        """Read pages; return a list, per key, of its buffer or None.
+
+        out: None (each page read into a new bytearray of its size), or one
+        writable buffer per key (bytearray, memoryview, numpy array, CPU
+        torch tensor; C-contiguous) that the page is read into with
+        readinto, no copy in between; its byte size must equal the page's.
+        The list holds out[i] (or the new bytearray) for a page present and
+        None for one absent: a missing page is not an error.  Reading
+        opens the page (it becomes the most recently used) and holds it
+        until read, so it is never evicted half-read.
+
+        Raises ValueError (naming the key) when out[i]'s size differs from
+        the page's, or when len(out) != len(keys).
+        """
+        keys = list(keys)
+        names = [self._name(k) for k in keys]
+        if out is not None:
+            out = list(out)
+            if len(out) != len(keys):
+                raise ValueError("%d out buffers for %d keys" % (len(out), len(keys)))
+        result = []
+        for i, (key, name) in enumerate(zip(keys, names)):
+            fd = self._hold(name)
+            if fd < 0:
+                result.append(None)
+                continue
+            try:
+                size = os.fstat(fd).st_size
+                if out is None:
+                    buf = bytearray(size)
+                    view = memoryview(buf)
+                else:
+                    buf = out[i]
+                    view = _byte_view(buf, writable=True)
+                    if view.nbytes != size:
+                        raise ValueError("page %s is %d bytes, its out buffer %d"
+                                         % (key, size, view.nbytes))
+                _read_into(fd, view, key)
+            finally:
+                os.close(fd)
+            result.append(buf)
+        return result
+
+    @contextlib.contextmanager
+    def lock(self, keys):
+        """Hold pages against eviction while the with-block runs.
+
+        Opens each page of keys that is present (O_RDONLY) and keeps the
+        descriptors until the block ends (exception or not): the mount
+        never evicts an entry with an open file.  A page absent at lock
+        time is not locked (and not created); the block gets the list of
+        the keys that were.  Locking opens the pages, so they also become
+        recently used.  Each lock costs a descriptor a page.
+        """
+        fds, locked = [], []
+        try:
+            for key in keys:
+                fd = self._hold(self._name(key))
+                if fd >= 0:
+                    fds.append(fd)
+                    locked.append(key)
+            yield locked
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    # -- removing -------------------------------------------------------
+    def remove(self, key):
+        """Remove page ``key``: True if it was there, False if absent."""
+        try:
+            os.unlink(self.page_path(key))
+            return True
+        except FileNotFoundError:
+            return False
+
+    def _scan(self):
+        """(name, temporary?, writer pid) of this store's files at the root."""
+        with os.scandir(self.path) as it:
+            for e in it:
+                if self._page_re.match(e.name):
+                    yield e.name, False, None
+                    continue
+                m = self._tmp_re.match(e.name)
+                if m:
+                    yield e.name, True, int(m.group(1))
+
+    def _unlink(self, name):
+        try:
+            os.unlink(os.path.join(self.path, name))
+            return 1
+        except FileNotFoundError:
+            return 0
+
+    def clean(self):
+        """Remove this store's temporary files left by writers that are
+        gone (a crash, a kill); return how many.
+
+        A temporary file of a process alive here is left alone (it may be
+        writing it), unless it is this process's and none of its threads
+        is.  Leftovers of processes in another PID namespace (a container
+        sharing the mount) look alive or gone by their pid here: clear()
+        removes them, and the mount evicts them like any entry.
+        """
+        with _inflight_lock:
+            inflight = set(_inflight)
+        n = 0
+        for name, tmp, pid in list(self._scan()):
+            if not tmp:
+                continue
+            if pid <= 0:
+                pass  # no process's: a leftover
+            elif pid == os.getpid():
+                if name in inflight:
+                    continue
+            else:
+                try:
+                    os.kill(pid, 0)
+                    continue  # alive: may be writing it
+                except ProcessLookupError:
+                    pass
+                except PermissionError:
+                    continue  # alive, another user's
+            n += self._unlink(name)
+        return n
+
+    def clear(self):
+        """Remove every page of this store (the files named 64 hex digits
+        and its suffix) and its temporary files; return how many files.
+
+        Other files on the mount are left alone.  A put running meanwhile
+        may fail (its temporary file gone) or put pages back.
+        """
+        return sum(self._unlink(name) for name, _, _ in list(self._scan()))
