@@ -11,7 +11,7 @@ load helpers
 	[ "$status" -eq 0 ] && [[ "$output" == *"prune"* ]]
 	run "$TCACHE" --version
 	[ "$status" -eq 0 ] && [[ "$output" == "tcache "* ]]
-	for c in stats ls prune pin unpin key fsck; do
+	for c in stats ls prune pin unpin key match fsck; do
 		run "$TCACHE" "$c" --help
 		[ "$status" -eq 0 ]
 		[[ "$output" == "usage: tcache $c"* ]]
@@ -163,6 +163,179 @@ PYEOF
 	[ -d "$MNT/$k1" ]
 	run "$TCACHE" key
 	[ "$status" -eq 2 ]
+}
+
+@test "tcache key: a first STRING starting with -- goes after --" {
+	k1=$("$TCACHE" key -- --weird "b")
+	[[ "$k1" =~ ^[0-9a-f]{32}$ ]]
+	[ "$k1" != "$("$TCACHE" key -- --weirdb)" ]
+	[ "$k1" = "$("$TCACHE" key -- --weird b)" ]
+}
+
+@test "tcache key --tokens prints tcache.page_hashes: page sizes, --prior, --namespace, text, stdin, .npy of every integer dtype" {
+	TCACHE=$TCACHE TDIR=$TDIR PYTHONPATH=$BATS_TEST_DIRNAME/../../tools/python "$PY" - <<'EOF_PY'
+import os, random, subprocess
+import numpy as np
+from tcache import page_hashes
+
+T, D = os.environ["TCACHE"], os.environ["TDIR"]
+rng = random.Random(15)
+toks = [rng.randrange(2 ** 32) for _ in range(3000)] + [0, 1, 2 ** 32 - 1]
+
+def key(*args, stdin=None):
+    r = subprocess.run([T, "key", *args], input=stdin, capture_output=True)
+    assert r.returncode == 0, (args, r.stderr)
+    return r.stdout.decode().split()
+
+with open(D + "/toks.txt", "w") as f:  # mixed whitespace, a trailing newline
+    f.write("\n".join(" ".join(map(str, toks[i:i + 7])) for i in range(0, len(toks), 7)))
+    f.write("\t\r\n")
+n = 0
+for ps in (1, 3, 16, 64, 1000, 3003, 4000):
+    want = page_hashes(toks, ps)
+    assert key("--tokens", D + "/toks.txt", "--page-size", str(ps)) == want, ps
+    assert key("--page-size=%d" % ps, "--tokens=-", stdin=open(D + "/toks.txt", "rb").read()) == want, ps
+    for ns in ("model-a", "ünï", ""):
+        assert key("--tokens", D + "/toks.txt", "--page-size", str(ps),
+                   "--namespace", ns) == page_hashes(toks, ps, namespace=ns), (ps, ns)
+    prior = page_hashes(toks[:64], 64)[0]
+    assert key("--tokens", D + "/toks.txt", "--page-size", str(ps), "--prior", prior) == \
+        page_hashes(toks, ps, prior=prior), ps
+    assert key("--tokens", D + "/toks.txt", "--page-size", str(ps), "--prior", prior.upper(),
+               "--namespace", "x") == page_hashes(toks, ps, prior=prior, namespace="x"), ps
+    n += len(want)
+assert n > 3000, n
+# .npy: every integer dtype, its range's ends included; format 1.0 and 2.0
+for dt in ("i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8"):
+    info = np.iinfo(dt)
+    hi = min(int(info.max), 2 ** 32 - 1)
+    vals = [0, hi] + [rng.randrange(hi + 1) for _ in range(498)]
+    for version in ((1, 0), (2, 0)):
+        path = "%s/t_%s_%d.npy" % (D, dt, version[0])
+        with open(path, "wb") as f:
+            np.lib.format.write_array(f, np.array(vals, dtype=dt), version=version)
+        for ps in (1, 7, 50):
+            assert key("--tokens", path, "--page-size", str(ps)) == page_hashes(vals, ps), (dt, ps)
+        assert key("--tokens", "-", "--page-size", "10", stdin=open(path, "rb").read()) == \
+            page_hashes(vals, 10), dt
+# nothing, or less than a page: no key, exit 0
+open(D + "/empty.txt", "w").close()
+np.save(D + "/empty.npy", np.zeros(0, np.int64))
+assert key("--tokens", D + "/empty.txt", "--page-size", "4") == []
+assert key("--tokens", D + "/empty.npy", "--page-size", "4") == []
+assert key("--tokens", "-", "--page-size", "4", stdin=b"1 2 3") == []
+EOF_PY
+}
+
+@test "tcache key --tokens: bad tokens, files and options exit 2 saying why" {
+	"$PY" - "$TDIR" <<'EOF_PY'
+import sys
+import numpy as np
+D = sys.argv[1]
+np.save(D + "/float.npy", np.zeros(8, np.float32))
+np.save(D + "/neg.npy", np.array([1, 2, -3], np.int32))
+np.save(D + "/big.npy", np.array([1, 2 ** 32], np.uint64))
+np.save(D + "/bool.npy", np.ones(4, bool))
+np.save(D + "/be.npy", np.arange(4, dtype=">i4"))
+np.save(D + "/2d.npy", np.zeros((2, 2), np.int32))
+np.save(D + "/0d.npy", np.array(5, np.int32))
+np.save(D + "/ok.npy", np.arange(100, dtype=np.int64))
+ok = open(D + "/ok.npy", "rb").read()
+open(D + "/truncated.npy", "wb").write(ok[:-5])
+open(D + "/trailing.npy", "wb").write(ok + b"\0")
+open(D + "/header.npy", "wb").write(ok[:30])
+open(D + "/magic.npy", "wb").write(b"\x93NUMPX" + ok[6:])
+# numpy never writes a 1-d array in Fortran order: the header made so
+open(D + "/fortran.npy", "wb").write(ok.replace(b"'fortran_order': False", b"'fortran_order': True "))
+np.save(D + "/struct.npy", np.zeros(2, dtype=[("a", "<i4")]))
+EOF_PY
+	bad() {  # bad WHAT ARGS...: exit 2 and a message containing WHAT
+		run "$TCACHE" key "${@:2}"
+		echo "$*: $status: $output"
+		[ "$status" -eq 2 ]
+		[[ "$output" == *"$1"* ]]
+	}
+	bad "negative" --tokens - --page-size 1 <<<"1 2 -3"
+	bad "not below 2^32" --tokens - --page-size 1 <<<"1 4294967296"
+	bad "not below 2^32" --tokens - --page-size 1 <<<"99999999999999999999999999"
+	bad "not an unsigned decimal integer" --tokens - --page-size 1 <<<"1 2.5"
+	bad "not an unsigned decimal integer" --tokens - --page-size 1 <<<"1,2"
+	bad "float.npy: .npy of dtype '<f4'" --tokens "$TDIR/float.npy" --page-size 1
+	bad "bool.npy: .npy of dtype '|b1'" --tokens "$TDIR/bool.npy" --page-size 1
+	bad "be.npy: .npy of dtype '>i4'" --tokens "$TDIR/be.npy" --page-size 1
+	bad "token 2 is negative (-3)" --tokens "$TDIR/neg.npy" --page-size 1
+	bad "token 1 (4294967296) is not below 2^32" --tokens "$TDIR/big.npy" --page-size 1
+	bad "2 dimensions" --tokens "$TDIR/2d.npy" --page-size 1
+	bad "0 dimensions" --tokens "$TDIR/0d.npy" --page-size 1
+	bad "Fortran order" --tokens "$TDIR/fortran.npy" --page-size 1
+	bad "truncated .npy: its header says 100 tokens (800 bytes), 795 bytes follow" \
+		--tokens "$TDIR/truncated.npy" --page-size 1
+	bad "malformed .npy" --tokens "$TDIR/trailing.npy" --page-size 1
+	bad "truncated .npy header" --tokens "$TDIR/header.npy" --page-size 1
+	bad "malformed .npy" --tokens - --page-size 1 < "$TDIR/magic.npy"
+	bad "malformed .npy header" --tokens "$TDIR/struct.npy" --page-size 1
+	bad "No such file" --tokens "$TDIR/nope" --page-size 1
+	bad "--page-size takes a number" --tokens - --page-size 0 <<<"1 2"
+	bad "--page-size takes a number" --tokens - --page-size -4 <<<"1 2"
+	bad "--page-size takes a number" --tokens - --page-size 4x <<<"1 2"
+	bad "expected --tokens FILE|- and --page-size N" --tokens - <<<"1 2"
+	bad "--prior takes a page key" --tokens - --page-size 1 --prior abc <<<"1"
+	bad "unknown option '--bogus'" --tokens - --page-size 1 --bogus <<<"1"
+	bad "needs a value" --page-size 1 --tokens
+	bad "--suffix is for match" --tokens - --page-size 1 --suffix .kv <<<"1"
+	bad "unexpected 'extra'" --tokens - --page-size 1 extra <<<"1"
+}
+
+@test "tcache match MNT prints PageStore.match_prefix, with --suffix and --namespace" {
+	TCACHE=$TCACHE TDIR=$TDIR MNT=$MNT PYTHONPATH=$BATS_TEST_DIRNAME/../../tools/python "$PY" - <<'EOF_PY'
+import os, random, subprocess
+import numpy as np
+from tcache import PageStore
+
+T, D, M = os.environ["TCACHE"], os.environ["TDIR"], os.environ["MNT"]
+rng = random.Random(16)
+toks = [rng.randrange(2 ** 32) for _ in range(16 * 20 + 5)]
+np.save(D + "/toks.npy", np.array(toks, np.uint32))
+with open(D + "/toks.txt", "w") as f:
+    f.write(" ".join(map(str, toks)))
+
+def match(*args):
+    r = subprocess.run([T, "match", M, "--tokens", D + "/toks.npy", *args], capture_output=True)
+    assert r.returncode == 0, (args, r.stderr)
+    r2 = subprocess.run([T, "match", "--tokens", D + "/toks.txt", *args, M], capture_output=True)
+    assert r2.stdout == r.stdout, (r.stdout, r2.stdout)
+    return int(r.stdout)
+
+plain = PageStore(M, 16)
+kv = PageStore(M, 16, suffix=".kv", namespace="model-a")
+assert match("--page-size", "16") == plain.match_prefix(toks) == 0
+keys = plain.keys_for(toks)
+plain.put(toks, [b"p" * 64] * 12)
+kv.put(toks, [b"k" * 64] * 7)
+cases = [((), plain, 192), (("--suffix", ".kv"), kv, 0),
+         (("--suffix", ".kv", "--namespace", "model-a"), kv, 112),
+         (("--namespace", "model-a"), PageStore(M, 16, namespace="model-a"), 0)]
+for args, store, want in cases:
+    assert store.match_prefix(toks) == want, (args, store.match_prefix(toks))
+    assert match("--page-size", "16", *args) == want, args
+plain.remove(keys[5])
+assert match("--page-size", "16") == plain.match_prefix(toks) == 80
+# another page size: other keys, none present
+assert match("--page-size", "8") == PageStore(M, 8).match_prefix(toks) == 0
+# --prior: the chain continued from page 2
+rest = toks[48:]
+with open(D + "/rest.txt", "w") as f:
+    f.write(" ".join(map(str, rest)))
+r = subprocess.run([T, "match", M, "--tokens", D + "/rest.txt", "--page-size", "16",
+                    "--prior", keys[2]], capture_output=True)
+assert int(r.stdout) == plain.match_prefix(rest, prior=keys[2]) == 32, r
+EOF_PY
+	run "$TCACHE" match "$TDIR" --tokens - --page-size 4 <<<"1 2 3 4"
+	[ "$status" -eq 2 ] && [[ "$output" == *"not a tcachefs mount"* ]]
+	run "$TCACHE" match "$MNT" --tokens - --page-size 4 --suffix a/b <<<"1 2 3 4"
+	[ "$status" -eq 2 ] && [[ "$output" == *"may not contain '/'"* ]]
+	run "$TCACHE" match --tokens - --page-size 4 <<<"1 2 3 4"
+	[ "$status" -eq 2 ] && [[ "$output" == *"expected one MNT"* ]]
 }
 
 @test "mount -t fuse.tcachefs and an fstab line" {
