@@ -179,19 +179,19 @@ class PageStoreOnAMount(unittest.TestCase):
         TensorCache(MNT)["entry"] = {"x": np.arange(3)}
         # a crash's leftover temporary file of this store, and of the other
         for suffix in ("_m_0_1.bin", ".other"):
-            with open(os.path.join(MNT, ".tcache-tmp-pg-1-2-3." + suffix), "wb") as f:
+            with open(os.path.join(MNT, ".tcache-tmp-pg-1-2-3-0123abcd." + suffix), "wb") as f:
                 f.write(b"x")
         before = root()
         self.assertEqual(s.clear(), 7 + 1)            # 7 pages, 1 temporary
         after = root()
         self.assertEqual(sorted(set(before) - set(after)),
                          sorted([k + "_m_0_1.bin" for i, k in enumerate(keys) if i != 5]
-                                + [".tcache-tmp-pg-1-2-3._m_0_1.bin"]))
+                                + [".tcache-tmp-pg-1-2-3-0123abcd._m_0_1.bin"]))
         self.assertEqual(s.batch_exists(keys), 0)
         self.assertEqual(other.batch_exists(okeys), 2)
         self.assertIn("notes.txt", after)
         self.assertIn(keys[0], after)
-        self.assertIn(".tcache-tmp-pg-1-2-3..other", after)
+        self.assertIn(".tcache-tmp-pg-1-2-3-0123abcd..other", after)
         self.assertEqual(s.clear(), 0)
         with self.assertRaises(ValueError):
             s.exists("../notes.txt")
@@ -321,9 +321,9 @@ class PageStoreOnAMount(unittest.TestCase):
         dead = subprocess.Popen(["true"])
         dead.wait()
         live = os.getppid()
-        names = [".tcache-tmp-pg-%d-1-1." % dead.pid,      # its writer is gone
-                 ".tcache-tmp-pg-%d-1-2." % os.getpid(),   # ours, not being written
-                 ".tcache-tmp-pg-%d-1-3." % live]           # a live process's
+        names = [".tcache-tmp-pg-%d-1-1-0000abcd." % dead.pid,     # its writer is gone
+                 ".tcache-tmp-pg-%d-1-2-0000abcd." % os.getpid(),  # ours, not being written
+                 ".tcache-tmp-pg-%d-1-3-0000abcd." % live]          # a live process's
         for n in names:
             with open(os.path.join(MNT, n), "wb") as f:
                 f.write(b"t")

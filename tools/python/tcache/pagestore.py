@@ -25,7 +25,7 @@ are always a leading run: ``match_prefix`` counts them all the same, one
 stat(2) a page in order, never assuming it.
 
 Writing is atomic per page: each page is written whole under a temporary
-name at the root (``.tcache-tmp-pg-<pid>-<tid>-<n>.<suffix>``), closed (the
+name at the root (``.tcache-tmp-pg-<pid>-<tid>-<n>-<random>.<suffix>``), closed (the
 mount commits it), linked to its parent, then renamed onto its final name.
 A kill -9 of the daemon or of the writer leaves each page present whole
 with its link, or absent; at most temporary files stay behind, which
@@ -142,7 +142,7 @@ class PageStore:
         if "/" in suffix or "\0" in suffix:
             raise ValueError("suffix %r may not contain '/' or NUL" % suffix)
         # the longest temporary name: pid, thread id and counter of 20 digits
-        if len(_TMP_PREFIX) + 3 * 20 + 3 + len(os.fsencode(suffix)) > _NAME_MAX:
+        if len(_TMP_PREFIX) + 3 * 20 + 8 + 4 + len(os.fsencode(suffix)) > _NAME_MAX:
             raise ValueError("suffix %r is too long for a file name" % suffix)
         if namespace is not None:
             page_hashes([], 1, namespace=namespace)  # TypeError if malformed
@@ -153,7 +153,7 @@ class PageStore:
         self.namespace = namespace
         self.links = bool(links)
         self._page_re = re.compile(r"[0-9a-f]{64}%s\Z" % re.escape(suffix))
-        self._tmp_re = re.compile(r"%s(\d+)-(\d+)-(\d+)\.%s\Z"
+        self._tmp_re = re.compile(r"%s(\d+)-\d+-\d+-[0-9a-f]{8}\.%s\Z"
                                   % (re.escape(_TMP_PREFIX), re.escape(suffix)))
 
     def __repr__(self):
@@ -161,10 +161,12 @@ class PageStore:
             self.path, self.page_size, self.suffix, self.namespace)
 
     def _tmp_name(self):
-        """A temporary name no other writer uses: pid, thread, counter."""
-        return "%s%d-%d-%d.%s" % (_TMP_PREFIX, os.getpid(),
-                                  threading.get_native_id(), next(_counter),
-                                  self.suffix)
+        """A temporary name no other writer uses: pid, thread, counter, and
+        random bits (a leftover of a crashed process of the same pid, as in
+        a container restarted, or a writer in another PID namespace)."""
+        return "%s%d-%d-%d-%s.%s" % (_TMP_PREFIX, os.getpid(),
+                                     threading.get_native_id(), next(_counter),
+                                     os.urandom(4).hex(), self.suffix)
 
     # -- names ----------------------------------------------------------
     def _name(self, key):
@@ -283,27 +285,39 @@ class PageStore:
             _inflight.add(tmp_name)
         fd = -1
         try:
+            # O_EXCL: never another writer's file (nor unlinked below)
             wfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
                           0o644)
             try:
-                _write_all(wfd, view)
-            finally:
-                os.close(wfd)  # the mount commits the page here
-            # held open from here on: not evicted before it is in place
-            fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
-            if self.links and parent is not None:
-                os.setxattr(fd, PARENT_XATTR, os.fsencode(parent))
-            os.replace(tmp, os.path.join(self.path, name))
-            return fd
-        except BaseException:
-            if fd >= 0:
-                os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+                try:
+                    _write_all(wfd, view)
+                finally:
+                    os.close(wfd)  # the mount commits the page here
+                # held open from here on: not evicted before it is in place
+                fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+                if self.links and parent is not None:
+                    self._link(fd, parent)
+                os.replace(tmp, os.path.join(self.path, name))
+                return fd
+            except BaseException:
+                if fd >= 0:
+                    os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
         finally:
             with _inflight_lock:
                 _inflight.discard(tmp_name)
+
+    def _link(self, fd, parent):
+        try:
+            os.setxattr(fd, PARENT_XATTR, os.fsencode(parent))
+        except OSError as e:
+            if e.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise
+            raise OSError(e.errno, "%s keeps no %s links (not a tcachefs "
+                          "mount, or one too old): use PageStore(..., "
+                          "links=False) there" % (self.path, PARENT_XATTR)) from None
 
     # -- reading --------------------------------------------------------
     def get(self, keys, out=None):
