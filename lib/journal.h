@@ -15,9 +15,10 @@
 
 #define TC_JOURNAL_FILE "journal"
 /* 2: a tensor at the root (an entry) carries the entry fields; entries
- * and groups carry the user's meta.json keys.  Version 1 journals are
- * still read (they hold neither) and rewritten as version 2 at open. */
-#define TC_JOURNAL_VERSION 2u
+ * and groups carry the user's meta.json keys.  3: an entry carries its
+ * parent link.  Older journals are still read (they hold none of what
+ * came after them) and rewritten as the current version at open. */
+#define TC_JOURNAL_VERSION 3u
 #define TC_JREC_MAX (64u << 20) /* largest record payload */
 
 struct tc_journal {
@@ -88,6 +89,9 @@ struct tc_op {
 	const char *attrs;               /* compact JSON, not NUL-terminated;
 	                                    NULL if none */
 	uint32_t attrs_len;
+	const char *link;                /* the parent entry's name, not
+	                                    NUL-terminated; NULL if none */
+	uint32_t link_len;
 	/* NODE of an entry or a group: the user's meta.json keys */
 	const char *doc;                 /* a compact JSON object, not
 	                                    NUL-terminated; NULL if none */

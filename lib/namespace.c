@@ -298,6 +298,11 @@ int tc_rename(tc_store *s, uint64_t parent, const char *name,
 		goto out;
 	if (dst && (r = may_replace(n, dst, flags)))
 		goto out;
+	if (nd->kind == TC_KIND_ROOT && tc_node_is_entry(n) && n->link &&
+	    links_loop(s, n->link, newname, n)) {
+		r = -ELOOP; /* its parents would lead back to it */
+		goto out;
+	}
 
 	/* One record: the replaced target goes, the node moves. */
 	if (dst)
@@ -318,6 +323,57 @@ int tc_rename(tc_store *s, uint64_t parent, const char *name,
 		goto out;
 	dir_changed(d, now);
 	dir_changed(nd, now);
+out:
+	op_done(s);
+	return r;
+}
+
+int tc_link_get(tc_store *s, uint64_t id, char *buf, size_t size)
+{
+	int r;
+
+	lock(s);
+	struct tc_node *n = tc_index_get(&s->idx, id);
+	if (!n || n->dead) {
+		r = -ENOENT;
+	} else if (!tc_node_is_entry(n) || !n->link) {
+		r = -ENODATA;
+	} else {
+		size_t len = strlen(n->link);
+		r = size && size < len ? -ERANGE : (int)len;
+		if (size && r >= 0)
+			memcpy(buf, n->link, len);
+	}
+	op_done(s);
+	return r;
+}
+
+int tc_link_set(tc_store *s, uint64_t id, const char *name, unsigned flags)
+{
+	struct tc_op op;
+	int r = name ? check_name(name) : 0;
+
+	if (r)
+		return r;
+	lock(s);
+	struct tc_node *n = tc_index_get(&s->idx, id);
+	if (!n || n->dead)
+		r = -ENOENT;
+	else if (!tc_node_is_entry(n))
+		r = -ENOTSUP;
+	else if ((flags & TC_LINK_CREATE) && n->link)
+		r = -EEXIST;
+	else if ((flags & TC_LINK_REPLACE) && !n->link)
+		r = -ENODATA;
+	else if (name && links_loop(s, name, n->name, NULL))
+		r = -ELOOP;
+	if (r)
+		goto out;
+	node_op(n, NULL, &op);
+	op.link = name;
+	op.link_len = name ? (uint32_t)strlen(name) : 0;
+	op.ctime = now_ns();
+	r = store_change(s, &op, 1, NULL);
 out:
 	op_done(s);
 	return r;

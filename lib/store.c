@@ -47,6 +47,7 @@ static void store_free(struct tc_store *s)
 	s->pool_ready = 0; /* the pool may be gone: no frees into it */
 	tc_tail_free(&s->tail, ver_put_cb, s);
 	tc_index_free(&s->idx, ver_put_cb, s);
+	links_free(s);
 	tc_buf_free(&s->touches);
 	tc_journal_close(&s->jr);
 	tc_pool_close(&s->pool);
@@ -250,15 +251,10 @@ void tc_store_tick(tc_store *s)
 	op_done(s); /* writes the touches once they are due */
 }
 
-/* The last access of @a or @b, the older (@newest 0) or the newer; either
- * may be NULL (an empty list), 0 when both are. */
-static int64_t access_of(const struct tc_node *a, const struct tc_node *b,
-			 int newest)
+/* @e's last access, 0 for none. */
+static int64_t access_of(const struct tc_node *e)
 {
-	if (!a || !b)
-		return a ? a->last_access : b ? b->last_access : 0;
-	return (a->last_access < b->last_access) == !newest ? a->last_access
-							   : b->last_access;
+	return e ? e->last_access : 0;
 }
 
 void tc_store_stats(tc_store *s, struct tc_stats *st)
@@ -283,9 +279,8 @@ void tc_store_stats(tc_store *s, struct tc_stats *st)
 		.fallbacks = s->fallbacks,
 		.checkpoints = s->checkpoints,
 		.pinned = s->lru.npinned,
-		/* the oldest / newest of the two lists' ends */
-		.oldest_access_ns = access_of(s->lru.head, s->lru.phead, 0),
-		.newest_access_ns = access_of(s->lru.tail, s->lru.ptail, 1),
+		.oldest_access_ns = access_of(tc_lru_oldest(&s->lru)),
+		.newest_access_ns = access_of(tc_lru_newest(&s->lru)),
 	};
 	unlock(s);
 }
@@ -407,6 +402,8 @@ int tc_store_check(const char *dir, unsigned flags, tc_check_fn fn, void *arg,
 		if (repair && node_remove(s, n) == 0)
 			c.repaired++;
 	}
+	if (!r)
+		r = links_check(s, repair, &c.links);
 	unlock(s);
 	if (!r)
 		r = tc_store_close(s);
@@ -466,8 +463,10 @@ int tc_store_dump(tc_store *s, char **out, size_t *len)
 				x->mtime, x->ctime);
 		if (tc_node_is_entry(x))
 			fprintf(f, " created %" PRId64 " access %" PRId64
-				" pinned %d attrs %s", x->created, x->last_access,
-				x->pinned, x->attrs ? x->attrs : "-");
+				" pinned %d attrs %s link %s kids %u", x->created,
+				x->last_access, x->pinned,
+				x->attrs ? x->attrs : "-",
+				x->link ? x->link : "-", x->kids);
 		if (tc_node_isdir(x))
 			fprintf(f, " doc %s", x->doc ? x->doc : "-");
 		if (x->kind == TC_KIND_TENSOR && x->ver) {

@@ -107,6 +107,7 @@ struct tc_store {
 	uint64_t journal_torn;       /* records a power loss never wrote */
 	tc_evict_fn evict_fn;
 	void *evict_arg;
+	struct tc_map kin;           /* parent links by name (links.c) */
 };
 
 struct tc_file {
@@ -293,6 +294,24 @@ int get_dir(struct tc_store *s, uint64_t id, struct tc_node **out);
 int dir_for_new(struct tc_store *s, uint64_t parent, const char *name,
 		struct tc_node **d);
 int node_remove(struct tc_store *s, struct tc_node *n);
+
+/* links.c */
+int links_set(struct tc_store *s, struct tc_node *e, const char *link,
+	      uint32_t len);
+void links_join(struct tc_store *s, struct tc_node *e);
+void links_leave(struct tc_store *s, struct tc_node *e);
+uint32_t links_count(const struct tc_store *s, const char *name);
+/* Would following parent links from name @from reach name @self?  Names
+ * resolve to present entries, except @moving (NULL: none), an entry
+ * about to be renamed to @self, which no longer has its old name. */
+int links_loop(struct tc_store *s, const char *from, const char *self,
+	       const struct tc_node *moving);
+/* Check that every entry's count of children matches the links, and
+ * that no links loop (a damaged journal could leave one); each problem
+ * is told (report_drop) and counted in *@bad; with @repair a loop is cut
+ * (one link removed, journaled).  O(entries).  0 or -ENOMEM. */
+int links_check(struct tc_store *s, int repair, uint64_t *bad);
+void links_free(struct tc_store *s);
 
 /* files.c */
 void wr_free(struct tc_store *s, struct tc_node *n);

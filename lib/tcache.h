@@ -249,6 +249,9 @@ struct tc_check {
 	                              they replaced is kept; not damage */
 	uint64_t torn;             /* journal records a crash never wrote
 	                              whole (past the last sync); not damage */
+	uint64_t links;            /* parent links in a loop (a damaged
+	                              journal's; cut by TC_CHECK_REPAIR), or
+	                              counts of children that disagree */
 };
 
 #define TC_CHECK_REPAIR (1u << 0)
@@ -329,6 +332,28 @@ int tc_rename(tc_store *s, uint64_t parent, const char *name,
  * tc_getattr reports carries S_ISVTX while pinned.  meta.json's "pinned"
  * is the same flag.  -EINVAL if @id is not an entry. */
 int tc_pin(tc_store *s, uint64_t id, int pinned);
+
+/*
+ * An entry's parent link: the name of another top-level entry (present
+ * or not) that eviction must not take before this one (prefix-aware
+ * eviction: an entry is never evicted while a child of it is present).
+ * The xattr user.tcache.parent and meta.json's "parent" are this link.
+ *
+ * tc_link_get copies the name into @buf (room for @size bytes, no NUL)
+ * and returns its length; with @size 0 only the length.  -ENODATA: no
+ * link (or @id is not an entry); -ERANGE: @buf too small; -ENOENT.
+ * tc_link_set sets it (@name NULL: removes it).  Journaled.  @flags:
+ * TC_LINK_CREATE fails with -EEXIST if there is one, TC_LINK_REPLACE
+ * with -ENODATA if there is none.  -ENOTSUP if @id is not an entry;
+ * -EINVAL / -ENAMETOOLONG for a name that cannot be an entry's;
+ * -ELOOP if following links from @name would come back to this entry
+ * (naming itself included).  A rename that would close a loop of links
+ * fails with -ELOOP too.
+ */
+#define TC_LINK_CREATE  1u
+#define TC_LINK_REPLACE 2u
+int tc_link_get(tc_store *s, uint64_t id, char *buf, size_t size);
+int tc_link_set(tc_store *s, uint64_t id, const char *name, unsigned flags);
 
 /*
  * The children of directory @dir, in creation order: a malloc'd array of

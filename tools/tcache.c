@@ -778,12 +778,13 @@ static int cmd_fsck(int argc, char **argv)
 		fprintf(stderr, "%s fsck: %s: %s\n", prog, dir, store_err(err));
 		return 2;
 	}
-	int bad = r.damaged || r.records_dropped || r.nodes_dropped;
+	int bad = r.damaged || r.records_dropped || r.nodes_dropped || r.links;
 	if (o.json) {
 		printf("%s],\n  \"tensors\": %llu, \"bytes\": %llu, \"damaged\": %llu,"
 		       " \"records_dropped\": %llu, \"nodes_dropped\": %llu,"
 		       " \"repaired\": %llu, \"unsynced\": %llu,"
-		       " \"fallbacks\": %llu, \"torn\": %llu, \"clean\": %s\n}\n",
+		       " \"fallbacks\": %llu, \"torn\": %llu, \"links\": %llu,"
+		       " \"clean\": %s\n}\n",
 		       o.n ? "\n  " : "", (unsigned long long)r.tensors,
 		       (unsigned long long)r.bytes, (unsigned long long)r.damaged,
 		       (unsigned long long)r.records_dropped,
@@ -791,7 +792,8 @@ static int cmd_fsck(int argc, char **argv)
 		       (unsigned long long)r.repaired,
 		       (unsigned long long)r.unsynced,
 		       (unsigned long long)r.fallbacks,
-		       (unsigned long long)r.torn, bad ? "false" : "true");
+		       (unsigned long long)r.torn, (unsigned long long)r.links,
+		       bad ? "false" : "true");
 	} else {
 		printf("%s: %llu tensors, %llu bytes checked; %llu damaged, "
 		       "%llu journal records and %llu tensors dropped%s\n",
@@ -801,6 +803,10 @@ static int cmd_fsck(int argc, char **argv)
 		       (unsigned long long)r.nodes_dropped,
 		       !bad ? "" : flags & TC_CHECK_REPAIR ? "; repaired"
 							 : "; run with --repair to remove them");
+		if (r.links)
+			printf("%s: %llu parent links loop or disagree with their "
+			       "counts%s\n", dir, (unsigned long long)r.links,
+			       flags & TC_CHECK_REPAIR ? "; loops cut" : "");
 		if (r.unsynced || r.fallbacks || r.torn)
 			printf("%s: after a crash, %llu tensors written since the last "
 			       "sync were not on disk whole (left out as never written), "
