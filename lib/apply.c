@@ -489,6 +489,7 @@ int apply_op(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 		s->misses = op->stats[1];
 		s->evictions = op->stats[2];
 		s->evicted_bytes = op->stats[3];
+		s->probes = op->stats[4];
 		break;
 	}
 	return 0;

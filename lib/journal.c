@@ -38,7 +38,11 @@
  *     and no tensors at the root; version 2 (the same) no link.
  *     DEL   u8 2, id u64                 -- the node and all below it
  *     TOUCH u8 3, id u64, when i64       -- an entry's last access
- *     STATS u8 4, hits, misses, evictions, evicted_bytes (u64 each)
+ *     STATS u8 4, hits, misses, evictions, evicted_bytes, probes (u64
+ *           each).  Version 2 records, written before probes was
+ *           counted, end after evicted_bytes: a STATS op always ended
+ *           its record (a checkpoint's last), so a record that ends
+ *           there has no probes (read as 0).
  *     MARK  u8 5, synced u64, on_disk u64 -- records with seq <= synced
  *                                           name durable pool bytes;
  *                                           those <= on_disk are
@@ -243,7 +247,7 @@ void tc_rec_op(struct tc_buf *b, const struct tc_op *op)
 		put64(b, (uint64_t)op->last_access);
 		return;
 	case TC_OP_STATS:
-		for (int i = 0; i < 4; i++)
+		for (int i = 0; i < TC_NSTATS; i++)
 			put64(b, op->stats[i]);
 		return;
 	case TC_OP_MARK:
@@ -467,6 +471,8 @@ int tc_rec_next(struct tc_rd *r, struct tc_op *op)
 	case TC_OP_STATS:
 		for (int i = 0; i < 4; i++)
 			GET64(r, op->stats[i]);
+		if (r->pos < r->len) /* not a record from before probes */
+			GET64(r, op->stats[4]);
 		return 1;
 	case TC_OP_MARK:
 		GET64(r, op->synced);

@@ -67,6 +67,8 @@ enum tc_op_type {
 	                     records up to another seq are on disk */
 };
 
+#define TC_NSTATS 5       /* the counters a STATS op carries */
+
 /*
  * One op of a record: the one type that both encodes (tc_rec_op) and
  * decodes (tc_rec_next), so a field cannot be written and read back
@@ -103,8 +105,9 @@ struct tc_op {
 	uint32_t nextents;               /* extents; read with tc_op_extent */
 	const uint8_t *ext;              /* decoded: as the payload holds them */
 	const struct tc_extent *extv;    /* to encode: as a version holds them */
-	/* STATS */
-	uint64_t stats[4];
+	/* STATS: hits, misses, evictions, evicted_bytes, probes (0 from a
+	 * record written before probes were counted) */
+	uint64_t stats[TC_NSTATS];
 	/* MARK: records up to @synced name durable pool bytes; records up
 	 * to @on_disk are themselves on disk */
 	uint64_t synced, on_disk;

@@ -919,6 +919,7 @@ int tc_stats_json(const struct tc_stats *st, char **out, size_t *len)
 		{ "tensors", st->tensors },
 		{ "groups", st->groups },
 		{ "pinned", st->pinned },
+		{ "probes", st->probes },
 		{ "hits", st->hits },
 		{ "misses", st->misses },
 		{ "evictions", st->evictions },

@@ -83,6 +83,7 @@ static int store_open(const char *dir, const struct tc_options *opt,
 	s->pool.fd = -1;
 	s->jr.fd = s->jr.data_fd = -1;
 	s->sync_gen = 1;
+	s->miss_window = MISS_WINDOW_NS;
 	s->verify = opt ? opt->verify : TC_VERIFY_ON;
 	s->journal_slack = opt && opt->journal_slack ? opt->journal_slack
 						     : TC_DEFAULT_JOURNAL_SLACK;
@@ -230,6 +231,7 @@ int tc_store_close(tc_store *s)
 	if (!s)
 		return 0;
 	lock(s);
+	absent_settle(s, 1); /* nothing can make those names now */
 	r = s->rdonly ? 0 : checkpoint(s, s->jr.capacity);
 	unlock(s);
 	store_free(s);
@@ -260,6 +262,7 @@ static int64_t access_of(const struct tc_node *e)
 void tc_store_stats(tc_store *s, struct tc_stats *st)
 {
 	lock(s);
+	absent_settle(s, 0);
 	*st = (struct tc_stats){
 		.capacity = s->pool.size,
 		.used = s->pool.size - s->pool.free - s->pool.held_bytes,
@@ -267,6 +270,7 @@ void tc_store_stats(tc_store *s, struct tc_stats *st)
 		.entries = s->idx.entries,
 		.tensors = s->idx.tensors,
 		.groups = s->idx.groups,
+		.probes = s->probes,
 		.hits = s->hits,
 		.misses = s->misses,
 		.evictions = s->evictions,
@@ -532,4 +536,11 @@ int tc_replay_image(const uint8_t *img, size_t len, struct tc_stats *st)
 		tc_store_stats(s, st);
 	store_free(s);
 	return r;
+}
+
+void tc_store_set_miss_window(tc_store *s, int64_t ns)
+{
+	lock(s);
+	s->miss_window = ns;
+	unlock(s);
 }

@@ -1337,13 +1337,16 @@ static void t_peek_and_stats_json(void)
 	free(j1);
 	CHECK(b.capacity == MiB && b.entries == 1 && b.tensors == 1);
 	CHECK(b.used == a.used && b.live_bytes == 10000);
-	CHECK(b.hits == a.hits && b.misses == a.misses && b.misses >= 1);
+	/* "nope" was never made: a miss from the close on */
+	CHECK(b.hits == a.hits && a.misses == 0 && b.misses == 1);
+	CHECK(b.probes == a.probes && b.probes == 2);
 	char *json;
 	size_t len;
 	REQUIRE(tc_stats_json(&b, &json, &len) == 0);
 	CHECK(strlen(json) == len && json[len - 1] == '\n');
 	CHECK(strstr(json, "\"capacity\":\t1048576") != NULL);
 	CHECK(strstr(json, "\"live_bytes\":\t10000") != NULL);
+	CHECK(strstr(json, "\"probes\":\t2,") && strstr(json, "\"misses\":\t1,"));
 	CHECK(strstr(json, "\"newest_access\":\t\"20") != NULL);
 	free(json);
 	b.hits = b.misses = 0;
@@ -2241,6 +2244,112 @@ static void t_version1_journal_opens(void)
 	tmpdir_free(d);
 }
 
+/* A STATS record written before probes was counted (four counters, then
+ * the record's end) still gives them, with probes 0 and nothing dropped. */
+static void t_stats_from_before_probes(void)
+{
+	char *img = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&img, &len);
+	REQUIRE(f);
+	uint8_t hdr[64] = "TCACHEJR";
+	uint32_t v = htole32(TC_JOURNAL_VERSION), blk = htole32(4096);
+	uint64_t cap = htole64(1 * MiB);
+	memcpy(hdr + 8, &v, 4);
+	memcpy(hdr + 12, &blk, 4);
+	memcpy(hdr + 16, &cap, 8);
+	uint64_t hh = htole64(XXH3_64bits(hdr, 56));
+	memcpy(hdr + 56, &hh, 8);
+	fwrite(hdr, 1, 64, f);
+	struct tc_op op = { .type = TC_OP_STATS, .stats = { 7, 8, 9, 10, 11 } };
+	struct tc_buf b = { 0 };
+	tc_rec_op(&b, &op);
+	b.len -= 8; /* no probes */
+	v1_record(f, 1, &b);
+	tc_buf_free(&b);
+	fclose(f);
+	struct tc_stats st;
+	CHECK(tc_replay_image((const uint8_t *)img, len, &st) == 0);
+	CHECK(st.hits == 7 && st.misses == 8 && st.evictions == 9 &&
+	      st.evicted_bytes == 10 && st.probes == 0);
+	CHECK(st.journal_dropped == 0);
+	free(img);
+}
+
+/*
+ * Every lookup at the root is a probe; one that finds nothing is a miss
+ * unless the name is made there within the window (mkdir, create, a
+ * rename onto it), counted once the window is over, when its slot is
+ * needed, or at close.  Opens for reading are the hits.  All survive a
+ * close.
+ */
+static void t_probes_and_misses(void)
+{
+	char *d = tmpdir_new(), name[32];
+	tc_store *s = open_store(d, 1 * MiB);
+	REQUIRE(s);
+	struct tc_stat st;
+	struct tc_stats a, b;
+	tc_store_set_miss_window(s, INT64_MAX / 2); /* none is over */
+	/* writes: "is it there? no, make it", twice for "e" */
+	CHECK(tc_lookup(s, TC_ROOT_ID, "e", &st) == -ENOENT);
+	CHECK(tc_lookup(s, TC_ROOT_ID, "e", &st) == -ENOENT);
+	uint64_t e = mkentry(s, "e");
+	REQUIRE(e);
+	CHECK(put(s, e, "t", 5000, 1, 4096) == 0);
+	CHECK(tc_lookup(s, e, "nope", &st) == -ENOENT); /* not the root */
+	CHECK(put(s, TC_ROOT_ID, "tmp", 100, 2, 4096) == 0);
+	CHECK(tc_lookup(s, TC_ROOT_ID, "final", &st) == -ENOENT);
+	CHECK(tc_rename(s, TC_ROOT_ID, "tmp", TC_ROOT_ID, "final", 0) == 0);
+	/* reads: a probe where the name is at the root, a hit per open */
+	CHECK(same(s, e, "t", 5000, 1));
+	CHECK(same(s, TC_ROOT_ID, "final", 100, 2));
+	CHECK(tc_lookup(s, TC_ROOT_ID, "e", &st) == 0);
+	/* names never made: three lookups, not counted yet */
+	CHECK(tc_lookup(s, TC_ROOT_ID, "n1", &st) == -ENOENT);
+	CHECK(tc_lookup(s, TC_ROOT_ID, "n1", &st) == -ENOENT);
+	CHECK(tc_lookup(s, TC_ROOT_ID, "n2", &st) == -ENOENT);
+	tc_store_stats(s, &a);
+	CHECK(a.probes == 9 && a.hits == 2 && a.misses == 0);
+	tc_store_close(s); /* nothing can make them now: misses */
+	s = open_store(d, 0);
+	REQUIRE(s);
+	tc_store_stats(s, &a);
+	CHECK(a.probes == 9 && a.hits == 2 && a.misses == 3);
+
+	/* window 0: over at once, for a stats read, a lookup, a create */
+	tc_store_set_miss_window(s, 0);
+	CHECK(tc_lookup(s, TC_ROOT_ID, "r", &st) == -ENOENT);
+	CHECK(tc_lookup(s, TC_ROOT_ID, "r", &st) == -ENOENT);
+	CHECK(tc_lookup(s, TC_ROOT_ID, "late", &st) == -ENOENT);
+	CHECK(mkentry(s, "late") != 0);
+	tc_store_stats(s, &a);
+	CHECK(a.probes == 12 && a.misses == 6);
+
+	/* more names waiting than slots: the oldest of a full set counted
+	 * early; the rest, made in their window, not at all */
+	tc_store_set_miss_window(s, INT64_MAX / 2);
+	for (int i = 0; i < 400; i++) {
+		snprintf(name, sizeof(name), "x%d", i);
+		CHECK(tc_lookup(s, TC_ROOT_ID, name, &st) == -ENOENT);
+	}
+	tc_store_stats(s, &a);
+	CHECK(a.misses >= 6 + 400 - 256 && a.misses < 6 + 400);
+	for (int i = 0; i < 400; i++) {
+		snprintf(name, sizeof(name), "x%d", i);
+		CHECK(mkentry(s, name) != 0);
+	}
+	tc_store_stats(s, &b);
+	CHECK(b.misses == a.misses && b.probes == 412);
+	tc_store_close(s);
+	s = open_store(d, 0);
+	REQUIRE(s);
+	tc_store_stats(s, &b);
+	CHECK(b.misses == a.misses && b.probes == 412 && b.hits == 2);
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
 /* Write @txt as file @name of @dir (committed). */
 static int put_text(tc_store *s, uint64_t dir, const char *name, const char *txt)
 {
@@ -2597,6 +2706,8 @@ int main(void)
 	RUN(t_reserve_fails_first_or_holds);
 	RUN(t_root_files_are_entries);
 	RUN(t_version1_journal_opens);
+	RUN(t_stats_from_before_probes);
+	RUN(t_probes_and_misses);
 	RUN(t_open_world_meta);
 	RUN(t_parent_links);
 	RUN(t_link_loop_found_by_fsck);
