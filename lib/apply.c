@@ -79,6 +79,8 @@ void node_op(const struct tc_node *n, const struct tc_ver *v, struct tc_op *op)
 	op->pinned = 0;
 	op->attrs = NULL;
 	op->attrs_len = 0;
+	op->link = NULL;
+	op->link_len = 0;
 	op->doc = NULL;
 	op->doc_len = 0;
 	op->size = op->xxh3 = op->data_offset = 0;
@@ -92,6 +94,8 @@ void node_op(const struct tc_node *n, const struct tc_ver *v, struct tc_op *op)
 		op->pinned = n->pinned;
 		op->attrs = n->attrs;
 		op->attrs_len = n->attrs ? (uint32_t)strlen(n->attrs) : 0;
+		op->link = n->link;
+		op->link_len = n->link ? (uint32_t)strlen(n->link) : 0;
 	}
 	if (tc_node_isdir(n)) {
 		op->doc = n->doc;
@@ -149,8 +153,10 @@ static void remove_rec(struct tc_store *s, struct tc_node *n)
 	struct tc_node *c;
 	while (tc_node_isdir(n) && (c = n->child_tail))
 		remove_rec(s, c);
-	if (tc_node_is_entry(n))
+	if (tc_node_is_entry(n)) {
+		links_leave(s, n);
 		tc_lru_remove(&s->lru, n);
+	}
 	if (n->kind == TC_KIND_TENSOR && n->ver)
 		s->live_bytes -= n->ver->size;
 	tc_index_unname(&s->idx, n);
@@ -333,7 +339,8 @@ static int apply_entry(struct tc_store *s, const struct tc_op *op,
 	n->created = op->created;
 	n->last_access = op->last_access;
 	pin_entry(s, n, op->pinned);
-	return set_text(&n->attrs, op->attrs, op->attrs_len);
+	int r = links_set(s, n, op->link, op->link_len);
+	return r ? r : set_text(&n->attrs, op->attrs, op->attrs_len);
 }
 
 /* Make @n (a directory) what @op says of an entry or a group. */
@@ -404,8 +411,10 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 			tc_node_free(n);
 			return -ENOMEM;
 		}
-		if (tc_node_is_entry(n))
+		if (tc_node_is_entry(n)) {
 			tc_lru_add(&s->lru, n);
+			links_join(s, n);
+		}
 	} else {
 		if (n->parent != dir || strcmp(n->name, op->name)) {
 			uint64_t o = opens_of(n);
@@ -415,13 +424,19 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 				return -ENOMEM;
 			}
 			opens_add(dir, (int64_t)o);
+			if (tc_node_is_entry(n) && n->kind == op->kind)
+				links_join(s, n); /* children by its new name */
 		}
 		if (n->kind != op->kind) {
-			if (n->kind == TC_KIND_ENTRY)
+			if (n->kind == TC_KIND_ENTRY) {
+				links_leave(s, n);
 				tc_lru_remove(&s->lru, n);
+			}
 			tc_index_set_kind(&s->idx, n, op->kind);
-			if (n->kind == TC_KIND_ENTRY)
+			if (n->kind == TC_KIND_ENTRY) {
 				tc_lru_add(&s->lru, n);
+				links_join(s, n);
+			}
 		}
 	}
 	node_set_attrs(n, op);
@@ -474,6 +489,7 @@ int apply_op(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 		s->misses = op->stats[1];
 		s->evictions = op->stats[2];
 		s->evicted_bytes = op->stats[3];
+		s->probes = op->stats[4];
 		break;
 	}
 	return 0;

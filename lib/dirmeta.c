@@ -66,7 +66,8 @@ static int meta_view(struct tc_node *d, struct meta_view *m)
 	m->d = (struct tc_meta_dir){
 		.is_entry = d->kind == TC_KIND_ENTRY,
 		.created_ns = d->created, .last_access_ns = d->last_access,
-		.pinned = d->pinned, .attrs_json = d->attrs, .doc = d->doc,
+		.pinned = d->pinned, .attrs_json = d->attrs, .link = d->link,
+		.doc = d->doc,
 		.ntensors = nt, .tensors = m->t, .ngroups = ng, .groups = m->g };
 	return 0;
 }
@@ -177,6 +178,10 @@ static void dir_op(const struct tc_node *d, const struct tc_meta_update *u,
 		op->attrs = u->attrs_json;
 		op->attrs_len = (uint32_t)strlen(u->attrs_json);
 	}
+	if (d->kind == TC_KIND_ENTRY && u->has_link) {
+		op->link = u->link;
+		op->link_len = u->link ? (uint32_t)strlen(u->link) : 0;
+	}
 	op->doc = u->doc;
 	op->doc_len = u->doc ? (uint32_t)strlen(u->doc) : 0;
 }
@@ -198,6 +203,11 @@ static int meta_apply(struct tc_store *s, struct tc_node *d,
 
 	if (r)
 		return r;
+	if (d->kind == TC_KIND_ENTRY && u.link &&
+	    links_loop(s, u.link, d->name, NULL)) {
+		tc_meta_update_free(&u);
+		return -ELOOP;
+	}
 	ops = malloc((u.nset + 2) * sizeof(*ops));
 	if (!ops) {
 		tc_meta_update_free(&u);
@@ -206,7 +216,8 @@ static int meta_apply(struct tc_store *s, struct tc_node *d,
 	for (size_t i = 0; i < u.nset; i++)
 		if (m->tn[u.set[i].index] != taken) /* it goes */
 			set_op(m->tn[u.set[i].index], &u.set[i], &ops[k++]);
-	if ((d->kind == TC_KIND_ENTRY && (u.has_pinned || u.attrs_json)) ||
+	if ((d->kind == TC_KIND_ENTRY &&
+	     (u.has_pinned || u.attrs_json || u.has_link)) ||
 	    !same_doc(d->doc, u.doc))
 		dir_op(d, &u, &ops[k++]);
 	if (taken)

@@ -237,7 +237,8 @@ static int emit_all(void *arg, struct tc_journal *nj)
 	}
 	c->op = (struct tc_op){ .type = TC_OP_STATS,
 				.stats = { c->s->hits, c->s->misses,
-					   c->s->evictions, c->s->evicted_bytes } };
+					   c->s->evictions, c->s->evicted_bytes,
+					   c->s->probes } };
 	tc_rec_op(&c->b, &c->op);
 	emit_flush(c, 1);
 	if (!c->err)
@@ -253,6 +254,7 @@ int checkpoint(struct tc_store *s, uint64_t capacity)
 	uint64_t nodes = s->idx.entries + s->idx.groups + s->idx.tensors;
 	uint64_t gen = s->sync_gen++;
 	assert_locked(s);
+	absent_settle(s, 0);
 	int r = tc_journal_rewrite(&s->jr, capacity, nodes, emit_all, &c);
 	tc_buf_free(&c.b);
 	tc_buf_free(&c.framed);
@@ -275,6 +277,7 @@ static int checkpoint_bg(struct tc_store *s)
 	struct emit_ctx c = { .s = s }; /* used in the child only */
 	uint64_t nodes = s->idx.entries + s->idx.groups + s->idx.tensors;
 	uint64_t gen = s->sync_gen++; /* what its snapshot makes durable */
+	absent_settle(s, 0);
 	int r = tc_journal_rewrite_bg(&s->jr, nodes, emit_all, &c);
 	if (!r)
 		s->bg_gen = gen;

@@ -4,8 +4,14 @@
  *
  * Invariants:
  *   - Only unpinned entries without open files are evicted
- *     (tc_lru_victim); a write that even evicting all of them would not
- *     make room for fails with ENOSPC having evicted nothing.
+ *     (tc_lru_victim), and never one while a child of it (an entry whose
+ *     parent link names it, links.c) is present: the least recently
+ *     used entry without one goes first, and its parent may then follow
+ *     at its own recency.  A write that even evicting all of them would
+ *     not make room for fails with ENOSPC having evicted nothing (unless
+ *     a pinned or open child keeps a parent that was counted).
+ *   - A shrink at open that only parents of pinned entries stand in the
+ *     way of fails with EFBIG, as one pinned entries alone stop does.
  *   - An eviction is a DEL record, applied like any other (store_change),
  *     then told to the eviction listener.  Its extents wait in the pool's
  *     quarantine for the record to be durable (TC_HOLD_RECORD: nothing
@@ -93,8 +99,14 @@ int make_room(struct tc_store *s, uint64_t need)
 	if (s->pool.free >= need)
 		return 0;
 	if (have < need) {
+		/* a parent counts: its children may be evicted first (a
+		 * child held by a pin or an open file keeps it, though, and
+		 * then fewer bytes come free than counted here) */
 		for (e = s->lru.head; e && have < need; e = e->lru_next)
-			if (tc_lru_evictable(e))
+			if (!tc_lru_held(e))
+				have += entry_bytes(e);
+		for (e = s->lru.khead; e && have < need; e = e->lru_next)
+			if (!tc_lru_held(e))
 				have += entry_bytes(e);
 		if (have < need)
 			return -ENOSPC;

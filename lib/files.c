@@ -229,6 +229,7 @@ int tc_create(tc_store *s, uint64_t parent, const char *name, uint32_t mode,
 		/* an entry, not evictable while open (its refs) */
 		n->created = n->last_access = n->mtime;
 		tc_lru_add(&s->lru, n);
+		links_join(s, n);
 	}
 	dir_changed(d, n->mtime);
 	store_touch(s, n);

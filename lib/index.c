@@ -275,6 +275,7 @@ void tc_node_free(struct tc_node *n)
 		free(n->name);
 	if (tc_node_isdir(n) || n->root_file) {
 		free(n->attrs);
+		free(n->link);
 		free(n->doc);
 	}
 	free(n);

@@ -120,10 +120,15 @@ struct tc_node {
 	/* directories only: not allocated for a tensor */
 	uint32_t nchildren, nsubdirs;
 	uint8_t pinned;                /* entries: explicit pin */
+	uint8_t parked;                /* entries: in lru.c's parked list */
+	uint32_t kids;                 /* entries: present entries whose
+	                                  parent link names this one */
 	struct tc_node *child_tail;
 	struct tc_node *lru_prev, *lru_next;     /* entries: in lru.c */
 	int64_t created, last_access;  /* entries */
 	char *attrs;                   /* entries: compact JSON or NULL */
+	char *link;                    /* entries: the name of the parent
+	                                  entry (links.c), or NULL */
 	char *doc;                     /* entries and groups: the keys of the
 	                                  user's meta.json we do not own, a
 	                                  compact JSON object, or NULL */

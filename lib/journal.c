@@ -31,13 +31,18 @@
  *                   then, when its parent is the root (a file that is
  *                   an entry): ENTRY
  *           ENTRY = created i64, last_access i64, pinned u8,
- *                   attrs_len u32, attrs (compact JSON)
+ *                   attrs_len u32, attrs (compact JSON),
+ *                   link_len u8, link (a parent entry's name; 0: none)
  *           doc:    the user's meta.json keys (a compact JSON object)
- *     Version 1 (still read, rewritten as 2 at open) had no doc_len/doc
- *     and no tensors at the root.
+ *     Version 1 (still read, rewritten as 3 at open) had no doc_len/doc
+ *     and no tensors at the root; version 2 (the same) no link.
  *     DEL   u8 2, id u64                 -- the node and all below it
  *     TOUCH u8 3, id u64, when i64       -- an entry's last access
- *     STATS u8 4, hits, misses, evictions, evicted_bytes (u64 each)
+ *     STATS u8 4, hits, misses, evictions, evicted_bytes, probes (u64
+ *           each).  Version 2 records, written before probes was
+ *           counted, end after evicted_bytes: a STATS op always ended
+ *           its record (a checkpoint's last), so a record that ends
+ *           there has no probes (read as 0).
  *     MARK  u8 5, synced u64, on_disk u64 -- records with seq <= synced
  *                                           name durable pool bytes;
  *                                           those <= on_disk are
@@ -218,6 +223,8 @@ static void put_entry(struct tc_buf *b, const struct tc_op *op)
 	put8(b, (uint8_t)op->pinned);
 	put32(b, op->attrs ? op->attrs_len : 0);
 	put(b, op->attrs, op->attrs ? op->attrs_len : 0);
+	put8(b, (uint8_t)(op->link ? op->link_len : 0));
+	put(b, op->link, op->link ? op->link_len : 0);
 }
 
 static void put_doc(struct tc_buf *b, const struct tc_op *op)
@@ -240,7 +247,7 @@ void tc_rec_op(struct tc_buf *b, const struct tc_op *op)
 		put64(b, (uint64_t)op->last_access);
 		return;
 	case TC_OP_STATS:
-		for (int i = 0; i < 4; i++)
+		for (int i = 0; i < TC_NSTATS; i++)
 			put64(b, op->stats[i]);
 		return;
 	case TC_OP_MARK:
@@ -330,9 +337,16 @@ static int old_format(const struct tc_rd *r)
 	return r->version == 1;
 }
 
+/* Does @r's journal know parent links (version 3 on)? */
+static int has_links(const struct tc_rd *r)
+{
+	return r->version == 0 || r->version >= 3;
+}
+
 static int get_entry(struct tc_rd *r, struct tc_op *op)
 {
 	uint64_t u;
+	uint8_t ll;
 
 	GET64(r, u); op->created = (int64_t)u;
 	GET64(r, u); op->last_access = (int64_t)u;
@@ -342,6 +356,15 @@ static int get_entry(struct tc_rd *r, struct tc_op *op)
 		return -EINVAL;
 	op->attrs = op->attrs_len ? (const char *)r->p + r->pos : NULL;
 	r->pos += op->attrs_len;
+	if (!has_links(r))
+		return 0;
+	GET8(r, ll);
+	if (r->len - r->pos < ll ||
+	    (ll && !valid_name((const char *)r->p + r->pos, ll)))
+		return -EINVAL;
+	op->link_len = ll;
+	op->link = ll ? (const char *)r->p + r->pos : NULL;
+	r->pos += ll;
 	return 0;
 }
 
@@ -448,6 +471,8 @@ int tc_rec_next(struct tc_rd *r, struct tc_op *op)
 	case TC_OP_STATS:
 		for (int i = 0; i < 4; i++)
 			GET64(r, op->stats[i]);
+		if (r->pos < r->len) /* not a record from before probes */
+			GET64(r, op->stats[4]);
 		return 1;
 	case TC_OP_MARK:
 		GET64(r, op->synced);

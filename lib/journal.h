@@ -15,9 +15,10 @@
 
 #define TC_JOURNAL_FILE "journal"
 /* 2: a tensor at the root (an entry) carries the entry fields; entries
- * and groups carry the user's meta.json keys.  Version 1 journals are
- * still read (they hold neither) and rewritten as version 2 at open. */
-#define TC_JOURNAL_VERSION 2u
+ * and groups carry the user's meta.json keys.  3: an entry carries its
+ * parent link.  Older journals are still read (they hold none of what
+ * came after them) and rewritten as the current version at open. */
+#define TC_JOURNAL_VERSION 3u
 #define TC_JREC_MAX (64u << 20) /* largest record payload */
 
 struct tc_journal {
@@ -66,6 +67,8 @@ enum tc_op_type {
 	                     records up to another seq are on disk */
 };
 
+#define TC_NSTATS 5       /* the counters a STATS op carries */
+
 /*
  * One op of a record: the one type that both encodes (tc_rec_op) and
  * decodes (tc_rec_next), so a field cannot be written and read back
@@ -88,6 +91,9 @@ struct tc_op {
 	const char *attrs;               /* compact JSON, not NUL-terminated;
 	                                    NULL if none */
 	uint32_t attrs_len;
+	const char *link;                /* the parent entry's name, not
+	                                    NUL-terminated; NULL if none */
+	uint32_t link_len;
 	/* NODE of an entry or a group: the user's meta.json keys */
 	const char *doc;                 /* a compact JSON object, not
 	                                    NUL-terminated; NULL if none */
@@ -99,8 +105,9 @@ struct tc_op {
 	uint32_t nextents;               /* extents; read with tc_op_extent */
 	const uint8_t *ext;              /* decoded: as the payload holds them */
 	const struct tc_extent *extv;    /* to encode: as a version holds them */
-	/* STATS */
-	uint64_t stats[4];
+	/* STATS: hits, misses, evictions, evicted_bytes, probes (0 from a
+	 * record written before probes were counted) */
+	uint64_t stats[TC_NSTATS];
 	/* MARK: records up to @synced name durable pool bytes; records up
 	 * to @on_disk are themselves on disk */
 	uint64_t synced, on_disk;

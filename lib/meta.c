@@ -11,7 +11,8 @@
  *       "created": "2026-11-23T16:22:12.123456789Z",   \
  *       "last_access": "2026-11-23T16:22:12.123456789Z", | entries only
  *       "pinned": false,                                 | (UTC, RFC 3339)
- *       "attrs": { ...user's object... },               /
+ *       "attrs": { ...user's object... },               |
+ *       "parent": "NAME" or null,                       /  the link
  *       "tensors": {
  *         "NAME": { "nbytes": 24, "dtype": "float32", "shape": [2, 3],
  *                   "offset": 128,          only when data_offset > 0
@@ -310,7 +311,10 @@ int tc_meta_render(const struct tc_meta_dir *d, char **out, size_t *len)
 		} else {
 			attrs = cJSON_CreateObject();
 		}
-		if ((rc = put(root, "attrs", attrs)))
+		if ((rc = put(root, "attrs", attrs)) ||
+		    (rc = put(root, "parent", d->link
+					? cJSON_CreateString(d->link)
+					: cJSON_CreateNull())))
 			goto out;
 	}
 	if ((rc = put(root, "tensors", ts = cJSON_CreateObject())))
@@ -624,6 +628,17 @@ out:
 	return rc;
 }
 
+/* Is @c a string that can name an entry (a parent link)? */
+static int valid_link(const cJSON *c)
+{
+	if (!cJSON_IsString(c))
+		return 0;
+	const char *v = c->valuestring;
+	size_t n = strlen(v);
+	return n > 0 && n <= TC_NAME_MAX && !strchr(v, '/') &&
+	       strcmp(v, ".") && strcmp(v, "..");
+}
+
 /* Our object: @buf, @len, the text of TC_META_KEY's value (unescaped),
  * into *@nu. */
 static int parse_ours(const struct tc_meta_dir *cur, const char *buf,
@@ -661,6 +676,16 @@ static int parse_ours(const struct tc_meta_dir *cur, const char *buf,
 				goto out;
 			/* cJSON's default allocator is malloc */
 			if (!(nu->attrs_json = cJSON_PrintUnformatted(c))) {
+				rc = -ENOMEM;
+				goto out;
+			}
+		} else if (!strcmp(k, "parent")) {
+			if (!cur->is_entry || !(cJSON_IsNull(c) ||
+						valid_link(c)))
+				goto out;
+			nu->has_link = 1;
+			if (cJSON_IsString(c) &&
+			    !(nu->link = strdup(c->valuestring))) {
 				rc = -ENOMEM;
 				goto out;
 			}
@@ -869,6 +894,7 @@ void tc_meta_update_free(struct tc_meta_update *u)
 	if (!u)
 		return;
 	free(u->attrs_json);
+	free(u->link);
 	free(u->set);
 	free(u->doc);
 	memset(u, 0, sizeof *u);
@@ -893,6 +919,7 @@ int tc_stats_json(const struct tc_stats *st, char **out, size_t *len)
 		{ "tensors", st->tensors },
 		{ "groups", st->groups },
 		{ "pinned", st->pinned },
+		{ "probes", st->probes },
 		{ "hits", st->hits },
 		{ "misses", st->misses },
 		{ "evictions", st->evictions },

@@ -29,6 +29,7 @@ struct tc_meta_dir {
 	int64_t created_ns, last_access_ns; /* CLOCK_REALTIME ns */
 	int pinned;
 	const char *attrs_json; /* a JSON object, or NULL for {} */
+	const char *link;      /* the parent entry's name, or NULL */
 	const char *doc;       /* the user's keys: a compact JSON object, or
 	                          NULL for none */
 	size_t ntensors;
@@ -47,6 +48,8 @@ struct tc_meta_set {
 struct tc_meta_update {
 	int has_pinned, pinned;
 	char *attrs_json;      /* malloc'd compact JSON object; NULL: unchanged */
+	int has_link;          /* "parent" was given: link is the new one */
+	char *link;            /* malloc'd name, or NULL for none */
 	size_t nset;
 	struct tc_meta_set *set; /* malloc'd */
 	char *doc;             /* malloc'd: the new user's keys (compact JSON

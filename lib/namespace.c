@@ -11,6 +11,9 @@
  *   - A name is 1..TC_NAME_MAX bytes, no '/', not "." or ".."; the
  *     generated names (TC_STATS_NAME at the root, TC_META_NAME and
  *     TC_VIEW_NAME in every other directory) cannot be created.
+ *   - Every lookup at the root is a probe; one that finds nothing waits
+ *     in a bounded table until a create of the name forgives it or it
+ *     becomes a miss (store.h, "A lookup at the root").
  *   - Each operation validates everything before it builds its ops, and
  *     changes the index through store_change() alone (apply.c): a refusal
  *     changes nothing, and what it changes a replay rebuilds.  Directory
@@ -21,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <xxhash.h>
 
 #include "meta.h"
 #include "store.h"
@@ -98,11 +102,14 @@ int get_dir(struct tc_store *s, uint64_t id, struct tc_node **out)
 }
 
 /* The directory @parent, *@d, where a node named @name may be made:
- * the name valid, not reserved there and not taken.  Lock held. */
+ * the name valid, not reserved there and not taken.  Lookups that found
+ * no @name there were this write's (absent_made), whatever the answer.
+ * Lock held. */
 int dir_for_new(struct tc_store *s, uint64_t parent, const char *name,
 		struct tc_node **d)
 {
 	assert_locked(s);
+	absent_made(s, parent, name);
 	int r = get_dir(s, parent, d);
 	if (!r)
 		r = check_new_name(*d, name);
@@ -131,6 +138,86 @@ static int find_child(struct tc_store *s, uint64_t parent, const char *name,
 	return r;
 }
 
+/* ---- lookups of absent names: misses or writes (see store.h) ------------ */
+
+/* The set of @hash's slots. */
+static struct tc_absent *absent_set(struct tc_store *s, uint64_t hash)
+{
+	return &s->absent[(hash % ABSENT_SETS) * ABSENT_WAYS];
+}
+
+/* Slot @a's lookups become misses; the slot is free.  Lock held. */
+static void absent_miss(struct tc_store *s, struct tc_absent *a)
+{
+	s->misses += a->lookups;
+	a->lookups = 0;
+	s->nabsent--;
+}
+
+/* A lookup at the root found no @name.  Lock held. */
+static void absent_note(struct tc_store *s, const char *name)
+{
+	uint64_t h = XXH3_64bits(name, strlen(name));
+	struct tc_absent *set = absent_set(s, h), *a = NULL;
+	int64_t now = mono_ns();
+
+	assert_locked(s);
+	for (int i = 0; i < ABSENT_WAYS; i++)
+		if (set[i].lookups && set[i].hash == h) {
+			a = &set[i];
+			if (now - a->since < s->miss_window) {
+				a->lookups++;
+				return;
+			}
+			absent_miss(s, a); /* its window is over: a new one */
+			break;
+		}
+	if (!a)
+		for (int i = 0; i < ABSENT_WAYS; i++)
+			if (!a || !set[i].lookups ||
+			    (a->lookups && set[i].since < a->since))
+				a = &set[i];
+	if (a->lookups)
+		absent_miss(s, a); /* the oldest of a full set: counted early */
+	*a = (struct tc_absent){ .hash = h, .since = now, .lookups = 1 };
+	s->nabsent++;
+}
+
+/* @name is being made in @parent (mkdir, create, rename onto it): lookups
+ * that found it absent in the window were a write's, not misses.  Lock
+ * held. */
+void absent_made(struct tc_store *s, uint64_t parent, const char *name)
+{
+	assert_locked(s);
+	if (parent != TC_ROOT_ID || !s->nabsent)
+		return;
+	uint64_t h = XXH3_64bits(name, strlen(name));
+	struct tc_absent *set = absent_set(s, h);
+	for (int i = 0; i < ABSENT_WAYS; i++)
+		if (set[i].lookups && set[i].hash == h) {
+			/* in its window: a write's lookups; later: misses */
+			if (mono_ns() - set[i].since < s->miss_window)
+				set[i].lookups = 0;
+			absent_miss(s, &set[i]);
+			return;
+		}
+}
+
+/* The lookups waiting longer than the window (@all: every one) become
+ * misses.  Lock held.  O(ABSENT_SETS * ABSENT_WAYS) when any waits. */
+void absent_settle(struct tc_store *s, int all)
+{
+	assert_locked(s);
+	if (!s->nabsent)
+		return;
+	int64_t now = mono_ns();
+	for (size_t i = 0; i < ABSENT_SETS * ABSENT_WAYS; i++) {
+		struct tc_absent *a = &s->absent[i];
+		if (a->lookups && (all || now - a->since >= s->miss_window))
+			absent_miss(s, a);
+	}
+}
+
 int tc_lookup(tc_store *s, uint64_t parent, const char *name,
 	      struct tc_stat *st)
 {
@@ -140,8 +227,11 @@ int tc_lookup(tc_store *s, uint64_t parent, const char *name,
 		return r;
 	lock(s);
 	if (!(r = find_child(s, parent, name, &d, &n))) {
-		if (d->kind == TC_KIND_ROOT && !n)
-			s->misses++;
+		if (d->kind == TC_KIND_ROOT) {
+			s->probes++;
+			if (!n)
+				absent_note(s, name);
+		}
 		r = stat_of(n, st);
 	}
 	op_done(s);
@@ -273,6 +363,7 @@ int tc_rename(tc_store *s, uint64_t parent, const char *name,
 	if ((r = check_name(name)) || (r = check_name(newname)))
 		return r;
 	lock(s);
+	absent_made(s, newparent, newname);
 	if ((r = get_dir(s, parent, &d)) || (r = get_dir(s, newparent, &nd)))
 		goto out;
 	n = tc_index_find(&s->idx, d, name);
@@ -298,6 +389,11 @@ int tc_rename(tc_store *s, uint64_t parent, const char *name,
 		goto out;
 	if (dst && (r = may_replace(n, dst, flags)))
 		goto out;
+	if (nd->kind == TC_KIND_ROOT && tc_node_is_entry(n) && n->link &&
+	    links_loop(s, n->link, newname, n)) {
+		r = -ELOOP; /* its parents would lead back to it */
+		goto out;
+	}
 
 	/* One record: the replaced target goes, the node moves. */
 	if (dst)
@@ -318,6 +414,57 @@ int tc_rename(tc_store *s, uint64_t parent, const char *name,
 		goto out;
 	dir_changed(d, now);
 	dir_changed(nd, now);
+out:
+	op_done(s);
+	return r;
+}
+
+int tc_link_get(tc_store *s, uint64_t id, char *buf, size_t size)
+{
+	int r;
+
+	lock(s);
+	struct tc_node *n = tc_index_get(&s->idx, id);
+	if (!n || n->dead) {
+		r = -ENOENT;
+	} else if (!tc_node_is_entry(n) || !n->link) {
+		r = -ENODATA;
+	} else {
+		size_t len = strlen(n->link);
+		r = size && size < len ? -ERANGE : (int)len;
+		if (size && r >= 0)
+			memcpy(buf, n->link, len);
+	}
+	op_done(s);
+	return r;
+}
+
+int tc_link_set(tc_store *s, uint64_t id, const char *name, unsigned flags)
+{
+	struct tc_op op;
+	int r = name ? check_name(name) : 0;
+
+	if (r)
+		return r;
+	lock(s);
+	struct tc_node *n = tc_index_get(&s->idx, id);
+	if (!n || n->dead)
+		r = -ENOENT;
+	else if (!tc_node_is_entry(n))
+		r = -ENOTSUP;
+	else if ((flags & TC_LINK_CREATE) && n->link)
+		r = -EEXIST;
+	else if ((flags & TC_LINK_REPLACE) && !n->link)
+		r = -ENODATA;
+	else if (name && links_loop(s, name, n->name, NULL))
+		r = -ELOOP;
+	if (r)
+		goto out;
+	node_op(n, NULL, &op);
+	op.link = name;
+	op.link_len = name ? (uint32_t)strlen(name) : 0;
+	op.ctime = now_ns();
+	r = store_change(s, &op, 1, NULL);
 out:
 	op_done(s);
 	return r;

@@ -47,6 +47,7 @@ static void store_free(struct tc_store *s)
 	s->pool_ready = 0; /* the pool may be gone: no frees into it */
 	tc_tail_free(&s->tail, ver_put_cb, s);
 	tc_index_free(&s->idx, ver_put_cb, s);
+	links_free(s);
 	tc_buf_free(&s->touches);
 	tc_journal_close(&s->jr);
 	tc_pool_close(&s->pool);
@@ -82,6 +83,7 @@ static int store_open(const char *dir, const struct tc_options *opt,
 	s->pool.fd = -1;
 	s->jr.fd = s->jr.data_fd = -1;
 	s->sync_gen = 1;
+	s->miss_window = MISS_WINDOW_NS;
 	s->verify = opt ? opt->verify : TC_VERIFY_ON;
 	s->journal_slack = opt && opt->journal_slack ? opt->journal_slack
 						     : TC_DEFAULT_JOURNAL_SLACK;
@@ -229,6 +231,7 @@ int tc_store_close(tc_store *s)
 	if (!s)
 		return 0;
 	lock(s);
+	absent_settle(s, 1); /* nothing can make those names now */
 	r = s->rdonly ? 0 : checkpoint(s, s->jr.capacity);
 	unlock(s);
 	store_free(s);
@@ -250,20 +253,16 @@ void tc_store_tick(tc_store *s)
 	op_done(s); /* writes the touches once they are due */
 }
 
-/* The last access of @a or @b, the older (@newest 0) or the newer; either
- * may be NULL (an empty list), 0 when both are. */
-static int64_t access_of(const struct tc_node *a, const struct tc_node *b,
-			 int newest)
+/* @e's last access, 0 for none. */
+static int64_t access_of(const struct tc_node *e)
 {
-	if (!a || !b)
-		return a ? a->last_access : b ? b->last_access : 0;
-	return (a->last_access < b->last_access) == !newest ? a->last_access
-							   : b->last_access;
+	return e ? e->last_access : 0;
 }
 
 void tc_store_stats(tc_store *s, struct tc_stats *st)
 {
 	lock(s);
+	absent_settle(s, 0);
 	*st = (struct tc_stats){
 		.capacity = s->pool.size,
 		.used = s->pool.size - s->pool.free - s->pool.held_bytes,
@@ -271,6 +270,7 @@ void tc_store_stats(tc_store *s, struct tc_stats *st)
 		.entries = s->idx.entries,
 		.tensors = s->idx.tensors,
 		.groups = s->idx.groups,
+		.probes = s->probes,
 		.hits = s->hits,
 		.misses = s->misses,
 		.evictions = s->evictions,
@@ -283,9 +283,8 @@ void tc_store_stats(tc_store *s, struct tc_stats *st)
 		.fallbacks = s->fallbacks,
 		.checkpoints = s->checkpoints,
 		.pinned = s->lru.npinned,
-		/* the oldest / newest of the two lists' ends */
-		.oldest_access_ns = access_of(s->lru.head, s->lru.phead, 0),
-		.newest_access_ns = access_of(s->lru.tail, s->lru.ptail, 1),
+		.oldest_access_ns = access_of(tc_lru_oldest(&s->lru)),
+		.newest_access_ns = access_of(tc_lru_newest(&s->lru)),
 	};
 	unlock(s);
 }
@@ -407,6 +406,8 @@ int tc_store_check(const char *dir, unsigned flags, tc_check_fn fn, void *arg,
 		if (repair && node_remove(s, n) == 0)
 			c.repaired++;
 	}
+	if (!r)
+		r = links_check(s, repair, &c.links);
 	unlock(s);
 	if (!r)
 		r = tc_store_close(s);
@@ -466,8 +467,10 @@ int tc_store_dump(tc_store *s, char **out, size_t *len)
 				x->mtime, x->ctime);
 		if (tc_node_is_entry(x))
 			fprintf(f, " created %" PRId64 " access %" PRId64
-				" pinned %d attrs %s", x->created, x->last_access,
-				x->pinned, x->attrs ? x->attrs : "-");
+				" pinned %d attrs %s link %s kids %u", x->created,
+				x->last_access, x->pinned,
+				x->attrs ? x->attrs : "-",
+				x->link ? x->link : "-", x->kids);
 		if (tc_node_isdir(x))
 			fprintf(f, " doc %s", x->doc ? x->doc : "-");
 		if (x->kind == TC_KIND_TENSOR && x->ver) {
@@ -533,4 +536,11 @@ int tc_replay_image(const uint8_t *img, size_t len, struct tc_stats *st)
 		tc_store_stats(s, st);
 	store_free(s);
 	return r;
+}
+
+void tc_store_set_miss_window(tc_store *s, int64_t ns)
+{
+	lock(s);
+	s->miss_window = ns;
+	unlock(s);
 }

@@ -57,6 +57,30 @@
 #define POOL_FILE "pool"
 #define LOCK_FILE "lock"
 
+/*
+ * A lookup at the root that finds nothing is a miss unless its name is
+ * made there (mkdir, a file created, a rename onto it) within
+ * MISS_WINDOW_NS of the name's first such lookup: "is it there? no, make
+ * it" is a write, not a miss.  Until then it waits in a small table of
+ * the names' hashes (namespace.c): ABSENT_SETS sets of ABSENT_WAYS, the
+ * set chosen by the hash.  Its lookups become misses when a stats read, a
+ * checkpoint, a new lookup or a create of the name finds it older than
+ * the window; when its slot is taken for a new name (the oldest of a full
+ * set: counted early, not lost); and at close.  O(1) per lookup and
+ * create, 6 KiB per store.  The kernel asks again for a name it did not
+ * find (fs/ replies ENOENT, which it does not cache): each check is a
+ * lookup here.
+ */
+#define MISS_WINDOW_NS (2 * 1000000000LL)
+#define ABSENT_SETS 64
+#define ABSENT_WAYS 4
+
+struct tc_absent {
+	uint64_t hash;               /* XXH3 of the name */
+	int64_t since;               /* its first lookup (mono_ns) */
+	uint32_t lookups;            /* 0: the slot is free */
+};
+
 struct tc_store {
 	pthread_mutex_t lock;
 	pthread_cond_t drained;      /* some ver->inflight reached 0 */
@@ -103,10 +127,15 @@ struct tc_store {
 	uint64_t ver_counter;
 	uint64_t live_bytes;
 	uint64_t hits, misses, evictions, evicted_bytes;
+	uint64_t probes;             /* lookups at the root */
+	struct tc_absent absent[ABSENT_SETS * ABSENT_WAYS];
+	uint32_t nabsent;            /* slots in use */
+	int64_t miss_window;         /* MISS_WINDOW_NS; tests change it */
 	uint64_t journal_dropped, nodes_dropped;
 	uint64_t journal_torn;       /* records a power loss never wrote */
 	tc_evict_fn evict_fn;
 	void *evict_arg;
+	struct tc_map kin;           /* parent links by name (links.c) */
 };
 
 struct tc_file {
@@ -161,6 +190,14 @@ static inline int64_t now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* For intervals: never jumps with the wall clock. */
+static inline int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -293,6 +330,26 @@ int get_dir(struct tc_store *s, uint64_t id, struct tc_node **out);
 int dir_for_new(struct tc_store *s, uint64_t parent, const char *name,
 		struct tc_node **d);
 int node_remove(struct tc_store *s, struct tc_node *n);
+void absent_made(struct tc_store *s, uint64_t parent, const char *name);
+void absent_settle(struct tc_store *s, int all);
+
+/* links.c */
+int links_set(struct tc_store *s, struct tc_node *e, const char *link,
+	      uint32_t len);
+void links_join(struct tc_store *s, struct tc_node *e);
+void links_leave(struct tc_store *s, struct tc_node *e);
+uint32_t links_count(const struct tc_store *s, const char *name);
+/* Would following parent links from name @from reach name @self?  Names
+ * resolve to present entries, except @moving (NULL: none), an entry
+ * about to be renamed to @self, which no longer has its old name. */
+int links_loop(struct tc_store *s, const char *from, const char *self,
+	       const struct tc_node *moving);
+/* Check that every entry's count of children matches the links, and
+ * that no links loop (a damaged journal could leave one); each problem
+ * is told (report_drop) and counted in *@bad; with @repair a loop is cut
+ * (one link removed, journaled).  O(entries).  0 or -ENOMEM. */
+int links_check(struct tc_store *s, int repair, uint64_t *bad);
+void links_free(struct tc_store *s);
 
 /* files.c */
 void wr_free(struct tc_store *s, struct tc_node *n);

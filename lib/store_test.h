@@ -28,4 +28,8 @@ int tc_replay_image(const uint8_t *img, size_t len, struct tc_stats *st);
  */
 int tc_store_dump(tc_store *s, char **out, size_t *len);
 
+/* The window in which a create of a name forgives the lookups that found
+ * it absent (MISS_WINDOW_NS; store.h), for tests that must not wait. */
+void tc_store_set_miss_window(tc_store *s, int64_t ns);
+
 #endif

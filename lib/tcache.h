@@ -181,10 +181,18 @@ struct tc_stats {
 	uint64_t pinned_bytes;    /* pool bytes they hold: tc_store_peek only
 	                             (0 from tc_store_stats, where it would
 	                             cost a walk over them) */
+	uint64_t probes;          /* lookups at the root (tc_lookup), of
+	                             names there or not: existence checks */
 	uint64_t hits;            /* opens for reading of a committed tensor:
 	                             bytes served from the cache */
-	uint64_t misses;          /* root lookups of an entry that is not
-	                             there (what a cache user then computes) */
+	uint64_t misses;          /* lookups at the root that found nothing,
+	                             unless that name was made there (mkdir,
+	                             tc_create, a rename onto it) within 2 s
+	                             of its first such lookup: what a cache
+	                             user then computes, not a write's
+	                             check.  Counted once the 2 s are over
+	                             (a few earlier when hundreds of names
+	                             wait at once), and at close */
 	uint64_t evictions;       /* entries evicted */
 	uint64_t evicted_bytes;   /* tensor bytes evicted */
 	uint64_t journal_bytes;   /* size of the journal file */
@@ -204,13 +212,16 @@ struct tc_stats {
 	int64_t oldest_access_ns; /* least recent entry's last access; 0 if none */
 	int64_t newest_access_ns;
 };
+/* The store's statistics now.  Probes, hits, misses and the evictions are
+ * kept across opens (in each checkpoint: a kill -9 loses what came after
+ * the last one); the rest are counted at open or are the state now. */
 void tc_store_stats(tc_store *s, struct tc_stats *st);
 
 /* The statistics as a JSON object (malloc'd, NUL-terminated, ending in a
  * newline; caller frees): every field of tc_stats, plus "free",
- * "hit_rate" (null before any lookup) and the access times as RFC 3339
- * UTC strings (null when there is no entry).  What `tcache stats --json`
- * prints and the mount's stats file holds. */
+ * "hit_rate" (hits / (hits + misses), null while both are 0) and the
+ * access times as RFC 3339 UTC strings (null when there is no entry).
+ * What `tcache stats --json` prints and the mount's stats file holds. */
 int tc_stats_json(const struct tc_stats *st, char **json, size_t *len);
 
 /* Statistics of a store no process has open, read without changing
@@ -249,6 +260,9 @@ struct tc_check {
 	                              they replaced is kept; not damage */
 	uint64_t torn;             /* journal records a crash never wrote
 	                              whole (past the last sync); not damage */
+	uint64_t links;            /* parent links in a loop (a damaged
+	                              journal's; cut by TC_CHECK_REPAIR), or
+	                              counts of children that disagree */
 };
 
 #define TC_CHECK_REPAIR (1u << 0)
@@ -268,8 +282,10 @@ int tc_store_check(const char *dir, unsigned flags, tc_check_fn fn, void *arg,
 
 /* ---- names and attributes ------------------------------------------------ */
 
-/* Find @name in directory @parent.  Counts a miss when @parent is the
- * root and @name is not there.  -ENOENT, -ENOTDIR. */
+/* Find @name in directory @parent: a lookup by a user of the cache (the
+ * kernel's LOOKUP).  When @parent is the root it counts a probe, and if
+ * @name is not there perhaps a miss (tc_stats.misses); to look for its own
+ * ends, a caller uses tc_getattr.  -ENOENT, -ENOTDIR. */
 int tc_lookup(tc_store *s, uint64_t parent, const char *name,
 	      struct tc_stat *st);
 
@@ -329,6 +345,28 @@ int tc_rename(tc_store *s, uint64_t parent, const char *name,
  * tc_getattr reports carries S_ISVTX while pinned.  meta.json's "pinned"
  * is the same flag.  -EINVAL if @id is not an entry. */
 int tc_pin(tc_store *s, uint64_t id, int pinned);
+
+/*
+ * An entry's parent link: the name of another top-level entry (present
+ * or not) that eviction must not take before this one (prefix-aware
+ * eviction: an entry is never evicted while a child of it is present).
+ * The xattr user.tcache.parent and meta.json's "parent" are this link.
+ *
+ * tc_link_get copies the name into @buf (room for @size bytes, no NUL)
+ * and returns its length; with @size 0 only the length.  -ENODATA: no
+ * link (or @id is not an entry); -ERANGE: @buf too small; -ENOENT.
+ * tc_link_set sets it (@name NULL: removes it).  Journaled.  @flags:
+ * TC_LINK_CREATE fails with -EEXIST if there is one, TC_LINK_REPLACE
+ * with -ENODATA if there is none.  -ENOTSUP if @id is not an entry;
+ * -EINVAL / -ENAMETOOLONG for a name that cannot be an entry's;
+ * -ELOOP if following links from @name would come back to this entry
+ * (naming itself included).  A rename that would close a loop of links
+ * fails with -ELOOP too.
+ */
+#define TC_LINK_CREATE  1u
+#define TC_LINK_REPLACE 2u
+int tc_link_get(tc_store *s, uint64_t id, char *buf, size_t size);
+int tc_link_set(tc_store *s, uint64_t id, const char *name, unsigned flags);
 
 /*
  * The children of directory @dir, in creation order: a malloc'd array of

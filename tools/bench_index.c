@@ -14,6 +14,7 @@
  * Usage: tcache-bench-index [--dir DIR] [--max N] [--tensor-bytes B] [--keep]
  *        tcache-bench-index --open STORE [--runs N]
  *        tcache-bench-index --verify MIB [--dir DIR] [--runs N]
+ *        tcache-bench-index --chain N [--plain] [--dir DIR]
  * Prints one line per size (10k, 100k, 1M by default up to --max).  With
  * --keep the store is left in place (its path printed as "store: DIR") for
  * tools/bench to mount.  --open times only tc_store_open of an existing
@@ -23,7 +24,9 @@
  * writes a checkpoint, timed too.  "cpu" is the open's user + system
  * time, steadier than wall time on a busy machine.  --verify writes one
  * tensor of MIB MiB, then N times reopens the store and times the first
- * open for reading (which hashes the whole tensor to verify it).  A fresh process per run is what a
+ * open for reading (which hashes the whole tensor to verify it).
+ * --chain: see chain_only(): prefix-aware eviction's cost at N entries
+ * (at least 20,000).  A fresh process per run is what a
  * mount pays (the first run also faults in new heap pages).
  */
 #include <errno.h>
@@ -56,6 +59,102 @@ static int rm_one(const char *p, const struct stat *st, int f, struct FTW *w)
 {
 	(void)st; (void)f; (void)w;
 	return remove(p);
+}
+
+/* A root file @name of @n bytes, committed; its id in *@id. */
+static int put_file(tc_store *s, const char *name, const void *buf, size_t n,
+		    uint64_t *id)
+{
+	struct tc_stat st;
+	tc_file *f;
+	int r = tc_create(s, TC_ROOT_ID, name, 0644, 0, 0, &f, &st);
+	if (r)
+		return r;
+	if (n && tc_file_write(s, f, buf, n, 0) != (ssize_t)n)
+		r = -EIO;
+	if (!r)
+		r = tc_file_commit(s, f);
+	tc_file_close(s, f);
+	*id = st.id;
+	return r;
+}
+
+/*
+ * --chain N: prefix-aware eviction at N entries.  N root files of one
+ * block each, page i's parent link naming page i-1 (with --plain: no
+ * links), fill a store of exactly that capacity and are read in order,
+ * so page 0 is the least recent; then 10,000 more files are put, each
+ * needing room: every eviction takes the chain's last page (its end is
+ * the only leaf), where plain LRU would take page 0.  Prints the mean
+ * cost of those puts and checks that the pages left are a prefix.
+ */
+static int chain_only(const char *base, uint64_t n, int plain)
+{
+	char dir[4096], name[32], prev[32];
+	const uint64_t more = 10000;
+	uint8_t buf[TC_BLOCK] = { 1 };
+	uint64_t id;
+	tc_store *s;
+	int r;
+
+	snprintf(dir, sizeof(dir), "%s/tcache-bench-XXXXXX", base);
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	struct tc_options o = { .capacity = n * TC_BLOCK };
+	if ((r = tc_store_open(dir, &o, &s)))
+		goto out;
+	double t0 = now_s();
+	for (uint64_t i = 0; i < n && !r; i++) {
+		snprintf(name, sizeof(name), "p%llu", (unsigned long long)i);
+		r = put_file(s, name, buf, sizeof(buf), &id);
+		if (!r && i && !plain)
+			r = tc_link_set(s, id, prev, 0);
+		memcpy(prev, name, sizeof(name));
+	}
+	for (uint64_t i = 0; i < n && !r; i++) {
+		struct tc_stat st;
+		tc_file *f;
+		snprintf(name, sizeof(name), "p%llu", (unsigned long long)i);
+		if (!(r = tc_lookup(s, TC_ROOT_ID, name, &st)) &&
+		    !(r = tc_open(s, st.id, 0, &f)))
+			tc_file_close(s, f);
+	}
+	double tbuild = now_s() - t0;
+	t0 = now_s();
+	for (uint64_t j = 0; j < more && !r; j++) {
+		snprintf(name, sizeof(name), "u%llu", (unsigned long long)j);
+		r = put_file(s, name, buf, sizeof(buf), &id);
+	}
+	double tput = now_s() - t0;
+	if (r)
+		goto out;
+	/* what is left of the chain: a prefix (linked) or a suffix (plain) */
+	uint64_t left = 0, breaks = 0;
+	int was = -1;
+	for (uint64_t i = 0; i < n; i++) {
+		struct tc_stat st;
+		snprintf(name, sizeof(name), "p%llu", (unsigned long long)i);
+		int here = tc_lookup(s, TC_ROOT_ID, name, &st) == 0;
+		left += (uint64_t)here;
+		breaks += was >= 0 && here != was;
+		was = here;
+	}
+	int prefix = breaks == 0 || (breaks == 1 && left &&
+				     tc_lookup(s, TC_ROOT_ID, "p0", &(struct tc_stat){ 0 }) == 0);
+	printf("chain %-8llu %s: evicting put %.2f us (mean of %llu), "
+	       "%llu pages left, %s; built and read in %.1f s\n",
+	       (unsigned long long)n, plain ? "plain lru" : "linked   ",
+	       tput / (double)more * 1e6, (unsigned long long)more,
+	       (unsigned long long)left,
+	       prefix ? "a prefix" : "not a prefix", tbuild);
+	tc_store_close(s);
+out:
+	if (r)
+		fprintf(stderr, "chain: %s\n", strerror(-r));
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return r ? 1 : 0;
 }
 
 static int put(tc_store *s, uint64_t i, const void *buf, size_t n)
@@ -215,7 +314,8 @@ static int verify_only(const char *base, uint64_t mib, int runs)
 
 int main(int argc, char **argv)
 {
-	uint64_t verify_mib = 0;
+	uint64_t verify_mib = 0, chain = 0;
+	int plain = 0;
 	const char *open_dir = NULL;
 	int runs = 3;
 	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
@@ -236,14 +336,19 @@ int main(int argc, char **argv)
 			open_dir = argv[++i];
 		else if (!strcmp(argv[i], "--verify") && i + 1 < argc)
 			verify_mib = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--chain") && i + 1 < argc)
+			chain = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--plain"))
+			plain = 1;
 		else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
 			runs = atoi(argv[++i]);
 		else {
 			fprintf(stderr, "usage: %s [--dir DIR] [--max N] "
 					"[--tensor-bytes B] [--keep]\n"
 					"       %s --open STORE [--runs N]\n"
-					"       %s --verify MIB [--dir DIR] [--runs N]\n",
-				argv[0], argv[0], argv[0]);
+					"       %s --verify MIB [--dir DIR] [--runs N]\n"
+					"       %s --chain N [--plain] [--dir DIR]\n",
+				argv[0], argv[0], argv[0], argv[0]);
 			return strcmp(argv[i], "--help") ? 2 : 0;
 		}
 	}
@@ -251,6 +356,8 @@ int main(int argc, char **argv)
 		return open_only(open_dir, runs);
 	if (verify_mib)
 		return verify_only(base, verify_mib, runs);
+	if (chain)
+		return chain_only(base, chain < 20000 ? 20000 : chain, plain);
 	if (max < 10000 || tb > 1 << 20) {
 		fprintf(stderr, "%s: --max must be >= 10000, --tensor-bytes <= 1 MiB\n",
 			argv[0]);

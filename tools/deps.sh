@@ -1,10 +1,10 @@
 # tools/deps.sh - sourced by tools/run and tools/test: install the Debian
 # packages tcachefs needs, only when something is missing.
-DEB_PACKAGES="libfuse3-dev fuse3 libcjson-dev libxxhash-dev meson ninja-build pkg-config bats python3-numpy python3-torch rsync zip unzip clang"
+DEB_PACKAGES="libfuse3-dev fuse3 libcjson-dev libxxhash-dev meson ninja-build pkg-config bats python3-numpy python3-torch rsync zip unzip clang attr"
 
 deps_missing() {
 	local c
-	for c in meson ninja pkg-config bats fusermount3 rsync zip unzip clang; do
+	for c in meson ninja pkg-config bats fusermount3 rsync zip unzip clang setfattr getfattr; do
 		command -v "$c" >/dev/null 2>&1 || return 0
 	done
 	pkg-config --exists fuse3 libcjson libxxhash || return 0

@@ -224,10 +224,17 @@ static int cmd_stats(int argc, char **argv)
 	if (help_wanted(argc, argv)) {
 		printf("usage: %s stats MNT|STORE [--json]\n\n"
 		       "How full and how useful the cache is: capacity, used, free,\n"
-		       "entries, tensors, hits, misses, hit rate, evictions, bytes\n"
-		       "evicted, oldest and newest access.  MNT reads the mount's\n"
+		       "entries, tensors, probes, hits, misses, hit rate, evictions,\n"
+		       "bytes evicted, oldest and newest access.  MNT reads the mount's\n"
 		       "%s file (cat it for the same JSON); STORE reads a store that\n"
 		       "is not mounted, changing nothing.\n\n"
+		       "  probes   lookups of top-level names, there or not (stat,\n"
+		       "           os.path.exists, a path's first use)\n"
+		       "  hits     opens for reading of a stored tensor\n"
+		       "  misses   lookups of top-level names that were not there\n"
+		       "           and were not made within 2 s (by mkdir, a create,\n"
+		       "           a rename); counted once the 2 s are over\n"
+		       "  hit rate hits / (hits + misses)\n\n"
 		       "  --json   the numbers as JSON\n", prog, TC_STATS_NAME);
 		return 0;
 	}
@@ -285,12 +292,15 @@ static int cmd_stats(int argc, char **argv)
 		printf("entries       %llu (%llu pinned), tensors %llu, groups %llu\n",
 		       (unsigned long long)jnum(o, "entries"), (unsigned long long)jnum(o, "pinned"),
 		       (unsigned long long)jnum(o, "tensors"), (unsigned long long)jnum(o, "groups"));
+		printf("probes        %llu (lookups of top-level names)\n",
+		       (unsigned long long)jnum(o, "probes"));
+		printf("hits          %llu, misses %llu", (unsigned long long)hits,
+		       (unsigned long long)misses);
 		if (hits + misses)
-			printf("lookups       %llu hits, %llu misses, hit rate %.1f%%\n",
-			       (unsigned long long)hits, (unsigned long long)misses,
+			printf(", hit rate %.1f%%\n",
 			       100.0 * (double)hits / (double)(hits + misses));
 		else
-			printf("lookups       none yet\n");
+			printf(" (no hit rate yet)\n");
 		printf("evictions     %llu (%s evicted)\n", (unsigned long long)jnum(o, "evictions"),
 		       human((double)jnum(o, "evicted_bytes"), a, sizeof(a)));
 		const char *old = jstr(o, "oldest_access"), *new = jstr(o, "newest_access");
@@ -1003,12 +1013,13 @@ static int cmd_fsck(int argc, char **argv)
 		fprintf(stderr, "%s fsck: %s: %s\n", prog, dir, store_err(err));
 		return 2;
 	}
-	int bad = r.damaged || r.records_dropped || r.nodes_dropped;
+	int bad = r.damaged || r.records_dropped || r.nodes_dropped || r.links;
 	if (o.json) {
 		printf("%s],\n  \"tensors\": %llu, \"bytes\": %llu, \"damaged\": %llu,"
 		       " \"records_dropped\": %llu, \"nodes_dropped\": %llu,"
 		       " \"repaired\": %llu, \"unsynced\": %llu,"
-		       " \"fallbacks\": %llu, \"torn\": %llu, \"clean\": %s\n}\n",
+		       " \"fallbacks\": %llu, \"torn\": %llu, \"links\": %llu,"
+		       " \"clean\": %s\n}\n",
 		       o.n ? "\n  " : "", (unsigned long long)r.tensors,
 		       (unsigned long long)r.bytes, (unsigned long long)r.damaged,
 		       (unsigned long long)r.records_dropped,
@@ -1016,7 +1027,8 @@ static int cmd_fsck(int argc, char **argv)
 		       (unsigned long long)r.repaired,
 		       (unsigned long long)r.unsynced,
 		       (unsigned long long)r.fallbacks,
-		       (unsigned long long)r.torn, bad ? "false" : "true");
+		       (unsigned long long)r.torn, (unsigned long long)r.links,
+		       bad ? "false" : "true");
 	} else {
 		printf("%s: %llu tensors, %llu bytes checked; %llu damaged, "
 		       "%llu journal records and %llu tensors dropped%s\n",
@@ -1026,6 +1038,10 @@ static int cmd_fsck(int argc, char **argv)
 		       (unsigned long long)r.nodes_dropped,
 		       !bad ? "" : flags & TC_CHECK_REPAIR ? "; repaired"
 							 : "; run with --repair to remove them");
+		if (r.links)
+			printf("%s: %llu parent links loop or disagree with their "
+			       "counts%s\n", dir, (unsigned long long)r.links,
+			       flags & TC_CHECK_REPAIR ? "; loops cut" : "");
 		if (r.unsynced || r.fallbacks || r.torn)
 			printf("%s: after a crash, %llu tensors written since the last "
 			       "sync were not on disk whole (left out as never written), "

@@ -238,6 +238,36 @@ static void t_malformed_payload_rejected(void)
 	tc_buf_free(&b2);
 }
 
+/* STATS carries five counters; a record from before probes (four, then
+ * its end) still reads, with probes 0. */
+static void t_stats_op(void)
+{
+	struct tc_buf b = { 0 };
+	struct tc_op rec = { .type = TC_OP_STATS, .stats = { 1, 2, 3, 4, 5 } };
+	struct tc_op op;
+	tc_rec_op(&b, &rec);
+	REQUIRE(b.len == 1 + 5 * 8);
+	struct tc_rd rd = { b.p, b.len, 0, 0 };
+	CHECK(tc_rec_next(&rd, &op) == 1 && op.type == TC_OP_STATS);
+	for (int i = 0; i < TC_NSTATS; i++)
+		CHECK(op.stats[i] == (uint64_t)i + 1);
+	CHECK(tc_rec_next(&rd, &op) == 0);
+	/* as written before probes: the record ends after evicted_bytes */
+	struct tc_rd old = { b.p, 1 + 4 * 8, 0, 0 };
+	op.stats[4] = 99;
+	CHECK(tc_rec_next(&old, &op) == 1 && op.stats[3] == 4 && op.stats[4] == 0);
+	CHECK(tc_rec_next(&old, &op) == 0);
+	/* any other cut is malformed */
+	int bad = 0;
+	for (size_t cut = 1; cut < b.len; cut++) {
+		struct tc_rd r2 = { b.p, cut, 0, 0 };
+		if (cut != 1 + 4 * 8 && tc_rec_next(&r2, &op) != -EINVAL)
+			bad++;
+	}
+	CHECK(bad == 0);
+	tc_buf_free(&b);
+}
+
 static int emit_two(void *arg, struct tc_journal *nj)
 {
 	for (int i = 0; i < 2; i++) {
@@ -522,6 +552,7 @@ int main(void)
 	RUN(t_flipped_byte_mid_journal);
 	RUN(t_bad_header);
 	RUN(t_malformed_payload_rejected);
+	RUN(t_stats_op);
 	RUN(t_rewrite);
 	RUN(t_nodes_hint);
 	RUN(t_rewrite_bg);

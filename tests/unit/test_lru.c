@@ -89,9 +89,62 @@ static void t_pins_apart(void)
 	CHECK(l.npinned == 1 && l.ptail == &e[2] && l.n == 4);
 }
 
+/* A parent (kids > 0) is never the victim; the search parks it and
+ * never passes it again; when its last child goes it is back at its own
+ * recency; a touch makes it the newest; the iterator still yields every
+ * entry by last_access. */
+static void t_parents_wait_for_children(void)
+{
+	struct tc_lru l;
+	struct tc_node e[5];
+	five(&l, e);
+	e[0].kids = e[1].kids = 1; /* a chain: e0 <- e1 <- e2 */
+	CHECK(tc_lru_victim(&l) == &e[2]);
+	CHECK(e[0].parked && e[1].parked && l.nparked == 2 && l.n == 5);
+	CHECK(order_is(&l, e, (int[]){ 2, 3, 4 }, 3));
+	CHECK(l.khead == &e[0] && l.ktail == &e[1]);
+	CHECK(!tc_lru_evictable(&e[0]) && tc_lru_evictable(&e[2]));
+	tc_lru_remove(&l, &e[2]);  /* the victim goes ... */
+	e[1].kids = 0;              /* ... and with it e1's child */
+	tc_lru_unblocked(&l, &e[1]);
+	CHECK(!e[1].parked && l.head == &e[1] && l.nparked == 1);
+	CHECK(tc_lru_victim(&l) == &e[1]);
+	/* a parent touched after its children: back at its own time */
+	e[1].kids = 1;
+	e[0].last_access = 55;
+	tc_lru_touch(&l, &e[0]);   /* leaves the parked list: 1 3 4 0 */
+	CHECK(!e[0].parked && l.nparked == 0 && l.tail == &e[0]);
+	CHECK(tc_lru_victim(&l) == &e[3] && e[1].parked);
+	e[1].kids = 0;
+	e[1].last_access = 42;      /* between e3 (40) and e4 (50) */
+	tc_lru_unblocked(&l, &e[1]);
+	CHECK(order_is(&l, e, (int[]){ 3, 1, 4, 0 }, 4));
+	/* unblocking what is not parked changes nothing */
+	tc_lru_unblocked(&l, &e[3]);
+	CHECK(order_is(&l, e, (int[]){ 3, 1, 4, 0 }, 4));
+	/* the iterator merges all three lists */
+	e[4].kids = 1;
+	e[3].opens = 1;
+	e[1].opens = 1;
+	e[0].opens = 1;
+	CHECK(tc_lru_victim(&l) == NULL && e[4].parked && e[0].parked);
+	tc_lru_set_pinned(&l, &e[1], 1);
+	int want[] = { 3, 1, 4, 0 }, k = 0;
+	struct tc_lru_iter it;
+	tc_lru_iter_start(&l, &it);
+	for (struct tc_node *p; (p = tc_lru_iter_next(&it)); k++)
+		CHECK(k < 4 && p == &e[want[k]]);
+	CHECK(k == 4);
+	CHECK(tc_lru_oldest(&l) == &e[3] && tc_lru_newest(&l) == &e[0]);
+	/* a pin takes a parked entry out of the parked list */
+	tc_lru_set_pinned(&l, &e[4], 1);
+	CHECK(!e[4].parked && l.nparked == 1 && l.npinned == 2);
+}
+
 int main(void)
 {
 	RUN(t_order_touch_victim);
 	RUN(t_pins_apart);
+	RUN(t_parents_wait_for_children);
 	return check_done();
 }

@@ -148,6 +148,7 @@ static void t_render_literal(void)
 			  "\t\t\"pinned\":\ttrue,\n"
 			  "\t\t\"attrs\":\t{\n"
 			  "\t\t},\n"
+			  "\t\t\"parent\":\tnull,\n"
 			  "\t\t\"tensors\":\t{\n"
 			  "\t\t},\n"
 			  "\t\t\"groups\":\t[]\n"
@@ -210,13 +211,15 @@ static void t_render_entry(void)
 	REQUIRE(cJSON_IsObject(top) && cJSON_GetArraySize(top) == 1);
 	j = cJSON_GetObjectItem(top, TC_META_KEY);
 	REQUIRE(cJSON_IsObject(j));
-	CHECK(cJSON_GetArraySize(j) == 6);
+	CHECK(cJSON_GetArraySize(j) == 7);
 	CHECK(strcmp(key_at(j, 0), "created") == 0);
 	CHECK(strcmp(key_at(j, 1), "last_access") == 0);
 	CHECK(strcmp(key_at(j, 2), "pinned") == 0);
 	CHECK(strcmp(key_at(j, 3), "attrs") == 0);
-	CHECK(strcmp(key_at(j, 4), "tensors") == 0);
-	CHECK(strcmp(key_at(j, 5), "groups") == 0);
+	CHECK(strcmp(key_at(j, 4), "parent") == 0);
+	CHECK(strcmp(key_at(j, 5), "tensors") == 0);
+	CHECK(strcmp(key_at(j, 6), "groups") == 0);
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(j, "parent")));
 	CHECK(strcmp(cJSON_GetObjectItem(j, "created")->valuestring,
 		     "2026-11-23T16:22:12.123456789Z") == 0);
 	CHECK(strcmp(cJSON_GetObjectItem(j, "last_access")->valuestring,

@@ -1337,13 +1337,16 @@ static void t_peek_and_stats_json(void)
 	free(j1);
 	CHECK(b.capacity == MiB && b.entries == 1 && b.tensors == 1);
 	CHECK(b.used == a.used && b.live_bytes == 10000);
-	CHECK(b.hits == a.hits && b.misses == a.misses && b.misses >= 1);
+	/* "nope" was never made: a miss from the close on */
+	CHECK(b.hits == a.hits && a.misses == 0 && b.misses == 1);
+	CHECK(b.probes == a.probes && b.probes == 2);
 	char *json;
 	size_t len;
 	REQUIRE(tc_stats_json(&b, &json, &len) == 0);
 	CHECK(strlen(json) == len && json[len - 1] == '\n');
 	CHECK(strstr(json, "\"capacity\":\t1048576") != NULL);
 	CHECK(strstr(json, "\"live_bytes\":\t10000") != NULL);
+	CHECK(strstr(json, "\"probes\":\t2,") && strstr(json, "\"misses\":\t1,"));
 	CHECK(strstr(json, "\"newest_access\":\t\"20") != NULL);
 	free(json);
 	b.hits = b.misses = 0;
@@ -1934,7 +1937,7 @@ static void random_op(tc_store *s, uint64_t *seed)
 		 rnd(seed) % 2 ? ".memmap" : "");
 	snprintf(tn2, sizeof(tn2), "t%d%s", (int)(rnd(seed) % 5),
 		 rnd(seed) % 2 ? ".memmap" : "");
-	unsigned op = (unsigned)(rnd(seed) % 14);
+	unsigned op = (unsigned)(rnd(seed) % 15);
 	if (id_of(s, TC_ROOT_ID, en, &e)) {
 		tc_mkdir(s, TC_ROOT_ID, en, 0755, 0, 0, &st);
 		return;
@@ -2025,6 +2028,23 @@ static void random_op(tc_store *s, uint64_t *seed)
 	case 13:
 		tc_rmdir(s, TC_ROOT_ID, en);
 		break;
+	case 14: { /* a parent link (or none), by xattr or meta.json */
+		char pn[8], js[80];
+		snprintf(pn, sizeof(pn), "%c%d", rnd(seed) % 2 ? 'e' : 'f',
+			 (int)(rnd(seed) % 6));
+		if (dir == TC_ROOT_ID && !id_of(s, dir, tn, &id))
+			e = id; /* a file at the root */
+		else if (dir == TC_ROOT_ID)
+			break;
+		if (rnd(seed) % 5 == 0)
+			tc_link_set(s, e, NULL, 0);
+		else if (rnd(seed) % 2 || dir == TC_ROOT_ID)
+			tc_link_set(s, e, pn, 0);
+		else
+			tc_meta_set(s, e, js, (size_t)snprintf(js, sizeof(js),
+				    "{\"__tcache__\": {\"parent\": \"%s\"}}", pn));
+		break;
+	}
 	}
 }
 
@@ -2137,7 +2157,9 @@ static void v1_op(struct tc_buf *b, const struct tc_op *op)
 {
 	struct tc_buf one = { 0 };
 	tc_rec_op(&one, op);
-	if (op->type == TC_OP_NODE && op->kind != TC_KIND_TENSOR)
+	if (op->type == TC_OP_NODE && op->kind == TC_KIND_ENTRY)
+		one.len -= 5; /* link_len (0), doc_len (0) */
+	else if (op->type == TC_OP_NODE && op->kind == TC_KIND_GROUP)
 		one.len -= 4;
 	tc_buf_cat(b, &one);
 	tc_buf_free(&one);
@@ -2219,6 +2241,112 @@ static void t_version1_journal_opens(void)
 			CHECK(same(s, TC_ROOT_ID, "file", 100, 5));
 		tc_store_close(s);
 	}
+	tmpdir_free(d);
+}
+
+/* A STATS record written before probes was counted (four counters, then
+ * the record's end) still gives them, with probes 0 and nothing dropped. */
+static void t_stats_from_before_probes(void)
+{
+	char *img = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&img, &len);
+	REQUIRE(f);
+	uint8_t hdr[64] = "TCACHEJR";
+	uint32_t v = htole32(TC_JOURNAL_VERSION), blk = htole32(4096);
+	uint64_t cap = htole64(1 * MiB);
+	memcpy(hdr + 8, &v, 4);
+	memcpy(hdr + 12, &blk, 4);
+	memcpy(hdr + 16, &cap, 8);
+	uint64_t hh = htole64(XXH3_64bits(hdr, 56));
+	memcpy(hdr + 56, &hh, 8);
+	fwrite(hdr, 1, 64, f);
+	struct tc_op op = { .type = TC_OP_STATS, .stats = { 7, 8, 9, 10, 11 } };
+	struct tc_buf b = { 0 };
+	tc_rec_op(&b, &op);
+	b.len -= 8; /* no probes */
+	v1_record(f, 1, &b);
+	tc_buf_free(&b);
+	fclose(f);
+	struct tc_stats st;
+	CHECK(tc_replay_image((const uint8_t *)img, len, &st) == 0);
+	CHECK(st.hits == 7 && st.misses == 8 && st.evictions == 9 &&
+	      st.evicted_bytes == 10 && st.probes == 0);
+	CHECK(st.journal_dropped == 0);
+	free(img);
+}
+
+/*
+ * Every lookup at the root is a probe; one that finds nothing is a miss
+ * unless the name is made there within the window (mkdir, create, a
+ * rename onto it), counted once the window is over, when its slot is
+ * needed, or at close.  Opens for reading are the hits.  All survive a
+ * close.
+ */
+static void t_probes_and_misses(void)
+{
+	char *d = tmpdir_new(), name[32];
+	tc_store *s = open_store(d, 1 * MiB);
+	REQUIRE(s);
+	struct tc_stat st;
+	struct tc_stats a, b;
+	tc_store_set_miss_window(s, INT64_MAX / 2); /* none is over */
+	/* writes: "is it there? no, make it", twice for "e" */
+	CHECK(tc_lookup(s, TC_ROOT_ID, "e", &st) == -ENOENT);
+	CHECK(tc_lookup(s, TC_ROOT_ID, "e", &st) == -ENOENT);
+	uint64_t e = mkentry(s, "e");
+	REQUIRE(e);
+	CHECK(put(s, e, "t", 5000, 1, 4096) == 0);
+	CHECK(tc_lookup(s, e, "nope", &st) == -ENOENT); /* not the root */
+	CHECK(put(s, TC_ROOT_ID, "tmp", 100, 2, 4096) == 0);
+	CHECK(tc_lookup(s, TC_ROOT_ID, "final", &st) == -ENOENT);
+	CHECK(tc_rename(s, TC_ROOT_ID, "tmp", TC_ROOT_ID, "final", 0) == 0);
+	/* reads: a probe where the name is at the root, a hit per open */
+	CHECK(same(s, e, "t", 5000, 1));
+	CHECK(same(s, TC_ROOT_ID, "final", 100, 2));
+	CHECK(tc_lookup(s, TC_ROOT_ID, "e", &st) == 0);
+	/* names never made: three lookups, not counted yet */
+	CHECK(tc_lookup(s, TC_ROOT_ID, "n1", &st) == -ENOENT);
+	CHECK(tc_lookup(s, TC_ROOT_ID, "n1", &st) == -ENOENT);
+	CHECK(tc_lookup(s, TC_ROOT_ID, "n2", &st) == -ENOENT);
+	tc_store_stats(s, &a);
+	CHECK(a.probes == 9 && a.hits == 2 && a.misses == 0);
+	tc_store_close(s); /* nothing can make them now: misses */
+	s = open_store(d, 0);
+	REQUIRE(s);
+	tc_store_stats(s, &a);
+	CHECK(a.probes == 9 && a.hits == 2 && a.misses == 3);
+
+	/* window 0: over at once, for a stats read, a lookup, a create */
+	tc_store_set_miss_window(s, 0);
+	CHECK(tc_lookup(s, TC_ROOT_ID, "r", &st) == -ENOENT);
+	CHECK(tc_lookup(s, TC_ROOT_ID, "r", &st) == -ENOENT);
+	CHECK(tc_lookup(s, TC_ROOT_ID, "late", &st) == -ENOENT);
+	CHECK(mkentry(s, "late") != 0);
+	tc_store_stats(s, &a);
+	CHECK(a.probes == 12 && a.misses == 6);
+
+	/* more names waiting than slots: the oldest of a full set counted
+	 * early; the rest, made in their window, not at all */
+	tc_store_set_miss_window(s, INT64_MAX / 2);
+	for (int i = 0; i < 400; i++) {
+		snprintf(name, sizeof(name), "x%d", i);
+		CHECK(tc_lookup(s, TC_ROOT_ID, name, &st) == -ENOENT);
+	}
+	tc_store_stats(s, &a);
+	CHECK(a.misses >= 6 + 400 - 256 && a.misses < 6 + 400);
+	for (int i = 0; i < 400; i++) {
+		snprintf(name, sizeof(name), "x%d", i);
+		CHECK(mkentry(s, name) != 0);
+	}
+	tc_store_stats(s, &b);
+	CHECK(b.misses == a.misses && b.probes == 412);
+	tc_store_close(s);
+	s = open_store(d, 0);
+	REQUIRE(s);
+	tc_store_stats(s, &b);
+	CHECK(b.misses == a.misses && b.probes == 412 && b.hits == 2);
+	tc_store_close(s);
 	tmpdir_free(d);
 }
 
@@ -2338,6 +2466,173 @@ static void t_open_world_meta(void)
 	tmpdir_free(d);
 }
 
+/* Are the pages p0..p<n-1> present exactly as a prefix (p0..pk)?  Their
+ * count in *@k. */
+static int is_prefix(tc_store *s, int n, int *k)
+{
+	char name[16];
+	int gap = 0;
+	*k = 0;
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		if (!exists(s, TC_ROOT_ID, name))
+			gap = 1;
+		else if (gap)
+			return 0;
+		else
+			++*k;
+	}
+	return 1;
+}
+
+/* Parent links: eviction takes leaves first, so a chain read in order
+ * stays a prefix while other writes evict it; a parent whose last child
+ * went follows at its own recency; links are refused when they would
+ * loop (set, meta.json, rename); all of it survives a crash and a
+ * checkpoint, counts included. */
+static void t_parent_links(void)
+{
+	char *d = tmpdir_new(), *c = tmpdir_new();
+	tc_store *s = open_store(d, 1 * MiB);
+	REQUIRE(s);
+	char name[16], prev[16], buf[64];
+	struct tc_stat st;
+	for (int i = 0; i < 8; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		REQUIRE(put(s, TC_ROOT_ID, name, 100 * KiB, (uint64_t)i, 64 * KiB) == 0);
+		REQUIRE(tc_lookup(s, TC_ROOT_ID, name, &st) == 0);
+		if (i)
+			CHECK(tc_link_set(s, st.id, prev, TC_LINK_CREATE) == 0);
+		memcpy(prev, name, sizeof(name));
+	}
+	uint64_t dd = mkentry(s, "d"); /* a directory entry, child of p7 */
+	const char *js = "{\"__tcache__\": {\"parent\": \"p7\"}}";
+	CHECK(tc_meta_set(s, dd, js, strlen(js)) == 0);
+	CHECK(tc_link_get(s, dd, buf, sizeof(buf)) == 2 && !memcmp(buf, "p7", 2));
+	CHECK(tc_link_get(s, dd, NULL, 0) == 2);
+	CHECK(tc_link_get(s, dd, buf, 1) == -ERANGE);
+	REQUIRE(tc_lookup(s, TC_ROOT_ID, "p0", &st) == 0);
+	uint64_t p0 = st.id;
+	CHECK(tc_link_get(s, p0, buf, sizeof(buf)) == -ENODATA);
+	CHECK(tc_link_set(s, p0, "p5", 0) == -ELOOP);   /* p5 -> ... -> p0 */
+	CHECK(tc_link_set(s, p0, "p0", 0) == -ELOOP);   /* itself */
+	CHECK(tc_link_set(s, p0, "a/b", 0) == -EINVAL);
+	CHECK(tc_link_set(s, p0, NULL, TC_LINK_REPLACE) == -ENODATA);
+	CHECK(tc_link_set(s, dd, "x", TC_LINK_CREATE) == -EEXIST);
+	js = "{\"__tcache__\": {\"parent\": \"d\"}}";
+	CHECK(tc_meta_set(s, dd, js, strlen(js)) == -ELOOP);
+	js = "{\"__tcache__\": {\"parent\": 7}}";
+	CHECK(tc_meta_set(s, dd, js, strlen(js)) == -EINVAL);
+	CHECK(put(s, dd, "t", 10, 1, 10) == 0);
+	REQUIRE(tc_lookup(s, dd, "t", &st) == 0);
+	CHECK(tc_link_set(s, st.id, "p1", 0) == -ENOTSUP); /* not an entry */
+	char *m = NULL;
+	size_t n;
+	REQUIRE(tc_meta_get(s, dd, &m, &n) == 0);
+	CHECK(strstr(m, "\"parent\":\t\"p7\"") != NULL);
+	free(m);
+	/* a rename that would close a loop: q links to "r"; s2 links to q;
+	 * s2 renamed to "r" would make r -> q -> r */
+	CHECK(put(s, TC_ROOT_ID, "q", 10, 1, 10) == 0);
+	CHECK(put(s, TC_ROOT_ID, "s2", 10, 1, 10) == 0);
+	REQUIRE(tc_lookup(s, TC_ROOT_ID, "q", &st) == 0);
+	CHECK(tc_link_set(s, st.id, "r", 0) == 0);      /* absent: allowed */
+	REQUIRE(tc_lookup(s, TC_ROOT_ID, "s2", &st) == 0);
+	CHECK(tc_link_set(s, st.id, "q", 0) == 0);
+	CHECK(tc_rename(s, TC_ROOT_ID, "s2", TC_ROOT_ID, "r", 0) == -ELOOP);
+	CHECK(tc_rename(s, TC_ROOT_ID, "s2", TC_ROOT_ID, "s3", 0) == 0);
+	CHECK(tc_unlink(s, TC_ROOT_ID, "q") == 0 && tc_unlink(s, TC_ROOT_ID, "s3") == 0);
+
+	/* read the chain in order: p0 is the least recent */
+	for (int i = 0; i < 8; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		CHECK(same(s, TC_ROOT_ID, name, 100 * KiB, (uint64_t)i));
+	}
+	int k, ok = 1, last = 8;
+	for (int j = 0; j < 5; j++) {
+		snprintf(name, sizeof(name), "u%d", j);
+		CHECK(put(s, TC_ROOT_ID, name, 100 * KiB, 100 + (uint64_t)j, 64 * KiB) == 0);
+		ok &= is_prefix(s, 8, &k);
+		ok &= !exists(s, TC_ROOT_ID, "d") || k == 8; /* d holds p7 */
+		ok &= k <= last;
+		last = k;
+		printf("# after u%d: p0..p%d present\n", j, k - 1);
+	}
+	CHECK(ok && last < 8 && last > 0);
+	struct tc_stats ss;
+	tc_store_stats(s, &ss);
+	CHECK(ss.evictions > 0 && !exists(s, TC_ROOT_ID, "d"));
+	CHECK(tc_store_sync(s) == 0);
+	char *live = NULL, *back = NULL;
+	REQUIRE(tc_store_dump(s, &live, &n) == 0);
+	CHECK(strstr(live, " link p0 kids 1") != NULL); /* p1, held by p2 */
+	crash_copy(d, c, -1);
+	CHECK(tc_store_close(s) == 0);
+	for (int r = 0; r < 2; r++) {
+		s = open_store(r ? d : c, 0);
+		REQUIRE(s);
+		REQUIRE(tc_store_dump(s, &back, &n) == 0);
+		CHECK(same_dump(r ? "a checkpoint replayed" : "the journal replayed",
+				live, back));
+		free(back);
+		tc_store_close(s);
+	}
+	/* after a restart the chain still goes from its end */
+	s = open_store(d, 0);
+	REQUIRE(s);
+	for (int j = 5; j < 16; j++) {
+		snprintf(name, sizeof(name), "u%d", j);
+		CHECK(put(s, TC_ROOT_ID, name, 100 * KiB, 100 + (uint64_t)j, 64 * KiB) == 0);
+		CHECK(is_prefix(s, 8, &k) && k <= last);
+		last = k;
+	}
+	CHECK(last == 0);
+	CHECK(tc_store_close(s) == 0);
+	struct tc_check ck;
+	CHECK(tc_store_check(d, 0, NULL, NULL, &ck) == 0 && ck.links == 0);
+	free(live);
+	tmpdir_free(c);
+	tmpdir_free(d);
+}
+
+/* A journal that holds a loop of links (only damage could leave one):
+ * fsck finds it and --repair cuts it. */
+static void t_link_loop_found_by_fsck(void)
+{
+	char *d = tmpdir_new();
+	char path[4096];
+	tc_store *s = open_store(d, 1 * MiB);
+	REQUIRE(s);
+	CHECK(mkentry(s, "a") && mkentry(s, "b"));
+	CHECK(tc_store_close(s) == 0);
+	/* append a record with a -> b and b -> a, framed as the journal's */
+	snprintf(path, sizeof(path), "%s/journal", d);
+	FILE *f = fopen(path, "a");
+	REQUIRE(f);
+	struct tc_buf b = { 0 };
+	struct tc_op ops[2] = {
+		{ .type = TC_OP_NODE, .id = 2, .parent = TC_ROOT_ID,
+		  .kind = TC_KIND_ENTRY, .mode = 0755, .name = "a",
+		  .link = "b", .link_len = 1 },
+		{ .type = TC_OP_NODE, .id = 3, .parent = TC_ROOT_ID,
+		  .kind = TC_KIND_ENTRY, .mode = 0755, .name = "b",
+		  .link = "a", .link_len = 1 },
+	};
+	for (int i = 0; i < 2; i++)
+		tc_rec_op(&b, &ops[i]);
+	v1_record(f, 1000, &b);
+	tc_buf_free(&b);
+	fclose(f);
+	struct tc_check ck;
+	REQUIRE(tc_store_check(d, 0, NULL, NULL, &ck) == 0);
+	CHECK(ck.links == 1);
+	REQUIRE(tc_store_check(d, TC_CHECK_REPAIR, NULL, NULL, &ck) == 0);
+	CHECK(ck.links == 1);
+	REQUIRE(tc_store_check(d, 0, NULL, NULL, &ck) == 0);
+	CHECK(ck.links == 0);
+	tmpdir_free(d);
+}
+
 static void t_replay_equals_live(void)
 {
 	for (uint64_t round = 0; round < 6; round++) {
@@ -2411,7 +2706,11 @@ int main(void)
 	RUN(t_reserve_fails_first_or_holds);
 	RUN(t_root_files_are_entries);
 	RUN(t_version1_journal_opens);
+	RUN(t_stats_from_before_probes);
+	RUN(t_probes_and_misses);
 	RUN(t_open_world_meta);
+	RUN(t_parent_links);
+	RUN(t_link_loop_found_by_fsck);
 	RUN(t_replay_equals_live);
 	return check_done();
 }
