@@ -312,7 +312,7 @@ assert match("--page-size", "16") == plain.match_prefix(toks) == 0
 keys = plain.keys_for(toks)
 plain.put(toks, [b"p" * 64] * 12)
 kv.put(toks, [b"k" * 64] * 7)
-cases = [((), plain, 192), (("--suffix", ".kv"), kv, 0),
+cases = [((), plain, 192), (("--suffix", ".kv"), PageStore(M, 16, suffix=".kv"), 0),
          (("--suffix", ".kv", "--namespace", "model-a"), kv, 112),
          (("--namespace", "model-a"), PageStore(M, 16, namespace="model-a"), 0)]
 for args, store, want in cases:
