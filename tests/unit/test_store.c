@@ -2386,6 +2386,31 @@ static void type_of(tc_store *s, uint64_t dir, const char *name, char *out,
 	free(js);
 }
 
+/* Sync @s, close it, and check that its index comes back field by field
+ * from a crash copy of its journal (into @c) and from the checkpoint the
+ * close wrote (in @d); @must (if not NULL) must be in the dump. */
+static void check_replays(tc_store *s, const char *d, const char *c,
+			  const char *must)
+{
+	char *live = NULL, *back = NULL;
+	size_t n;
+	CHECK(tc_store_sync(s) == 0);
+	REQUIRE(tc_store_dump(s, &live, &n) == 0);
+	CHECK(!must || strstr(live, must) != NULL);
+	crash_copy(d, c, -1);
+	CHECK(tc_store_close(s) == 0);
+	for (int k = 0; k < 2; k++) {
+		s = open_store(k ? d : c, 0);
+		REQUIRE(s);
+		REQUIRE(tc_store_dump(s, &back, &n) == 0);
+		CHECK(same_dump(k ? "a checkpoint replayed" : "the journal replayed",
+				live, back));
+		free(back);
+		tc_store_close(s);
+	}
+	free(live);
+}
+
 /* meta.json keeps any keys; TensorDict's declare the dtype and shape of
  * K.memmap whether the file comes before the document, after it, or by a
  * rename (rsync); a file renamed over meta.json is taken as it (one
@@ -2446,22 +2471,7 @@ static void t_open_world_meta(void)
 	CHECK(tc_meta_remove(s, TC_ROOT_ID) == -EINVAL);
 	CHECK(tc_meta_set(s, e, doc, strlen(doc)) == 0);
 
-	CHECK(tc_store_sync(s) == 0);
-	char *live = NULL, *back = NULL;
-	REQUIRE(tc_store_dump(s, &live, &n) == 0);
-	CHECK(strstr(live, "doc {\"y\":true}") != NULL);
-	crash_copy(d, c, -1);
-	CHECK(tc_store_close(s) == 0);
-	for (int k = 0; k < 2; k++) {
-		s = open_store(k ? d : c, 0);
-		REQUIRE(s);
-		REQUIRE(tc_store_dump(s, &back, &n) == 0);
-		CHECK(same_dump(k ? "a checkpoint replayed" : "the journal replayed",
-				live, back));
-		free(back);
-		tc_store_close(s);
-	}
-	free(live);
+	check_replays(s, d, c, "doc {\"y\":true}");
 	tmpdir_free(c);
 	tmpdir_free(d);
 }
@@ -2562,21 +2572,8 @@ static void t_parent_links(void)
 	struct tc_stats ss;
 	tc_store_stats(s, &ss);
 	CHECK(ss.evictions > 0 && !exists(s, TC_ROOT_ID, "d"));
-	CHECK(tc_store_sync(s) == 0);
-	char *live = NULL, *back = NULL;
-	REQUIRE(tc_store_dump(s, &live, &n) == 0);
-	CHECK(strstr(live, " link p0 kids 1") != NULL); /* p1, held by p2 */
-	crash_copy(d, c, -1);
-	CHECK(tc_store_close(s) == 0);
-	for (int r = 0; r < 2; r++) {
-		s = open_store(r ? d : c, 0);
-		REQUIRE(s);
-		REQUIRE(tc_store_dump(s, &back, &n) == 0);
-		CHECK(same_dump(r ? "a checkpoint replayed" : "the journal replayed",
-				live, back));
-		free(back);
-		tc_store_close(s);
-	}
+	/* p1, held by p2 */
+	check_replays(s, d, c, " link p0 kids 1");
 	/* after a restart the chain still goes from its end */
 	s = open_store(d, 0);
 	REQUIRE(s);
@@ -2590,7 +2587,6 @@ static void t_parent_links(void)
 	CHECK(tc_store_close(s) == 0);
 	struct tc_check ck;
 	CHECK(tc_store_check(d, 0, NULL, NULL, &ck) == 0 && ck.links == 0);
-	free(live);
 	tmpdir_free(c);
 	tmpdir_free(d);
 }
