@@ -1164,10 +1164,11 @@ static void tcfs_statfs(fuse_req_t req, fuse_ino_t ino)
 /* Extended attributes: one, user.tcache.parent, an entry's parent link
  * (tc_link_get / tc_link_set).  Every other name is absent (ENODATA) and
  * cannot be set (ENOTSUP: cp -a and rsync -aX take that as "not
- * supported here").  Answering getxattr costs the kernel's
- * "security.capability" lookup before a write(2) a round trip (ENOSYS
- * would stop it, but for getxattr of the link too); tools/bench phase 8
- * measures writes with it. */
+ * supported here").  getxattr used to answer ENOSYS, which the kernel
+ * takes as "none on this mount" for good, so that writes would not each
+ * ask for "security.capability" first; answered now, the kernel still
+ * does not ask on writes (tcachefs -d: dd of 100 4 KiB writes, 101
+ * WRITEs, no GETXATTR). */
 #define TCFS_XATTR_PARENT "user.tcache.parent"
 
 static int is_parent_xattr(const char *name)

@@ -61,13 +61,14 @@ static int rm_one(const char *p, const struct stat *st, int f, struct FTW *w)
 	return remove(p);
 }
 
-/* A root file @name of @n bytes, committed; its id in *@id. */
-static int put_file(tc_store *s, const char *name, const void *buf, size_t n,
-		    uint64_t *id)
+/* A file @name of @n bytes in directory @dir, committed; its id in
+ * *@id. */
+static int put_file(tc_store *s, uint64_t dir, const char *name,
+		    const void *buf, size_t n, uint64_t *id)
 {
 	struct tc_stat st;
 	tc_file *f;
-	int r = tc_create(s, TC_ROOT_ID, name, 0644, 0, 0, &f, &st);
+	int r = tc_create(s, dir, name, 0644, 0, 0, &f, &st);
 	if (r)
 		return r;
 	if (n && tc_file_write(s, f, buf, n, 0) != (ssize_t)n)
@@ -108,7 +109,7 @@ static int chain_only(const char *base, uint64_t n, int plain)
 	double t0 = now_s();
 	for (uint64_t i = 0; i < n && !r; i++) {
 		snprintf(name, sizeof(name), "p%llu", (unsigned long long)i);
-		r = put_file(s, name, buf, sizeof(buf), &id);
+		r = put_file(s, TC_ROOT_ID, name, buf, sizeof(buf), &id);
 		if (!r && i && !plain)
 			r = tc_link_set(s, id, prev, 0);
 		memcpy(prev, name, sizeof(name));
@@ -125,7 +126,7 @@ static int chain_only(const char *base, uint64_t n, int plain)
 	t0 = now_s();
 	for (uint64_t j = 0; j < more && !r; j++) {
 		snprintf(name, sizeof(name), "u%llu", (unsigned long long)j);
-		r = put_file(s, name, buf, sizeof(buf), &id);
+		r = put_file(s, TC_ROOT_ID, name, buf, sizeof(buf), &id);
 	}
 	double tput = now_s() - t0;
 	if (r)
@@ -160,22 +161,12 @@ out:
 static int put(tc_store *s, uint64_t i, const void *buf, size_t n)
 {
 	char name[32];
-	struct tc_stat st, ts;
-	tc_file *f;
-	int r;
+	struct tc_stat st;
+	uint64_t id;
 
 	snprintf(name, sizeof(name), "k%016llx", (unsigned long long)i);
-	r = tc_mkdir(s, TC_ROOT_ID, name, 0755, 0, 0, &st);
-	if (!r)
-		r = tc_create(s, st.id, "t", 0644, 0, 0, &f, &ts);
-	if (r)
-		return r;
-	if (n && tc_file_write(s, f, buf, n, 0) != (ssize_t)n)
-		r = -EIO;
-	if (!r)
-		r = tc_file_commit(s, f);
-	tc_file_close(s, f);
-	return r;
+	int r = tc_mkdir(s, TC_ROOT_ID, name, 0755, 0, 0, &st);
+	return r ? r : put_file(s, st.id, "t", buf, n, &id);
 }
 
 /* put(), raising *@worst to its time if it took longer. */

@@ -2052,6 +2052,31 @@ static void random_op(tc_store *s, uint64_t *seed)
  * random operations (with checkpoints in a child every few), the index a
  * crash copy of the journal replays into, and the one a clean close and
  * reopen give, are the live one, field by field. */
+/* Sync @s, close it, and check that its index comes back field by field
+ * from a crash copy of its journal (into @c) and from the checkpoint the
+ * close wrote (in @d); @must (if not NULL) must be in the dump. */
+static void check_replays(tc_store *s, const char *d, const char *c,
+			  const char *must)
+{
+	char *live = NULL, *back = NULL;
+	size_t n;
+	CHECK(tc_store_sync(s) == 0);
+	REQUIRE(tc_store_dump(s, &live, &n) == 0);
+	CHECK(!must || strstr(live, must) != NULL);
+	crash_copy(d, c, -1);
+	CHECK(tc_store_close(s) == 0);
+	for (int k = 0; k < 2; k++) {
+		s = open_store(k ? d : c, 0);
+		REQUIRE(s);
+		REQUIRE(tc_store_dump(s, &back, &n) == 0);
+		CHECK(same_dump(k ? "a checkpoint replayed" : "the journal replayed",
+				live, back));
+		free(back);
+		tc_store_close(s);
+	}
+	free(live);
+}
+
 /* A file at the root is an entry of one tensor: evicted whole by
  * recency, pinned, held by an open handle, replaced atomically by a
  * rename at the root, never moved into an entry or out of one (EXDEV);
@@ -2110,29 +2135,31 @@ static void t_root_files_are_entries(void)
 	CHECK(same(s, TC_ROOT_ID, "f8", 100 * KiB, 8));
 	CHECK(tc_file_commit(s, wf) == 0);
 	tc_file_close(s, wf);
-	CHECK(tc_store_sync(s) == 0);
-	char *live = NULL, *back = NULL;
-	size_t n;
-	REQUIRE(tc_store_dump(s, &live, &n) == 0);
-	crash_copy(d, c, -1);
-	CHECK(tc_store_close(s) == 0);
-	for (int k = 0; k < 2; k++) {
-		s = open_store(k ? d : c, 0);
-		REQUIRE(s);
-		REQUIRE(tc_store_dump(s, &back, &n) == 0);
-		CHECK(same_dump(k ? "a checkpoint replayed" : "the journal replayed",
-				live, back));
-		free(back);
-		REQUIRE(tc_lookup(s, TC_ROOT_ID, "f1", &st) == 0);
-		CHECK((st.mode & S_ISVTX) && same(s, TC_ROOT_ID, "f1", 100 * KiB, 1));
-		CHECK(same(s, TC_ROOT_ID, "f9", 5000, 99));
-		tc_store_stats(s, &ss);
-		CHECK(ss.pinned == 1 && ss.entries == ss.tensors);
-		tc_store_close(s);
-	}
-	free(live);
+	check_replays(s, d, c, NULL);
+	s = open_store(d, 0); /* (the crash copy's index is the same) */
+	REQUIRE(s);
+	REQUIRE(tc_lookup(s, TC_ROOT_ID, "f1", &st) == 0);
+	CHECK((st.mode & S_ISVTX) && same(s, TC_ROOT_ID, "f1", 100 * KiB, 1));
+	CHECK(same(s, TC_ROOT_ID, "f9", 5000, 99));
+	tc_store_stats(s, &ss);
+	CHECK(ss.pinned == 1 && ss.entries == ss.tensors);
+	tc_store_close(s);
 	tmpdir_free(c);
 	tmpdir_free(d);
+}
+
+/* Write a journal header of format @version (capacity 1 MiB) to @f. */
+static void v1_header(FILE *f, uint32_t version)
+{
+	uint8_t hdr[64] = "TCACHEJR";
+	uint32_t v = htole32(version), blk = htole32(4096);
+	uint64_t cap = htole64(1 * MiB);
+	memcpy(hdr + 8, &v, 4);
+	memcpy(hdr + 12, &blk, 4);
+	memcpy(hdr + 16, &cap, 8);
+	uint64_t hh = htole64(XXH3_64bits(hdr, 56));
+	memcpy(hdr + 56, &hh, 8);
+	fwrite(hdr, 1, 64, f);
 }
 
 /* Append record @seq of @payload to @f in the journal's framing. */
@@ -2183,15 +2210,7 @@ static void t_version1_journal_opens(void)
 	snprintf(path, sizeof(path), "%s/journal", d);
 	f = fopen(path, "w");
 	REQUIRE(f);
-	uint8_t hdr[64] = "TCACHEJR";
-	uint32_t v = htole32(1), blk = htole32(4096);
-	uint64_t cap = htole64(1 * MiB);
-	memcpy(hdr + 8, &v, 4);
-	memcpy(hdr + 12, &blk, 4);
-	memcpy(hdr + 16, &cap, 8);
-	uint64_t hh = htole64(XXH3_64bits(hdr, 56));
-	memcpy(hdr + 56, &hh, 8);
-	fwrite(hdr, 1, 64, f);
+	v1_header(f, 1);
 	const char *attrs = "{\"k\":1}";
 	struct tc_extent ext = { 0, 8192 };
 	struct tc_op ops[3] = {
@@ -2252,15 +2271,7 @@ static void t_stats_from_before_probes(void)
 	size_t len = 0;
 	FILE *f = open_memstream(&img, &len);
 	REQUIRE(f);
-	uint8_t hdr[64] = "TCACHEJR";
-	uint32_t v = htole32(TC_JOURNAL_VERSION), blk = htole32(4096);
-	uint64_t cap = htole64(1 * MiB);
-	memcpy(hdr + 8, &v, 4);
-	memcpy(hdr + 12, &blk, 4);
-	memcpy(hdr + 16, &cap, 8);
-	uint64_t hh = htole64(XXH3_64bits(hdr, 56));
-	memcpy(hdr + 56, &hh, 8);
-	fwrite(hdr, 1, 64, f);
+	v1_header(f, TC_JOURNAL_VERSION);
 	struct tc_op op = { .type = TC_OP_STATS, .stats = { 7, 8, 9, 10, 11 } };
 	struct tc_buf b = { 0 };
 	tc_rec_op(&b, &op);
@@ -2446,22 +2457,7 @@ static void t_open_world_meta(void)
 	CHECK(tc_meta_remove(s, TC_ROOT_ID) == -EINVAL);
 	CHECK(tc_meta_set(s, e, doc, strlen(doc)) == 0);
 
-	CHECK(tc_store_sync(s) == 0);
-	char *live = NULL, *back = NULL;
-	REQUIRE(tc_store_dump(s, &live, &n) == 0);
-	CHECK(strstr(live, "doc {\"y\":true}") != NULL);
-	crash_copy(d, c, -1);
-	CHECK(tc_store_close(s) == 0);
-	for (int k = 0; k < 2; k++) {
-		s = open_store(k ? d : c, 0);
-		REQUIRE(s);
-		REQUIRE(tc_store_dump(s, &back, &n) == 0);
-		CHECK(same_dump(k ? "a checkpoint replayed" : "the journal replayed",
-				live, back));
-		free(back);
-		tc_store_close(s);
-	}
-	free(live);
+	check_replays(s, d, c, "doc {\"y\":true}");
 	tmpdir_free(c);
 	tmpdir_free(d);
 }
@@ -2562,21 +2558,8 @@ static void t_parent_links(void)
 	struct tc_stats ss;
 	tc_store_stats(s, &ss);
 	CHECK(ss.evictions > 0 && !exists(s, TC_ROOT_ID, "d"));
-	CHECK(tc_store_sync(s) == 0);
-	char *live = NULL, *back = NULL;
-	REQUIRE(tc_store_dump(s, &live, &n) == 0);
-	CHECK(strstr(live, " link p0 kids 1") != NULL); /* p1, held by p2 */
-	crash_copy(d, c, -1);
-	CHECK(tc_store_close(s) == 0);
-	for (int r = 0; r < 2; r++) {
-		s = open_store(r ? d : c, 0);
-		REQUIRE(s);
-		REQUIRE(tc_store_dump(s, &back, &n) == 0);
-		CHECK(same_dump(r ? "a checkpoint replayed" : "the journal replayed",
-				live, back));
-		free(back);
-		tc_store_close(s);
-	}
+	/* p1, held by p2 */
+	check_replays(s, d, c, " link p0 kids 1");
 	/* after a restart the chain still goes from its end */
 	s = open_store(d, 0);
 	REQUIRE(s);
@@ -2590,7 +2573,6 @@ static void t_parent_links(void)
 	CHECK(tc_store_close(s) == 0);
 	struct tc_check ck;
 	CHECK(tc_store_check(d, 0, NULL, NULL, &ck) == 0 && ck.links == 0);
-	free(live);
 	tmpdir_free(c);
 	tmpdir_free(d);
 }
