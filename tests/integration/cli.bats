@@ -165,7 +165,7 @@ PYEOF
 	[ "$status" -eq 2 ]
 }
 
-@test "tcache key: a first STRING starting with -- goes after --" {
+@test "tcache key: STRINGs starting with -- go after --" {
 	k1=$("$TCACHE" key -- --weird "b")
 	[[ "$k1" =~ ^[0-9a-f]{32}$ ]]
 	[ "$k1" != "$("$TCACHE" key -- --weirdb)" ]
