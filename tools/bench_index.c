@@ -61,17 +61,20 @@ static int rm_one(const char *p, const struct stat *st, int f, struct FTW *w)
 	return remove(p);
 }
 
-/* A file @name of @n bytes in directory @dir, committed; its id in
- * *@id. */
+/* A file @name of @n bytes in directory @dir, committed, with parent
+ * link @link (NULL: none; set before the commit, so one record holds
+ * both); its id in *@id. */
 static int put_file(tc_store *s, uint64_t dir, const char *name,
-		    const void *buf, size_t n, uint64_t *id)
+		    const char *link, const void *buf, size_t n, uint64_t *id)
 {
 	struct tc_stat st;
 	tc_file *f;
 	int r = tc_create(s, dir, name, 0644, 0, 0, &f, &st);
 	if (r)
 		return r;
-	if (n && tc_file_write(s, f, buf, n, 0) != (ssize_t)n)
+	if (link)
+		r = tc_link_set(s, st.id, link, 0);
+	if (!r && n && tc_file_write(s, f, buf, n, 0) != (ssize_t)n)
 		r = -EIO;
 	if (!r)
 		r = tc_file_commit(s, f);
@@ -109,9 +112,8 @@ static int chain_only(const char *base, uint64_t n, int plain)
 	double t0 = now_s();
 	for (uint64_t i = 0; i < n && !r; i++) {
 		snprintf(name, sizeof(name), "p%llu", (unsigned long long)i);
-		r = put_file(s, TC_ROOT_ID, name, buf, sizeof(buf), &id);
-		if (!r && i && !plain)
-			r = tc_link_set(s, id, prev, 0);
+		r = put_file(s, TC_ROOT_ID, name, i && !plain ? prev : NULL,
+			     buf, sizeof(buf), &id);
 		memcpy(prev, name, sizeof(name));
 	}
 	for (uint64_t i = 0; i < n && !r; i++) {
@@ -126,7 +128,7 @@ static int chain_only(const char *base, uint64_t n, int plain)
 	t0 = now_s();
 	for (uint64_t j = 0; j < more && !r; j++) {
 		snprintf(name, sizeof(name), "u%llu", (unsigned long long)j);
-		r = put_file(s, TC_ROOT_ID, name, buf, sizeof(buf), &id);
+		r = put_file(s, TC_ROOT_ID, name, NULL, buf, sizeof(buf), &id);
 	}
 	double tput = now_s() - t0;
 	if (r)
@@ -166,7 +168,7 @@ static int put(tc_store *s, uint64_t i, const void *buf, size_t n)
 
 	snprintf(name, sizeof(name), "k%016llx", (unsigned long long)i);
 	int r = tc_mkdir(s, TC_ROOT_ID, name, 0755, 0, 0, &st);
-	return r ? r : put_file(s, st.id, "t", buf, n, &id);
+	return r ? r : put_file(s, st.id, "t", NULL, buf, n, &id);
 }
 
 /* put(), raising *@worst to its time if it took longer. */
