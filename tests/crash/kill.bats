@@ -66,7 +66,8 @@ os.rename(MNT + '/a', MNT + '/c')
 kill9()
 "
 	remount_after_kill
-	[ ! -e "$MNT/a" ] && [ -d "$MNT/c" ]
+	[ ! -e "$MNT/a" ]
+	[ -d "$MNT/c" ]
 	[ "$(stat -c %s "$MNT/b/t")" -eq 24 ]
 	"$PY" - "$MNT/b/meta.json" <<'EOF'
 import json, sys

@@ -8,9 +8,11 @@ load helpers
 
 @test "tcache --help, --version and every subcommand's --help" {
 	run "$TCACHE" --help
-	[ "$status" -eq 0 ] && [[ "$output" == *"prune"* ]]
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"prune"* ]]
 	run "$TCACHE" --version
-	[ "$status" -eq 0 ] && [[ "$output" == "tcache "* ]]
+	[ "$status" -eq 0 ]
+	[[ "$output" == "tcache "* ]]
 	for c in stats ls prune pin unpin key match fsck; do
 		run "$TCACHE" "$c" --help
 		[ "$status" -eq 0 ]
@@ -19,7 +21,8 @@ load helpers
 	run "$TCACHE"
 	[ "$status" -eq 2 ]
 	run "$TCACHE" nonsense
-	[ "$status" -eq 2 ] && [[ "$output" == *"unknown command"* ]]
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"unknown command"* ]]
 }
 
 @test "tcache stats: a mount (same numbers as its stats file) and a stopped store" {
@@ -27,7 +30,8 @@ load helpers
 	head -c 100000 /dev/urandom >"$MNT/a/t"
 	head -c 50000 /dev/urandom >"$MNT/b/t"
 	cat "$MNT/a/t" >/dev/null
-	[ -e "$MNT/a" ] && [ ! -e "$MNT/nope" ]
+	[ -e "$MNT/a" ]
+	[ ! -e "$MNT/nope" ]
 	run "$TCACHE" stats "$MNT"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"capacity"* && "$output" == *"hit rate"* ]]
@@ -59,7 +63,8 @@ PYEOF
 	[ "$(md5sum "$STORE/journal")" = "$sum" ]
 	tcfs_mount
 	run "$TCACHE" stats "$STORE"
-	[ "$status" -eq 2 ] && [[ "$output" == *"in use"* ]]
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"in use"* ]]
 	run "$TCACHE" stats "$TDIR"
 	[ "$status" -eq 2 ]
 }
@@ -94,7 +99,8 @@ PYEOF
 	run "$TCACHE" ls --sort=bogus "$MNT"
 	[ "$status" -eq 2 ]
 	run "$TCACHE" ls "$TDIR"
-	[ "$status" -eq 2 ] && [[ "$output" == *"not a tcachefs mount"* ]]
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"not a tcachefs mount"* ]]
 }
 
 @test "tcache prune removes what was not used for AGE, keeps pins, --dry-run changes nothing" {
@@ -106,18 +112,26 @@ PYEOF
 	mkdir "$MNT/c/g" && echo z >"$MNT/c/g/t"
 	"$TCACHE" pin "$MNT/b" "$MNT/pf"
 	run "$TCACHE" prune "$MNT" --older-than 1h
-	[ "$status" -eq 0 ] && [[ "$output" == "removed 0 of 5"* ]]
+	[ "$status" -eq 0 ]
+	[[ "$output" == "removed 0 of 5"* ]]
 	# make them old: wait 2 s, then prune everything older than 1 s
 	WAIT_S=5 wait_for eval '[ $(( $(date +%s) - $(stat -c %Y "$MNT/c/g/t") )) -ge 2 ]'
 	run "$TCACHE" prune "$MNT" --older-than 1s --dry-run
-	[ "$status" -eq 0 ] && [[ "$output" == *"would remove a"* && "$output" == *"would remove c"* ]]
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"would remove a"* && "$output" == *"would remove c"* ]]
 	[[ "$output" == *"would remove f"* ]]
 	[[ "$output" != *"would remove b"* && "$output" != *"would remove pf"* ]]
-	[ -e "$MNT/a/t" ] && [ -e "$MNT/c/g/t" ] && [ -e "$MNT/f" ]
+	[ -e "$MNT/a/t" ]
+	[ -e "$MNT/c/g/t" ]
+	[ -e "$MNT/f" ]
 	run "$TCACHE" prune "$MNT" --older-than 1s
-	[ "$status" -eq 0 ] && [[ "$output" == "removed 3 of 5"* ]]
-	[ ! -e "$MNT/a" ] && [ ! -e "$MNT/c" ] && [ ! -e "$MNT/f" ]
-	[ -e "$MNT/b/t" ] && [ -e "$MNT/pf" ]
+	[ "$status" -eq 0 ]
+	[[ "$output" == "removed 3 of 5"* ]]
+	[ ! -e "$MNT/a" ]
+	[ ! -e "$MNT/c" ]
+	[ ! -e "$MNT/f" ]
+	[ -e "$MNT/b/t" ]
+	[ -e "$MNT/pf" ]
 	run "$TCACHE" prune "$MNT" --older-than soon
 	[ "$status" -eq 2 ]
 	run "$TCACHE" prune "$MNT"
@@ -157,7 +171,8 @@ PYEOF
 	k1=$("$TCACHE" key "model-a" "What is a tensor?")
 	k2=$("$TCACHE" key "model-a" "What is a tensor?")
 	k3=$("$TCACHE" key "model-aWhat is a tensor?")
-	[ "$k1" = "$k2" ] && [ "$k1" != "$k3" ]
+	[ "$k1" = "$k2" ]
+	[ "$k1" != "$k3" ]
 	[[ "$k1" =~ ^[0-9a-f]{32}$ ]]
 	mkdir "$MNT/$k1"
 	[ -d "$MNT/$k1" ]
@@ -331,11 +346,14 @@ r = subprocess.run([T, "match", M, "--tokens", D + "/rest.txt", "--page-size", "
 assert int(r.stdout) == plain.match_prefix(rest, prior=keys[2]) == 32, r
 EOF_PY
 	run "$TCACHE" match "$TDIR" --tokens - --page-size 4 <<<"1 2 3 4"
-	[ "$status" -eq 2 ] && [[ "$output" == *"not a tcachefs mount"* ]]
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"not a tcachefs mount"* ]]
 	run "$TCACHE" match "$MNT" --tokens - --page-size 4 --suffix a/b <<<"1 2 3 4"
-	[ "$status" -eq 2 ] && [[ "$output" == *"may not contain '/'"* ]]
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"may not contain '/'"* ]]
 	run "$TCACHE" match --tokens - --page-size 4 <<<"1 2 3 4"
-	[ "$status" -eq 2 ] && [[ "$output" == *"expected one MNT"* ]]
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"expected one MNT"* ]]
 }
 
 @test "mount -t fuse.tcachefs and an fstab line" {
@@ -375,7 +393,8 @@ EOF_PY
 	done
 	pc=$(find "$TDIR/root" -name tcache.pc)
 	lib=$(find "$TDIR/root" -name libtcache.a)
-	[ -n "$pc" ] && [ -n "$lib" ]
+	[ -n "$pc" ]
+	[ -n "$lib" ]
 	grep -q '^Name: tcache' "$pc"
 	man -l "$TDIR/root/usr/local/share/man/man1/tcache.1" | grep -q "prune"
 	# a program built against the installed header and library
@@ -413,7 +432,8 @@ CEOF
 	tcfs_mount -o loglevel=info
 	grep -q "serving" "$TDIR/daemon.log"
 	run "$TCACHEFS" "$TDIR/s2" "$TDIR/src" -f -o loglevel=loud
-	[ "$status" -eq 1 ] && [[ "$output" == *"bad loglevel"* ]]
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"bad loglevel"* ]]
 }
 
 # cpu_ticks PID: user + system clock ticks the process has used
@@ -454,7 +474,8 @@ small_work_then_idle() {
 	done
 	for bad in abc -1 10001 1e3 ""; do
 		run "$TCACHEFS" "$TDIR/s2" "$TDIR/src" -f -o spin_us=$bad
-		[ "$status" -eq 1 ] && [[ "$output" == *"bad spin_us"* ]]
+		[ "$status" -eq 1 ]
+		[[ "$output" == *"bad spin_us"* ]]
 	done
 }
 
@@ -493,6 +514,7 @@ small_work_then_idle() {
 	[ ! -e "$STORE/journal.new" ]
 	for bad in abc 0 4095 2T ""; do
 		run "$TCACHEFS" "$TDIR/s2" "$TDIR/src" -f -o journal_slack=$bad
-		[ "$status" -eq 1 ] && [[ "$output" == *"bad journal_slack"* ]]
+		[ "$status" -eq 1 ]
+		[[ "$output" == *"bad journal_slack"* ]]
 	done
 }

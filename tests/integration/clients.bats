@@ -49,7 +49,9 @@ root_entries_agree() {
 	tls=$("$TCACHE" ls "$MNT" --json |
 		"$PY" -c 'import json, sys; print(len(json.load(sys.stdin)))')
 	echo "root lists $listed names; stats count $counted entries; tcache ls $tls"
-	[ "$listed" -gt 0 ] && [ "$listed" -eq "$counted" ] && [ "$listed" -eq "$tls" ]
+	[ "$listed" -gt 0 ]
+	[ "$listed" -eq "$counted" ]
+	[ "$listed" -eq "$tls" ]
 }
 
 # the life of client NAME on a mount of $CAP: fill past the capacity

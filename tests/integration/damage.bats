@@ -124,7 +124,8 @@ marked_file() {
 	truncate -s "$off" "$STORE/pool"
 	tcfs_mount
 	cmp "$SRC/x" "$MNT/a/x"
-	[ -d "$MNT/b" ] && [ ! -e "$MNT/b/y" ]
+	[ -d "$MNT/b" ]
+	[ ! -e "$MNT/b/y" ]
 	grep -q "recovered" "$TDIR/daemon.log"
 	# and it is usable at full capacity again
 	head -c 1000000 /dev/urandom >"$SRC/z"

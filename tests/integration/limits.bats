@@ -35,7 +35,8 @@ tcfs_teardown_small() {
 	run grep -qs " $TDIR/mnt2 " /proc/mounts
 	[ "$status" -eq 1 ]
 	# nothing half made: no journal, no pool left behind
-	[ ! -e "$SMALL/store/journal" ] && [ ! -e "$SMALL/store/pool" ]
+	[ ! -e "$SMALL/store/journal" ]
+	[ ! -e "$SMALL/store/pool" ]
 	[ "$(df --output=used -k "$SMALL" | tail -1)" -lt 1024 ]
 }
 
@@ -98,7 +99,8 @@ tcfs_teardown_small() {
 	chmod 600 "$MNT/e/m2"; j3=$(jsize)
 	d=$((j1 - j0)) c=$((j2 - j1)) m=$((j3 - j2))
 	echo "records: removal $d, rename over $c, chmod $m bytes"
-	[ "$d" -gt 0 ] && [ "$c" -gt $((d + m)) ]
+	[ "$d" -gt 0 ]
+	[ "$c" -gt $((d + m)) ]
 	# chmods move the journal's end until the room left in its last
 	# page, L, is in [D, C): a removal fits, the rename's record does not
 	room() { echo $(( (4096 - $(jsize) % 4096) % 4096 )); }
@@ -127,7 +129,9 @@ tcfs_teardown_small() {
 	tcfs_unmount
 	rm "$STORE/pool"
 	tcfs_mount
-	[ -d "$MNT/a" ] && [ -d "$MNT/b" ] && [ ! -e "$MNT/a/t" ]
+	[ -d "$MNT/a" ]
+	[ -d "$MNT/b" ]
+	[ ! -e "$MNT/a/t" ]
 	grep -q "recovered" "$TDIR/daemon.log"
 	head -c 5000 /dev/urandom >"$SRC/n"
 	cp "$SRC/n" "$MNT/a/n"

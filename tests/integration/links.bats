@@ -49,7 +49,8 @@ present() {
 	getfattr -d "$MNT/p1" | grep -qx 'user.tcache.parent="p0"'
 	[ -z "$(getfattr -d "$MNT/p0")" ]
 	run getfattr -n user.tcache.parent "$MNT/p0"
-	[ "$status" -ne 0 ] && [[ "$output" == *"No such attribute"* ]]
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"No such attribute"* ]]
 	# meta.json shows it under __tcache__
 	"$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["__tcache__"]["parent"] == "p1", d' "$MNT/d/meta.json"
 	expect_errno ELOOP 'os.setxattr(MNT + "/p0", "user.tcache.parent", b"d")'
@@ -64,7 +65,8 @@ present() {
 	# a rename that would close a loop: x's parent is p1, whose is p0
 	page x p1
 	expect_errno ELOOP 'os.rename(MNT + "/x", MNT + "/p0")'
-	[ -e "$MNT/x" ] && [ -e "$MNT/p0" ]
+	[ -e "$MNT/x" ]
+	[ -e "$MNT/p0" ]
 	setfattr -x user.tcache.parent "$MNT/d"
 	run getfattr -n user.tcache.parent "$MNT/d"
 	[ "$status" -ne 0 ]
@@ -97,7 +99,7 @@ present() {
 	cat "$MNT/leaf/t" >/dev/null
 	[ "$(present 12)" = 12 ]
 	last=12
-	for j in $(seq 0 7); do
+	for j in $(seq 0 11); do
 		page "u$j"
 		k=$(present 12)
 		echo "after u$j: $k pages"
@@ -105,7 +107,8 @@ present() {
 		if [ -e "$MNT/leaf" ]; then [ "$k" = 12 ]; fi
 		last=$k
 	done
-	[ "$last" -lt 12 ] && [ "$last" -gt 0 ]
+	[ "$last" -lt 12 ]
+	[ "$last" -gt 0 ]
 	# every page left is whole, its link intact
 	for i in $(seq 1 $((last - 1))); do
 		[ "$(getfattr --only-values -n user.tcache.parent "$MNT/p$i")" = "p$((i - 1))" ]
@@ -114,7 +117,7 @@ present() {
 	kill9_remount -o capacity=2M
 	[ "$(present 12)" = "$last" ]
 	[ "$(getfattr --only-values -n user.tcache.parent "$MNT/p1")" = p0 ]
-	for j in $(seq 8 40); do
+	for j in $(seq 12 44); do
 		page "u$j"
 		k=$(present 12)
 		[ "$k" -le "$last" ]
@@ -123,7 +126,8 @@ present() {
 	[ "$last" = 0 ]
 	tcfs_unmount
 	"$TCACHE" fsck "$STORE" | tee "$TDIR/fsck.out"
-	! grep -q "parent links" "$TDIR/fsck.out"
+	run grep -q "parent links" "$TDIR/fsck.out"
+	[ "$status" -eq 1 ]
 	tcfs_mount
 }
 
@@ -135,9 +139,13 @@ present() {
 	cat "$MNT/p0" >/dev/null     # recency, old to new: p1 o1 p0
 	for i in 1 2 3 4 5 6 7; do page "f$i"; done   # full: 10 pages
 	page n1                      # the oldest leaf goes: p1 (not p0)
-	[ ! -e "$MNT/p1" ] && [ -e "$MNT/p0" ] && [ -e "$MNT/o1" ]
+	[ ! -e "$MNT/p1" ]
+	[ -e "$MNT/p0" ]
+	[ -e "$MNT/o1" ]
 	page n2                      # p0, a leaf now, is younger than o1
-	[ ! -e "$MNT/o1" ] && [ -e "$MNT/p0" ]
+	[ ! -e "$MNT/o1" ]
+	[ -e "$MNT/p0" ]
 	page n3
-	[ ! -e "$MNT/p0" ] && [ -e "$MNT/f1" ]
+	[ ! -e "$MNT/p0" ]
+	[ -e "$MNT/f1" ]
 }

@@ -13,7 +13,8 @@ load helpers
 	[ "$("$PY" -c 'import os,sys; print(sorted(os.listdir(sys.argv[1])))' "$MNT/e")" = "['a', 'g', 'z']" ]
 	[ "$("$PY" -c 'import os,sys; print(os.listdir(sys.argv[1]))' "$MNT/e/g")" = "[]" ]
 	[ "$(ls -A "$MNT/e" | tr '\n' ' ')" = "a g z " ]
-	[ -f "$MNT/e/meta.json" ] && [ -f "$MNT/e/g/meta.json" ]
+	[ -f "$MNT/e/meta.json" ]
+	[ -f "$MNT/e/g/meta.json" ]
 	"$PY" - "$MNT/e/meta.json" "$MNT/e/g/meta.json" <<'EOF'
 import json, sys
 e = json.load(open(sys.argv[1]))
@@ -199,7 +200,8 @@ EOF
 	echo hi >"$MNT/e/g/u"
 	cp -r "$MNT/e" "$TDIR/out"
 	# only the user's files leave the mount
-	[ ! -e "$TDIR/out/meta.json" ] && [ ! -e "$TDIR/out/g/meta.json" ]
+	[ ! -e "$TDIR/out/meta.json" ]
+	[ ! -e "$TDIR/out/g/meta.json" ]
 	diff -r "$MNT/e" "$TDIR/out"
 	# back into a new directory (cp creates with O_EXCL), and with tar
 	cp -r "$TDIR/out" "$MNT/back"

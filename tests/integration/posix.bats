@@ -30,36 +30,45 @@ py_as() {
 	echo secret >"$MNT/e/f"
 	chmod 0600 "$MNT/e/f"
 	run as_user 1000 cat "$MNT/e/f"
-	[ "$status" -ne 0 ] && [[ "$output" == *"Permission denied"* ]]
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Permission denied"* ]]
 	chmod 0644 "$MNT/e/f"
 	[ "$(as_user 1000 cat "$MNT/e/f")" = secret ]
 	run as_user 1000 sh -c "echo x >> '$MNT/e/f'"
-	[ "$status" -ne 0 ] && [[ "$output" == *"Permission denied"* ]]
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Permission denied"* ]]
 	run as_user 1000 chmod 0777 "$MNT/e/f"
-	[ "$status" -ne 0 ] && [[ "$output" == *"Operation not permitted"* ]]
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Operation not permitted"* ]]
 	run as_user 1000 chown 1000 "$MNT/e/f"
-	[ "$status" -ne 0 ] && [[ "$output" == *"Operation not permitted"* ]]
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Operation not permitted"* ]]
 	# a 0755 directory of root: no creating, no removing for others
 	mkdir "$MNT/ro"
 	chmod 0755 "$MNT/ro"
 	echo x >"$MNT/ro/t"
 	run as_user 1000 touch "$MNT/ro/new"
-	[ "$status" -ne 0 ] && [[ "$output" == *"Permission denied"* ]]
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Permission denied"* ]]
 	run as_user 1000 rm -f "$MNT/ro/t"
-	[ "$status" -ne 0 ] && [[ "$output" == *"Permission denied"* ]]
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Permission denied"* ]]
 	run as_user 1000 mkdir "$MNT/other"
-	[ "$status" -ne 0 ] && [[ "$output" == *"Permission denied"* ]]
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Permission denied"* ]]
 	[ -f "$MNT/ro/t" ]
 	# meta.json of root's entry is not writable for others either
 	run as_user 1000 sh -c "echo '{}' > '$MNT/ro/meta.json'"
-	[ "$status" -ne 0 ] && [[ "$output" == *"Permission denied"* ]]
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Permission denied"* ]]
 }
 
 @test "permissions: sticky directories, and the owner's own files" {
 	chmod 1777 "$MNT/e"
 	as_user 1000 sh -c "echo a > '$MNT/e/mine'"
 	run as_user 1001 rm -f "$MNT/e/mine"
-	[ "$status" -ne 0 ] && [[ "$output" == *"Operation not permitted"* ]]
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Operation not permitted"* ]]
 	as_user 1000 rm "$MNT/e/mine"
 	[ ! -e "$MNT/e/mine" ]
 	# the owner may chmod and utime its file
@@ -173,7 +182,8 @@ EOF
 	# a directory over an empty directory is fine
 	mkdir "$MNT/e/d2"
 	mv -T "$MNT/e/d2" "$MNT/e/empty"
-	[ -d "$MNT/e/empty" ] && [ ! -e "$MNT/e/d2" ]
+	[ -d "$MNT/e/empty" ]
+	[ ! -e "$MNT/e/d2" ]
 }
 
 @test "statfs: block size, name length, counts" {

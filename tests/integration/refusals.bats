@@ -16,9 +16,11 @@ load helpers
 	echo x >"$MNT/e/t"
 	expect_errno EXDEV 'os.rename(MNT + "/e/t", MNT + "/t")'
 	expect_errno EXDEV 'os.rename(MNT + "/g", MNT + "/e/g")'
-	[ -f "$MNT/e/t" ] && [ -f "$MNT/g" ]
+	[ -f "$MNT/e/t" ]
+	[ -f "$MNT/g" ]
 	mv "$MNT/e/t" "$MNT/t"
-	[ "$(cat "$MNT/t")" = x ] && [ ! -e "$MNT/e/t" ]
+	[ "$(cat "$MNT/t")" = x ]
+	[ ! -e "$MNT/e/t" ]
 	expect_errno EEXIST 'os.close(os.open(MNT + "/.tcache-stats", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))'
 	[ "$(ls -A "$MNT" | tr "\n" " ")" = "e f g n t t0 " ]
 }
@@ -38,7 +40,8 @@ load helpers
 	[ "$(ls -A "$MNT/e" | tr "\n" " ")" = "t " ]
 	# a plain mknod of a regular file is a create
 	"$PY" -c 'import os,sys; os.mknod(sys.argv[1], 0o640 | 0o100000)' "$MNT/e/reg"
-	[ -f "$MNT/e/reg" ] && [ "$(stat -c '%s %a' "$MNT/e/reg")" = "0 640" ]
+	[ -f "$MNT/e/reg" ]
+	[ "$(stat -c '%s %a' "$MNT/e/reg")" = "0 640" ]
 }
 
 @test "names over 255 bytes: ENAMETOOLONG; 255 is fine" {
@@ -110,7 +113,8 @@ def renameat2(a, b, flags):
 EOF
 	expect_errno EINVAL "exec(open('$TDIR/renameat2.py').read()); renameat2(MNT + '/e/a', MNT + '/e/b', 2)"
 	expect_errno EEXIST "exec(open('$TDIR/renameat2.py').read()); renameat2(MNT + '/e/a', MNT + '/e/b', 1)"
-	[ "$(cat "$MNT/e/a")" = a ] && [ "$(cat "$MNT/e/b")" = b ]
+	[ "$(cat "$MNT/e/a")" = a ]
+	[ "$(cat "$MNT/e/b")" = b ]
 }
 
 @test "directories: ENOTEMPTY, EISDIR, ENOTDIR like a local file system" {

@@ -65,7 +65,9 @@ counters_are() {
 	echo y >"$MNT/tmp.w3"
 	"$PY" -c 'import os, sys; a, b = sys.argv[1:3]; os.path.exists(b) or os.rename(a, b)' \
 		"$MNT/tmp.w3" "$MNT/w3"
-	[ -d "$MNT/w1" ] && [ -d "$MNT/w2" ] && [ -f "$MNT/w3" ]
+	[ -d "$MNT/w1" ]
+	[ -d "$MNT/w2" ]
+	[ -f "$MNT/w3" ]
 	# ten names looked for and never made
 	for i in $(seq 10); do
 		[ ! -e "$MNT/nope$i" ]
