@@ -452,6 +452,30 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
  * tensor's NODE op, the version it names when the caller holds it (its
  * reference moves to the node), else NULL.  Lock held.
  */
+/* Tell the change listener that entry @e changed (or went: @removed). */
+static void tell(struct tc_store *s, const struct tc_node *e, int removed,
+		 uint64_t bytes)
+{
+	if (e && s->change_fn && !s->replaying && !s->evicting)
+		s->change_fn(s->change_arg, e->id, e->name, removed, bytes);
+}
+
+/* apply_node, and the listener told of the entries it changed. */
+static int apply_node_told(struct tc_store *s, uint64_t seq,
+			   const struct tc_op *op, uint32_t h, struct tc_ver *v)
+{
+	struct tc_node *n = s->change_fn && !s->replaying
+				    ? tc_index_get(&s->idx, op->id) : NULL;
+	if (n && tc_node_is_entry(n) && n->parent &&
+	    (n->parent->id != op->parent || strcmp(n->name, op->name)))
+		tell(s, n, 1, 0); /* renamed or moved away from its name */
+	int r = apply_node(s, seq, op, h, v);
+	if (!r && s->change_fn && !s->replaying &&
+	    (n = tc_index_get(&s->idx, op->id)) && n->parent)
+		tell(s, tc_node_entry(n), 0, v ? v->size : 0);
+	return r;
+}
+
 int apply_op(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 	     uint32_t h, struct tc_ver *v)
 {
@@ -460,11 +484,13 @@ int apply_op(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 	assert_locked(s);
 	switch (op->type) {
 	case TC_OP_NODE:
-		return apply_node(s, seq, op, h, v);
+		return apply_node_told(s, seq, op, h, v);
 	case TC_OP_DEL:
 		n = tc_index_get(&s->idx, op->id);
 		if (!n)
 			break;
+		if (n->parent)
+			tell(s, tc_node_entry(n), tc_node_is_entry(n), 0);
 		if (s->replaying && n->kind == TC_KIND_TENSOR && n->ver) {
 			/* a tensor replaced by a rename over it: its bytes
 			 * may be needed back (settle_tail) */

@@ -274,7 +274,7 @@ int tc_open(tc_store *s, uint64_t id, unsigned flags, tc_file **fh)
 	} else if ((v = n->ver)) {
 		v->refs++;
 		f->ver = v;
-		s->hits++;
+		s->hits += !(flags & TC_O_QUIET);
 		if (s->verify == TC_VERIFY_ON && v->verified == TC_UNVERIFIED) {
 			uint64_t h;
 			/* Committed bytes are immutable: hash unlocked. */
@@ -291,7 +291,7 @@ int tc_open(tc_store *s, uint64_t id, unsigned flags, tc_file **fh)
 			goto fail;
 		}
 	}
-	if (!n->dead)
+	if (!n->dead && !(flags & TC_O_QUIET))
 		store_touch(s, n);
 	*fh = f;
 	goto out;

@@ -305,6 +305,14 @@ void tc_store_on_evict(tc_store *s, tc_evict_fn fn, void *arg)
 	unlock(s);
 }
 
+void tc_store_on_change(tc_store *s, tc_change_fn fn, void *arg)
+{
+	lock(s);
+	s->change_fn = fn;
+	s->change_arg = arg;
+	unlock(s);
+}
+
 /* ---- misc ---------------------------------------------------------------- */
 
 int tc_parse_size(const char *str, uint64_t *out)

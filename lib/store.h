@@ -136,6 +136,8 @@ struct tc_store {
 	tc_evict_fn evict_fn;
 	void *evict_arg;
 	struct tc_map kin;           /* parent links by name (links.c) */
+	tc_change_fn change_fn;      /* see tc_store_on_change */
+	void *change_arg;
 };
 
 struct tc_file {

@@ -238,6 +238,21 @@ int tc_store_journal_error(tc_store *s);
 /* Eviction listener: see tc_evict_fn above. */
 void tc_store_on_evict(tc_store *s, tc_evict_fn fn, void *arg);
 
+/*
+ * Change listener: told of every live change to an entry (not at replay,
+ * not of evictions, which tc_evict_fn hears of): @id and @name are the
+ * entry's id and top-level name; @removed 1 when the entry itself went (rm, rmdir, or
+ * renamed away from @name), else 0 (a tensor committed, replaced or
+ * removed in it, its meta.json, pin or link changed, or it was made or
+ * renamed to @name); @bytes the size of the tensor a commit wrote, else
+ * 0.  Called with the store's lock held, in the thread that made the
+ * change: it must not call back into the store.  A change not yet in
+ * the journal (a file not yet committed) may be told too.
+ */
+typedef void (*tc_change_fn)(void *arg, uint64_t id, const char *name,
+			     int removed, uint64_t bytes);
+void tc_store_on_change(tc_store *s, tc_change_fn fn, void *arg);
+
 /* ---- checking a store (offline) ------------------------------------------ */
 
 /* Told of each problem found: @path is "entry/group/tensor" (or a
@@ -379,6 +394,9 @@ int tc_list(tc_store *s, uint64_t dir, uint64_t **ids, size_t *n);
 
 #define TC_O_WRITE (1u << 0)  /* open for writing (and reading) */
 #define TC_O_TRUNC (1u << 1)  /* with TC_O_WRITE: start from 0 bytes */
+#define TC_O_QUIET (1u << 2)  /* for reading, not a use: no hit counted,
+                                 recency kept (the daemon's own reads,
+                                 e.g. pushing to a remote tier) */
 
 /*
  * Create tensor @name in @parent (an entry or group) and open it for
