@@ -2615,6 +2615,67 @@ static void t_link_loop_found_by_fsck(void)
 	tmpdir_free(d);
 }
 
+/* What the change listener heard: "name:removed:bytes" joined by " ". */
+struct heard {
+	char buf[4096];
+};
+
+static void hear(void *arg, uint64_t id, const char *name, int removed,
+		 uint64_t bytes)
+{
+	struct heard *h = arg;
+	size_t n = strlen(h->buf);
+	snprintf(h->buf + n, sizeof(h->buf) - n, "%s%s:%d:%llu", n ? " " : "",
+		 name, removed, (unsigned long long)bytes);
+}
+
+/* The change listener hears each live change of an entry (commits with
+ * their bytes, renames as a removal and a change, rm), not evictions
+ * nor replay; a quiet open is no hit and no use. */
+static void t_change_listener(void)
+{
+	char *d = tmpdir_new();
+	tc_store *s = open_store(d, 1 * MiB);
+	REQUIRE(s);
+	struct heard h = { "" };
+	tc_store_on_change(s, hear, &h);
+	uint64_t e = mkentry(s, "e");
+	CHECK(put(s, e, "t", 5000, 1, 5000) == 0);
+	CHECK(strcmp(h.buf, "e:0:0 e:0:5000") == 0);
+	h.buf[0] = 0;
+	CHECK(tc_rename(s, TC_ROOT_ID, "e", TC_ROOT_ID, "f", 0) == 0);
+	CHECK(strcmp(h.buf, "e:1:0 f:0:0") == 0);
+	h.buf[0] = 0;
+	CHECK(put(s, TC_ROOT_ID, "r", 100, 2, 100) == 0);
+	CHECK(tc_unlink(s, e, "t") == 0);
+	CHECK(tc_rmdir(s, TC_ROOT_ID, "f") == 0);
+	CHECK(strcmp(h.buf, "r:0:100 f:0:0 f:1:0") == 0); /* a root file:
+							       its commit */
+	/* quiet: no hit, the LRU order kept (r stays the oldest) */
+	struct tc_stats a, b;
+	struct tc_stat st;
+	tc_file *f;
+	CHECK(put(s, TC_ROOT_ID, "y", 100 * KiB, 3, 100 * KiB) == 0);
+	tc_store_stats(s, &a);
+	REQUIRE(tc_lookup(s, TC_ROOT_ID, "r", &st) == 0);
+	REQUIRE(tc_open(s, st.id, TC_O_QUIET, &f) == 0);
+	tc_file_close(s, f);
+	tc_store_stats(s, &b);
+	CHECK(b.hits == a.hits && b.oldest_access_ns == a.oldest_access_ns);
+	/* evictions are not heard */
+	h.buf[0] = 0;
+	for (int i = 0; i < 12; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "z%d", i);
+		CHECK(put(s, TC_ROOT_ID, name, 100 * KiB, 10 + (uint64_t)i, 100 * KiB) == 0);
+	}
+	tc_store_stats(s, &b);
+	CHECK(b.evictions > 0 && !strstr(h.buf, ":1:"));
+	tc_store_on_change(s, NULL, NULL);
+	CHECK(tc_store_close(s) == 0);
+	tmpdir_free(d);
+}
+
 static void t_replay_equals_live(void)
 {
 	for (uint64_t round = 0; round < 6; round++) {
@@ -2693,6 +2754,7 @@ int main(void)
 	RUN(t_open_world_meta);
 	RUN(t_parent_links);
 	RUN(t_link_loop_found_by_fsck);
+	RUN(t_change_listener);
 	RUN(t_replay_equals_live);
 	return check_done();
 }
