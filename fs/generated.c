@@ -59,11 +59,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
+#include "remote.h"
 #include "tcfs.h"
 
 /* ---- names and attributes ------------------------------------------------- */
@@ -91,7 +93,27 @@ static int gen_render(struct tcfs *fs, const struct tc_stat *d, char **json,
 		return tc_meta_get(fs->store, d->id, json, len);
 	struct tc_stats st;
 	tc_store_stats(fs->store, &st);
-	return tc_stats_json(&st, json, len);
+	int err = tc_stats_json(&st, json, len);
+	if (err || !fs->remote)
+		return err;
+	/* the store's object, with "remote": {...} added before its end */
+	char rs[1024];
+	size_t n = tcfs_remote_stats(fs->remote, rs, sizeof(rs));
+	char *end = strrchr(*json, '}');
+	size_t head = end ? (size_t)(end - *json) : 0;
+	while (head && (*json)[head - 1] == '\n')
+		head--;
+	char *out = malloc(head + n + 32);
+	if (!end || !out) {
+		free(out);
+		return end ? -ENOMEM : 0;
+	}
+	int m = snprintf(out, head + n + 32, "%.*s,\n\t\"remote\": {%s}\n}\n",
+			 (int)head, *json, rs);
+	free(*json);
+	*json = out;
+	*len = (size_t)m;
+	return 0;
 }
 
 /* Attributes of the generated file of directory @d (size: a fresh

@@ -39,6 +39,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "remote.h"
 #include "tcfs.h"
 
 struct cli {
@@ -48,6 +49,7 @@ struct cli {
 	char *loglevel;
 	char *spin_us;
 	char *journal_slack;
+	struct tcfs_remote_opts remote;
 	unsigned max_threads; /* 0: not given (libfuse would say 10) */
 };
 
@@ -57,6 +59,12 @@ static const struct fuse_opt cli_spec[] = {
 	{ "loglevel=%s", offsetof(struct cli, loglevel), 0 },
 	{ "spin_us=%s", offsetof(struct cli, spin_us), 0 },
 	{ "journal_slack=%s", offsetof(struct cli, journal_slack), 0 },
+	{ "remote=%s", offsetof(struct cli, remote.url), 0 },
+	{ "remote_prefix=%s", offsetof(struct cli, remote.prefix), 0 },
+	{ "remote_password_file=%s", offsetof(struct cli, remote.password_file), 0 },
+	{ "remote_mode=%s", offsetof(struct cli, remote.mode), 0 },
+	{ "remote_timeout=%s", offsetof(struct cli, remote.timeout), 0 },
+	{ "remote_queue=%s", offsetof(struct cli, remote.queue), 0 },
 	/* seen here and kept for fuse_parse_cmdline too */
 	{ "max_threads=%u", offsetof(struct cli, max_threads), 0 },
 	FUSE_OPT_KEY("max_threads=", FUSE_OPT_KEY_KEEP),
@@ -99,6 +107,21 @@ static void usage(FILE *f, const char *prog)
 		"                           starts when the journal has grown SIZE\n"
 		"                           past twice its size after the last one\n"
 		"                           (4K-1T, default %llu MiB)\n"
+		"    -o remote=URL          share entries through Redis:\n"
+		"                           redis://HOST:PORT[/DB],\n"
+		"                           unix:/path/to/redis.sock, or\n"
+		"                           redis-cluster://HOST:PORT[,HOST:PORT...]\n"
+		"                           (committed entries are pushed in the\n"
+		"                           background; a lookup of an absent\n"
+		"                           name fetches it)\n"
+		"    -o remote_prefix=NAME  the key namespace (default tcache)\n"
+		"    -o remote_password_file=PATH  AUTH with its first line\n"
+		"    -o remote_mode=MODE    write-through (default) or read-only\n"
+		"                           (fetch, never push)\n"
+		"    -o remote_timeout=MS   the longest wait on Redis (default 500)\n"
+		"    -o remote_queue=SIZE   bytes of changes waiting to be pushed;\n"
+		"                           past it they are dropped, counted\n"
+		"                           (default 256M)\n"
 		"    -h, --help             this text\n"
 		"    -V, --version          print versions\n"
 		"\n",
@@ -257,6 +280,12 @@ static bool parse_command_line(struct daemon *d)
 	if (cli->loglevel && tcfs_log_set_level(cli->loglevel) != 0) {
 		fprintf(stderr, "%s: bad loglevel '%s': err, warning, notice, "
 			"info or debug\n", d->prog, cli->loglevel);
+		return false;
+	}
+	char err[512];
+	if (tcfs_remote_new(&cli->remote, NULL, &d->fs.remote, err,
+			    sizeof(err)) != 0) {
+		fprintf(stderr, "%s: %s\n", d->prog, err);
 		return false;
 	}
 	return true;
@@ -426,6 +455,16 @@ static void serve(struct daemon *d)
 		return;
 	}
 	tc_store_on_evict(fs->store, tcfs_notifier_evicted, fs->notifier);
+	if (fs->remote) {
+		tcfs_remote_set_store(fs->remote, fs->store);
+		err = tcfs_remote_start(fs->remote);
+		if (err) {
+			tcfs_log(LOG_ERR, "cannot start the remote tier: %s",
+				 strerror(-err));
+			return;
+		}
+		tcfs_log(LOG_INFO, "remote tier: %s", d->cli.remote.url);
+	}
 	tcfs_log(LOG_INFO, "serving %s at %s", d->store, mnt);
 	log_recovery(d);
 	d->status = run_loop(d);
@@ -442,6 +481,9 @@ static void shut_down(struct daemon *d)
 	if (fs->store)
 		tc_store_on_evict(fs->store, NULL, NULL);
 	tcfs_notifier_free(fs->notifier);
+	/* after the loop: no fetch runs now; what is queued is dropped */
+	tcfs_remote_free(fs->remote);
+	fs->remote = NULL;
 	if (d->mounted)
 		fuse_session_unmount(fs->se);
 	if (d->handlers)
@@ -466,6 +508,12 @@ static void shut_down(struct daemon *d)
 	free(d->cli.loglevel);
 	free(d->cli.spin_us);
 	free(d->cli.journal_slack);
+	free(d->cli.remote.url);
+	free(d->cli.remote.prefix);
+	free(d->cli.remote.password_file);
+	free(d->cli.remote.mode);
+	free(d->cli.remote.timeout);
+	free(d->cli.remote.queue);
 	free(d->cmd.mountpoint);
 	fuse_opt_free_args(&d->args);
 }

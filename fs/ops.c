@@ -56,6 +56,7 @@
 #include <syslog.h>
 #include <time.h>
 
+#include "remote.h"
 #include "tcfs.h"
 
 #ifndef RENAME_NOREPLACE
@@ -369,6 +370,9 @@ static int op_lookup(struct tcfs *fs, uint64_t parent, const char *name,
 		return err;
 	struct tc_stat st;
 	err = tc_lookup(fs->store, parent, name, &st);
+	if (err == -ENOENT && parent == TC_ROOT_ID && fs->remote &&
+	    tcfs_remote_fetch(fs->remote, name) == 0)
+		err = tc_lookup(fs->store, parent, name, &st);
 	if (err)
 		return err;
 	stat_to_entry(&st, e);

@@ -173,6 +173,9 @@ struct tcfs {
 	/* the file system under STORE, named in messages ("" if unknown) */
 	char store_dev[512];
 
+	/* the shared tier (remote.c), or NULL */
+	struct tcfs_remote *remote;
+
 	/* every open file handle, so that shutdown can close them */
 	pthread_mutex_t handles_lock;
 	struct tcfs_handle *handles; /* protected by handles_lock */

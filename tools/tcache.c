@@ -312,6 +312,26 @@ static int cmd_stats(int argc, char **argv)
 			printf("recovered     %llu damaged journal records, %llu tensors dropped\n",
 			       (unsigned long long)jnum(o, "journal_dropped"),
 			       (unsigned long long)jnum(o, "nodes_dropped"));
+		const cJSON *rm = cJSON_GetObjectItemCaseSensitive(o, "remote");
+		if (cJSON_IsObject(rm)) {
+			const char *url = jstr(rm, "url"), *mode = jstr(rm, "mode");
+			printf("remote        %s, %s, %s\n", url ? url : "?",
+			       mode ? mode : "?",
+			       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rm, "connected"))
+				       ? "connected" : "not connected");
+			printf("  queue       %llu entries, %s\n",
+			       (unsigned long long)jnum(rm, "queue_entries"),
+			       human((double)jnum(rm, "queue_bytes"), a, sizeof(a)));
+			printf("  pushed      %llu entries (%s), fetched %llu (%s)\n",
+			       (unsigned long long)jnum(rm, "pushed"),
+			       human((double)jnum(rm, "pushed_bytes"), a, sizeof(a)),
+			       (unsigned long long)jnum(rm, "fetched"),
+			       human((double)jnum(rm, "fetched_bytes"), b, sizeof(b)));
+			printf("  dropped     %llu, failed %llu, checksum failures %llu\n",
+			       (unsigned long long)jnum(rm, "dropped"),
+			       (unsigned long long)jnum(rm, "failed"),
+			       (unsigned long long)jnum(rm, "checksum_failures"));
+		}
 	}
 	cJSON_Delete(o);
 	free(txt);
