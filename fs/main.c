@@ -110,7 +110,7 @@ static void usage(FILE *f, const char *prog)
 		"    -o remote=URL          share entries through Redis:\n"
 		"                           redis://HOST:PORT[/DB],\n"
 		"                           unix:/path/to/redis.sock, or\n"
-		"                           redis-cluster://HOST:PORT[,HOST:PORT...]\n"
+		"                           redis-cluster://HOST:PORT[\\,HOST:PORT...]\n"
 		"                           (committed entries are pushed in the\n"
 		"                           background; a lookup of an absent\n"
 		"                           name fetches it)\n"
