@@ -65,6 +65,30 @@ EOF_PY
 	cmp "$SRC/t" "$MNT_B/flat.bin"
 }
 
+@test "concurrent lookups of one name on B fetch it once; tcache stats shows the remote" {
+	two_nodes
+	random_file "$SRC/t" $((32 * 1024 * 1024))
+	mkdir "$MNT/hot"
+	cp "$SRC/t" "$MNT/hot/t"
+	WAIT_S=30 wait_for remote_drained "$MNT" 1
+	local i pids=()
+	for i in 1 2 3 4 5 6 7 8; do
+		cmp -s "$SRC/t" "$MNT_B/hot/t" &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do
+		wait "$i"
+	done
+	[ "$(remote_stat "$MNT_B" fetched)" -eq 1 ]
+	run "$TCACHE" stats "$MNT_B"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"remote        redis://127.0.0.1:${REDIS_PORT[r]}, write-through, connected"* ]]
+	[[ "$output" == *"fetched 1 (32.0 MiB)"* ]]
+	run "$TCACHE" stats "$MNT"
+	[[ "$output" == *"pushed      "* ]]
+}
+
 @test "a 1 GiB entry written on A reads identically on B" {
 	redis_stop r
 	redis_start r --maxmemory 3gb
