@@ -1,0 +1,778 @@
+/* test_rconn.c - the remote tier's connection (fs/rconn.c) against real
+ * redis-server processes of its own, on loopback ports and a unix socket
+ * under a temp directory: URLs, binary values, db, AUTH, pipelines, the
+ * bounded wait of a stopped server and the backoff after it, a killed and
+ * restarted server, OOM.  Every server is killed at exit, on a fatal
+ * signal, and by PR_SET_PDEATHSIG if this process is SIGKILLed. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "testutil.h"
+#include "rconn.h"
+
+/* ---- servers ---- */
+
+enum { MAX_PROCS = 32 };
+static volatile pid_t procs[MAX_PROCS]; /* running children, 0 = none */
+static char *dir;                       /* the temp dir of everything */
+
+static void kill_all(void) /* async-signal-safe */
+{
+	for (int i = 0; i < MAX_PROCS; i++)
+		if (procs[i] > 0) {
+			kill(procs[i], SIGKILL);
+			kill(procs[i], SIGCONT);
+		}
+}
+
+static void at_exit(void)
+{
+	kill_all();
+	for (int i = 0; i < MAX_PROCS; i++)
+		if (procs[i] > 0)
+			waitpid(procs[i], NULL, 0);
+	if (dir)
+		tmpdir_free(dir);
+}
+
+static void on_fatal(int sig)
+{
+	kill_all();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+/* Start @argv with its output appended to dir/@log; its pid. */
+static pid_t spawn(const char *const *argv, const char *log)
+{
+	pid_t parent = getpid(), pid = fork();
+	if (pid < 0)
+		abort();
+	if (pid == 0) {
+		char path[4096];
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		snprintf(path, sizeof(path), "%s/%s", dir, log);
+		int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; i < MAX_PROCS; i++)
+		if (procs[i] == 0) {
+			procs[i] = pid;
+			return pid;
+		}
+	abort();
+}
+
+/* Reap @pid (SIGKILLed first if @sig). */
+static void reap(pid_t pid, int sig)
+{
+	if (sig) {
+		kill(pid, sig);
+		kill(pid, SIGCONT);
+	}
+	waitpid(pid, NULL, 0);
+	for (int i = 0; i < MAX_PROCS; i++)
+		if (procs[i] == pid)
+			procs[i] = 0;
+}
+
+static int port_free(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int ok = bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+/* A loopback port free, with its cluster bus port (+10000). */
+static int pick_port(void)
+{
+	for (;;) {
+		int p = 20000 + rand() % 20000;
+		if (port_free(p) && port_free(p + 10000))
+			return p;
+	}
+}
+
+enum srv_mode { SRV_TCP, SRV_UNIX, SRV_CLUSTER };
+
+struct srv {
+	pid_t pid;
+	int port;
+	char sock[108];  /* SRV_UNIX */
+	const char *extra[8];
+	enum srv_mode mode;
+};
+
+static redisContext *direct_connect(const struct srv *s)
+{
+	struct timeval tv = { 1, 0 };
+	redisContext *c = s->mode == SRV_UNIX
+		? redisConnectUnixWithTimeout(s->sock, tv)
+		: redisConnectWithTimeout("127.0.0.1", s->port, tv);
+	if (c && !c->err && redisSetTimeout(c, tv) == REDIS_OK)
+		return c;
+	redisFree(c);
+	return NULL;
+}
+
+/* A command to @s outside rconn (hiredis format); NULL on failure. */
+static redisReply *direct(const struct srv *s, const char *fmt, ...)
+{
+	redisContext *c = direct_connect(s);
+	redisReply *rep = NULL;
+	va_list ap;
+	if (!c)
+		return NULL;
+	va_start(ap, fmt);
+	rep = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	redisFree(c);
+	return rep;
+}
+
+/* Does @s answer PING (with its password, if any)? */
+static int srv_ready(const struct srv *s, const char *password)
+{
+	redisContext *c = direct_connect(s);
+	redisReply *rep = NULL;
+	int ok;
+	if (!c)
+		return 0;
+	if (password)
+		freeReplyObject(redisCommand(c, "AUTH %s", password));
+	rep = redisCommand(c, "PING");
+	ok = rep && rep->type == REDIS_REPLY_STATUS && !strcmp(rep->str, "PONG");
+	freeReplyObject(rep);
+	redisFree(c);
+	return ok;
+}
+
+/* (Re)start @s on its port (a new one if 0): 0 when it answers PING. */
+static int srv_spawn(struct srv *s, const char *password)
+{
+	char port[16], conf[4096];
+	const char *argv[40] = { "redis-server", "--port", port, "--bind",
+				 "127.0.0.1", "--save", "", "--appendonly", "no",
+				 "--dir", dir, "--daemonize", "no" };
+	int n = 13;
+
+	snprintf(port, sizeof(port), "%d", s->mode == SRV_UNIX ? 0 : s->port);
+	if (s->mode == SRV_UNIX) {
+		argv[n++] = "--unixsocket";
+		argv[n++] = s->sock;
+	}
+	if (s->mode == SRV_CLUSTER) {
+		snprintf(conf, sizeof(conf), "%s/nodes-%d.conf", dir, s->port);
+		argv[n++] = "--cluster-enabled";
+		argv[n++] = "yes";
+		argv[n++] = "--cluster-config-file";
+		argv[n++] = conf;
+		argv[n++] = "--cluster-node-timeout";
+		argv[n++] = "2000";
+	}
+	for (int i = 0; s->extra[i]; i++)
+		argv[n++] = s->extra[i];
+	s->pid = spawn(argv, "redis.log");
+	for (int64_t end = now_ms() + 5000; now_ms() < end; sleep_ms(10)) {
+		if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
+			reap(s->pid, 0);
+			return -1;  /* exited: the port was taken, or bad args */
+		}
+		if (srv_ready(s, password))
+			return 0;
+	}
+	reap(s->pid, SIGKILL);
+	return -1;
+}
+
+/* Start a server; extra args (NULL-terminated) after the standard ones. */
+static int srv_start(struct srv *s, enum srv_mode mode, const char *password,
+		     ...)
+{
+	va_list ap;
+	int n = 0;
+	memset(s, 0, sizeof(*s));
+	s->mode = mode;
+	va_start(ap, password);
+	for (const char *a; (a = va_arg(ap, const char *)) && n < 7;)
+		s->extra[n++] = a;
+	va_end(ap);
+	for (int tries = 0; tries < 5; tries++) {
+		static int nsock;
+		s->port = pick_port();
+		if (mode == SRV_UNIX)
+			snprintf(s->sock, sizeof(s->sock), "%s/r%d.sock", dir,
+				 nsock++);
+		if (srv_spawn(s, password) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+static void srv_stop(struct srv *s)
+{
+	if (s->pid > 0)
+		reap(s->pid, SIGKILL);
+	s->pid = 0;
+}
+
+/* ---- rconn helpers ---- */
+
+static struct rconn *conn(const char *url, int timeout_ms,
+			  const char *password)
+{
+	struct rconn_conf c = { .timeout_ms = timeout_ms };
+	char err[256];
+	if (rconn_parse_url(url, &c, err, sizeof(err)) != 0) {
+		printf("# %s\n", err);
+		return NULL;
+	}
+	if (password)
+		snprintf(c.password, sizeof(c.password), "%s", password);
+	return rconn_new(&c);
+}
+
+static struct rconn *conn_tcp(const struct srv *s, int db, int timeout_ms)
+{
+	char url[64];
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/%d", s->port, db);
+	return conn(url, timeout_ms, NULL);
+}
+
+/* SET @key @v: 0, the rconn failure, or -EPROTO if not +OK. */
+static int set(struct rconn *r, const char *key, const void *v, size_t n)
+{
+	const char *argv[] = { "SET", key, v };
+	size_t len[] = { 3, strlen(key), n };
+	redisReply *rep;
+	int err = rconn_cmd(r, key, 3, argv, len, &rep);
+	if (err)
+		return err;
+	err = rep->type == REDIS_REPLY_STATUS && !strcmp(rep->str, "OK")
+		? 0 : -EPROTO;
+	if (err)
+		printf("# SET %s: type %d %s\n", key, rep->type,
+		       rep->str ? rep->str : "");
+	freeReplyObject(rep);
+	return err;
+}
+
+/* GET @key: 0 if its value is @n bytes @v (@v NULL: absent), the rconn
+ * failure, or -EPROTO. */
+static int get_is(struct rconn *r, const char *key, const void *v, size_t n)
+{
+	const char *argv[] = { "GET", key };
+	size_t len[] = { 3, strlen(key) };
+	redisReply *rep;
+	int err = rconn_cmd(r, key, 2, argv, len, &rep);
+	if (err)
+		return err;
+	if (!v)
+		err = rep->type == REDIS_REPLY_NIL ? 0 : -EPROTO;
+	else
+		err = rep->type == REDIS_REPLY_STRING && rep->len == n &&
+		      memcmp(rep->str, v, n) == 0 ? 0 : -EPROTO;
+	freeReplyObject(rep);
+	return err;
+}
+
+/* ---- URLs and passwords ---- */
+
+/* @url is refused with a message containing @msg, and @c is untouched. */
+static int refused(const char *url, const char *msg)
+{
+	struct rconn_conf c = { .db = 7, .timeout_ms = 99 };
+	char err[256] = "";
+	int rc = rconn_parse_url(url, &c, err, sizeof(err));
+	if (rc != -EINVAL || !strstr(err, msg) || c.db != 7 || c.nseeds)
+		printf("# %s: rc %d, \"%s\" (expected \"%s\")\n", url, rc, err,
+		       msg);
+	return rc == -EINVAL && strstr(err, msg) && c.db == 7 && !c.nseeds;
+}
+
+static void t_url_forms_parse_to_their_fields(void)
+{
+	struct rconn_conf c = { .timeout_ms = 250 };
+	char err[256];
+
+	strcpy(c.password, "kept");
+	REQUIRE(rconn_parse_url("redis://127.0.0.1:6379", &c, err,
+				sizeof(err)) == 0);
+	CHECK(c.kind == RCONN_TCP && c.nseeds == 1 && c.port[0] == 6379);
+	CHECK(!strcmp(c.host[0], "127.0.0.1") && c.db == 0);
+	CHECK(c.timeout_ms == 250 && !strcmp(c.password, "kept"));
+	REQUIRE(rconn_parse_url("redis://cache.example.org:7000/15", &c, err,
+				sizeof(err)) == 0);
+	CHECK(!strcmp(c.host[0], "cache.example.org") && c.port[0] == 7000);
+	CHECK(c.db == 15);
+	REQUIRE(rconn_parse_url("redis://h:65535/3", &c, err, sizeof(err)) == 0);
+	CHECK(c.port[0] == 65535 && c.db == 3);
+	REQUIRE(rconn_parse_url("redis://h:1", &c, err, sizeof(err)) == 0);
+	CHECK(c.port[0] == 1 && c.db == 0);  /* no db: 0, not the last one */
+	REQUIRE(rconn_parse_url("unix:/run/redis/redis.sock", &c, err,
+				sizeof(err)) == 0);
+	CHECK(c.kind == RCONN_UNIX && !strcmp(c.path, "/run/redis/redis.sock"));
+	CHECK(c.db == 0);
+	REQUIRE(rconn_parse_url("unix:/tmp/r.sock?db=2", &c, err,
+				sizeof(err)) == 0);
+	CHECK(c.kind == RCONN_UNIX && !strcmp(c.path, "/tmp/r.sock"));
+	CHECK(c.db == 2);
+	REQUIRE(rconn_parse_url("redis-cluster://10.0.0.1:7000,node-b:7001,"
+				"10.0.0.3:7002", &c, err, sizeof(err)) == 0);
+	CHECK(c.kind == RCONN_CLUSTER && c.nseeds == 3 && c.db == 0);
+	CHECK(!strcmp(c.host[1], "node-b") && c.port[1] == 7001);
+	CHECK(!strcmp(c.host[2], "10.0.0.3") && c.port[2] == 7002);
+	REQUIRE(rconn_parse_url("redis-cluster://127.0.0.1:30001", &c, err,
+				sizeof(err)) == 0);
+	CHECK(c.nseeds == 1 && c.port[0] == 30001);
+
+	char url[1024] = "redis-cluster://h:1";
+	for (int i = 2; i <= RCONN_MAX_SEEDS; i++)
+		snprintf(url + strlen(url), sizeof(url) - strlen(url),
+			 ",h%d:%d", i, i);
+	REQUIRE(rconn_parse_url(url, &c, err, sizeof(err)) == 0);
+	CHECK(c.nseeds == RCONN_MAX_SEEDS && c.port[15] == 16);
+	strcat(url, ",h17:17");
+	CHECK(refused(url, "more than 16 seeds in"));
+}
+
+static void t_url_bad_forms_say_what_is_wrong(void)
+{
+	CHECK(refused("redis://h:0", "remote: port 0 out of range in redis://h:0"));
+	CHECK(refused("redis://h:65536", "port 65536 out of range"));
+	CHECK(refused("redis://h:99999999999", "out of range"));
+	CHECK(refused("redis://h:12x", "bad port \"12x\""));
+	CHECK(refused("redis://h:-1", "bad port \"-1\""));
+	CHECK(refused("redis://h", "no port in redis://h"));
+	CHECK(refused("redis://h:", "no port"));
+	CHECK(refused("redis://:6379", "no host in redis://:6379"));
+	CHECK(refused("redis://", "no host"));
+	CHECK(refused("redis://h:1/16", "db 16 out of range (0..15)"));
+	CHECK(refused("redis://h:1/x", "bad db \"x\""));
+	CHECK(refused("redis://h:1/", "no db number"));
+	CHECK(refused("redis://::1:6379", "IPv6"));
+	CHECK(refused("redis://user:secret@h:1", "use remote_password_file"));
+	struct rconn_conf c = { .timeout_ms = 1 };
+	char err[256];
+	CHECK(rconn_parse_url("redis://:secret@h:1", &c, err, sizeof(err)) ==
+	      -EINVAL);
+	CHECK(!strstr(err, "secret"));  /* a password is not echoed to logs */
+	CHECK(refused("unix:relative.sock", "must be absolute"));
+	CHECK(refused("unix:", "must be absolute"));
+	CHECK(refused("unix:/tmp/r.sock?foo=1", "only ?db=N"));
+	CHECK(refused("unix:/tmp/r.sock?db=99", "db 99 out of range"));
+	char url[200] = "unix:/";
+	memset(url + 6, 'a', 120);
+	CHECK(refused(url, "socket path longer than 107 bytes"));
+	CHECK(refused("redis-cluster://", "no host"));
+	CHECK(refused("redis-cluster://a:1,,b:2", "no host"));
+	CHECK(refused("redis-cluster://a:1,b", "no port"));
+	CHECK(refused("redis-cluster://a:1,b:0", "port 0 out of range"));
+	CHECK(refused("redis-cluster://a:1/2", "a cluster has only db 0"));
+	CHECK(refused("http://h:1", "unknown scheme in http://h:1"));
+	CHECK(refused("rediss://h:1", "unknown scheme"));
+	CHECK(refused("", "empty URL"));
+}
+
+static void t_password_is_the_first_line_of_its_file(void)
+{
+	struct rconn_conf c = { .timeout_ms = 100 };
+	char path[4096], err[256] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/pw", dir);
+	f = fopen(path, "w");
+	REQUIRE(f);
+	fputs("s3cret pass\nsecond line\n", f);
+	fclose(f);
+	CHECK(rconn_read_password(path, &c, err, sizeof(err)) == 0);
+	CHECK(!strcmp(c.password, "s3cret pass"));
+
+	f = fopen(path, "w");
+	REQUIRE(f);
+	fputs("no-newline", f);
+	fclose(f);
+	CHECK(rconn_read_password(path, &c, err, sizeof(err)) == 0);
+	CHECK(!strcmp(c.password, "no-newline"));
+
+	f = fopen(path, "w");
+	REQUIRE(f);
+	fclose(f);
+	CHECK(rconn_read_password(path, &c, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "is empty") && strstr(err, path));
+	CHECK(!strcmp(c.password, "no-newline"));  /* untouched */
+
+	f = fopen(path, "w");
+	REQUIRE(f);
+	fputs("\nafter an empty line", f);
+	fclose(f);
+	CHECK(rconn_read_password(path, &c, err, sizeof(err)) == -EINVAL);
+
+	f = fopen(path, "w");
+	REQUIRE(f);
+	for (int i = 0; i < 600; i++)
+		fputc('x', f);
+	fclose(f);
+	CHECK(rconn_read_password(path, &c, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, "longer than 511 bytes"));
+
+	snprintf(path, sizeof(path), "%s/no-such-file", dir);
+	CHECK(rconn_read_password(path, &c, err, sizeof(err)) == -ENOENT);
+	CHECK(strstr(err, "No such file") && strstr(err, path));
+	CHECK(rconn_read_password(dir, &c, err, sizeof(err)) == -EISDIR);
+	CHECK(strstr(err, "Is a directory"));
+}
+
+/* The spec's test vector and its hash-tag examples. */
+static void t_slot_is_crc16_of_the_hash_tag(void)
+{
+#define SLOT(s) rconn_slot(s, strlen(s))
+	CHECK(SLOT("123456789") == 0x31c3);
+	CHECK(SLOT("{user1000}.following") == SLOT("user1000"));
+	CHECK(SLOT("{user1000}.followers") == SLOT("user1000"));
+	CHECK(SLOT("foo{}{bar}") != SLOT("bar"));  /* "{}": whole key */
+	CHECK(SLOT("foo{{bar}}zap") == SLOT("{bar"));
+	CHECK(SLOT("foo{bar}{zap}") == SLOT("bar"));
+	CHECK(SLOT("") == 0);
+	CHECK(rconn_slot("a{b}\0c", 6) == SLOT("b"));
+	for (int i = 0; i < 1000; i++) {
+		char k[32];
+		snprintf(k, sizeof(k), "key:%d", i);
+		CHECK(SLOT(k) < 16384);
+	}
+#undef SLOT
+}
+
+/* ---- one server ---- */
+
+/* NUL bytes, an empty value and 5 MiB come back byte-identical. */
+static void binary_values(struct rconn *r)
+{
+	enum { BIG = 5 << 20 };
+	char *big = malloc(BIG);
+	REQUIRE(big);
+	fill(big, BIG, 16);
+	CHECK(!rconn_connected(r));  /* nothing sent yet */
+	CHECK(set(r, "nul", "a\0b\0\0c", 6) == 0);
+	CHECK(rconn_connected(r));
+	CHECK(get_is(r, "nul", "a\0b\0\0c", 6) == 0);
+	CHECK(get_is(r, "nul", "a", 1) == -EPROTO);  /* get_is can fail */
+	CHECK(set(r, "empty", "", 0) == 0);
+	CHECK(get_is(r, "empty", "", 0) == 0);       /* "", not nil */
+	CHECK(get_is(r, "absent", NULL, 0) == 0);
+	CHECK(set(r, "big", big, BIG) == 0);
+	CHECK(get_is(r, "big", big, BIG) == 0);
+	free(big);
+}
+
+static void t_binary_values_over_tcp(void)
+{
+	struct srv s;
+	REQUIRE(srv_start(&s, SRV_TCP, NULL, NULL) == 0);
+	struct rconn *r = conn_tcp(&s, 0, 2000);
+	REQUIRE(r);
+	binary_values(r);
+	rconn_free(r);
+	srv_stop(&s);
+}
+
+static void t_binary_values_and_db_over_a_unix_socket(void)
+{
+	struct srv s;
+	char url[256];
+	REQUIRE(srv_start(&s, SRV_UNIX, NULL, NULL) == 0);
+	snprintf(url, sizeof(url), "unix:%s", s.sock);
+	struct rconn *r = conn(url, 2000, NULL);
+	REQUIRE(r);
+	binary_values(r);
+	snprintf(url, sizeof(url), "unix:%s?db=2", s.sock);
+	struct rconn *r2 = conn(url, 2000, NULL);
+	REQUIRE(r2);
+	CHECK(set(r2, "in2", "two", 3) == 0);
+	CHECK(get_is(r2, "in2", "two", 3) == 0);
+	CHECK(get_is(r, "in2", NULL, 0) == 0);
+	CHECK(get_is(r2, "nul", NULL, 0) == 0);
+	rconn_free(r2);
+	rconn_free(r);
+	srv_stop(&s);
+}
+
+static void t_select_keeps_dbs_apart(void)
+{
+	struct srv s;
+	REQUIRE(srv_start(&s, SRV_TCP, NULL, NULL) == 0);
+	struct rconn *r0 = conn_tcp(&s, 0, 2000), *r3 = conn_tcp(&s, 3, 2000);
+	REQUIRE(r0 && r3);
+	CHECK(set(r3, "k", "in db 3", 7) == 0);
+	CHECK(get_is(r3, "k", "in db 3", 7) == 0);
+	CHECK(get_is(r0, "k", NULL, 0) == 0);
+	CHECK(set(r0, "k", "in db 0", 7) == 0);
+	CHECK(get_is(r3, "k", "in db 3", 7) == 0);
+	redisReply *rep = direct(&s, "INFO keyspace");
+	REQUIRE(rep && rep->type == REDIS_REPLY_STRING);
+	CHECK(strstr(rep->str, "db0:keys=1") && strstr(rep->str, "db3:keys=1"));
+	freeReplyObject(rep);
+	rconn_free(r0);
+	rconn_free(r3);
+	srv_stop(&s);
+}
+
+static void t_auth_right_password_works_wrong_one_is_eacces(void)
+{
+	struct rconn_conf c = { .timeout_ms = 2000 };
+	struct srv s;
+	char path[4096], url[64], err[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/redis-pw", dir);
+	f = fopen(path, "w");
+	REQUIRE(f);
+	fputs("pw-7f3a9\n", f);
+	fclose(f);
+	REQUIRE(rconn_read_password(path, &c, err, sizeof(err)) == 0);
+	REQUIRE(srv_start(&s, SRV_TCP, c.password, "--requirepass", c.password,
+			  NULL) == 0);
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", s.port);
+	REQUIRE(rconn_parse_url(url, &c, err, sizeof(err)) == 0);
+
+	struct rconn *r = rconn_new(&c);
+	REQUIRE(r);
+	CHECK(set(r, "k", "v", 1) == 0);
+	CHECK(get_is(r, "k", "v", 1) == 0);
+	rconn_free(r);
+
+	strcpy(c.password, "wrong");
+	r = rconn_new(&c);
+	REQUIRE(r);
+	CHECK(get_is(r, "k", "v", 1) == -EACCES);
+	CHECK(!rconn_connected(r));
+	int64_t t0 = now_ms();
+	CHECK(get_is(r, "k", "v", 1) == -ENOTCONN);  /* backoff: no retry */
+	CHECK(now_ms() - t0 < 5);
+	rconn_free(r);
+
+	c.password[0] = '\0';  /* none: NOAUTH */
+	r = rconn_new(&c);
+	REQUIRE(r);
+	CHECK(get_is(r, "k", "v", 1) == -EACCES);
+	CHECK(get_is(r, "k", "v", 1) == -ENOTCONN);
+	rconn_free(r);
+	srv_stop(&s);
+}
+
+static void t_pipeline_replies_come_in_order(void)
+{
+	enum { N = 100 };
+	static char keys[N][16], vals[N][32];
+	static const char *argvs[2 * N][3];
+	static size_t lens[2 * N][3];
+	const char **av[2 * N];
+	const size_t *lv[2 * N];
+	int argcs[2 * N];
+	redisReply *outs[2 * N];
+	struct srv s;
+
+	REQUIRE(srv_start(&s, SRV_TCP, NULL, NULL) == 0);
+	struct rconn *r = conn_tcp(&s, 0, 2000);
+	REQUIRE(r);
+	for (int i = 0; i < N; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "p%d", i);
+		snprintf(vals[i], sizeof(vals[i]), "value of %d", i * 7919);
+		argvs[i][0] = "SET", argvs[i][1] = keys[i];
+		argvs[i][2] = vals[i];
+		lens[i][0] = 3, lens[i][1] = strlen(keys[i]);
+		lens[i][2] = strlen(vals[i]);
+		argcs[i] = 3;
+		argvs[N + i][0] = "GET", argvs[N + i][1] = keys[i];
+		lens[N + i][0] = 3, lens[N + i][1] = strlen(keys[i]);
+		argcs[N + i] = 2;
+	}
+	for (int i = 0; i < 2 * N; i++)
+		av[i] = argvs[i], lv[i] = lens[i];
+	REQUIRE(rconn_pipeline(r, NULL, 2 * N, argcs, av, lv, outs) == 0);
+	for (int i = 0; i < N; i++) {
+		CHECK(outs[i]->type == REDIS_REPLY_STATUS);
+		CHECK(!strcmp(outs[i]->str, "OK"));
+		CHECK(outs[N + i]->type == REDIS_REPLY_STRING);
+		CHECK(!strcmp(outs[N + i]->str, vals[i]));
+	}
+	for (int i = 0; i < 2 * N; i++)
+		freeReplyObject(outs[i]);
+
+	/* an error reply is the caller's, in its place */
+	const char *bad[] = { "INCR", "p1" };
+	size_t badl[] = { 4, 2 };
+	av[1] = bad, lv[1] = badl, argcs[1] = 2;
+	REQUIRE(rconn_pipeline(r, NULL, 3, argcs, av, lv, outs) == 0);
+	CHECK(outs[0]->type == REDIS_REPLY_STATUS);
+	CHECK(outs[1]->type == REDIS_REPLY_ERROR);
+	CHECK(!strncmp(outs[1]->str, "ERR value is not an integer", 27));
+	CHECK(outs[2]->type == REDIS_REPLY_STATUS);
+	for (int i = 0; i < 3; i++)
+		freeReplyObject(outs[i]);
+	CHECK(rconn_connected(r));
+	rconn_free(r);
+	srv_stop(&s);
+}
+
+/* A stopped server costs one timeout, then nothing until the backoff has
+ * passed; resumed, it serves again. */
+static void t_stopped_server_times_out_once_then_backs_off(void)
+{
+	enum { TIMEOUT = 300 };
+	struct srv s;
+	int64_t t0, dt;
+	int err;
+
+	REQUIRE(srv_start(&s, SRV_TCP, NULL, NULL) == 0);
+	struct rconn *r = conn_tcp(&s, 0, TIMEOUT);
+	REQUIRE(r);
+	CHECK(set(r, "k", "v", 1) == 0);
+	REQUIRE(kill(s.pid, SIGSTOP) == 0);
+	t0 = now_ms();
+	err = get_is(r, "k", "v", 1);
+	dt = now_ms() - t0;
+	CHECK(err == -ETIMEDOUT);
+	CHECK(dt >= TIMEOUT - 5 && dt <= TIMEOUT + 200);
+	printf("# timed out after %lld ms\n", (long long)dt);
+	CHECK(!rconn_connected(r));
+	t0 = now_ms();
+	CHECK(get_is(r, "k", "v", 1) == -ENOTCONN);
+	CHECK(set(r, "k2", "v", 1) == -ENOTCONN);
+	CHECK(now_ms() - t0 < 5);
+
+	/* still stopped after the backoff: the reconnect times out again
+	 * (the kernel accepts the connection; Redis never answers) */
+	sleep_ms(120);
+	t0 = now_ms();
+	CHECK(get_is(r, "k", "v", 1) == -ETIMEDOUT);
+	CHECK(now_ms() - t0 <= TIMEOUT + 200);
+
+	REQUIRE(kill(s.pid, SIGCONT) == 0);
+	t0 = now_ms();
+	while ((err = get_is(r, "k", "v", 1)) == -ENOTCONN &&
+	       now_ms() - t0 < 2000)
+		sleep_ms(10);
+	CHECK(err == 0);
+	dt = now_ms() - t0;
+	CHECK(dt >= 150 && dt < 500);  /* the second backoff: 200 ms */
+	CHECK(rconn_connected(r));
+	rconn_free(r);
+	srv_stop(&s);
+}
+
+static void t_killed_server_fails_fast_and_restarted_serves_again(void)
+{
+	struct srv s;
+	int64_t t0;
+	int err;
+
+	REQUIRE(srv_start(&s, SRV_TCP, NULL, NULL) == 0);
+	struct rconn *r = conn_tcp(&s, 0, 1000);
+	REQUIRE(r);
+	CHECK(set(r, "k", "v", 1) == 0);
+	reap(s.pid, SIGKILL);
+	t0 = now_ms();
+	err = get_is(r, "k", "v", 1);
+	CHECK(err == -ENOTCONN || err == -ECONNREFUSED || err == -EIO);
+	CHECK(now_ms() - t0 < 100);
+	CHECK(!rconn_connected(r));
+	CHECK(get_is(r, "k", "v", 1) == -ENOTCONN);  /* backoff */
+	sleep_ms(120);
+	t0 = now_ms();
+	CHECK(get_is(r, "k", "v", 1) == -ECONNREFUSED);  /* nobody listens */
+	CHECK(now_ms() - t0 < 100);
+
+	REQUIRE(srv_spawn(&s, NULL) == 0);  /* same port */
+	t0 = now_ms();
+	while ((err = set(r, "k", "back", 4)) == -ENOTCONN &&
+	       now_ms() - t0 < 6000)
+		sleep_ms(10);
+	CHECK(err == 0);
+	CHECK(get_is(r, "k", "back", 4) == 0);
+	CHECK(rconn_connected(r));
+	rconn_free(r);
+	srv_stop(&s);
+}
+
+static void t_oom_is_enomem(void)
+{
+	enum { BIG = 4 << 20 };
+	struct srv s;
+	char *big = calloc(1, BIG);
+	REQUIRE(big);
+	REQUIRE(srv_start(&s, SRV_TCP, NULL, "--maxmemory", "2mb",
+			  "--maxmemory-policy", "noeviction", NULL) == 0);
+	struct rconn *r = conn_tcp(&s, 0, 2000);
+	REQUIRE(r);
+	CHECK(set(r, "small", "v", 1) == 0);
+	CHECK(set(r, "big", big, BIG) == -ENOMEM);
+	CHECK(rconn_connected(r));  /* Redis answered: the link is fine */
+	CHECK(get_is(r, "big", NULL, 0) == 0);
+	CHECK(get_is(r, "small", "v", 1) == 0);
+	free(big);
+	rconn_free(r);
+	srv_stop(&s);
+}
+
+int main(void)
+{
+	static const int fatal[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGABRT,
+				     SIGSEGV, SIGBUS, SIGFPE, SIGALRM };
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);  /* as the daemon: hiredis writes with write() */
+	for (size_t i = 0; i < sizeof(fatal) / sizeof(*fatal); i++)
+		signal(fatal[i], on_fatal);
+	srand((unsigned)getpid() ^ (unsigned)time(NULL));
+	dir = tmpdir_new();
+	atexit(at_exit);
+
+	RUN(t_url_forms_parse_to_their_fields);
+	RUN(t_url_bad_forms_say_what_is_wrong);
+	RUN(t_password_is_the_first_line_of_its_file);
+	RUN(t_slot_is_crc16_of_the_hash_tag);
+	RUN(t_binary_values_over_tcp);
+	RUN(t_binary_values_and_db_over_a_unix_socket);
+	RUN(t_select_keeps_dbs_apart);
+	RUN(t_auth_right_password_works_wrong_one_is_eacces);
+	RUN(t_pipeline_replies_come_in_order);
+	RUN(t_stopped_server_times_out_once_then_backs_off);
+	RUN(t_killed_server_fails_fast_and_restarted_serves_again);
+	RUN(t_oom_is_enomem);
+	return check_done();
+}
