@@ -2,7 +2,8 @@
  * redis-server processes of its own, on loopback ports and a unix socket
  * under a temp directory: URLs, binary values, db, AUTH, pipelines, the
  * bounded wait of a stopped server and the backoff after it, a killed and
- * restarted server, OOM.  Every server is killed at exit, on a fatal
+ * restarted server, OOM, and a 3-master cluster through a resharding
+ * (MOVED), a migration (ASK) and the death of its seed.  Every server is killed at exit, on a fatal
  * signal, and by PR_SET_PDEATHSIG if this process is SIGKILLed. */
 #include <errno.h>
 #include <fcntl.h>
@@ -107,6 +108,25 @@ static void reap(pid_t pid, int sig)
 			procs[i] = 0;
 }
 
+/* Run a command to its end (30 s at most); its exit status. */
+static int run(const char *const *argv)
+{
+	int st;
+	pid_t pid = spawn(argv, "cmd.log");
+	int64_t end = now_ms() + 30000;
+	while (waitpid(pid, &st, WNOHANG) == 0) {
+		if (now_ms() > end) {
+			reap(pid, SIGKILL);
+			return -1;
+		}
+		sleep_ms(20);
+	}
+	for (int i = 0; i < MAX_PROCS; i++)
+		if (procs[i] == pid)
+			procs[i] = 0;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 static int port_free(int port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET,
@@ -204,6 +224,9 @@ static int srv_spawn(struct srv *s, const char *password)
 		argv[n++] = conf;
 		argv[n++] = "--cluster-node-timeout";
 		argv[n++] = "2000";
+		/* a dead master's slots fail, not the whole cluster */
+		argv[n++] = "--cluster-require-full-coverage";
+		argv[n++] = "no";
 	}
 	for (int i = 0; s->extra[i]; i++)
 		argv[n++] = s->extra[i];
@@ -750,6 +773,268 @@ static void t_oom_is_enomem(void)
 	srv_stop(&s);
 }
 
+/* ---- cluster ---- */
+
+static int cluster_ok(const struct srv *s)
+{
+	redisReply *rep = direct(s, "CLUSTER INFO");
+	int ok = rep && rep->type == REDIS_REPLY_STRING &&
+		 strstr(rep->str, "cluster_state:ok");
+	freeReplyObject(rep);
+	return ok;
+}
+
+static void node_id(const struct srv *s, char id[64])
+{
+	redisReply *rep = direct(s, "CLUSTER MYID");
+	snprintf(id, 64, "%s", rep && rep->type == REDIS_REPLY_STRING
+		 ? rep->str : "?");
+	freeReplyObject(rep);
+}
+
+/* The number of keys node @s holds in @slot. */
+static long long keys_in_slot(const struct srv *s, unsigned slot)
+{
+	redisReply *rep = direct(s, "CLUSTER COUNTKEYSINSLOT %u", slot);
+	long long n = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer
+							      : -1;
+	freeReplyObject(rep);
+	return n;
+}
+
+/* One pipeline of GETs of @keys (sharing a tag): 0 if each is @vals[i]. */
+static int tagged_get_all(struct rconn *r, int n, char (*keys)[32],
+			  char (*vals)[32])
+{
+	const char *argvs[16][2], **av[16];
+	int argcs[16];
+	redisReply *outs[16];
+	int err;
+	for (int i = 0; i < n; i++) {
+		argvs[i][0] = "GET", argvs[i][1] = keys[i];
+		av[i] = argvs[i], argcs[i] = 2;
+	}
+	err = rconn_pipeline(r, keys[0], n, argcs, av,
+			     NULL, outs);
+	if (err)
+		return err;
+	for (int i = 0; i < n; i++) {
+		if (outs[i]->type != REDIS_REPLY_STRING ||
+		    strcmp(outs[i]->str, vals[i]))
+			err = -EPROTO;
+		freeReplyObject(outs[i]);
+	}
+	return err;
+}
+
+static void t_cluster_follows_resharding_and_migration(void)
+{
+	enum { NKEYS = 200, NLOW = 20, NTAG = 10 };
+	static char keys[NKEYS][32], vals[NKEYS][32];
+	static char tkeys[16][32], tvals[16][32], mkeys[16][32], mvals[16][32];
+	struct srv s[3];
+	char addr[3][32], ids[3][64], p1[64];
+	int from = -1, to;
+
+	for (int i = 0; i < 3; i++) {
+		REQUIRE(srv_start(&s[i], SRV_CLUSTER, NULL, NULL) == 0);
+		snprintf(addr[i], sizeof(addr[i]), "127.0.0.1:%d", s[i].port);
+	}
+	const char *create[] = { "redis-cli", "--cluster", "create", addr[0],
+				 addr[1], addr[2], "--cluster-replicas", "0",
+				 "--cluster-yes", NULL };
+	REQUIRE(run(create) == 0);
+	int64_t t0 = now_ms();
+	while (!(cluster_ok(&s[0]) && cluster_ok(&s[1]) && cluster_ok(&s[2])) &&
+	       now_ms() - t0 < 15000)
+		sleep_ms(50);
+	REQUIRE(cluster_ok(&s[0]) && cluster_ok(&s[1]) && cluster_ok(&s[2]));
+	for (int i = 0; i < 3; i++) {
+		node_id(&s[i], ids[i]);
+		REQUIRE(strlen(ids[i]) == 40);
+	}
+
+	/* rconn_slot is what Redis computes */
+	const char *probe[] = { "123456789", "a", "tcache:{e1}:m", "{}",
+				"foo{}{bar}", "foo{{bar}}zap", "foo{bar}{zap}",
+				"{user1000}.following", "x{y}", "{" };
+	for (size_t i = 0; i < sizeof(probe) / sizeof(*probe); i++) {
+		redisReply *rep = direct(&s[0], "CLUSTER KEYSLOT %s", probe[i]);
+		REQUIRE(rep && rep->type == REDIS_REPLY_INTEGER);
+		CHECK(rep->integer == rconn_slot(probe[i], strlen(probe[i])));
+		freeReplyObject(rep);
+	}
+
+	/* 200 keys, NLOW of them in slots 0..499, which the reshard moves
+	 * (redis-cli takes the lowest slots of the source) */
+	for (int i = 0, n = 0, low = 0; n < NKEYS; i++) {
+		char k[32];
+		snprintf(k, sizeof(k), "key:%d", i);
+		int is_low = rconn_slot(k, strlen(k)) < 500;
+		if (is_low ? low == NLOW : n - low == NKEYS - NLOW)
+			continue;
+		low += is_low;
+		strcpy(keys[n], k);
+		snprintf(vals[n], sizeof(vals[n]), "value-%d-%u", i,
+			 rconn_slot(k, strlen(k)));
+		n++;
+	}
+	snprintf(p1, sizeof(p1), "redis-cluster://%s", addr[0]);
+	struct rconn *r = conn(p1, 2000, NULL);
+	REQUIRE(r);
+	for (int i = 0; i < NKEYS; i++)
+		CHECK(set(r, keys[i], vals[i], strlen(vals[i])) == 0);
+	for (int i = 0; i < NKEYS; i++)
+		CHECK(get_is(r, keys[i], vals[i], strlen(vals[i])) == 0);
+	long long total = 0;
+	for (int i = 0; i < 3; i++) {
+		redisReply *rep = direct(&s[i], "DBSIZE");
+		REQUIRE(rep && rep->type == REDIS_REPLY_INTEGER);
+		CHECK(rep->integer > 20);  /* spread over every master */
+		total += rep->integer;
+		freeReplyObject(rep);
+	}
+	CHECK(total == NKEYS);
+
+	/* one entry's keys, one tag in slots 0..499, set in one pipeline */
+	unsigned tslot = 0;
+	char tag[16];
+	for (int i = 0;; i++) {
+		snprintf(tag, sizeof(tag), "e%d", i);
+		if ((tslot = rconn_slot(tag, strlen(tag))) < 500)
+			break;
+	}
+	{
+		const char *argvs[NTAG][3], **av[NTAG];
+		int argcs[NTAG];
+		redisReply *outs[NTAG];
+		for (int i = 0; i < NTAG; i++) {
+			snprintf(tkeys[i], 32, "tc:{%s}:chunk%d", tag, i);
+			snprintf(tvals[i], 32, "chunk %d of %s", i, tag);
+			argvs[i][0] = "SET", argvs[i][1] = tkeys[i];
+			argvs[i][2] = tvals[i];
+			av[i] = argvs[i], argcs[i] = 3;
+		}
+		REQUIRE(rconn_pipeline(r, tkeys[0], NTAG, argcs, av,
+				       NULL,
+				       outs) == 0);
+		for (int i = 0; i < NTAG; i++) {
+			CHECK(outs[i]->type == REDIS_REPLY_STATUS);
+			freeReplyObject(outs[i]);
+		}
+	}
+	CHECK(tagged_get_all(r, NTAG, tkeys, tvals) == 0);
+	for (int i = 0; i < 3; i++)
+		if (keys_in_slot(&s[i], tslot) == NTAG)
+			from = i;
+	REQUIRE(from >= 0);
+
+	/* reshard: 500 slots of the owner of slot tslot to another master */
+	to = (from + 1) % 3;
+	const char *reshard[] = { "redis-cli", "--cluster", "reshard", addr[0],
+				  "--cluster-from", ids[from], "--cluster-to",
+				  ids[to], "--cluster-slots", "500",
+				  "--cluster-yes", NULL };
+	t0 = now_ms();
+	REQUIRE(run(reshard) == 0);
+	printf("# reshard took %lld ms\n", (long long)(now_ms() - t0));
+	CHECK(keys_in_slot(&s[to], tslot) == NTAG);  /* they did move */
+	CHECK(keys_in_slot(&s[from], tslot) == 0);
+	int moved = 0;
+	for (int i = 0; i < NKEYS; i++) {
+		unsigned slot = rconn_slot(keys[i], strlen(keys[i]));
+		moved += keys_in_slot(&s[to], slot) > 0 && slot < 500;
+	}
+	CHECK(moved >= NLOW / 2);
+	for (int i = 0; i < NKEYS; i++)
+		CHECK(get_is(r, keys[i], vals[i], strlen(vals[i])) == 0);
+	CHECK(tagged_get_all(r, NTAG, tkeys, tvals) == 0);
+
+	/* a migration in progress: half of a slot's keys moved, the rest
+	 * not; GETs there are ASKed to the target, the others served */
+	struct rconn *r2 = conn(p1, 2000, NULL);  /* a fresh map */
+	REQUIRE(r2);
+	char mtag[16];
+	unsigned mslot;
+	int src = -1, dst;
+	snprintf(mtag, sizeof(mtag), "m1");
+	mslot = rconn_slot(mtag, strlen(mtag));
+	for (int i = 0; i < NTAG; i++) {
+		snprintf(mkeys[i], 32, "tc:{%s}:chunk%d", mtag, i);
+		snprintf(mvals[i], 32, "m chunk %d", i);
+		CHECK(set(r2, mkeys[i], mvals[i], strlen(mvals[i])) == 0);
+	}
+	CHECK(tagged_get_all(r2, NTAG, mkeys, mvals) == 0);
+	for (int i = 0; i < 3; i++)
+		if (keys_in_slot(&s[i], mslot) == NTAG)
+			src = i;
+	REQUIRE(src >= 0);
+	dst = (src + 1) % 3;
+	redisReply *rep;
+	rep = direct(&s[dst], "CLUSTER SETSLOT %u IMPORTING %s", mslot, ids[src]);
+	CHECK(rep && rep->type == REDIS_REPLY_STATUS);
+	freeReplyObject(rep);
+	rep = direct(&s[src], "CLUSTER SETSLOT %u MIGRATING %s", mslot, ids[dst]);
+	CHECK(rep && rep->type == REDIS_REPLY_STATUS);
+	freeReplyObject(rep);
+	for (int i = 0; i < NTAG / 2; i++) {
+		rep = direct(&s[src], "MIGRATE 127.0.0.1 %d %s 0 5000 KEYS %s",
+			     s[dst].port, "", mkeys[i]);
+		CHECK(rep && rep->type == REDIS_REPLY_STATUS);
+		freeReplyObject(rep);
+	}
+	CHECK(keys_in_slot(&s[src], mslot) == NTAG / 2);
+	CHECK(keys_in_slot(&s[dst], mslot) == NTAG / 2);
+	CHECK(tagged_get_all(r2, NTAG, mkeys, mvals) == 0);
+	CHECK(get_is(r2, mkeys[0], mvals[0], strlen(mvals[0])) == 0);
+	snprintf(mkeys[NTAG], 32, "tc:{%s}:new", mtag);
+	snprintf(mvals[NTAG], 32, "new during migration");
+	CHECK(set(r2, mkeys[NTAG], mvals[NTAG], strlen(mvals[NTAG])) == 0);
+	CHECK(keys_in_slot(&s[dst], mslot) == NTAG / 2 + 1);  /* ASKed */
+	CHECK(tagged_get_all(r2, NTAG + 1, mkeys, mvals) == 0);
+
+	/* ...and finished: the slot is dst's, MOVED */
+	for (int i = NTAG / 2; i < NTAG; i++) {
+		rep = direct(&s[src], "MIGRATE 127.0.0.1 %d %s 0 5000 KEYS %s",
+			     s[dst].port, "", mkeys[i]);
+		CHECK(rep && rep->type == REDIS_REPLY_STATUS);
+		freeReplyObject(rep);
+	}
+	for (int i = 0; i < 3; i++) {
+		rep = direct(&s[i], "CLUSTER SETSLOT %u NODE %s", mslot, ids[dst]);
+		CHECK(rep && rep->type == REDIS_REPLY_STATUS);
+		freeReplyObject(rep);
+	}
+	CHECK(keys_in_slot(&s[dst], mslot) == NTAG + 1);
+	CHECK(tagged_get_all(r2, NTAG + 1, mkeys, mvals) == 0);
+	CHECK(tagged_get_all(r, NTAG + 1, mkeys, mvals) == 0);
+	for (int i = 0; i < NKEYS; i++)
+		CHECK(get_is(r2, keys[i], vals[i], strlen(vals[i])) == 0);
+
+	/* the seed dies: the map comes from the other masters, whose keys
+	 * are served; the dead one's fail, fast after the first */
+	static char on0[NKEYS];
+	int n0 = 0;
+	for (int i = 0; i < NKEYS; i++)
+		n0 += on0[i] = keys_in_slot(&s[0],
+				    rconn_slot(keys[i], strlen(keys[i]))) > 0;
+	REQUIRE(n0 > 0 && n0 < NKEYS);
+	srv_stop(&s[0]);
+	t0 = now_ms();
+	for (int i = 0; i < NKEYS; i++) {
+		int e = get_is(r, keys[i], vals[i], strlen(vals[i]));
+		if (on0[i])
+			CHECK(e == -ENOTCONN || e == -ECONNREFUSED);
+		else
+			CHECK(e == 0);
+	}
+	CHECK(now_ms() - t0 < 1000);
+	rconn_free(r2);
+	rconn_free(r);
+	for (int i = 0; i < 3; i++)
+		srv_stop(&s[i]);
+}
+
 int main(void)
 {
 	static const int fatal[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGABRT,
@@ -774,5 +1059,6 @@ int main(void)
 	RUN(t_stopped_server_times_out_once_then_backs_off);
 	RUN(t_killed_server_fails_fast_and_restarted_serves_again);
 	RUN(t_oom_is_enomem);
+	RUN(t_cluster_follows_resharding_and_migration);
 	return check_done();
 }
