@@ -460,15 +460,19 @@ static int map_load(struct rconn *r, int from, const redisReply *rep)
 	return 0;
 }
 
-/* Ask the known nodes in turn for CLUSTER SLOTS.  A timeout ends the
- * search (one timeout per call). */
+/* Ask the known nodes for CLUSTER SLOTS, the connected ones first (a
+ * stopped seed would cost a timeout).  A timeout ends the search: one
+ * timeout per call. */
 static int map_refresh(struct rconn *r)
 {
 	static const char *argv[] = { "CLUSTER", "SLOTS" };
-	int err = -ENOTCONN;
+	int err = -ENOTCONN, n = r->nnodes;
 
-	for (int i = 0, n = r->nnodes; i < n; i++) {
+	for (int k = 0; k < 2 * n; k++) {
+		int i = k % n;
 		redisReply *rep;
+		if ((k < n) != (r->nodes[i].ctx != NULL))
+			continue;
 		err = node_connect(r, i);
 		if (!err) {
 			rep = redisCommandArgv(r->nodes[i].ctx, 2, argv, NULL);

@@ -227,6 +227,8 @@ static int srv_spawn(struct srv *s, const char *password)
 		/* a dead master's slots fail, not the whole cluster */
 		argv[n++] = "--cluster-require-full-coverage";
 		argv[n++] = "no";
+		argv[n++] = "--repl-diskless-sync-delay";  /* a replica: now */
+		argv[n++] = "0";
 	}
 	for (int i = 0; s->extra[i]; i++)
 		argv[n++] = s->extra[i];
@@ -802,6 +804,53 @@ static long long keys_in_slot(const struct srv *s, unsigned slot)
 	return n;
 }
 
+static int has_info(const struct srv *s, const char *what)
+{
+	redisReply *rep = direct(s, "INFO");
+	int yes = rep && rep->type == REDIS_REPLY_STRING &&
+		  strstr(rep->str, what);
+	freeReplyObject(rep);
+	return yes;
+}
+
+/* Does @s see node @id as a master with slots (the failover done, as
+ * far as @s knows)? */
+static int is_master(const struct srv *s, const char *id)
+{
+	redisReply *rep = direct(s, "CLUSTER NODES");
+	const char *line = rep && rep->type == REDIS_REPLY_STRING
+		? strstr(rep->str, id) : NULL;
+	const char *eol = line ? strchr(line, '\n') : NULL;
+	const char *m = line ? strstr(line, "master") : NULL;
+	const char *slots = line ? strstr(line, " connected ") : NULL;
+	int yes = m && slots && (!eol || (m < eol && slots < eol));
+	freeReplyObject(rep);
+	return yes;
+}
+
+static long long dbsize(const struct srv *s)
+{
+	redisReply *rep = direct(s, "DBSIZE");
+	long long n = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer
+							      : -1;
+	freeReplyObject(rep);
+	return n;
+}
+
+/* EVALs run by the three masters of @s so far. */
+static long long eval_calls(const struct srv *s)
+{
+	long long n = 0;
+	for (int i = 0; i < 3; i++) {
+		redisReply *rep = direct(&s[i], "INFO commandstats");
+		const char *p = rep && rep->type == REDIS_REPLY_STRING
+			? strstr(rep->str, "cmdstat_eval:calls=") : NULL;
+		n += p ? atoll(p + strlen("cmdstat_eval:calls=")) : 0;
+		freeReplyObject(rep);
+	}
+	return n;
+}
+
 /* One pipeline of GETs of @keys (sharing a tag): 0 if each is @vals[i]. */
 static int tagged_get_all(struct rconn *r, int n, char (*keys)[32],
 			  char (*vals)[32])
@@ -827,22 +876,39 @@ static int tagged_get_all(struct rconn *r, int n, char (*keys)[32],
 	return err;
 }
 
-static void t_cluster_follows_resharding_and_migration(void)
-{
-	enum { NKEYS = 200, NLOW = 20, NTAG = 10 };
-	static char keys[NKEYS][32], vals[NKEYS][32];
-	static char tkeys[16][32], tvals[16][32], mkeys[16][32], mvals[16][32];
-	struct srv s[3];
-	char addr[3][32], ids[3][64], p1[64];
-	int from = -1, to;
+/*
+ * One cluster for the tests below, in order: 3 masters made by redis-cli
+ * --cluster create (s[3] becomes a replica of s[1] for the failover), and
+ * one rconn through the seed s[0] that lives through all of it.
+ */
+enum { NKEYS = 200, NLOW = 20, NTAG = 10 };
+static struct {
+	struct srv s[4];
+	char addr[4][32], ids[4][64], url[64];
+	char keys[NKEYS][32], vals[NKEYS][32];  /* NLOW in slots 0..499 */
+	struct rconn *r;
+	int up;
+} cl;
 
+static int get_all(struct rconn *r)
+{
+	int bad = 0;
+	for (int i = 0; i < NKEYS; i++)
+		bad += get_is(r, cl.keys[i], cl.vals[i], strlen(cl.vals[i])) != 0;
+	return bad;
+}
+
+static void t_cluster_of_3_masters_forms(void)
+{
+	struct srv *s = cl.s;
 	for (int i = 0; i < 3; i++) {
 		REQUIRE(srv_start(&s[i], SRV_CLUSTER, NULL, NULL) == 0);
-		snprintf(addr[i], sizeof(addr[i]), "127.0.0.1:%d", s[i].port);
+		snprintf(cl.addr[i], 32, "127.0.0.1:%d", s[i].port);
 	}
-	const char *create[] = { "redis-cli", "--cluster", "create", addr[0],
-				 addr[1], addr[2], "--cluster-replicas", "0",
-				 "--cluster-yes", NULL };
+	const char *create[] = { "redis-cli", "--cluster", "create",
+				 cl.addr[0], cl.addr[1], cl.addr[2],
+				 "--cluster-replicas", "0", "--cluster-yes",
+				 NULL };
 	REQUIRE(run(create) == 0);
 	int64_t t0 = now_ms();
 	while (!(cluster_ok(&s[0]) && cluster_ok(&s[1]) && cluster_ok(&s[2])) &&
@@ -850,23 +916,35 @@ static void t_cluster_follows_resharding_and_migration(void)
 		sleep_ms(50);
 	REQUIRE(cluster_ok(&s[0]) && cluster_ok(&s[1]) && cluster_ok(&s[2]));
 	for (int i = 0; i < 3; i++) {
-		node_id(&s[i], ids[i]);
-		REQUIRE(strlen(ids[i]) == 40);
+		node_id(&s[i], cl.ids[i]);
+		REQUIRE(strlen(cl.ids[i]) == 40);
 	}
+	snprintf(cl.url, sizeof(cl.url), "redis-cluster://%s", cl.addr[0]);
+	cl.r = conn(cl.url, 2000, NULL);
+	REQUIRE(cl.r);
+	cl.up = 1;
+}
 
-	/* rconn_slot is what Redis computes */
+static void t_cluster_slot_is_what_redis_computes(void)
+{
 	const char *probe[] = { "123456789", "a", "tcache:{e1}:m", "{}",
 				"foo{}{bar}", "foo{{bar}}zap", "foo{bar}{zap}",
-				"{user1000}.following", "x{y}", "{" };
+				"{user1000}.following", "x{y}", "{", "}{a}" };
+	REQUIRE(cl.up);
 	for (size_t i = 0; i < sizeof(probe) / sizeof(*probe); i++) {
-		redisReply *rep = direct(&s[0], "CLUSTER KEYSLOT %s", probe[i]);
+		redisReply *rep = direct(&cl.s[0], "CLUSTER KEYSLOT %s",
+					 probe[i]);
 		REQUIRE(rep && rep->type == REDIS_REPLY_INTEGER);
 		CHECK(rep->integer == rconn_slot(probe[i], strlen(probe[i])));
 		freeReplyObject(rep);
 	}
+}
 
-	/* 200 keys, NLOW of them in slots 0..499, which the reshard moves
-	 * (redis-cli takes the lowest slots of the source) */
+/* 200 keys through one seed, NLOW of them in slots 0..499, which the
+ * reshard below moves (redis-cli takes the lowest slots of a source) */
+static void t_cluster_keys_go_to_every_master(void)
+{
+	REQUIRE(cl.up);
 	for (int i = 0, n = 0, low = 0; n < NKEYS; i++) {
 		char k[32];
 		snprintf(k, sizeof(k), "key:%d", i);
@@ -874,165 +952,258 @@ static void t_cluster_follows_resharding_and_migration(void)
 		if (is_low ? low == NLOW : n - low == NKEYS - NLOW)
 			continue;
 		low += is_low;
-		strcpy(keys[n], k);
-		snprintf(vals[n], sizeof(vals[n]), "value-%d-%u", i,
+		strcpy(cl.keys[n], k);
+		snprintf(cl.vals[n], 32, "value-%d-%u", i,
 			 rconn_slot(k, strlen(k)));
 		n++;
 	}
-	snprintf(p1, sizeof(p1), "redis-cluster://%s", addr[0]);
-	struct rconn *r = conn(p1, 2000, NULL);
-	REQUIRE(r);
 	for (int i = 0; i < NKEYS; i++)
-		CHECK(set(r, keys[i], vals[i], strlen(vals[i])) == 0);
-	for (int i = 0; i < NKEYS; i++)
-		CHECK(get_is(r, keys[i], vals[i], strlen(vals[i])) == 0);
+		CHECK(set(cl.r, cl.keys[i], cl.vals[i], strlen(cl.vals[i])) == 0);
+	CHECK(get_all(cl.r) == 0);
 	long long total = 0;
 	for (int i = 0; i < 3; i++) {
-		redisReply *rep = direct(&s[i], "DBSIZE");
-		REQUIRE(rep && rep->type == REDIS_REPLY_INTEGER);
-		CHECK(rep->integer > 20);  /* spread over every master */
-		total += rep->integer;
-		freeReplyObject(rep);
+		CHECK(dbsize(&cl.s[i]) > 20);
+		total += dbsize(&cl.s[i]);
 	}
 	CHECK(total == NKEYS);
+}
 
-	/* one entry's keys, one tag in slots 0..499, set in one pipeline */
-	unsigned tslot = 0;
+/* An entry's keys (one tag, in slots 0..499) set in one pipeline; then
+ * 500 slots move to another master: every key is found again (MOVED). */
+static void t_cluster_reshard_is_followed(void)
+{
+	static char tkeys[NTAG][32], tvals[NTAG][32];
+	const char *argvs[NTAG][3], **av[NTAG];
+	int argcs[NTAG], from = -1, to;
+	redisReply *outs[NTAG];
+	struct srv *s = cl.s;
+	unsigned tslot;
 	char tag[16];
+
+	REQUIRE(cl.up);
 	for (int i = 0;; i++) {
 		snprintf(tag, sizeof(tag), "e%d", i);
 		if ((tslot = rconn_slot(tag, strlen(tag))) < 500)
 			break;
 	}
-	{
-		const char *argvs[NTAG][3], **av[NTAG];
-		int argcs[NTAG];
-		redisReply *outs[NTAG];
-		for (int i = 0; i < NTAG; i++) {
-			snprintf(tkeys[i], 32, "tc:{%s}:chunk%d", tag, i);
-			snprintf(tvals[i], 32, "chunk %d of %s", i, tag);
-			argvs[i][0] = "SET", argvs[i][1] = tkeys[i];
-			argvs[i][2] = tvals[i];
-			av[i] = argvs[i], argcs[i] = 3;
-		}
-		REQUIRE(rconn_pipeline(r, tkeys[0], NTAG, argcs, av,
-				       NULL,
-				       outs) == 0);
-		for (int i = 0; i < NTAG; i++) {
-			CHECK(outs[i]->type == REDIS_REPLY_STATUS);
-			freeReplyObject(outs[i]);
-		}
+	for (int i = 0; i < NTAG; i++) {
+		snprintf(tkeys[i], 32, "tc:{%s}:chunk%d", tag, i);
+		snprintf(tvals[i], 32, "chunk %d of %s", i, tag);
+		argvs[i][0] = "SET", argvs[i][1] = tkeys[i];
+		argvs[i][2] = tvals[i];
+		av[i] = argvs[i], argcs[i] = 3;
 	}
-	CHECK(tagged_get_all(r, NTAG, tkeys, tvals) == 0);
+	REQUIRE(rconn_pipeline(cl.r, tkeys[0], NTAG, argcs, av, NULL, outs) ==
+		0);
+	for (int i = 0; i < NTAG; i++) {
+		CHECK(outs[i]->type == REDIS_REPLY_STATUS);
+		freeReplyObject(outs[i]);
+	}
+	CHECK(tagged_get_all(cl.r, NTAG, tkeys, tvals) == 0);
 	for (int i = 0; i < 3; i++)
 		if (keys_in_slot(&s[i], tslot) == NTAG)
 			from = i;
 	REQUIRE(from >= 0);
 
-	/* reshard: 500 slots of the owner of slot tslot to another master */
 	to = (from + 1) % 3;
-	const char *reshard[] = { "redis-cli", "--cluster", "reshard", addr[0],
-				  "--cluster-from", ids[from], "--cluster-to",
-				  ids[to], "--cluster-slots", "500",
-				  "--cluster-yes", NULL };
-	t0 = now_ms();
+	const char *reshard[] = { "redis-cli", "--cluster", "reshard",
+				  cl.addr[0], "--cluster-from", cl.ids[from],
+				  "--cluster-to", cl.ids[to], "--cluster-slots",
+				  "500", "--cluster-yes", NULL };
+	int64_t t0 = now_ms();
 	REQUIRE(run(reshard) == 0);
 	printf("# reshard took %lld ms\n", (long long)(now_ms() - t0));
 	CHECK(keys_in_slot(&s[to], tslot) == NTAG);  /* they did move */
 	CHECK(keys_in_slot(&s[from], tslot) == 0);
 	int moved = 0;
 	for (int i = 0; i < NKEYS; i++) {
-		unsigned slot = rconn_slot(keys[i], strlen(keys[i]));
-		moved += keys_in_slot(&s[to], slot) > 0 && slot < 500;
+		unsigned slot = rconn_slot(cl.keys[i], strlen(cl.keys[i]));
+		moved += slot < 500 && keys_in_slot(&s[to], slot) > 0;
 	}
 	CHECK(moved >= NLOW / 2);
-	for (int i = 0; i < NKEYS; i++)
-		CHECK(get_is(r, keys[i], vals[i], strlen(vals[i])) == 0);
-	CHECK(tagged_get_all(r, NTAG, tkeys, tvals) == 0);
+	CHECK(get_all(cl.r) == 0);
+	CHECK(tagged_get_all(cl.r, NTAG, tkeys, tvals) == 0);
+}
 
-	/* a migration in progress: half of a slot's keys moved, the rest
-	 * not; GETs there are ASKed to the target, the others served */
-	struct rconn *r2 = conn(p1, 2000, NULL);  /* a fresh map */
-	REQUIRE(r2);
-	char mtag[16];
-	unsigned mslot;
+static int direct_ok(const struct srv *s, const char *fmt, ...)
+{
+	redisContext *c = direct_connect(s);
+	redisReply *rep = NULL;
+	va_list ap;
+	int ok;
+	if (!c)
+		return 0;
+	va_start(ap, fmt);
+	rep = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	ok = rep && rep->type == REDIS_REPLY_STATUS;
+	if (!ok)
+		printf("# %s: %s\n", fmt, rep && rep->str ? rep->str : c->errstr);
+	freeReplyObject(rep);
+	redisFree(c);
+	return ok;
+}
+
+/* A migration by hand, half done: of one slot's keys half are on the
+ * target; one pipeline gets values from the source and ASKs for the rest,
+ * which the target serves; a new key is created there.  Then finished:
+ * the slot is the target's (MOVED). */
+static void t_cluster_half_done_migration_is_followed(void)
+{
+	static char mkeys[NTAG + 1][32], mvals[NTAG + 1][32];
+	struct srv *s = cl.s;
+	const char *mtag = "m1";
+	unsigned mslot = rconn_slot(mtag, strlen(mtag));
 	int src = -1, dst;
-	snprintf(mtag, sizeof(mtag), "m1");
-	mslot = rconn_slot(mtag, strlen(mtag));
+
+	REQUIRE(cl.up);
+	struct rconn *r = conn(cl.url, 2000, NULL);  /* a fresh map */
+	REQUIRE(r);
 	for (int i = 0; i < NTAG; i++) {
 		snprintf(mkeys[i], 32, "tc:{%s}:chunk%d", mtag, i);
 		snprintf(mvals[i], 32, "m chunk %d", i);
-		CHECK(set(r2, mkeys[i], mvals[i], strlen(mvals[i])) == 0);
+		CHECK(set(r, mkeys[i], mvals[i], strlen(mvals[i])) == 0);
 	}
-	CHECK(tagged_get_all(r2, NTAG, mkeys, mvals) == 0);
+	CHECK(tagged_get_all(r, NTAG, mkeys, mvals) == 0);
 	for (int i = 0; i < 3; i++)
 		if (keys_in_slot(&s[i], mslot) == NTAG)
 			src = i;
 	REQUIRE(src >= 0);
 	dst = (src + 1) % 3;
-	redisReply *rep;
-	rep = direct(&s[dst], "CLUSTER SETSLOT %u IMPORTING %s", mslot, ids[src]);
-	CHECK(rep && rep->type == REDIS_REPLY_STATUS);
-	freeReplyObject(rep);
-	rep = direct(&s[src], "CLUSTER SETSLOT %u MIGRATING %s", mslot, ids[dst]);
-	CHECK(rep && rep->type == REDIS_REPLY_STATUS);
-	freeReplyObject(rep);
-	for (int i = 0; i < NTAG / 2; i++) {
-		rep = direct(&s[src], "MIGRATE 127.0.0.1 %d %s 0 5000 KEYS %s",
-			     s[dst].port, "", mkeys[i]);
-		CHECK(rep && rep->type == REDIS_REPLY_STATUS);
-		freeReplyObject(rep);
-	}
+	CHECK(direct_ok(&s[dst], "CLUSTER SETSLOT %u IMPORTING %s", mslot,
+			cl.ids[src]));
+	CHECK(direct_ok(&s[src], "CLUSTER SETSLOT %u MIGRATING %s", mslot,
+			cl.ids[dst]));
+	for (int i = 0; i < NTAG / 2; i++)
+		CHECK(direct_ok(&s[src], "MIGRATE 127.0.0.1 %d %s 0 5000 KEYS %s",
+				s[dst].port, "", mkeys[i]));
 	CHECK(keys_in_slot(&s[src], mslot) == NTAG / 2);
 	CHECK(keys_in_slot(&s[dst], mslot) == NTAG / 2);
-	CHECK(tagged_get_all(r2, NTAG, mkeys, mvals) == 0);
-	CHECK(get_is(r2, mkeys[0], mvals[0], strlen(mvals[0])) == 0);
+	CHECK(tagged_get_all(r, NTAG, mkeys, mvals) == 0);
+	CHECK(get_is(r, mkeys[0], mvals[0], strlen(mvals[0])) == 0);
 	snprintf(mkeys[NTAG], 32, "tc:{%s}:new", mtag);
 	snprintf(mvals[NTAG], 32, "new during migration");
-	CHECK(set(r2, mkeys[NTAG], mvals[NTAG], strlen(mvals[NTAG])) == 0);
+	CHECK(set(r, mkeys[NTAG], mvals[NTAG], strlen(mvals[NTAG])) == 0);
 	CHECK(keys_in_slot(&s[dst], mslot) == NTAG / 2 + 1);  /* ASKed */
-	CHECK(tagged_get_all(r2, NTAG + 1, mkeys, mvals) == 0);
-
-	/* ...and finished: the slot is dst's, MOVED */
-	for (int i = NTAG / 2; i < NTAG; i++) {
-		rep = direct(&s[src], "MIGRATE 127.0.0.1 %d %s 0 5000 KEYS %s",
-			     s[dst].port, "", mkeys[i]);
-		CHECK(rep && rep->type == REDIS_REPLY_STATUS);
-		freeReplyObject(rep);
-	}
-	for (int i = 0; i < 3; i++) {
-		rep = direct(&s[i], "CLUSTER SETSLOT %u NODE %s", mslot, ids[dst]);
-		CHECK(rep && rep->type == REDIS_REPLY_STATUS);
-		freeReplyObject(rep);
-	}
-	CHECK(keys_in_slot(&s[dst], mslot) == NTAG + 1);
-	CHECK(tagged_get_all(r2, NTAG + 1, mkeys, mvals) == 0);
 	CHECK(tagged_get_all(r, NTAG + 1, mkeys, mvals) == 0);
-	for (int i = 0; i < NKEYS; i++)
-		CHECK(get_is(r2, keys[i], vals[i], strlen(vals[i])) == 0);
 
-	/* the seed dies: the map comes from the other masters, whose keys
-	 * are served; the dead one's fail, fast after the first */
-	static char on0[NKEYS];
-	int n0 = 0;
-	for (int i = 0; i < NKEYS; i++)
-		n0 += on0[i] = keys_in_slot(&s[0],
-				    rconn_slot(keys[i], strlen(keys[i]))) > 0;
-	REQUIRE(n0 > 0 && n0 < NKEYS);
-	srv_stop(&s[0]);
+	for (int i = NTAG / 2; i < NTAG; i++)
+		CHECK(direct_ok(&s[src], "MIGRATE 127.0.0.1 %d %s 0 5000 KEYS %s",
+				s[dst].port, "", mkeys[i]));
+	for (int i = 0; i < 3; i++)
+		CHECK(direct_ok(&s[i], "CLUSTER SETSLOT %u NODE %s", mslot,
+				cl.ids[dst]));
+	CHECK(keys_in_slot(&s[dst], mslot) == NTAG + 1);
+	CHECK(tagged_get_all(r, NTAG + 1, mkeys, mvals) == 0);
+	CHECK(tagged_get_all(cl.r, NTAG + 1, mkeys, mvals) == 0);
+	CHECK(get_all(r) == 0);
+	rconn_free(r);
+}
+
+/* Lua makes the replies: a redirect to a node that redirects again ends
+ * after 5 hops (6 EVALs in all); an error that only looks like one is the
+ * caller's. */
+static void t_cluster_redirect_loop_ends_after_5_hops(void)
+{
+	const char *kinds[] = { "MOVED", "ASK" };
+	redisReply *rep = NULL;
+	REQUIRE(cl.up);
+	for (int k = 0; k < 2; k++) {
+		char script[128];
+		snprintf(script, sizeof(script),
+			 "return redis.error_reply('%s 3999 127.0.0.1:%d')",
+			 kinds[k], cl.s[1].port);
+		const char *eval[] = { "EVAL", script, "0" };
+		long long calls = eval_calls(cl.s);
+		CHECK(rconn_cmd(cl.r, NULL, 3, eval, NULL, &rep) == -EIO);
+		CHECK(eval_calls(cl.s) - calls == 1 + 5);
+		CHECK(rconn_connected(cl.r));
+	}
+	const char *eval[] = { "EVAL", "return redis.error_reply('MOVED x')",
+			       "0" };
+	CHECK(rconn_cmd(cl.r, NULL, 3, eval, NULL, &rep) == 0);
+	CHECK(rep && rep->type == REDIS_REPLY_ERROR &&
+	      !strcmp(rep->str, "MOVED x"));
+	freeReplyObject(rep);
+	CHECK(get_all(cl.r) == 0);  /* the MOVED to 3999 was undone */
+}
+
+/* s[1] dies and its replica takes its slots: the first command to s[1]
+ * fails (its node's failure makes the map be asked again), and the rest,
+ * s[1]'s keys too, are served. */
+static void t_cluster_failover_is_followed(void)
+{
+	struct srv *s = cl.s;
+	int failed = 0;
+
+	REQUIRE(cl.up);
+	CHECK(get_all(cl.r) == 0);  /* a fresh map, every master connected */
+	REQUIRE(srv_start(&s[3], SRV_CLUSTER, NULL, NULL) == 0);
+	snprintf(cl.addr[3], 32, "127.0.0.1:%d", s[3].port);
+	const char *add[] = { "redis-cli", "--cluster", "add-node", cl.addr[3],
+			      cl.addr[0], "--cluster-slave",
+			      "--cluster-master-id", cl.ids[1], NULL };
+	REQUIRE(run(add) == 0);
+	node_id(&s[3], cl.ids[3]);
+	int64_t t0 = now_ms();
+	while (!(has_info(&s[3], "master_link_status:up") &&
+		 dbsize(&s[3]) == dbsize(&s[1])) && now_ms() - t0 < 10000)
+		sleep_ms(50);
+	REQUIRE(dbsize(&s[3]) == dbsize(&s[1]) && dbsize(&s[1]) > 0);
+	srv_stop(&s[1]);
 	t0 = now_ms();
+	while (!(is_master(&s[0], cl.ids[3]) && is_master(&s[2], cl.ids[3])) &&
+	       now_ms() - t0 < 15000)
+		sleep_ms(50);
+	REQUIRE(is_master(&s[0], cl.ids[3]) && is_master(&s[2], cl.ids[3]));
+	printf("# failover took %lld ms\n", (long long)(now_ms() - t0));
 	for (int i = 0; i < NKEYS; i++) {
-		int e = get_is(r, keys[i], vals[i], strlen(vals[i]));
-		if (on0[i])
-			CHECK(e == -ENOTCONN || e == -ECONNREFUSED);
-		else
-			CHECK(e == 0);
+		int e = get_is(cl.r, cl.keys[i], cl.vals[i], strlen(cl.vals[i]));
+		failed += e != 0;
+		CHECK(e == 0 || e == -ENOTCONN);
+	}
+	CHECK(failed == 1);
+	CHECK(get_all(cl.r) == 0);
+}
+
+/* The seed stops, then dies: the map comes from the other masters, whose
+ * keys are served; the seed's keys fail (one timeout, then at once while
+ * its node backs off). */
+static void t_cluster_dead_seed_costs_only_its_keys(void)
+{
+	static char on0[NKEYS];
+	int n0 = 0, timeouts = 0;
+
+	REQUIRE(cl.up);
+	struct rconn *r = conn(cl.url, 300, NULL);
+	REQUIRE(r);
+	CHECK(get_all(r) == 0);
+	for (int i = 0; i < NKEYS; i++)
+		n0 += on0[i] = keys_in_slot(&cl.s[0], rconn_slot(cl.keys[i],
+					    strlen(cl.keys[i]))) > 0;
+	REQUIRE(n0 > 0 && n0 < NKEYS);
+	REQUIRE(kill(cl.s[0].pid, SIGSTOP) == 0);
+	for (int i = 0; i < NKEYS; i++) {
+		int e = get_is(r, cl.keys[i], cl.vals[i], strlen(cl.vals[i]));
+		timeouts += e == -ETIMEDOUT;
+		CHECK(on0[i] ? e == -ETIMEDOUT || e == -ENOTCONN : e == 0);
+	}
+	CHECK(timeouts >= 1);
+	srv_stop(&cl.s[0]);
+	int64_t t0 = now_ms();
+	for (int i = 0; i < NKEYS; i++) {
+		int e = get_is(cl.r, cl.keys[i], cl.vals[i], strlen(cl.vals[i]));
+		CHECK(on0[i] ? e == -ENOTCONN || e == -ECONNREFUSED : e == 0);
 	}
 	CHECK(now_ms() - t0 < 1000);
-	rconn_free(r2);
 	rconn_free(r);
-	for (int i = 0; i < 3; i++)
-		srv_stop(&s[i]);
+}
+
+static void cluster_stop(void)
+{
+	rconn_free(cl.r);
+	for (int i = 0; i < 4; i++)
+		srv_stop(&cl.s[i]);
 }
 
 int main(void)
@@ -1059,6 +1230,14 @@ int main(void)
 	RUN(t_stopped_server_times_out_once_then_backs_off);
 	RUN(t_killed_server_fails_fast_and_restarted_serves_again);
 	RUN(t_oom_is_enomem);
-	RUN(t_cluster_follows_resharding_and_migration);
+	RUN(t_cluster_of_3_masters_forms);
+	RUN(t_cluster_slot_is_what_redis_computes);
+	RUN(t_cluster_keys_go_to_every_master);
+	RUN(t_cluster_reshard_is_followed);
+	RUN(t_cluster_half_done_migration_is_followed);
+	RUN(t_cluster_redirect_loop_ends_after_5_hops);
+	RUN(t_cluster_failover_is_followed);
+	RUN(t_cluster_dead_seed_costs_only_its_keys);
+	cluster_stop();
 	return check_done();
 }
