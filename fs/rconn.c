@@ -16,12 +16,13 @@
  * Bounded waits: a context is connected with timeout_ms and keeps it as
  * SO_RCVTIMEO/SO_SNDTIMEO, so every connect, write(2) and read(2) returns
  * within it (a big value that keeps flowing, slowly, may take longer in
- * all: it is the silence that is bounded).  A failed node (timeout, refused, reset, EOF, protocol error, AUTH
- * refused) loses its context and may not reconnect before retry_at: 100 ms
- * after the first failure, doubling to 5 s, reset by a command that gets
- * its reply.  Until then its commands fail at once with -ENOTCONN.  After
- * a timeout a call gives up (a map refresh does not try the next node), so
- * one call waits on one timeout at most, besides replies that did come.
+ * all: it is the silence that is bounded).  A failed node (timeout,
+ * refused, reset, EOF, protocol error, AUTH refused) loses its context
+ * and may not reconnect before retry_at: 100 ms after the first failure,
+ * doubling to 5 s, reset by a command that gets its reply.  Until then
+ * its commands fail at once with -ENOTCONN.  After a timeout a call gives
+ * up (a map refresh does not try the next node), so one call waits on one
+ * timeout at most, besides replies that did come.
  *
  * Redirects (cluster only): a MOVED updates the slot's node and asks for a
  * new map before the next call; an ASK is followed once with ASKING and
@@ -286,13 +287,12 @@ static uint16_t crc16(const unsigned char *p, size_t n)
 
 unsigned rconn_slot(const char *key, size_t len)
 {
-	const char *open = memchr(key, '{', len);
-	if (open) {
-		size_t rest = len - (size_t)(open - key) - 1;
-		const char *close = memchr(open + 1, '}', rest);
-		if (close && close > open + 1)  /* "{}" is no tag */
-			return crc16((const unsigned char *)open + 1,
-				     (size_t)(close - open - 1)) & (NSLOTS - 1);
+	const char *lb = memchr(key, '{', len), *rb;
+	if (lb) {
+		rb = memchr(lb + 1, '}', len - (size_t)(lb - key) - 1);
+		if (rb && rb > lb + 1)  /* "{}" is no tag: the whole key */
+			return crc16((const unsigned char *)lb + 1,
+				     (size_t)(rb - lb - 1)) & (NSLOTS - 1);
 	}
 	return crc16((const unsigned char *)key, len) & (NSLOTS - 1);
 }
@@ -419,41 +419,62 @@ static int node_connect(struct rconn *r, int i)
 
 /* ---- cluster map ---- */
 
-/* Load CLUSTER SLOTS' reply @rep, got from node @from:
- * [[start, end, [host, port, id], replicas...], ...]. */
+/* One range of CLUSTER SLOTS' reply, [start, end, [host, port, id],
+ * replicas...], into its parts (*@host NULL: not known).  0 or -EIO. */
+static int slot_range(const redisReply *e, int *lo, int *hi,
+		      const char **host, int *port)
+{
+	const redisReply *m;
+	if (e->type != REDIS_REPLY_ARRAY || e->elements < 3)
+		return -EIO;
+	m = e->element[2];
+	if (e->element[0]->type != REDIS_REPLY_INTEGER ||
+	    e->element[1]->type != REDIS_REPLY_INTEGER ||
+	    m->type != REDIS_REPLY_ARRAY || m->elements < 2 ||
+	    (m->element[0]->type != REDIS_REPLY_STRING &&
+	     m->element[0]->type != REDIS_REPLY_NIL) ||
+	    m->element[1]->type != REDIS_REPLY_INTEGER)
+		return -EIO;
+	if (e->element[0]->integer < 0 || e->element[1]->integer >= NSLOTS ||
+	    e->element[0]->integer > e->element[1]->integer ||
+	    m->element[1]->integer < 1 || m->element[1]->integer > 65535)
+		return -EIO;
+	*lo = (int)e->element[0]->integer;
+	*hi = (int)e->element[1]->integer;
+	*host = m->element[0]->type == REDIS_REPLY_STRING
+		? m->element[0]->str : NULL;
+	*port = (int)m->element[1]->integer;
+	return 0;
+}
+
+/* Load CLUSTER SLOTS' reply @rep, got from node @from; a reply that is
+ * not one leaves the map as it was. */
 static int map_load(struct rconn *r, int from, const redisReply *rep)
 {
+	const char *h;
+	int lo, hi, port;
+
 	if (rep->type != REDIS_REPLY_ARRAY)
 		return -EIO;
+	for (size_t k = 0; k < rep->elements; k++)
+		if (slot_range(rep->element[k], &lo, &hi, &h, &port))
+			return -EIO;
 	for (int s = 0; s < NSLOTS; s++)
 		r->slots[s] = NO_NODE;
-	r->have_map = 0;
 	for (size_t k = 0; k < rep->elements; k++) {
-		const redisReply *e = rep->element[k], *m;
 		char host[256];
 		int i;
-
-		if (e->type != REDIS_REPLY_ARRAY || e->elements < 3)
-			return -EIO;
-		m = e->element[2];
-		if (e->element[0]->type != REDIS_REPLY_INTEGER ||
-		    e->element[1]->type != REDIS_REPLY_INTEGER ||
-		    m->type != REDIS_REPLY_ARRAY || m->elements < 2 ||
-		    m->element[0]->type != REDIS_REPLY_STRING ||
-		    m->element[1]->type != REDIS_REPLY_INTEGER)
-			return -EIO;
-		long long lo = e->element[0]->integer, hi = e->element[1]->integer;
-		if (lo < 0 || hi >= NSLOTS || lo > hi)
-			return -EIO;
-		/* "" or "?": the node does not know its address; it is the
-		 * one we asked */
-		const char *h = m->element[0]->str;
+		slot_range(rep->element[k], &lo, &hi, &h, &port);
+		/* nil, "" or "?": the node does not know its address (nil:
+		 * by design, behind a load balancer); use the one we asked */
 		snprintf(host, sizeof(host), "%s",
-			 *h && strcmp(h, "?") ? h : r->nodes[from].host);
-		i = node_get(r, host, (int)m->element[1]->integer);
-		if (i < 0)
+			 h && *h && strcmp(h, "?") ? h : r->nodes[from].host);
+		i = node_get(r, host, port);
+		if (i < 0) {
+			r->have_map = 0;
 			return i;
-		for (long long s = lo; s <= hi; s++)
+		}
+		for (int s = lo; s <= hi; s++)
 			r->slots[s] = (uint16_t)i;
 	}
 	r->have_map = 1;
@@ -551,8 +572,10 @@ static int redirect_parse(struct rconn *r, int from, const redisReply *rep,
 	if (end == p || *end != ' ' || s < 0 || s >= NSLOTS || !colon)
 		return 0;  /* not a redirect we understand: the caller's */
 	port = strtol(colon + 1, NULL, 10);
-	/* "MOVED 3999 :6380": the replier's host */
-	if (colon == end + 1)
+	if (port < 1 || port > 65535)
+		return 0;
+	/* "MOVED 3999 :6380" or "?:6380": the replier's host */
+	if (colon == end + 1 || (colon == end + 2 && end[1] == '?'))
 		snprintf(host, sizeof(host), "%s", r->nodes[from].host);
 	else
 		snprintf(host, sizeof(host), "%.*s", (int)(colon - end - 1),

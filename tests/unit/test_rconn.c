@@ -856,9 +856,11 @@ static int tagged_get_all(struct rconn *r, int n, char (*keys)[32],
 			  char (*vals)[32])
 {
 	const char *argvs[16][2], **av[16];
-	int argcs[16];
+	int argcs[16] = { 0 };
 	redisReply *outs[16];
 	int err;
+	if (n < 1 || n > 16)
+		return -EINVAL;
 	for (int i = 0; i < n; i++) {
 		argvs[i][0] = "GET", argvs[i][1] = keys[i];
 		av[i] = argvs[i], argcs[i] = 2;
