@@ -81,9 +81,11 @@ int rconn_cmd(struct rconn *r, const char *key, int argc, const char **argv,
  * Run @n commands as one pipeline (all sent, then all replies read),
  * routed by @key, which every command's key must share the hash slot of.
  * outs[i] gets command i's reply (free each); on failure none is left
- * (all freed) and the return is as rconn_cmd's.  A MOVED or ASK in any
- * reply re-runs the whole pipeline at the node named (the commands must
- * be safe to repeat: SET, DEL, GET, EXISTS, EXPIRE...).
+ * (all freed) and the return is as rconn_cmd's.  The commands answered
+ * with a MOVED or ASK (so not run) are sent again, as one pipeline, to
+ * the node named; the other replies stand (during a migration a slot's
+ * keys are split between two nodes).  @argvlens NULL, or a NULL entry:
+ * the arguments are C strings.
  */
 int rconn_pipeline(struct rconn *r, const char *key, int n, const int *argcs,
 		   const char **const *argvs, const size_t *const *argvlens,
