@@ -815,6 +815,20 @@ static int dir_id(tc_store *s, uint64_t top, const char *path, uint64_t *id)
 	return 0;
 }
 
+/* The directory (its id in *@dir, below @top) and the last name (*@base)
+ * of the manifest's relative path @p. */
+static int place_of(tc_store *s, uint64_t top, const char *p, uint64_t *dir,
+		    const char **base)
+{
+	char parent[4096];
+	if (!p)
+		return -EPROTO;
+	const char *slash = strrchr(p, '/');
+	snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - p) : 0, p);
+	*base = slash ? slash + 1 : p;
+	return dir_id(s, top, parent, dir);
+}
+
 /* The writer of a fetch: takes batches of chunk replies from the thread
  * that receives them and writes them into the new tensor, so that the
  * pool's copy of one batch overlaps Redis sending the next (a 350 MB
@@ -1029,36 +1043,21 @@ static int fetch_entry(struct tcfs_remote *r, struct rconn *c, const char *name,
 		err = tc_mkdir(r->store, TC_ROOT_ID, tmp, 0755, 0, 0, &st);
 		top = st.id;
 		cJSON_ArrayForEach(d, cJSON_GetObjectItem(m, "dirs")) {
-			const char *p = cJSON_GetStringValue(d);
-			const char *slash = p ? strrchr(p, '/') : NULL;
-			char parent[4096];
+			const char *base;
 			if (err)
 				break;
-			if (!p) {
-				err = -EPROTO;
-				break;
-			}
-			snprintf(parent, sizeof(parent), "%.*s",
-				 slash ? (int)(slash - p) : 0, p);
-			if (!(err = dir_id(r->store, top, parent, &dir)))
-				err = tc_mkdir(r->store, dir, slash ? slash + 1 : p,
-					       0755, 0, 0, &st);
+			if (!(err = place_of(r->store, top, cJSON_GetStringValue(d),
+					     &dir, &base)))
+				err = tc_mkdir(r->store, dir, base, 0755, 0, 0, &st);
 		}
 		cJSON_ArrayForEach(f, files) {
-			const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(f, "p"));
-			const char *slash = p ? strrchr(p, '/') : NULL;
-			char parent[4096];
+			const char *base;
 			if (err)
 				break;
-			if (!p) {
-				err = -EPROTO;
-				break;
-			}
-			snprintf(parent, sizeof(parent), "%.*s",
-				 slash ? (int)(slash - p) : 0, p);
-			if (!(err = dir_id(r->store, top, parent, &dir)))
-				err = fetch_file(r, c, name, dir,
-						 slash ? slash + 1 : p, f, bytes);
+			if (!(err = place_of(r->store, top, cJSON_GetStringValue(
+						cJSON_GetObjectItem(f, "p")),
+					     &dir, &base)))
+				err = fetch_file(r, c, name, dir, base, f, bytes);
 		}
 		/* documents after the files: types name committed tensors */
 		if (!err && cJSON_IsObject(docs)) {
