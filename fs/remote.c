@@ -20,8 +20,10 @@
  * a change that would pass it is dropped and counted, never waited for
  * (but one larger than the whole queue is taken when the queue is empty:
  * the bytes wait in the pool, the queue holds only names).
- * The pusher thread takes a name, reads the entry through the store's
- * API as it is then (each tensor through an open handle: one version,
+ * The pusher thread takes a name once it has settled (no change for
+ * TCFS_SETTLE_MS and no tensor of it open for writing: a reader elsewhere
+ * is not sent an entry half written, which it would keep as it is),
+ * reads the entry through the store's API as it is then (each tensor through an open handle: one version,
  * whole), sends its files' chunks (pipelined), and only then the manifest:
  * a reader elsewhere sees the old manifest with the old chunks, or the new
  * with the new ones; chunks of a file version are named by a fresh id, so
@@ -82,12 +84,17 @@
 #define TCFS_POOL 8                  /* idle fetch connections kept */
 #define TEMP_PREFIX ".tcache-"
 #define TCFS_JOB_BUCKETS 4096
+#define TCFS_SETTLE_MS 200           /* an entry is pushed once it has had
+					no change for this long and no
+					tensor of it is open for writing */
+#define BUSY 2                       /* push_entry: not settled, later */
 
 struct job {
 	struct job *next;            /* FIFO */
 	struct job *hnext;           /* chain of its bucket in r->jobs */
 	int removed;                 /* the last change said: gone */
 	uint64_t id;                 /* the entry the last change named */
+	int64_t changed_ms;          /* when (CLOCK_MONOTONIC) */
 	uint64_t bytes;              /* counted in queue_bytes */
 	char name[TC_NAME_MAX + 1];
 };
@@ -288,12 +295,14 @@ static void changed(void *arg, uint64_t id, const char *name, int removed,
 	} else if (j) {
 		j->removed = removed;
 		j->id = id;
+		j->changed_ms = now_ms();
 		j->bytes += bytes;
 		r->queue_bytes += bytes;
 	} else if ((j = calloc(1, sizeof(*j)))) {
 		snprintf(j->name, sizeof(j->name), "%s", name);
 		j->removed = removed;
 		j->id = id;
+		j->changed_ms = now_ms();
 		j->bytes = bytes;
 		r->queue_bytes += bytes;
 		r->queue_n++;
@@ -388,6 +397,10 @@ static int walk_dir(struct tcfs_remote *r, uint64_t id, const char *path,
 			continue; /* gone meanwhile */
 		snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "/" : "",
 			 st.name);
+		if (st.kind == TC_KIND_TENSOR && st.writers) {
+			err = BUSY; /* being written: pushed once it is done */
+			break;
+		}
 		if (st.kind != TC_KIND_TENSOR) {
 			cJSON_AddItemToArray(w->dirs, cJSON_CreateString(sub));
 			err = walk_dir(r, ids[i], sub, w, m, 0);
@@ -544,6 +557,8 @@ static int push_entry(struct tcfs_remote *r, struct rconn *c, uint64_t id,
 	if (tc_getattr(r->store, id, &st) != 0 || st.parent != TC_ROOT_ID ||
 	    strcmp(st.name, name))
 		return 1;
+	if (st.kind == TC_KIND_TENSOR && st.writers)
+		return BUSY;
 	cJSON *m = cJSON_CreateObject();
 	w.dirs = cJSON_AddArrayToObject(m, "dirs");
 	w.docs = cJSON_AddObjectToObject(m, "docs");
@@ -569,6 +584,12 @@ static int push_entry(struct tcfs_remote *r, struct rconn *c, uint64_t id,
 		err = walk_dir(r, st.id, "", &w, m, 1);
 	}
 	cJSON *old = NULL;
+	if (err == BUSY) {
+		cJSON_Delete(m);
+		cJSON_Delete(w.types);
+		free(w.f);
+		return BUSY;
+	}
 	if (!err)
 		old = manifest_get(r, c, name, &err);
 	if (err == -EPROTO)
@@ -700,6 +721,21 @@ static void *pusher(void *arg)
 		if (r->stop)
 			break;
 		struct job *j = r->head, **b;
+		int64_t wait = j->changed_ms + TCFS_SETTLE_MS - now_ms();
+		if (wait > 0) {
+			/* the oldest change is the head's: wait for it to
+			 * settle (a newer change or a stop wakes us too) */
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += wait / 1000;
+			ts.tv_nsec += (wait % 1000) * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&r->wake, &r->lock, &ts);
+			continue;
+		}
 		r->head = j->next;
 		if (!r->head)
 			r->tail = NULL;
@@ -716,6 +752,19 @@ static void *pusher(void *arg)
 						      &bytes);
 		if (err == 1)
 			err = delete_entry(r, c, j->name);
+		if (err == BUSY) {
+			/* being written: again once it settles */
+			pthread_mutex_lock(&r->lock);
+			j->changed_ms = now_ms();
+			if (requeue(r, j))
+				j = NULL;
+			if (j) {
+				r->queue_bytes -= j->bytes;
+				r->queue_n--;
+				free(j);
+			}
+			continue; /* (the lock held, as at the loop's top) */
+		}
 		if (!err && !j->removed) {
 			atomic_fetch_add(&r->pushed, 1);
 			atomic_fetch_add(&r->pushed_bytes, bytes);
