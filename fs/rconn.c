@@ -704,14 +704,17 @@ int rconn_pipeline(struct rconn *r, const char *key, int n, const int *argcs,
 	for (int hops = 0, again = 1; !err; hops++) {
 		int redirected = 0, to = -1, to_ask = 0;
 		int idle = r->nodes[i].ctx != NULL;
+		int backoff = r->nodes[i].backoff_ms;
 
 		err = node_round(r, i, ask, n, argcs, argvs, argvlens, outs);
 		if (err && idle && again && err != -ETIMEDOUT &&
 		    err != -ENOMEM) {
 			/* a connection the server closed while it was idle
-			 * (a restart): once more, on a new one, at once */
+			 * (a restart): once more, on a new one, at once (one
+			 * failure as far as the backoff goes) */
 			again = 0;
 			r->nodes[i].retry_at = 0;
+			r->nodes[i].backoff_ms = backoff;
 			err = node_round(r, i, ask, n, argcs, argvs, argvlens,
 					 outs);
 		}
