@@ -16,6 +16,8 @@
  *   mountdev.c the mount's device number; read-ahead of its bdi
  *   devio.c   reading requests: a short poll before a worker sleeps
  *   watchdog.c aborts the connection if the daemon dies without unmounting
+ *   remote.c  the shared tier: pushes to Redis, fetches on a lookup at the
+ *             root (remote.h), over rconn.c (one Redis or a cluster)
  *
  * Inode numbers: a FUSE ino is a libtcache node id (TC_ROOT_ID ==
  * FUSE_ROOT_ID == 1).  The generated file of directory D (the meta.json

@@ -15,8 +15,8 @@
  *                pool's free space rebuilt
  *   evict.c      eviction (make_room) and the capacity shrink at open
  *   stview.c     safetensors: the files meta.json lists, the entry's view
- * Below them: index.c (nodes and tables), lru.c, pool.c, journal.c,
- * tail.c, meta.c.
+ * Below them: index.c (nodes and tables), links.c (parent links), lru.c,
+ * pool.c, journal.c, tail.c, meta.c.
  *
  * Life of a tensor's bytes:
  *   create/open for write -> a pending version (tc_ver) owned by the
