@@ -337,9 +337,23 @@ static bool open_store(struct daemon *d)
  * False to stop (status 1; libfuse said why where we do not). */
 static bool mount_session(struct daemon *d)
 {
-	/* ours first, so that the user's -o options override them */
-	if (fuse_opt_insert_arg(&d->args, 1, "-odefault_permissions,"
-				"fsname=tcachefs,subtype=tcachefs") != 0)
+	/* ours first, so that the user's -o options override them; the
+	 * source findmnt, df and /proc/mounts show is the store's path (its
+	 * commas and backslashes escaped for fuse_opt) */
+	size_t n = strlen(d->store);
+	char *opts = malloc(2 * n + 64), *o;
+	if (!opts)
+		return false;
+	o = opts + sprintf(opts, "-odefault_permissions,subtype=tcachefs,fsname=");
+	for (size_t i = 0; i < n; i++) {
+		if (d->store[i] == ',' || d->store[i] == '\\')
+			*o++ = '\\';
+		*o++ = d->store[i];
+	}
+	*o = 0;
+	int err = fuse_opt_insert_arg(&d->args, 1, opts);
+	free(opts);
+	if (err != 0)
 		return false;
 	d->fs.se = fuse_session_new(&d->args, &tcfs_ops, sizeof(tcfs_ops),
 				    &d->fs);
@@ -351,7 +365,7 @@ static bool mount_session(struct daemon *d)
 	if (fuse_session_mount(d->fs.se, d->cmd.mountpoint) != 0)
 		return false;
 	d->mounted = true;
-	int err = tcfs_devio_setup(d->fs.se, d->spin_us);
+	err = tcfs_devio_setup(d->fs.se, d->spin_us);
 	if (err) {
 		fprintf(stderr, "%s: cannot set up the device reads: %s\n",
 			d->prog, strerror(-err));

@@ -168,6 +168,22 @@ static int is_store(const char *path)
 	return access(p, F_OK) == 0;
 }
 
+/* Undo mountinfo's octal escapes (\040 for a space...) in place. */
+static void unescape_octal(char *s)
+{
+	char *o = s;
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = 0;
+}
+
 /* A tcachefs mount root: it has the stats file. */
 static int is_mount(const char *path)
 {
@@ -175,6 +191,32 @@ static int is_mount(const char *path)
 	struct stat st;
 	snprintf(p, sizeof(p), "%s/%s", path, TC_STATS_NAME);
 	return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The source of the mount at @path (the daemon names its store there),
+ * from /proc/self/mountinfo (its octal escapes undone): @buf, or NULL. */
+static char *mount_source(const char *path, char *buf, size_t size)
+{
+	char real[PATH_MAX], line[8192], *found = NULL;
+	FILE *f;
+	if (!realpath(path, real) || !(f = fopen("/proc/self/mountinfo", "r")))
+		return NULL;
+	while (fgets(line, sizeof(line), f)) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS] - TYPE SOURCE ... */
+		char mp[4096], type[64], source[4096];
+		const char *dash = strstr(line, " - ");
+		if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 ||
+		    sscanf(dash + 3, "%63s %4095s", type, source) != 2)
+			continue;
+		unescape_octal(mp);
+		if (strcmp(mp, real) || strcmp(type, "fuse.tcachefs"))
+			continue;
+		unescape_octal(source);
+		snprintf(buf, size, "%s", source);
+		found = buf; /* the last one: mounts stack */
+	}
+	fclose(f);
+	return found;
 }
 
 static int check_mount(const char *cmd, const char *mnt)
@@ -1022,6 +1064,14 @@ static int cmd_fsck(int argc, char **argv)
 	}
 	const char *dir = argv[optind];
 	struct tc_check r;
+	if (is_mount(dir)) {
+		char src[4096];
+		fprintf(stderr, "%s fsck: %s is a mountpoint; fsck takes the store "
+			"directory (%s); unmount first: fusermount3 -u %s\n", prog,
+			dir, mount_source(dir, src, sizeof(src)) ? src : "STORE",
+			dir);
+		return 2;
+	}
 	if (o.json)
 		printf("{\n  \"problems\": [");
 	if (!o.json && isatty(2))

@@ -356,6 +356,34 @@ EOF_PY
 	[[ "$output" == *"expected one MNT"* ]]
 }
 
+@test "the mount's source in findmnt, df and /proc/mounts is the store's path" {
+	[ "$(findmnt -n -o SOURCE "$MNT")" = "$STORE" ]
+	[ "$(findmnt -n -o FSTYPE "$MNT")" = fuse.tcachefs ]
+	[ "$(df --output=source "$MNT" | tail -1)" = "$STORE" ]
+	# a path with a comma (fuse_opt's separator) and a space comes
+	# through whole; a backslash too (findmnt shows it escaped: \x5c)
+	tcfs_unmount
+	STORE="$TDIR/st,o re"
+	tcfs_mount
+	[ "$(findmnt -n -o SOURCE "$MNT")" = "$STORE" ]
+	grep -q '/st,o\\040re '"$MNT"' fuse.tcachefs ' /proc/mounts
+	tcfs_unmount
+	STORE="$TDIR/b\\s"
+	tcfs_mount
+	grep -q '/b\\134s '"$MNT"' fuse.tcachefs ' /proc/mounts
+}
+
+@test "tcache fsck of a mountpoint says to give the store and unmount first" {
+	run "$TCACHE" fsck "$MNT"
+	echo "$output"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"$MNT is a mountpoint; fsck takes the store directory ($STORE); unmount first"* ]]
+	tcfs_unmount
+	run "$TCACHE" fsck "$STORE"
+	[ "$status" -eq 0 ]
+	tcfs_mount
+}
+
 @test "mount -t fuse.tcachefs and an fstab line" {
 	tcfs_unmount
 	link=""
