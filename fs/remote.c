@@ -8,7 +8,7 @@
  *     {"v":1, "kind":"dir"|"file",
  *      "files":[{"p":"g/t", "n":SIZE, "h":"XXH3 16 hex", "k":"CHUNKS ID",
  *                "c":NCHUNKS, "dt":"float16", "sh":[2,3]}, ...],
- *      "dirs":["g", ...], "docs":{"": {user keys}, "g": {...}},
+ *      "dirs":["g", ...], "docs":{"": "{user keys, as text}", "g": ...},
  *      "attrs":{...}|null, "parent":"NAME"|null}
  *   {P:NAME}:c:ID:I                 chunk I (TCFS_CHUNK bytes, the last
  *                                   shorter) of one pushed file version
@@ -341,6 +341,28 @@ struct walk {
 /* The user's keys and our tensors' types of directory @id (@path) into
  * @w (from its meta.json); @entry: also the entry's attrs and parent into
  * @m. */
+/* The user's keys of the rendered meta.json @js (@len bytes): each of
+ * its members as the user wrote it, one a line before "__tcache__"
+ * (meta.c), as the text of a JSON object (malloc'd; NULL on ENOMEM).
+ * Never parsed: cJSON would round a number. */
+static char *user_keys(const char *js, size_t len)
+{
+	const char *k = memmem(js, len, "\n\t\"" "__tcache__" "\":", 15);
+	size_t n = k ? (size_t)(k - js) : 0;
+	while (n > 1 && (js[n - 1] == ',' || js[n - 1] == '\n'))
+		n--;
+	char *out = malloc(n + 3);
+	if (!out)
+		return NULL;
+	if (n <= 1) {
+		strcpy(out, "{}");
+	} else {
+		memcpy(out, js, n);
+		strcpy(out + n, "\n}");
+	}
+	return out;
+}
+
 static int walk_meta(struct tcfs_remote *r, uint64_t id, const char *path,
 		     struct walk *w, cJSON *m, int entry)
 {
@@ -350,11 +372,18 @@ static int walk_meta(struct tcfs_remote *r, uint64_t id, const char *path,
 	if (err)
 		return err;
 	cJSON *doc = cJSON_ParseWithLength(js, len);
+	char *keys = user_keys(js, len);
 	free(js);
-	if (!doc)
+	if (!doc || !keys) {
+		cJSON_Delete(doc);
+		free(keys);
 		return -ENOMEM;
+	}
 	cJSON *ours = cJSON_DetachItemFromObjectCaseSensitive(doc, "__tcache__");
-	cJSON_AddItemToObject(w->docs, path, doc);
+	cJSON_Delete(doc);
+	/* as text: a number of any size or precision stays as written */
+	cJSON_AddItemToObject(w->docs, path, cJSON_CreateString(keys));
+	free(keys);
 	const cJSON *t;
 	cJSON_ArrayForEach(t, cJSON_GetObjectItem(ours, "tensors")) {
 		cJSON *ty = cJSON_CreateObject();
@@ -1037,8 +1066,7 @@ out:
 static int fetch_meta(struct tcfs_remote *r, uint64_t id, const char *path,
 		      const cJSON *doc, const cJSON *m)
 {
-	cJSON *d = doc ? cJSON_Duplicate(doc, 1) : cJSON_CreateObject();
-	cJSON *ours = cJSON_AddObjectToObject(d, "__tcache__");
+	cJSON *ours = cJSON_CreateObject();
 	cJSON *ts = cJSON_AddObjectToObject(ours, "tensors");
 	const cJSON *f;
 	size_t pl = strlen(path);
@@ -1061,10 +1089,22 @@ static int fetch_meta(struct tcfs_remote *r, uint64_t id, const char *path,
 	const cJSON *a = cJSON_GetObjectItem(m, "attrs");
 	if (!pl && cJSON_IsObject(a))
 		cJSON_AddItemToObject(ours, "attrs", cJSON_Duplicate(a, 1));
-	char *txt = cJSON_PrintUnformatted(d);
-	cJSON_Delete(d);
-	if (!txt)
-		return -ENOMEM;
+	/* the user's keys as their text (see user_keys), then ours */
+	const char *keys = cJSON_IsString(doc) ? doc->valuestring : "{}";
+	char *o = cJSON_PrintUnformatted(ours);
+	cJSON_Delete(ours);
+	size_t kl = strlen(keys);
+	while (kl && keys[kl - 1] != '}')
+		kl--;
+	char *txt = o && kl ? malloc(kl + strlen(o) + 32) : NULL;
+	if (!txt) {
+		free(o);
+		return kl ? -ENOMEM : -EPROTO;
+	}
+	int has = memchr(keys, ':', kl) != NULL; /* any member at all */
+	sprintf(txt, "%.*s%s\"__tcache__\": %s}", (int)(kl - 1), keys,
+		has ? ", " : "", o);
+	free(o);
 	int err = tc_meta_set(r->store, id, txt, strlen(txt));
 	free(txt);
 	return err;

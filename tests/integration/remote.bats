@@ -29,6 +29,7 @@ two_nodes() {
 	cp "$SRC/t" "$MNT/e/t"
 	echo small >"$MNT/e/g/s.txt"
 	echo '{"model": "m-1", "__tcache__": {"attrs": {"step": 3}}}' >"$MNT/e/meta.json"
+	echo '{"seed": 12345678901234567890, "lr": 0.100000000000000005}' >"$MNT/e/g/meta.json"
 	cp "$SRC/t" "$MNT/flat.bin"
 	"$PY" - "$MNT" <<'EOF_PY'
 import os, sys
@@ -42,6 +43,9 @@ EOF_PY
 	cmp "$SRC/t" "$MNT_B/e/t"
 	[ "$(cat "$MNT_B/e/g/s.txt")" = small ]
 	"$PY" -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["model"] == "m-1" and d["__tcache__"]["attrs"] == {"step": 3}, d' "$MNT_B/e/meta.json"
+	# the user's keys as written, to the digit
+	grep -q '"seed": 12345678901234567890,' "$MNT_B/e/g/meta.json"
+	grep -q '"lr": 0.100000000000000005,' "$MNT_B/e/g/meta.json"
 	cmp "$SRC/t" "$MNT_B/flat.bin"
 	"$PY" - "$MNT_B" <<'EOF_PY'
 import sys
