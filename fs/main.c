@@ -36,6 +36,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -44,6 +48,7 @@
 
 struct cli {
 	char *store;
+	char *mountpoint;         /* as given (libfuse parses it too) */
 	char *capacity;
 	char *verify;
 	char *loglevel;
@@ -72,7 +77,7 @@ static const struct fuse_opt cli_spec[] = {
 };
 
 /* The first non-option is STORE (consumed); the second, MOUNTPOINT, is
- * left for fuse_parse_cmdline. */
+ * seen (check_mountpoint) and left for fuse_parse_cmdline. */
 static int cli_proc(void *data, const char *arg, int key,
 		    struct fuse_args *outargs)
 {
@@ -81,6 +86,9 @@ static int cli_proc(void *data, const char *arg, int key,
 		c->store = strdup(arg);
 		return c->store ? 0 : -1;
 	}
+	if (key == FUSE_OPT_KEY_NONOPT && !c->mountpoint &&
+	    !(c->mountpoint = strdup(arg)))
+		return -1;
 	return 1;
 }
 
@@ -94,8 +102,8 @@ static void usage(FILE *f, const char *prog)
 		"\n"
 		"tcachefs options:\n"
 		"    -o capacity=SIZE       pool size, e.g. 512M, 20G, 1.5T\n"
-		"                           (default: keep the store's; %llu MiB\n"
-		"                           for a new store)\n"
+		"                           (default, or 0: keep the store's;\n"
+		"                           %llu MiB for a new store)\n"
 		"    -o verify=on|off       check each tensor's xxh3 on its first\n"
 		"                           read after mounting (default: on)\n"
 		"    -o loglevel=LEVEL      err, warning, notice, info (default)\n"
@@ -191,6 +199,113 @@ static void store_tick(void *store)
 	tc_store_tick(store);
 }
 
+/* The mount point as the kernel names it in mountinfo: absolute, with
+ * symlinks resolved, but for its last component when that is a dead
+ * mount (realpath fails there with ENOTCONN).  NULL: libfuse will say
+ * what is wrong with it. */
+static char *mountpoint_path(const char *arg)
+{
+	char *r = realpath(arg, NULL), *dir, *base, *out = NULL;
+	if (r || errno != ENOTCONN)
+		return r;
+	size_t n = strlen(arg);
+	char *a = strdup(arg);
+	if (!a)
+		return NULL;
+	while (n > 1 && a[n - 1] == '/')
+		a[--n] = 0;
+	base = strrchr(a, '/');
+	if (base) {
+		*base++ = 0;
+		dir = realpath(*a ? a : "/", NULL);
+	} else {
+		base = a;
+		dir = realpath(".", NULL);
+	}
+	if (dir && strcmp(base, ".") && strcmp(base, "..") &&
+	    (out = malloc(strlen(dir) + strlen(base) + 2)))
+		sprintf(out, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", base);
+	free(dir);
+	free(a);
+	return out;
+}
+
+/* Detach the mount at @path from the tree (lazily: nothing can be using
+ * a dead one).  Root does it itself; others through fusermount3, which
+ * lets a user detach the FUSE mounts they made.  0 or -errno. */
+static int detach(const char *path)
+{
+	if (geteuid() == 0)
+		return umount2(path, MNT_DETACH) < 0 ? -errno : 0;
+	char *argv[] = { "fusermount3", "-u", "-z", "--", (char *)path, NULL };
+	pid_t pid;
+	int status, err = posix_spawnp(&pid, argv[0], NULL, NULL, argv,
+				       environ);
+	if (err)
+		return -err;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EPERM;
+}
+
+/* Step 1, before libfuse sees MOUNTPOINT: a dead tcachefs mount there
+ * (its daemon killed) is detached, so that a restart recovers by itself;
+ * a live mount, or any other file system mounted there, is refused,
+ * named.  False to stop (status 1). */
+static bool check_mountpoint(const char *prog, const char *arg)
+{
+	char *mp = mountpoint_path(arg);
+	struct tc_mount m;
+	bool ok = true;
+	/* mounts stack: look again after each detach */
+	for (int i = 0; ok && mp && tc_mount_at(mp, &m) == 0; i++) {
+		struct stat st;
+		bool dead = stat(mp, &st) < 0 && errno == ENOTCONN;
+		bool ours = !strcmp(m.type, "fuse.tcachefs");
+		if (dead && ours && i < 16) {
+			int err = detach(mp);
+			if (err) {
+				fprintf(stderr, "%s: %s is a dead tcachefs mount "
+					"(of %s) and could not be detached: %s; "
+					"try: fusermount3 -u -z %s\n", prog, mp,
+					m.source, strerror(-err), mp);
+				ok = false;
+			} else {
+				tcfs_log(LOG_NOTICE, "detached the dead tcachefs "
+					 "mount of %s at %s (its daemon had "
+					 "exited)", m.source, mp);
+			}
+		} else if (ours) {
+			fprintf(stderr, "%s: %s is already mounted: tcachefs is "
+				"serving %s there; unmount it first "
+				"(fusermount3 -u %s)\n", prog, mp, m.source, mp);
+			ok = false;
+		} else {
+			fprintf(stderr, "%s: %s is already a mount point (%s, "
+				"%s%s); mount elsewhere, or unmount that first\n",
+				prog, mp, m.type, m.source,
+				dead ? ", dead: not connected" : "");
+			ok = false;
+		}
+	}
+	free(mp);
+	return ok;
+}
+
+/* -h, --help, -V or --version among the arguments: nothing is checked
+ * or changed then. */
+static bool only_asking(const struct fuse_args *args)
+{
+	for (int i = 1; i < args->argc; i++)
+		if (!strcmp(args->argv[i], "-h") ||
+		    !strcmp(args->argv[i], "--help") ||
+		    !strcmp(args->argv[i], "-V") ||
+		    !strcmp(args->argv[i], "--version"))
+			return true;
+	return false;
+}
+
 /* What the steps of main() share. */
 struct daemon {
 	const char *prog;         /* argv[0], for messages */
@@ -213,6 +328,9 @@ static bool parse_command_line(struct daemon *d)
 	struct tc_options *topt = &d->topt;
 	struct cli *cli = &d->cli;
 	if (fuse_opt_parse(&d->args, cli, cli_spec, cli_proc) != 0)
+		return false;
+	if (cli->mountpoint && !only_asking(&d->args) &&
+	    !check_mountpoint(d->prog, cli->mountpoint))
 		return false;
 	if (fuse_parse_cmdline(&d->args, &d->cmd) != 0)
 		return false;
@@ -239,7 +357,8 @@ static bool parse_command_line(struct daemon *d)
 			d->prog);
 		return false;
 	}
-	if (cli->capacity) {
+	/* capacity=0, like no capacity=, keeps the store's */
+	if (cli->capacity && strcmp(cli->capacity, "0") != 0) {
 		int err = tc_parse_size(cli->capacity, &topt->capacity);
 		if (err) {
 			fprintf(stderr, "%s: bad capacity '%s': %s\n", d->prog,
@@ -291,6 +410,13 @@ static bool parse_command_line(struct daemon *d)
 	return true;
 }
 
+/* tc_store_busy's message that it waits for an exiting daemon. */
+static void say_waiting(void *arg, const char *msg)
+{
+	const struct daemon *d = arg;
+	fprintf(stderr, "%s: %s: %s\n", d->prog, d->store, msg);
+}
+
 /* Step 2: the store, and the notice queue and page-cache table that serve
  * it.  False to stop (status 1). */
 static bool open_store(struct daemon *d)
@@ -304,6 +430,11 @@ static bool open_store(struct daemon *d)
 	}
 	d->topt.on_evict = log_shrink_eviction;
 	int err = tc_store_open(d->store, &d->topt, &fs->store);
+	char why[PATH_MAX + 256] = "";
+	if (err == -EBUSY &&
+	    tc_store_busy(d->store, TC_BUSY_WAIT_MS, say_waiting, d, why,
+			  sizeof(why)) == 0)
+		err = tc_store_open(d->store, &d->topt, &fs->store);
 	if (err == -EFBIG) {
 		struct tc_stats st = { 0 };
 		tc_store_peek(d->store, &st);
@@ -319,8 +450,14 @@ static bool open_store(struct daemon *d)
 	}
 	if (err) {
 		fprintf(stderr, "%s: cannot open store %s: %s\n", d->prog,
-			d->store, store_error(err));
+			d->store, err == -EBUSY && why[0] ? why : store_error(err));
 		return false;
+	}
+	/* it exists now: its real path is what mountinfo will show */
+	char *real = realpath(d->store, NULL);
+	if (real) {
+		free(d->store);
+		d->store = real;
 	}
 	if (tcfs_store_dev(d->store, fs->store_dev, sizeof(fs->store_dev)) != 0)
 		snprintf(fs->store_dev, sizeof(fs->store_dev), "%s", d->store);
@@ -382,6 +519,8 @@ static void daemonize(struct daemon *d)
 		tcfs_log_to_syslog();
 	}
 	fuse_daemonize(d->cmd.foreground);
+	/* for "in use" messages: the pid that serves, after the fork */
+	tc_store_set_owner(d->fs.store, d->cmd.mountpoint);
 }
 
 /* What a mount after a crash or damage left out (tc_store_stats). */
@@ -517,6 +656,7 @@ static void shut_down(struct daemon *d)
 	pthread_mutex_destroy(&fs->handles_lock);
 	free(d->store);
 	free(d->cli.store);
+	free(d->cli.mountpoint);
 	free(d->cli.capacity);
 	free(d->cli.verify);
 	free(d->cli.loglevel);

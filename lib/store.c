@@ -109,6 +109,7 @@ static int store_open(const char *dir, const struct tc_options *opt,
 		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
 		goto fail;
 	}
+	owner_opened(s);
 
 	/* A store is new until its journal exists: the pool is made first,
 	 * so a failed creation leaves no journal that points at nothing. */

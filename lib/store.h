@@ -264,6 +264,9 @@ static inline void *grow_array(void *a, size_t *cap, size_t size,
 /* store.c: the end of every public operation: op_chores(), unlock. */
 void op_done(struct tc_store *s);
 
+/* owner.c: write this process's pid into the lock file just taken. */
+void owner_opened(struct tc_store *s);
+
 /* version.c */
 struct tc_ver *ver_new(void);
 int ver_set_shape(struct tc_ver *v, int ndim, const uint64_t *shape);

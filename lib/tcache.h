@@ -229,6 +229,52 @@ int tc_stats_json(const struct tc_stats *st, char **json, size_t *len);
  * store, -EPROTO. */
 int tc_store_peek(const char *dir, struct tc_stats *st);
 
+/* ---- who has a store open, and where stores are mounted (owner.c) ------- */
+
+/* Record that this process serves the store at @mountpoint (a daemon, after
+ * daemonizing): what tc_store_owner() tells others while it has the store
+ * open.  An open records the pid alone.  0 or -errno. */
+int tc_store_set_owner(tc_store *s, const char *mountpoint);
+
+struct tc_owner {
+	pid_t pid;                /* the process holding the store open */
+	char program[32];         /* its name (/proc/PID/comm), or "" */
+	char mountpoint[4096];    /* where it serves the store, or "" */
+	int exiting;              /* it serves at @mountpoint no longer (an
+	                             unmounted daemon still closing) */
+};
+/* Who holds store @dir open, after an open answered -EBUSY.  0, or
+ * -ENOENT when that is not known (the holder exited meanwhile, or is of a
+ * version that did not say), -errno. */
+int tc_store_owner(const char *dir, struct tc_owner *o);
+
+/* Wait up to @ms milliseconds for store @dir to be free (for an exiting
+ * daemon to close it): 0 free now (an open may still lose a race), -EBUSY
+ * still held, -errno. */
+int tc_store_await(const char *dir, unsigned ms);
+
+/* After an open of @dir answered -EBUSY: when its holder is a daemon
+ * that was unmounted and is still closing the store, say so through @say
+ * (may be NULL) and wait for it, up to @ms milliseconds.  0 the store is
+ * free now (open it again), or -EBUSY with @why (@n bytes) naming the
+ * holder: "store is in use by tcachefs (pid 123), mounted at /mnt/c
+ * (unmount it first: ...)". */
+#define TC_BUSY_WAIT_MS 10000
+int tc_store_busy(const char *dir, unsigned ms,
+		  void (*say)(void *arg, const char *msg), void *arg,
+		  char *why, size_t n);
+
+struct tc_mount {
+	char point[4096];         /* the mount point */
+	char type[64];            /* e.g. ext4, fuse.tcachefs */
+	char source[4096];        /* e.g. /dev/sda1; a tcachefs mount's store */
+};
+/* The topmost mount whose mount point is @path (absolute, no symlinks),
+ * from /proc/self/mountinfo: 0, -ENOENT there is none, -errno. */
+int tc_mount_at(const char *path, struct tc_mount *m);
+/* The tcachefs mount serving store @dir: 0, -ENOENT none, -errno. */
+int tc_mount_of(const char *dir, struct tc_mount *m);
+
 /* Whether the journal could be written at its last append: 0, or the
  * negative errno that made it fail (-ENOSPC: the disk under the store is
  * full), which is also what the operation that needed it returned.  For

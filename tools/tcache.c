@@ -168,22 +168,6 @@ static int is_store(const char *path)
 	return access(p, F_OK) == 0;
 }
 
-/* Undo mountinfo's octal escapes (\040 for a space...) in place. */
-static void unescape_octal(char *s)
-{
-	char *o = s;
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
-		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
-			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
-			s += 3;
-		} else {
-			*o++ = *s;
-		}
-	}
-	*o = 0;
-}
-
 /* A tcachefs mount root: it has the stats file. */
 static int is_mount(const char *path)
 {
@@ -193,30 +177,17 @@ static int is_mount(const char *path)
 	return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* The source of the mount at @path (the daemon names its store there),
- * from /proc/self/mountinfo (its octal escapes undone): @buf, or NULL. */
+/* The source of the tcachefs mount at @path (the daemon names its store
+ * there): @buf, or NULL. */
 static char *mount_source(const char *path, char *buf, size_t size)
 {
-	char real[PATH_MAX], line[8192], *found = NULL;
-	FILE *f;
-	if (!realpath(path, real) || !(f = fopen("/proc/self/mountinfo", "r")))
+	char real[PATH_MAX];
+	struct tc_mount m;
+	if (!realpath(path, real) || tc_mount_at(real, &m) ||
+	    strcmp(m.type, "fuse.tcachefs"))
 		return NULL;
-	while (fgets(line, sizeof(line), f)) {
-		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS] - TYPE SOURCE ... */
-		char mp[4096], type[64], source[4096];
-		const char *dash = strstr(line, " - ");
-		if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 ||
-		    sscanf(dash + 3, "%63s %4095s", type, source) != 2)
-			continue;
-		unescape_octal(mp);
-		if (strcmp(mp, real) || strcmp(type, "fuse.tcachefs"))
-			continue;
-		unescape_octal(source);
-		snprintf(buf, size, "%s", source);
-		found = buf; /* the last one: mounts stack */
-	}
-	fclose(f);
-	return found;
+	snprintf(buf, size, "%s", m.source);
+	return buf;
 }
 
 static int check_mount(const char *cmd, const char *mnt)
@@ -226,6 +197,20 @@ static int check_mount(const char *cmd, const char *mnt)
 	fprintf(stderr, "%s %s: %s: not a tcachefs mount%s\n", prog, cmd, mnt,
 		is_store(mnt) ? " (that is a store: mount it first)" : "");
 	return -1;
+}
+
+/* An open of @dir answered -EBUSY: wait for a daemon that is still closing
+ * it after its unmount (saying so), or name who has it open in @why.
+ * 0: open it again. */
+static void say_waiting(void *arg, const char *msg)
+{
+	fprintf(stderr, "%s: %s: %s\n", prog, (const char *)arg, msg);
+}
+
+static int store_busy(const char *dir, char *why, size_t n)
+{
+	return tc_store_busy(dir, TC_BUSY_WAIT_MS, say_waiting, (void *)dir, why,
+			     n);
 }
 
 static const char *store_err(int err)
@@ -268,8 +253,9 @@ static int cmd_stats(int argc, char **argv)
 		       "How full and how useful the cache is: capacity, used, free,\n"
 		       "entries, tensors, probes, hits, misses, hit rate, evictions,\n"
 		       "bytes evicted, oldest and newest access.  MNT reads the mount's\n"
-		       "%s file (cat it for the same JSON); STORE reads a store that\n"
-		       "is not mounted, changing nothing.\n\n"
+		       "%s file (cat it for the same JSON); STORE reads the same\n"
+		       "through its mount when it is mounted, else the store itself,\n"
+		       "changing nothing.\n\n"
 		       "  probes   lookups of top-level names, there or not (stat,\n"
 		       "           os.path.exists, a path's first use)\n"
 		       "  hits     opens for reading of a stored tensor\n"
@@ -302,10 +288,21 @@ static int cmd_stats(int argc, char **argv)
 		txt = slurp(p);
 	} else if (is_store(path)) {
 		struct tc_stats st;
+		struct tc_mount m;
+		char why[8192] = "", p[8192];
 		size_t len;
+		if (tc_mount_of(path, &m) == 0) {
+			/* mounted: the live numbers, from the mount */
+			snprintf(p, sizeof(p), "%s/%s", m.point, TC_STATS_NAME);
+			if ((txt = slurp(p)) != NULL)
+				goto parse;
+		}
 		int r = tc_store_peek(path, &st);
+		if (r == -EBUSY && store_busy(path, why, sizeof(why)) == 0)
+			r = tc_store_peek(path, &st);
 		if (r) {
-			fprintf(stderr, "%s stats: %s: %s\n", prog, path, store_err(r));
+			fprintf(stderr, "%s stats: %s: %s\n", prog, path,
+				r == -EBUSY && why[0] ? why : store_err(r));
 			return 2;
 		}
 		if (tc_stats_json(&st, &txt, &len))
@@ -315,6 +312,7 @@ static int cmd_stats(int argc, char **argv)
 			prog, path);
 		return 2;
 	}
+parse:;
 	cJSON *o = txt ? cJSON_Parse(txt) : NULL;
 	if (!o) {
 		fprintf(stderr, "%s stats: %s: cannot read the statistics\n", prog, path);
@@ -1076,12 +1074,16 @@ static int cmd_fsck(int argc, char **argv)
 		printf("{\n  \"problems\": [");
 	if (!o.json && isatty(2))
 		fprintf(stderr, "checking %s ...\n", dir);
+	char why[8192] = "";
 	int err = tc_store_check(dir, flags, fsck_problem, &o, &r);
+	if (err == -EBUSY && store_busy(dir, why, sizeof(why)) == 0)
+		err = tc_store_check(dir, flags, fsck_problem, &o, &r);
 	if (err) {
 		if (o.json)
 			printf("]\n}\n");
 		fflush(stdout);
-		fprintf(stderr, "%s fsck: %s: %s\n", prog, dir, store_err(err));
+		fprintf(stderr, "%s fsck: %s: %s\n", prog, dir,
+			err == -EBUSY && why[0] ? why : store_err(err));
 		return 2;
 	}
 	int bad = r.damaged || r.records_dropped || r.nodes_dropped || r.links;
