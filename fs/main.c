@@ -459,6 +459,7 @@ static bool open_store(struct daemon *d)
 		free(d->store);
 		d->store = real;
 	}
+	fs->store_path = d->store;
 	if (tcfs_store_dev(d->store, fs->store_dev, sizeof(fs->store_dev)) != 0)
 		snprintf(fs->store_dev, sizeof(fs->store_dev), "%s", d->store);
 	fs->notifier = tcfs_notifier_new();

@@ -46,7 +46,11 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/fs.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -108,19 +112,74 @@ static struct tcfs_handle *H_file(struct fuse_file_info *fi)
 
 /* ---- replies ------------------------------------------------------------ */
 
+/* True at most once a second for each @last (CLOCK_MONOTONIC s + 1 of
+ * the last true): a message that a busy client could repeat per request
+ * is logged at that rate. */
+static bool once_a_second(_Atomic int64_t *last)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t was = *last;
+	return was != ts.tv_sec + 1 &&
+	       atomic_compare_exchange_strong(last, &was, ts.tv_sec + 1);
+}
+
+/* Why a request was refused where its errno alone says little (EPERM
+ * for a symlink, EIO for damage): for the log, at most once a second for
+ * each kind. */
+enum hint { HINT_SPECIAL, HINT_SYMLINK, HINT_LINK, HINT_FIXED, HINT_DAMAGED,
+	    HINT_KINDS };
+
+static void hint(enum hint kind, int prio, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void hint(enum hint kind, int prio, const char *fmt, ...)
+{
+	static _Atomic int64_t last[HINT_KINDS];
+	char line[768];
+	va_list ap;
+	if (!once_a_second(&last[kind]))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	tcfs_log(prio, "%s", line);
+}
+
+/* The path of node @ino below the mount's root, for a message ("?" for
+ * what has gone meanwhile). */
+static const char *node_path(struct tcfs *fs, uint64_t ino, char *buf,
+			     size_t size)
+{
+	char tmp[PATH_MAX];
+	struct tc_stat st;
+	size_t at = size - 1;
+	buf[at] = 0;
+	for (int depth = 0; ino != TC_ROOT_ID && depth < 64; depth++) {
+		if (tc_getattr(fs->store, ino, &st) != 0)
+			return "?";
+		size_t n = strlen(st.name);
+		if (n + 1 > at)
+			break;
+		at -= n;
+		memcpy(buf + at, st.name, n);
+		if (st.parent != TC_ROOT_ID)
+			buf[--at] = '/';
+		ino = st.parent;
+	}
+	snprintf(tmp, sizeof(tmp), "%s", buf + at);
+	snprintf(buf, size, "%s", tmp);
+	return buf;
+}
+
 /* An operation failed with @err because the journal could not be
  * written (a full disk under the store, an I/O error): say so, naming
  * the file system, at most once a second. */
 static void log_journal_error(struct tcfs *fs, int err)
 {
-	static _Atomic int64_t last; /* CLOCK_MONOTONIC s of the last message */
-	struct timespec ts;
+	static _Atomic int64_t last;
 	if (tc_store_journal_error(fs->store) != err)
 		return; /* not the journal: a full pool, a bad request... */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	int64_t was = last;
-	if (was == ts.tv_sec + 1 || !atomic_compare_exchange_strong(
-					    &last, &was, ts.tv_sec + 1))
+	if (!once_a_second(&last))
 		return;
 	tcfs_log(LOG_ERR, "journal: %s on %s; operations that change the "
 		 "store fail with %s until there is room, committed data is "
@@ -761,8 +820,14 @@ static int op_mknod(struct tcfs *fs, fuse_req_t req, uint64_t parent,
 	int err = check_name(name);
 	if (err)
 		return err;
-	if (!S_ISREG(mode))
+	if (!S_ISREG(mode)) {
+		hint(HINT_SPECIAL, LOG_NOTICE, "refused to make %s '%s' (EPERM): "
+		     "the cache stores regular files and directories only; "
+		     "copy a tree without its device nodes, fifos and sockets",
+		     S_ISFIFO(mode) ? "the fifo" : S_ISSOCK(mode) ? "the socket"
+						      : "the device node", name);
 		return -EPERM;
+	}
 	struct tcfs_handle *h = NULL;
 	err = op_create(fs, req, parent, name, mode, &h, e);
 	if (err)
@@ -805,6 +870,14 @@ static int op_open(struct tcfs *fs, uint64_t ino, struct fuse_file_info *fi,
 			flags |= TC_O_TRUNC;
 	}
 	int err = tc_open(fs->store, ino, flags, &h->f);
+	if (err == -EIO) {
+		char path[PATH_MAX];
+		hint(HINT_DAMAGED, LOG_ERR, "%s: its bytes on disk do not match "
+		     "their xxh3 (damaged, or a read error of the pool: EIO); "
+		     "unmount, then tcache fsck --repair %s",
+		     node_path(fs, ino, path, sizeof(path)),
+		     fs->store_path ? fs->store_path : "STORE");
+	}
 	if (err) {
 		free(h);
 		return gone_stale(err);
@@ -1081,9 +1154,14 @@ static int op_unlink(struct tcfs *fs, uint64_t parent, const char *name,
 	if (err)
 		return err;
 	err = tcfs_view_named(fs, parent, name);
-	if (err != TCFS_GEN_PASS)
-		return err ? err : -EPERM;
-	err = tcfs_gen_unlink(fs, parent, name, pid);
+	if (err == TCFS_GEN_PASS)
+		err = tcfs_gen_unlink(fs, parent, name, pid);
+	else if (!err)
+		err = -EPERM;
+	if (err == -EPERM)
+		hint(HINT_FIXED, LOG_NOTICE, "refused to remove '%s' (EPERM): it "
+		     "is made by tcachefs (a .safetensors view, the statistics "
+		     "file) and goes with what it shows", name);
 	if (err != TCFS_GEN_PASS)
 		return err;
 	return tc_unlink(fs->store, parent, name);
@@ -1112,13 +1190,23 @@ static int op_rename(struct tcfs *fs, uint64_t parent, const char *name,
 	err = tcfs_view_named(fs, parent, name);
 	if (err == TCFS_GEN_PASS)
 		err = tcfs_view_named(fs, newparent, newname);
-	if (err != TCFS_GEN_PASS)
-		return err ? err : -EPERM; /* a view cannot move or be replaced */
-	unsigned tflags = flags & RENAME_NOREPLACE ? TC_RENAME_NOREPLACE : 0;
-	err = tcfs_gen_rename(fs, parent, name, newparent, newname, tflags, pid);
-	if (err != TCFS_GEN_PASS)
-		return err;
-	return tc_rename(fs->store, parent, name, newparent, newname, tflags);
+	if (err == TCFS_GEN_PASS) {
+		unsigned tflags =
+			flags & RENAME_NOREPLACE ? TC_RENAME_NOREPLACE : 0;
+		err = tcfs_gen_rename(fs, parent, name, newparent, newname,
+				      tflags, pid);
+		if (err == TCFS_GEN_PASS)
+			return tc_rename(fs->store, parent, name, newparent,
+					 newname, tflags);
+	} else if (!err) {
+		err = -EPERM; /* a view cannot move or be replaced */
+	}
+	if (err == -EPERM)
+		hint(HINT_FIXED, LOG_NOTICE, "refused to rename '%s' to '%s' "
+		     "(EPERM): a file made by tcachefs (meta.json, a "
+		     ".safetensors view, the statistics file) neither moves nor "
+		     "is replaced; copy it instead", name, newname);
+	return err;
 }
 
 static void tcfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -1134,6 +1222,10 @@ static void tcfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 			 const char *name)
 {
 	int err = check_name(name);
+	if (!err)
+		hint(HINT_SYMLINK, LOG_NOTICE, "refused the symlink '%s' -> '%s' "
+		     "(EPERM): the cache stores no symlinks; copy what they "
+		     "point to (cp -rL, rsync -L)", name, link);
 	reply_err(req, err ? err : -EPERM);
 }
 
@@ -1141,6 +1233,10 @@ static void tcfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		      const char *newname)
 {
 	int err = check_name(newname);
+	if (!err)
+		hint(HINT_LINK, LOG_NOTICE, "refused the hard link '%s' (EPERM): "
+		     "the cache stores no hard links; copy the file instead "
+		     "(cp without -l, rsync without -H)", newname);
 	reply_err(req, err ? err : -EPERM);
 }
 

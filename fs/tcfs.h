@@ -174,6 +174,7 @@ struct tcfs {
 
 	/* the file system under STORE, named in messages ("" if unknown) */
 	char store_dev[512];
+	const char *store_path;   /* STORE, its real path (for messages) */
 
 	/* the shared tier (remote.c), or NULL */
 	struct tcfs_remote *remote;

@@ -56,6 +56,8 @@ marked_file() {
 	run dd if="$MNT/e/b" of=/dev/null bs=4k count=1
 	[ "$status" -ne 0 ]
 	cmp "$SRC/a" "$MNT/e/a"   # still fine after the failed read
+	# the log names the tensor, the cause and what to do
+	grep -q "e/b: its bytes on disk do not match their xxh3 (damaged, or a read error of the pool: EIO); unmount, then tcache fsck --repair $(realpath "$STORE")" "$TDIR/daemon.log"
 	tcfs_unmount
 
 	run "$TCACHE" fsck --repair "$STORE"

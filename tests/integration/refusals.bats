@@ -44,6 +44,25 @@ load helpers
 	[ "$(stat -c '%s %a' "$MNT/e/reg")" = "0 640" ]
 }
 
+@test "each EPERM says why in the daemon's log" {
+	mkdir "$MNT/e"
+	echo x >"$MNT/e/t"
+	mkfifo "$SRC/fifo"
+	run cp -a "$SRC/fifo" "$MNT/e/"
+	[[ "$output" == *"Operation not permitted"* ]]
+	run ln -s t "$MNT/e/l"
+	[ "$status" -ne 0 ]
+	run ln "$MNT/e/t" "$MNT/e/h"
+	[ "$status" -ne 0 ]
+	run mv "$MNT/.tcache-stats" "$MNT/s"
+	[ "$status" -ne 0 ]
+	cat "$TDIR/daemon.log"
+	grep -qF "refused to make the fifo 'fifo' (EPERM): the cache stores regular files and directories only" "$TDIR/daemon.log"
+	grep -qF "refused the symlink 'l' -> 't' (EPERM): the cache stores no symlinks; copy what they point to (cp -rL, rsync -L)" "$TDIR/daemon.log"
+	grep -qF "refused the hard link 'h' (EPERM): the cache stores no hard links" "$TDIR/daemon.log"
+	grep -qF "refused to rename '.tcache-stats' to 's' (EPERM): a file made by tcachefs" "$TDIR/daemon.log"
+}
+
 @test "names over 255 bytes: ENAMETOOLONG; 255 is fine" {
 	long=$(printf 'x%.0s' $(seq 256))
 	ok=$(printf 'y%.0s' $(seq 255))
