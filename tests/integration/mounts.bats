@@ -35,8 +35,10 @@ stop_daemon_and_watchdog() {
 	DAEMON_PID=
 	run stat "$MNT"
 	[[ "$output" == *"Transport endpoint is not connected"* ]]
-	# the mount as it is: no fusermount3 -u first
+	# the mount as it is: no fusermount3 -u first (is_mounted sees the
+	# dead mount at once: wait for the new daemon's word that it serves)
 	tcfs_mount
+	wait_for eval '[ "$(grep -c "tcachefs: serving" "$TDIR/daemon.log")" -eq 2 ]'
 	[ "$(cat "$MNT/f")" = kept ]
 	grep -q "detached the dead tcachefs mount of $(realpath "$STORE") at $MNT (its daemon had exited)" "$TDIR/daemon.log"
 	# one mount there, not two stacked
