@@ -15,8 +15,8 @@
  *   3. mount_session: fuse_session_new, signal handlers (SIGINT, SIGTERM,
  *      SIGHUP end the loop), fuse_session_mount, the device read through
  *      devio.c;
- *   4. daemonize: unless -f/-d, log to syslog from here on and
- *      fuse_daemonize;
+ *   4. daemonize: messages to -o log=FILE, or (unless -f/-d) to syslog
+ *      or the stderr of the start (log.c), then fuse_daemonize;
  *   5. serve: fork the watchdog (watchdog.c), raise the mount's
  *      read-ahead, start the eviction notifier thread (it also ticks the
  *      store once a second), run the loop (multi-threaded unless -s);
@@ -39,6 +39,7 @@
 #include <spawn.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -52,6 +53,7 @@ struct cli {
 	char *capacity;
 	char *verify;
 	char *loglevel;
+	char *log;
 	char *spin_us;
 	char *journal_slack;
 	struct tcfs_remote_opts remote;
@@ -62,6 +64,7 @@ static const struct fuse_opt cli_spec[] = {
 	{ "capacity=%s", offsetof(struct cli, capacity), 0 },
 	{ "verify=%s", offsetof(struct cli, verify), 0 },
 	{ "loglevel=%s", offsetof(struct cli, loglevel), 0 },
+	{ "log=%s", offsetof(struct cli, log), 0 },
 	{ "spin_us=%s", offsetof(struct cli, spin_us), 0 },
 	{ "journal_slack=%s", offsetof(struct cli, journal_slack), 0 },
 	{ "remote=%s", offsetof(struct cli, remote.url), 0 },
@@ -107,7 +110,12 @@ static void usage(FILE *f, const char *prog)
 		"    -o verify=on|off       check each tensor's xxh3 on its first\n"
 		"                           read after mounting (default: on)\n"
 		"    -o loglevel=LEVEL      err, warning, notice, info (default)\n"
-		"                           or debug; stderr with -f, else syslog\n"
+		"                           or debug\n"
+		"    -o log=FILE            append messages to FILE, each line\n"
+		"                           with its time and pid (default: stderr\n"
+		"                           with -f; else syslog, or the stderr\n"
+		"                           tcachefs was started with, a terminal\n"
+		"                           or file, when there is no syslog)\n"
 		"    -o spin_us=N           after a request, a worker polls for the\n"
 		"                           next one for up to N microseconds before\n"
 		"                           it sleeps (0-%u, default %u; 0: never)\n"
@@ -260,8 +268,11 @@ static bool check_mountpoint(const char *prog, const char *arg)
 	bool ok = true;
 	/* mounts stack: look again after each detach */
 	for (int i = 0; ok && mp && tc_mount_at(mp, &m) == 0; i++) {
-		struct stat st;
-		bool dead = stat(mp, &st) < 0 && errno == ENOTCONN;
+		/* statfs, not stat: the kernel may answer a stat of a dead
+		 * mount's root from its attribute cache, never a statfs */
+		struct statfs sf;
+		bool dead = statfs(mp, &sf) < 0 &&
+			    (errno == ENOTCONN || errno == ECONNABORTED);
 		bool ours = !strcmp(m.type, "fuse.tcachefs");
 		if (dead && ours && i < 16) {
 			int err = detach(mp);
@@ -401,6 +412,15 @@ static bool parse_command_line(struct daemon *d)
 			"info or debug\n", d->prog, cli->loglevel);
 		return false;
 	}
+	if (cli->log) {
+		int err = tcfs_log_file(cli->log);
+		if (err) {
+			fprintf(stderr, "%s: bad log '%s': %s\n", d->prog,
+				cli->log, err == -EINVAL ? "not a regular file"
+							 : strerror(-err));
+			return false;
+		}
+	}
 	char err[512];
 	if (tcfs_remote_new(&cli->remote, NULL, &d->fs.remote, err,
 			    sizeof(err)) != 0) {
@@ -512,13 +532,14 @@ static bool mount_session(struct daemon *d)
 	return true;
 }
 
-/* Step 4: into the background (unless -f or -d), logging to syslog. */
+/* Step 4: messages to where they go from now on (log.c), then into the
+ * background (unless -f or -d). */
 static void daemonize(struct daemon *d)
 {
-	if (!d->cmd.foreground) {
-		fuse_set_log_func(tcfs_fuse_log);
-		tcfs_log_to_syslog();
-	}
+	const char *lost = tcfs_log_start(!d->cmd.foreground);
+	if (lost)
+		fprintf(stderr, "%s: %s\n", d->prog, lost);
+	fuse_set_log_func(tcfs_fuse_log);
 	fuse_daemonize(d->cmd.foreground);
 	/* for "in use" messages: the pid that serves, after the fork */
 	tc_store_set_owner(d->fs.store, d->cmd.mountpoint);
@@ -661,6 +682,7 @@ static void shut_down(struct daemon *d)
 	free(d->cli.capacity);
 	free(d->cli.verify);
 	free(d->cli.loglevel);
+	free(d->cli.log);
 	free(d->cli.spin_us);
 	free(d->cli.journal_slack);
 	free(d->cli.remote.url);

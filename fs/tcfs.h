@@ -78,9 +78,14 @@ static inline bool tcfs_is_view(uint64_t ino)
 
 /* ---- log.c -------------------------------------------------------------- */
 
-/* Send messages to stderr (foreground) or syslog (daemon).  Until
- * tcfs_log_to_syslog() is called everything goes to stderr. */
-void tcfs_log_to_syslog(void);
+/* Messages go to stderr until tcfs_log_start (see log.c).
+ * tcfs_log_file: open @path for -o log=FILE, used from tcfs_log_start
+ * on; 0, or -errno (-EINVAL: not a regular file).  tcfs_log_start, once
+ * mounted and before daemonizing (@detached): to FILE if given; else,
+ * @detached, to syslog, or to the stderr of now, kept open; NULL, or why
+ * messages will be lost from now on (to say on stderr while it is there). */
+int tcfs_log_file(const char *path);
+const char *tcfs_log_start(bool detached);
 /* Log only messages at least as important as @level ("err", "warning",
  * "notice", "info", "debug"); -EINVAL for another word.  Call before the
  * threads start.  The default is info. */

@@ -442,15 +442,6 @@ CEOF
 	"$TDIR/t"
 }
 
-@test "the example systemd unit passes systemd-analyze verify" {
-	unit=$(dirname "$BATS_TEST_FILENAME")/../../tools/tcachefs.service
-	sed "s|/usr/local/bin/tcachefs|$TCACHEFS|" "$unit" >"$TDIR/tcachefs.service"
-	run systemd-analyze verify "$TDIR/tcachefs.service"
-	[ "$status" -eq 0 ]
-	[ -z "$output" ]
-	grep -q "^ExecStart=.* -f " "$TDIR/tcachefs.service"
-}
-
 @test "tcachefs -o loglevel: fewer messages at warning, a bad level refused" {
 	tcfs_unmount
 	: >"$TDIR/daemon.log"
