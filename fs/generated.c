@@ -24,8 +24,9 @@
  *   write                 bytes buffered in the handle (at most
  *                         TCFS_META_MAX) and applied with tc_meta_set() at
  *                         flush: all or nothing, its error (EINVAL) is what
- *                         close() returns; a whole document already refused
- *                         fails at write() too
+ *                         close() returns; a whole document already refused,
+ *                         or a start nothing can complete, fails at write()
+ *                         too; each refusal's reason is logged
  *   open                  always direct_io: its size changes behind the
  *                         kernel, so no read may come from a stale page
  *                         cache; the stats file is read-only, even for root
@@ -58,6 +59,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <syslog.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,13 +285,33 @@ void tcfs_gen_free(struct tcfs_handle *h)
 	free(h);
 }
 
+/* A refusal of @h's document, in the log with its reason, once a
+ * handle.  Not an empty one: a shell's `>` closes a copy of the new
+ * descriptor before it writes (an empty document flushed, refused). Lock
+ * held. */
+static void meta_refused_locked(struct tcfs *fs, struct tcfs_handle *h)
+{
+	struct tc_stat st;
+	if (h->told || h->len == 0)
+		return;
+	h->told = true;
+	const char *why = tc_meta_error();
+	tcfs_log(LOG_WARNING, "meta.json of %s refused: %s",
+		 tc_getattr(fs->store, h->dir, &st) == 0 && st.name[0] ? st.name
+								       : "the root",
+		 why[0] ? why : "invalid");
+}
+
 /* Apply a meta.json handle's buffer if it was written.  Lock held. */
 static int meta_apply_locked(struct tcfs *fs, struct tcfs_handle *h)
 {
 	if (!h->dirty)
 		return 0;
 	h->dirty = false;
-	return tc_meta_set(fs->store, h->dir, h->buf ? h->buf : "", h->len);
+	int err = tc_meta_set(fs->store, h->dir, h->buf ? h->buf : "", h->len);
+	if (err == -EINVAL)
+		meta_refused_locked(fs, h);
+	return err;
 }
 
 /* Resize a meta.json buffer to @len, zero-filling.  Lock held. */
@@ -319,6 +341,10 @@ static int meta_resize_locked(struct tcfs_handle *h, size_t len)
 static int meta_truncate(struct tcfs_handle *h, size_t len)
 {
 	pthread_mutex_lock(&h->lock);
+	if (len < h->written)
+		h->written = len;
+	if (len == 0)
+		h->holes = false;
 	int err = meta_resize_locked(h, len);
 	if (!err)
 		h->dirty = true;
@@ -492,10 +518,24 @@ ssize_t tcfs_gen_write(struct tcfs *fs, struct tcfs_handle *h,
 	if (!err) {
 		memcpy(h->buf + off, buf, size);
 		h->dirty = true;
-		/* A whole document already refused fails here, not only at
-		 * close(), which some tools ignore (unzip). */
-		if (tc_meta_check(fs->store, h->dir, h->buf, h->len) == -EINVAL)
+		if ((size_t)off > h->written)
+			h->holes = true;
+		else if (end > h->written)
+			h->written = end;
+		/* A document already refused, whole or by its start ("{bad"),
+		 * fails here, not only at close(), which shells and some
+		 * tools (unzip) ignore.  Its bytes stay: close() fails too.
+		 * Bytes of the document it replaces may follow what this
+		 * handle wrote (no O_TRUNC yet): then only its start is
+		 * judged. */
+		int r = h->holes ? 0
+			: h->written == h->len
+				? tc_meta_check(fs->store, h->dir, h->buf, h->len)
+				: tc_meta_check_start(h->buf, h->written);
+		if (r == -EINVAL) {
 			err = -EINVAL;
+			meta_refused_locked(fs, h);
+		}
 	}
 	pthread_mutex_unlock(&h->lock);
 	return err ? err : (ssize_t)size;

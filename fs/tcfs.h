@@ -214,6 +214,12 @@ struct tcfs_handle {
 	char *buf;         /* protected by lock */
 	size_t len, cap;   /* protected by lock */
 	bool dirty;        /* protected by lock: to apply at flush */
+	size_t written;    /* protected by lock: the buffer's first bytes,
+	                      written by this handle in one run from 0 */
+	bool holes;        /* protected by lock: a write began past them
+	                      (an out-of-order writer): nothing is judged
+	                      before close */
+	bool told;         /* protected by lock: its refusal was logged */
 	/* H_VIEW */
 	tc_view *view;
 };

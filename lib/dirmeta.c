@@ -146,9 +146,20 @@ int tc_meta_check(tc_store *s, uint64_t dir, const char *json, size_t len)
 	cJSON *doc = cJSON_ParseWithLength(json, len);
 
 	if (!doc)
-		return -EAGAIN;
+		return tc_meta_check_start(json, len) ? -EINVAL : -EAGAIN;
 	cJSON_Delete(doc);
 	return with_view(s, dir, check_fn, &c);
+}
+
+int tc_meta_check_start(const char *json, size_t len)
+{
+	const char *wanted;
+	size_t at;
+
+	if (tc_json_object_prefix(json, len, &at, &wanted))
+		return tc_meta_refuse("not JSON at byte %zu: expected %s", at,
+				      wanted);
+	return 0;
 }
 
 static int same_doc(const char *a, const char *b)

@@ -50,6 +50,7 @@
  * O(k log k) per object of k keys and O(t log t) for t tensors.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,24 @@
 #include "doc.h"
 #include "dtype.h"
 #include "meta.h"
+
+/* ---- why a document is refused ------------------------------------------- */
+
+static _Thread_local char why[512];
+
+int tc_meta_refuse(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+const char *tc_meta_error(void)
+{
+	return why;
+}
 
 /* ---- names that are not UTF-8 -------------------------------------------- */
 
@@ -471,7 +490,8 @@ static int check_dups(const cJSON *j)
 		qsort(keys, n, sizeof *keys, cmp_name);
 		for (i = 1; i < n && !rc; i++)
 			if (!strcmp(keys[i - 1], keys[i]))
-				rc = -EINVAL;
+				rc = tc_meta_refuse("%s: the key \"%s\" twice",
+						    TC_META_KEY, keys[i]);
 		free(keys);
 	}
 	for (const cJSON *c = j->child; c && !rc; c = c->next)
@@ -513,39 +533,51 @@ static int parse_tensor(struct numscan *s, const struct tc_meta_tensor *t,
 	uint64_t shape[TC_MAX_DIMS], v, payload, b;
 	int dt = -1, ndim = -1;
 	size_t size;
+	const char *tn = t->name;
+#define TENSOR TC_META_KEY ".tensors.%s"
 
 	if (!cJSON_IsObject(o))
-		return -EINVAL;
+		return tc_meta_refuse(TENSOR ": expected an object", tn);
 	for (const cJSON *c = o->child; c; c = c->next) {
 		const char *k = c->string;
-		if (!strcmp(k, "nbytes")) {
-			if (exact_u64(s, c, &v) || v != t->nbytes)
-				return -EINVAL;
-		} else if (!strcmp(k, "offset")) {
-			if (exact_u64(s, c, &v) || v != t->data_offset)
-				return -EINVAL;
+		if (!strcmp(k, "nbytes") || !strcmp(k, "offset")) {
+			uint64_t is = k[0] == 'n' ? t->nbytes : t->data_offset;
+			if (exact_u64(s, c, &v) || v != is)
+				return tc_meta_refuse(TENSOR ".%s: read-only, and "
+						      "%llu here", tn, k,
+						      (unsigned long long)is);
 		} else if (!strcmp(k, "xxh3")) {
 			if (!cJSON_IsString(c) ||
 			    !xxh3_equal(c->valuestring, t->xxh3))
-				return -EINVAL;
+				return tc_meta_refuse(TENSOR ".xxh3: read-only, "
+						      "and %016llx here", tn,
+						      (unsigned long long)t->xxh3);
 		} else if (!strcmp(k, "dtype")) {
 			if (!cJSON_IsString(c) ||
 			    (dt = tc_dtype_from_name(c->valuestring)) < 0)
-				return -EINVAL;
+				return tc_meta_refuse(TENSOR ".dtype: %s%s%s", tn,
+						      cJSON_IsString(c) ? "unknown, \"" : "expected a string",
+						      cJSON_IsString(c) ? c->valuestring : "",
+						      cJSON_IsString(c) ? "\"" : "");
 		} else if (!strcmp(k, "safetensors")) { /* read-only */
 			if (!same_json(c, t->safetensors_json) ||
 			    skip_numbers(s, c))
-				return -EINVAL;
+				return tc_meta_refuse(TENSOR ".safetensors: "
+						      "read-only", tn);
 		} else if (!strcmp(k, "shape")) {
 			if (!cJSON_IsArray(c))
-				return -EINVAL;
+				return tc_meta_refuse(TENSOR ".shape: expected "
+						      "an array", tn);
 			ndim = 0;
 			for (const cJSON *e = c->child; e; e = e->next)
 				if (ndim == TC_MAX_DIMS ||
 				    exact_u64(s, e, &shape[ndim++]))
-					return -EINVAL;
+					return tc_meta_refuse(
+						TENSOR ".shape: expected at most "
+						"%d integers", tn, TC_MAX_DIMS);
 		} else {
-			return -EINVAL;
+			return tc_meta_refuse(TENSOR ": unknown key \"%s\" "
+					      "(dtype and shape can be set)", tn, k);
 		}
 	}
 	*has = dt >= 0 || ndim >= 0;
@@ -556,20 +588,37 @@ static int parse_tensor(struct numscan *s, const struct tc_meta_tensor *t,
 		return 0;
 
 	if (t->data_offset > t->nbytes)
-		return -EINVAL;
+		return tc_meta_refuse(TENSOR ": its header is longer than "
+				      "the file", tn);
 	payload = t->nbytes - t->data_offset;
 	if (dt < 0)
 		dt = t->dtype;
 	if (!(size = tc_dtype_size(dt)))
-		return -EINVAL;
+		return tc_meta_refuse(TENSOR ".dtype: %s has no size of its "
+				      "own: give one", tn, tc_dtype_name(dt));
 	if (ndim < 0) {
 		if (payload % size)
-			return -EINVAL;
+			return tc_meta_refuse(TENSOR ".dtype: %s is %zu bytes "
+					      "an element; %llu bytes are no "
+					      "whole number of them", tn,
+					      tc_dtype_name(dt), size,
+					      (unsigned long long)payload);
 		ndim = 1;
 		shape[0] = payload / size;
 	} else if (shape_bytes(shape, ndim, size, &b) || b != payload) {
-		return -EINVAL;
+		/* e.g. "shape: 32×128×2 bytes ≠ 8190" */
+		char dims[TC_MAX_DIMS * 24 + 32];
+		size_t at = 0;
+		for (int i = 0; i < ndim; i++)
+			at += (size_t)snprintf(dims + at, sizeof(dims) - at,
+					       "%llu×", (unsigned long long)shape[i]);
+		snprintf(dims + at, sizeof(dims) - at, "%zu", size);
+		return tc_meta_refuse(TENSOR ".shape: %s bytes ≠ %llu, the "
+				      "tensor's size%s", tn, dims,
+				      (unsigned long long)payload,
+				      t->data_offset ? " past its header" : "");
 	}
+#undef TENSOR
 	memset(set, 0, sizeof *set);
 	set->dtype = dt;
 	set->ndim = ndim;
@@ -589,16 +638,17 @@ static int parse_tensors(struct numscan *s, const struct tc_meta_dir *cur,
 {
 	const struct tc_meta_tensor **byname = NULL, *const *hit;
 	size_t n = 0;
-	int rc = -EINVAL, has;
+	int rc = -EINVAL, has = 0;
 
 	if (!cJSON_IsObject(ts))
-		return -EINVAL;
+		return tc_meta_refuse(TC_META_KEY ".tensors: expected an object");
 	for (const cJSON *c = ts->child; c; c = c->next)
 		n++;
 	if (n == 0)
 		return 0;
 	if (cur->ntensors == 0)
-		return -EINVAL;
+		return tc_meta_refuse(TC_META_KEY ".tensors.%s: no such tensor "
+				      "here", ts->child->string);
 	rc = -ENOMEM;
 	if (!(u->set = malloc(n * sizeof *u->set)) ||
 	    !(byname = malloc(cur->ntensors * sizeof *byname)))
@@ -615,7 +665,12 @@ static int parse_tensors(struct numscan *s, const struct tc_meta_dir *cur,
 
 		hit = bsearch(&kp, byname, cur->ntensors, sizeof *byname,
 			      cmp_tensor);
-		if (!hit || parse_tensor(s, *hit, c, set, &has))
+		if (!hit) {
+			rc = tc_meta_refuse(TC_META_KEY ".tensors.%s: no such "
+					    "tensor here", c->string);
+			goto out;
+		}
+		if (parse_tensor(s, *hit, c, set, &has))
 			goto out;
 		if (has) {
 			set->index = (size_t)(*hit - cur->tensors);
@@ -651,38 +706,54 @@ static int parse_ours(const struct tc_meta_dir *cur, const char *buf,
 
 	/* NULL: malformed, or out of memory (cJSON cannot tell us which) */
 	root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
-	if (!root || !cJSON_IsObject(root))
+	if (!root || !cJSON_IsObject(root)) {
+		rc = tc_meta_refuse(TC_META_KEY ": expected an object");
 		goto out;
+	}
 	for (; end < buf + len; end++)
 		if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r')
-			goto out;
+			goto out; /* cannot be: its text came from the scan */
 	if ((rc = check_dups(root)))
 		goto out;
 
 	rc = -EINVAL;
 	for (const cJSON *c = root->child; c; c = c->next) {
 		const char *k = c->string;
+		if (!cur->is_entry && (!strcmp(k, "pinned") ||
+				       !strcmp(k, "attrs") || !strcmp(k, "parent"))) {
+			rc = tc_meta_refuse(TC_META_KEY ".%s: only an entry "
+					    "(a top-level directory) has it", k);
+			goto out;
+		}
 		if (!strcmp(k, "created") || !strcmp(k, "last_access")) {
 			if (skip_numbers(&s, c))
 				goto out;
 		} else if (!strcmp(k, "pinned")) {
-			if (!cur->is_entry || !cJSON_IsBool(c))
+			if (!cJSON_IsBool(c)) {
+				rc = tc_meta_refuse(TC_META_KEY ".pinned: "
+						    "expected true or false");
 				goto out;
+			}
 			nu->has_pinned = 1;
 			nu->pinned = cJSON_IsTrue(c);
 		} else if (!strcmp(k, "attrs")) {
-			if (!cur->is_entry || !cJSON_IsObject(c) ||
-			    skip_numbers(&s, c))
+			if (!cJSON_IsObject(c) || skip_numbers(&s, c)) {
+				rc = tc_meta_refuse(TC_META_KEY ".attrs: "
+						    "expected an object");
 				goto out;
+			}
 			/* cJSON's default allocator is malloc */
 			if (!(nu->attrs_json = cJSON_PrintUnformatted(c))) {
 				rc = -ENOMEM;
 				goto out;
 			}
 		} else if (!strcmp(k, "parent")) {
-			if (!cur->is_entry || !(cJSON_IsNull(c) ||
-						valid_link(c)))
+			if (!(cJSON_IsNull(c) || valid_link(c))) {
+				rc = tc_meta_refuse(TC_META_KEY ".parent: "
+						    "expected null or an "
+						    "entry's name");
 				goto out;
+			}
 			nu->has_link = 1;
 			if (cJSON_IsString(c) &&
 			    !(nu->link = strdup(c->valuestring))) {
@@ -690,16 +761,23 @@ static int parse_ours(const struct tc_meta_dir *cur, const char *buf,
 				goto out;
 			}
 		} else if (!strcmp(k, "groups")) {
-			if (!cJSON_IsArray(c))
+			int strings = cJSON_IsArray(c);
+			for (const cJSON *g = c->child; strings && g; g = g->next)
+				strings = cJSON_IsString(g);
+			if (!strings) {
+				rc = tc_meta_refuse(TC_META_KEY ".groups: "
+						    "expected an array of "
+						    "strings");
 				goto out;
-			for (const cJSON *g = c->child; g; g = g->next)
-				if (!cJSON_IsString(g))
-					goto out;
+			}
 		} else if (!strcmp(k, "tensors")) {
 			if ((rc = parse_tensors(&s, cur, c, nu)))
 				goto out;
 			rc = -EINVAL;
 		} else {
+			rc = tc_meta_refuse(TC_META_KEY ": unknown key \"%s\" "
+					    "(created, last_access, pinned, "
+					    "attrs, parent, groups, tensors)", k);
 			goto out;
 		}
 	}
@@ -805,18 +883,33 @@ int tc_meta_parse(const struct tc_meta_dir *cur, const char *buf, size_t len,
 	int rc, ours = 0;
 	char *raw;
 
-	if (len && memchr(buf, 0, len))
-		return -EINVAL; /* JSON has no NUL; the kept keys are C strings */
+	why[0] = 0;
+	const char *nul = len ? memchr(buf, 0, len) : NULL;
+	if (nul) /* JSON has no NUL; the kept keys are C strings */
+		return tc_meta_refuse("not JSON: a NUL byte at byte %zu",
+				      (size_t)(nul - buf));
 	if (!(raw = unescape_bytes(buf, len, &rawlen)))
 		return -ENOMEM;
 	rc = -EINVAL;
 	/* NULL: malformed, or out of memory (cJSON cannot tell us which) */
 	root = cJSON_ParseWithLengthOpts(raw, rawlen, &end, 0);
-	if (!root || !cJSON_IsObject(root))
+	if (!root || !cJSON_IsObject(root)) {
+		size_t at;
+		const char *wanted;
+		if (tc_json_object_prefix(buf, len, &at, &wanted))
+			rc = tc_meta_refuse("not JSON at byte %zu: expected %s",
+					    at, wanted);
+		else if (!root)
+			rc = tc_meta_refuse("not JSON: it ends at byte %zu, "
+					    "inside the object", len);
 		goto out;
+	}
 	for (; end < raw + rawlen; end++)
-		if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r')
+		if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') {
+			rc = tc_meta_refuse("not JSON: more after the object "
+					    "(byte %zu)", (size_t)(end - raw));
 			goto out;
+		}
 	/* the members as written (kept), and unescaped (ours is parsed) */
 	if ((rc = tc_doc_members(buf, len, &m, &nm)) ||
 	    (rc = tc_doc_members(raw, rawlen, &rm, &nrm)))
@@ -830,8 +923,12 @@ int tc_meta_parse(const struct tc_meta_dir *cur, const char *buf, size_t len,
 		if (i >= nm || nm != nrm)
 			goto out; /* the scan and the parser disagree */
 		if (!strcmp(c->string, TC_META_KEY)) {
-			if (ours++ ||
-			    (rc = parse_ours(cur, rm[i].val, rm[i].val_len, &nu)))
+			if (ours++) {
+				rc = tc_meta_refuse("the key \"%s\" twice",
+						    TC_META_KEY);
+				goto out;
+			}
+			if ((rc = parse_ours(cur, rm[i].val, rm[i].val_len, &nu)))
 				goto out;
 			rc = -EINVAL;
 			continue;

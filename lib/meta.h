@@ -80,6 +80,17 @@ int tc_meta_parse(const struct tc_meta_dir *cur, const char *buf, size_t len,
 
 void tc_meta_update_free(struct tc_meta_update *u);
 
+/* Set the reason tc_meta_error() gives (this thread's), and answer
+ * -EINVAL: every refusal of a document says why. */
+int tc_meta_refuse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* jsonprefix.c: are @buf's @len bytes the start of a JSON object, as
+ * tc_meta_parse reads one (cJSON's grammar)?  0 they are, or may become
+ * one; -EINVAL no continuation can make them one: *@at is the offset of
+ * the byte that cannot stand there, *@expected what could have. */
+int tc_json_object_prefix(const char *buf, size_t len, size_t *at,
+			  const char **expected);
+
 /* What the user's keys @doc (a compact JSON object) declare of tensor
  * @name: 1 and *@set (index 0) when a key K with name = K.memmap holds
  * an object with a known "dtype" and a "shape" of at most TC_MAX_DIMS

@@ -579,9 +579,21 @@ int tc_meta_remove(tc_store *s, uint64_t dir);
 int tc_meta_take(tc_store *s, uint64_t dir, const char *name);
 
 /* What tc_meta_set would answer for @json now, changing nothing: 0 it
- * would apply it, -EINVAL it would refuse it, -EAGAIN @json is not (yet)
- * a whole JSON document (a writer may still be sending it). */
+ * would apply it, -EINVAL it would refuse it, or no bytes added to it
+ * could make it a JSON object ("{bad"), -EAGAIN @json is not yet a whole
+ * JSON document (a writer may still be sending it). */
 int tc_meta_check(tc_store *s, uint64_t dir, const char *json, size_t len);
+
+/* -EINVAL when no bytes added to @json (@len bytes, the start of a
+ * document being written) can make it a JSON object; 0 otherwise. */
+int tc_meta_check_start(const char *json, size_t len);
+
+/* Why the last -EINVAL of tc_meta_set, tc_meta_check, tc_meta_check_start
+ * or tc_meta_take in
+ * this thread refused its document, e.g. "__tcache__.tensors.kv.bin.shape:
+ * 32×128×2 bytes ≠ 8190" or "not JSON at byte 1: expected a string or
+ * '}'"; "" when it did not say. */
+const char *tc_meta_error(void);
 
 /* ---- the .safetensors view ----------------------------------------------- */
 

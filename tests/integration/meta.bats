@@ -234,3 +234,79 @@ for i in (0, 500, 1099):
     assert got["i"] == i and "__tcache__" in got, got
 PYEOF
 }
+
+@test "a meta.json malformed before its end fails at write(), so the shell says so; the document stays" {
+	mkdir "$MNT/e"
+	head -c 8192 /dev/zero >"$MNT/e/kv.bin"
+	before=$(cat "$MNT/e/meta.json")
+	run bash -c "echo '{bad}' >'$MNT/e/meta.json'"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"write error: Invalid argument"* ]]
+	[ "$(cat "$MNT/e/meta.json")" = "$before" ]
+	grep -qF "meta.json of e refused: not JSON at byte 1: expected a string or '}'" "$TDIR/daemon.log"
+	# refused at the first byte that cannot be: a writer is told at once
+	"$PY" - "$MNT/e/meta.json" <<'PYEOF'
+import errno, os, sys
+for doc, bad in ((b'{"a": tru,', 9), (b'{"a" 1}', 5), (b'[1]', 0), (b'{"a": "\\q"}', 8),
+                 (b'{}}', 2), (b'{"a": 1}x', 8), (b'{"a": +1}', 6)):
+    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)
+    try:
+        for i in range(len(doc)):
+            try:
+                os.write(fd, doc[i:i + 1])
+            except OSError as e:
+                assert e.errno == errno.EINVAL and i == bad, (doc, i, e)
+                break
+        else:
+            raise AssertionError(("not refused", doc))
+    finally:
+        try:
+            os.close(fd)
+        except OSError as e:
+            assert e.errno == errno.EINVAL
+PYEOF
+	[ "$(cat "$MNT/e/meta.json")" = "$before" ]
+}
+
+@test "meta.json written a byte at a time, or out of order, is judged whole at close" {
+	mkdir "$MNT/e"
+	head -c 8192 /dev/zero >"$MNT/e/kv.bin"
+	"$PY" - "$MNT/e/meta.json" <<'PYEOF'
+import json, os, sys
+doc = json.dumps({"a": [1, -2.5e3, {"b": None}], "c": "x\u00e9\\\"", "d": True,
+                  "__tcache__": {"tensors": {"kv.bin": {"dtype": "float16", "shape": [32, 128]}}}}).encode()
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)
+for i in range(len(doc)):
+    os.write(fd, doc[i:i + 1])
+os.close(fd)
+t = json.load(open(sys.argv[1]))
+assert t["a"][1] == -2500.0 and t["__tcache__"]["tensors"]["kv.bin"]["shape"] == [32, 128], t
+# the end first, then the start: only close judges
+doc = json.dumps({"z": 1}).encode()
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_TRUNC)
+os.pwrite(fd, doc[4:], 4)
+os.pwrite(fd, doc[:4], 0)
+os.close(fd)
+assert json.load(open(sys.argv[1]))["z"] == 1
+# in place without O_TRUNC: the old document's bytes follow the new start
+with open(sys.argv[1], "r+b") as f:
+    f.write(json.dumps({"y": 2}).encode())
+    f.truncate()
+assert json.load(open(sys.argv[1]))["y"] == 2
+PYEOF
+}
+
+@test "a whole meta.json refused says why in the log, with the numbers" {
+	mkdir "$MNT/e"
+	head -c 8190 /dev/zero >"$MNT/e/kv.bin"
+	run bash -c "echo '{\"__tcache__\": {\"tensors\": {\"kv.bin\": {\"dtype\": \"float16\", \"shape\": [32, 128]}}}}' >'$MNT/e/meta.json'"
+	[ "$status" -ne 0 ]
+	grep -qF "meta.json of e refused: __tcache__.tensors.kv.bin.shape: 32×128×2 bytes ≠ 8190, the tensor's size" "$TDIR/daemon.log"
+	run bash -c "echo '{\"__tcache__\": {\"tensors\": {\"nope\": {}}}}' >'$MNT/e/meta.json'"
+	[ "$status" -ne 0 ]
+	grep -qF "meta.json of e refused: __tcache__.tensors.nope: no such tensor here" "$TDIR/daemon.log"
+	run bash -c "echo '{\"__tcache__\": {\"pinned\": 1}}' >'$MNT/e/meta.json'"
+	[ "$status" -ne 0 ]
+	grep -qF "meta.json of e refused: __tcache__.pinned: expected true or false" "$TDIR/daemon.log"
+}

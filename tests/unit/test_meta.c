@@ -587,6 +587,10 @@ static void reject(const struct tc_meta_dir *d, const char *json, size_t len,
 		printf("# line %d: rc %d for: %.*s\n", line, rc, (int)len, json);
 	CHECK(rc == -EINVAL);
 	CHECK(memcmp(&u, &before, sizeof u) == 0);
+	/* every refusal says why */
+	if (rc == -EINVAL && !tc_meta_error()[0])
+		printf("# line %d: no reason for: %.*s\n", line, (int)len, json);
+	CHECK(rc != -EINVAL || tc_meta_error()[0]);
 }
 
 static void t_parse_reject(void)
@@ -610,6 +614,162 @@ static void t_parse_reject(void)
 		CHECK(tc_meta_parse(&d, NULL, 0, &u) == -EINVAL);
 	}
 	CHECK(sizeof reject_entry / sizeof reject_entry[0] >= 20);
+}
+
+/* Whole documents and every start of them: 0; rng: xorshift. */
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static uint64_t next_rand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static int prefix_ok(const char *buf, size_t len)
+{
+	size_t at;
+	const char *wanted;
+	return tc_json_object_prefix(buf, len, &at, &wanted) == 0;
+}
+
+static void put_str(char *d, size_t *n, const char *s)
+{
+	size_t k = strlen(s);
+	memcpy(d + *n, s, k);
+	*n += k;
+}
+
+static void gen_space(char *d, size_t *n)
+{
+	static const char *const sp[] = { "", "", " ", "\n", "\t ", "\r\n" };
+	put_str(d, n, sp[next_rand() % 6]);
+}
+
+static void gen_value(char *d, size_t *n, size_t room, int depth);
+
+static void gen_object(char *d, size_t *n, size_t room, int depth)
+{
+	static const char *const keys[] = { "\"a\"", "\"kv.bin\"", "\"\"",
+					    "\"x\\\"y\"", "\"\\u00e9\"" };
+	put_str(d, n, "{");
+	for (int i = 0, k = (int)(next_rand() % 4); i < k && *n < room; i++) {
+		if (i)
+			put_str(d, n, ",");
+		gen_space(d, n);
+		put_str(d, n, keys[next_rand() % 5]);
+		gen_space(d, n);
+		put_str(d, n, ":");
+		gen_space(d, n);
+		gen_value(d, n, room, depth + 1);
+		gen_space(d, n);
+	}
+	put_str(d, n, "}");
+}
+
+static void gen_value(char *d, size_t *n, size_t room, int depth)
+{
+	static const char *const atoms[] = {
+		"0", "-1", "12.5", "1e9", "-0.25E-3", "true", "false", "null",
+		"\"\"", "\"str\"", "\"esc\\n\\t\\\\\\/\\u0041\"",
+		"\"\\udcff\"",
+	};
+	unsigned r = (unsigned)(next_rand() % 10);
+	if (depth > 6 || *n > room || r < 6) {
+		put_str(d, n, atoms[next_rand() % 12]);
+	} else if (r < 8) {
+		gen_object(d, n, room, depth);
+	} else {
+		put_str(d, n, "[");
+		for (int i = 0, k = (int)(next_rand() % 4); i < k && *n < room; i++) {
+			if (i)
+				put_str(d, n, ",");
+			gen_space(d, n);
+			gen_value(d, n, room, depth + 1);
+		}
+		put_str(d, n, "]");
+	}
+}
+
+/* The start of a document being written: refused at the first byte no
+ * continuation allows, never before; every start of a document cJSON
+ * takes is allowed (random documents, byte mutations of them). */
+static void t_json_prefix(void)
+{
+	static const char *const good[] = {
+		"{}", " \n{ } \r\n", "{\"a\":1}", "{\"a\": [1, -2.5e-3, 0, 1E+9, [], {}]}",
+		"{\"s\": \"x\\\"y\\\\z\\/\\b\\f\\n\\r\\t\\u00e9\\udc80\"}",
+		"{\"t\": true, \"f\": false, \"n\": null}",
+		"{\"nested\": {\"a\": {\"b\": [[[{\"c\": \"\\u0041\"}]]]}}}",
+		"{\"\xc3\xa9\xff\": \"raw bytes\x01\x1f\"}", "{\"a\":01}",
+	};
+	static const struct {
+		const char *doc;
+		size_t bad;
+	} bad[] = {
+		{ "{bad}", 1 }, { "[1]", 0 }, { "x", 0 }, { "{\"a\":tru,", 8 },
+		{ "{\"a\" 1}", 5 }, { "{\"a\":}", 5 }, { "{\"a\":\"\\q\"}", 7 },
+		{ "{}}", 2 }, { "{\"a\":1}x", 7 },
+		{ "{\"a\":+1}", 5 }, { "{\"a\":[1,]}", 8 }, { "{,}", 1 },
+		{ "{\"a\":1,}", 7 }, { "{\"a\":nul}", 8 }, { "{\"a\":[1}", 7 },
+		{ "{} \x01", 3 },
+	};
+	size_t at;
+	const char *wanted;
+
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+		for (size_t n = 0; n <= strlen(good[i]); n++) {
+			if (!prefix_ok(good[i], n))
+				printf("# refused: %.*s\n", (int)n, good[i]);
+			CHECK(prefix_ok(good[i], n));
+		}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		size_t n = strlen(bad[i].doc);
+		int rc = tc_json_object_prefix(bad[i].doc, n, &at, &wanted);
+		if (rc != -EINVAL || at != bad[i].bad)
+			printf("# %s: rc %d at %zu\n", bad[i].doc, rc, at);
+		CHECK(rc == -EINVAL && at == bad[i].bad && wanted && *wanted);
+		/* every start before the bad byte is still allowed */
+		CHECK(prefix_ok(bad[i].doc, bad[i].bad));
+	}
+	CHECK(tc_json_object_prefix("{\"a\":\0}", 7, &at, &wanted) == -EINVAL &&
+	      at == 5);
+	{ /* nesting: cJSON's limit of 1000 */
+		char deep[1100];
+		deep[0] = '{';
+		memcpy(deep + 1, "\"a\":", 4);
+		memset(deep + 5, '[', sizeof deep - 5);
+		CHECK(prefix_ok(deep, 5 + 998));
+		CHECK(!prefix_ok(deep, sizeof deep));
+	}
+	/* random documents, and byte mutations of them, against cJSON */
+	char doc[4096];
+	int whole_docs = 0;
+	for (int round = 0; round < 100000; round++) {
+		size_t n = 0;
+		gen_object(doc, &n, sizeof doc - 64, 0);
+		static const char mutant[] = "{}[]:,\" \\ne1-.xu";
+		if (round % 2) /* a mutation: one byte changed */
+			doc[next_rand() % n] =
+				mutant[next_rand() % (sizeof mutant - 1)];
+		const char *end = NULL;
+		cJSON *j = cJSON_ParseWithLengthOpts(doc, n, &end, 0);
+		int whole = j && cJSON_IsObject(j);
+		for (const char *e = end; whole && e < doc + n; e++)
+			whole = *e == ' ' || *e == '\n';
+		cJSON_Delete(j);
+		if (!whole)
+			continue;
+		whole_docs++;
+		for (size_t k = 0; k <= n; k++)
+			if (!prefix_ok(doc, k)) {
+				printf("# cJSON takes %.*s, refused at %zu\n",
+				       (int)n, doc, k);
+				CHECK(0);
+				break;
+			}
+	}
+	CHECK(whole_docs > 50000);
 }
 
 static void t_update_free(void)
@@ -814,6 +974,7 @@ int main(void)
 	RUN(t_parse_accept);
 	RUN(t_parse_reject);
 	RUN(t_update_free);
+	RUN(t_json_prefix);
 	RUN(t_open_world_keeps_user_keys);
 	RUN(t_declared_tensors);
 	return check_done();
