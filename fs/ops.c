@@ -1276,6 +1276,81 @@ static int is_parent_xattr(const char *name)
 	return !strcmp(name, TCFS_XATTR_PARENT);
 }
 
+/* ---- direct mapping ------------------------------------------------------------ */
+
+/*
+ * TC_IOC_MAP (tcache.h): where the bytes of the version a read-only
+ * handle pins lie in the pool, for a reader to map them itself.  The
+ * handle keeps them in place until it is released; who may open the pool
+ * file is the file system's to say, not ours.
+ */
+static int op_ioctl_map(struct tcfs *fs, struct tcfs_handle *h,
+			struct tc_ioc_map *m)
+{
+	struct tc_span sp[TC_IOC_MAX_EXTENTS];
+	struct tc_stat st;
+	size_t total;
+	int n, err;
+
+	if (h->kind != H_TENSOR)
+		return -ENOTTY; /* meta.json, a view: no pool bytes of their own */
+	if (h->writable)
+		return -EBADF; /* its bytes move with each write */
+	if (!fs->store_path)
+		return -ENOTTY;
+	err = tc_getattr(fs->store, h->ino, &st);
+	if (err)
+		return err;
+	memset(m, 0, sizeof(*m));
+	err = tc_file_map(fs->store, h->f, 0, SIZE_MAX / 2, sp,
+			  TC_IOC_MAX_EXTENTS, &n, &total);
+	if (err)
+		return err == -ENOBUFS ? -E2BIG : err;
+	for (int i = 0; i < n; i++) {
+		struct tc_ioc_extent *last =
+			m->nextents ? &m->ext[m->nextents - 1] : NULL;
+		if (last && last->off + last->len == sp[i].fd_off)
+			last->len += sp[i].len; /* adjacent in the pool */
+		else
+			m->ext[m->nextents++] =
+				(struct tc_ioc_extent){ sp[i].fd_off, sp[i].len };
+	}
+	m->abi = TC_IOC_ABI;
+	m->size = total;
+	m->version = st.version;
+	if (snprintf(m->pool, sizeof(m->pool), "%s/pool", fs->store_path) >=
+	    (int)sizeof(m->pool))
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static void tcfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
+		       void *arg, struct fuse_file_info *fi, unsigned flags,
+		       const void *in_buf, size_t in_bufsz, size_t out_bufsz)
+{
+	struct tc_ioc_map *m;
+	int err;
+
+	if (cmd != TC_IOC_MAP || (flags & FUSE_IOCTL_COMPAT)) {
+		reply_err(req, -ENOTTY);
+		return;
+	}
+	if (out_bufsz < sizeof(*m) || !fi) {
+		reply_err(req, -EINVAL);
+		return;
+	}
+	if (!(m = malloc(sizeof(*m)))) {
+		reply_err(req, -ENOMEM);
+		return;
+	}
+	err = op_ioctl_map(FS(req), H(fi), m);
+	if (err)
+		reply_err(req, err);
+	else
+		fuse_reply_ioctl(req, 0, m, sizeof(*m));
+	free(m);
+}
+
 static void tcfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			  size_t size)
 {
@@ -1370,6 +1445,7 @@ const struct fuse_lowlevel_ops tcfs_ops = {
 	.fsyncdir = tcfs_fsyncdir,
 	.statfs = tcfs_statfs,
 	.getxattr = tcfs_getxattr,
+	.ioctl = tcfs_ioctl,
 	.listxattr = tcfs_listxattr,
 	.setxattr = tcfs_setxattr,
 	.removexattr = tcfs_removexattr,

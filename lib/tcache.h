@@ -666,6 +666,55 @@ ssize_t tc_view_pread(tc_store *s, tc_view *v, void *buf, size_t size,
  * before tc_store_close().  NULL-safe. */
 void tc_view_close(tc_store *s, tc_view *v);
 
+/* ---- direct mapping: a reader maps a tensor's pool pages itself --------- */
+
+/*
+ * A reader on this machine may map an open tensor straight from the pool:
+ * no FUSE request per page, and the pool's own page cache pages.  The
+ * ioctl TC_IOC_MAP on a read-only fd of a tensor on a tcachefs mount
+ * answers where its bytes lie in the pool (TC_BLOCK-aligned extents, in
+ * order) and the pool file's path.  The open fd pins that version, as any
+ * open does: replacement and eviction leave those pool bytes alone until
+ * it is closed, so a mapping is valid while the fd stays open.  Whoever
+ * may open the pool file (mode 0600 in a 0700 store: the daemon's user,
+ * and root) can map; anyone else gets EACCES from tc_map_fd and reads
+ * through the fd, the same bytes.  allow_other widens nothing: the ioctl
+ * tells where bytes lie, the pool's own permissions decide who reads them.
+ */
+#define TC_IOC_ABI 1
+#define TC_IOC_MAX_EXTENTS 256
+struct tc_ioc_extent {
+	uint64_t off;             /* in the pool file, TC_BLOCK-aligned */
+	uint64_t len;             /* bytes of the tensor there */
+};
+struct tc_ioc_map {
+	uint32_t abi;             /* TC_IOC_ABI */
+	uint32_t nextents;
+	uint64_t size;            /* the tensor's bytes (sum of the lens) */
+	uint64_t version;         /* changes when the tensor is replaced */
+	char pool[1024];          /* the pool file's path */
+	struct tc_ioc_extent ext[TC_IOC_MAX_EXTENTS];
+};
+/* _IOR('t', 1, struct tc_ioc_map), spelt out so that no header is needed
+ * to compute it (Python: 0x80000000 | sizeof << 16 | 't' << 8 | 1) */
+#define TC_IOC_MAP                                                          \
+	(0x80000000u | ((uint32_t)sizeof(struct tc_ioc_map) << 16) |        \
+	 ((uint32_t)'t' << 8) | 1u)
+
+/*
+ * Map the tensor open at @fd (read-only, on a tcachefs mount) from the
+ * pool, read-only, as one contiguous range: *@addr, *@len (its bytes).
+ * Keep @fd open until tc_unmap(): it is what keeps the bytes in place.
+ * 0, or -errno: -ENOTTY @fd is no tensor of a tcachefs mount, -EBADF it
+ * is open for writing, -EACCES (or another open() error) this process may
+ * not read the pool file (read through @fd instead), -E2BIG more extents
+ * than TC_IOC_MAX_EXTENTS.  An empty tensor maps to a non-NULL @addr of
+ * length 0.
+ */
+int tc_map_fd(int fd, const void **addr, size_t *len);
+/* Undo tc_map_fd (then @fd may be closed). */
+void tc_unmap(const void *addr, size_t len);
+
 /* ---- misc ---------------------------------------------------------------- */
 
 /* Parse a size such as "512", "64K", "20G", "1.5T" (powers of 1024).
