@@ -661,8 +661,6 @@ static void shut_down(struct daemon *d)
 	fs->remote = NULL;
 	if (d->mounted)
 		fuse_session_unmount(fs->se);
-	if (d->handlers)
-		fuse_remove_signal_handlers(fs->se);
 	tcfs_close_all(fs);
 	if (fs->store) {
 		int err = tc_store_close(fs->store);
@@ -672,6 +670,11 @@ static void shut_down(struct daemon *d)
 			d->status = 1;
 		}
 	}
+	/* only now: a SIGTERM during the shutdown (systemd sends one right
+	 * after its ExecStop's fusermount3 -u) must not end the checkpoint
+	 * that tc_store_close writes; the handlers ignore it after the loop */
+	if (d->handlers)
+		fuse_remove_signal_handlers(fs->se);
 	if (fs->se)
 		fuse_session_destroy(fs->se);
 	tcfs_kcache_free(fs->kcache);
