@@ -35,10 +35,13 @@ stop_daemon_and_watchdog() {
 	DAEMON_PID=
 	run stat "$MNT"
 	[[ "$output" == *"Transport endpoint is not connected"* ]]
-	# the mount as it is: no fusermount3 -u first (is_mounted sees the
-	# dead mount at once: wait for the new daemon's word that it serves)
-	tcfs_mount
+	# the mount as it is: no fusermount3 -u first.  Not tcfs_mount: its
+	# wait for a mount line is met by the dead mount at once, which the
+	# new daemon then detaches; wait for its word that it serves instead
+	"$TCACHEFS" "$STORE" "$MNT" -f >>"$TDIR/daemon.log" 2>&1 3>&- &
+	DAEMON_PID=$!
 	wait_for eval '[ "$(grep -c "tcachefs: serving" "$TDIR/daemon.log")" -eq 2 ]'
+	is_mounted
 	[ "$(cat "$MNT/f")" = kept ]
 	grep -q "detached the dead tcachefs mount of $(realpath "$STORE") at $MNT (its daemon had exited)" "$TDIR/daemon.log"
 	# one mount there, not two stacked
