@@ -107,6 +107,16 @@ remount_after_kill() {
 	tcfs_mount "$@"
 }
 
+# kill -9 of the daemon, reaped, its mount left dead as a crash leaves it
+# ("Transport endpoint is not connected"): what a restart must cope with.
+kill9_leave_dead() {
+	kill -9 "$DAEMON_PID"
+	WAIT_S=10 wait_for eval '! daemon_alive'
+	wait "$DAEMON_PID" 2>/dev/null || true
+	DAEMON_PID=
+	stat "$MNT" 2>&1 | grep -q "Transport endpoint is not connected"
+}
+
 # kill -9 of the daemon (its journal as it is: a clean unmount would
 # checkpoint the index in memory instead), then mount again with "$@".
 kill9_remount() {

@@ -29,12 +29,7 @@ stop_daemon_and_watchdog() {
 
 @test "a dead tcachefs mount left by kill -9 is detached at start, logged" {
 	echo kept >"$MNT/f"
-	kill -9 "$DAEMON_PID"
-	WAIT_S=10 wait_for eval '! daemon_alive'
-	wait "$DAEMON_PID" 2>/dev/null || true
-	DAEMON_PID=
-	run stat "$MNT"
-	[[ "$output" == *"Transport endpoint is not connected"* ]]
+	kill9_leave_dead
 	# the mount as it is: no fusermount3 -u first.  Not tcfs_mount: its
 	# wait for a mount line is met by the dead mount at once, which the
 	# new daemon then detaches; wait for its word that it serves instead

@@ -84,12 +84,7 @@ unit_start() {
 	echo kept >"$MNT/e/t"
 	df -k --output=size "$MNT" | tail -1 | grep -q 65536
 	# the crash, as Restart=on-failure sees it
-	kill -9 "$DAEMON_PID"
-	WAIT_S=10 wait_for eval '! daemon_alive'
-	wait "$DAEMON_PID" 2>/dev/null || true
-	DAEMON_PID=
-	run stat "$MNT"
-	[[ "$output" == *"Transport endpoint is not connected"* ]]
+	kill9_leave_dead
 	# what systemd runs next, unchanged
 	unit_start 2
 	is_mounted
