@@ -157,19 +157,27 @@ static int hexval(char c)
 	       : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
+/* Is @p (4 bytes) the hex digits of a high surrogate, D800..DBFF? */
+static int high_surrogate(const char *p)
+{
+	return (p[0] == 'd' || p[0] == 'D') && hexval(p[1]) >= 8 &&
+	       hexval(p[1]) <= 0xb && hexval(p[2]) >= 0 && hexval(p[3]) >= 0;
+}
+
 /* A copy of a user's document with \udc80..\udcff inside strings turned
- * back into the bytes 0x80..0xff; NULL on ENOMEM.  O(n). */
+ * back into the bytes 0x80..0xff, but for one that completes a surrogate
+ * pair (\ud83d\udc80 is U+1F480, a character); NULL on ENOMEM.  O(n). */
 static char *unescape_bytes(const char *buf, size_t n, size_t *outlen)
 {
 	char *out = malloc(n + 1);
-	size_t o = 0;
+	size_t o = 0, pair = SIZE_MAX; /* where a pair's low half would be */
 	int in_str = 0;
 	if (!out)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
 		char c = buf[i];
 		if (in_str && c == '\\' && i + 1 < n) {
-			if (buf[i + 1] == 'u' && i + 5 < n &&
+			if (buf[i + 1] == 'u' && i + 5 < n && i != pair &&
 			    (buf[i + 2] == 'd' || buf[i + 2] == 'D') &&
 			    (buf[i + 3] == 'c' || buf[i + 3] == 'C') &&
 			    hexval(buf[i + 4]) >= 8 && hexval(buf[i + 5]) >= 0) {
@@ -178,6 +186,8 @@ static char *unescape_bytes(const char *buf, size_t n, size_t *outlen)
 				i += 5;
 				continue;
 			}
+			if (buf[i + 1] == 'u' && i + 5 < n && high_surrogate(buf + i + 2))
+				pair = i + 6;
 			out[o++] = c;
 			out[o++] = buf[++i];
 			continue;

@@ -962,6 +962,24 @@ static void t_declared_tensors(void)
 	CHECK(tc_meta_declared(NULL, "a.memmap", &set) == 0);
 }
 
+/* A surrogate pair whose low half is \udc80..\udcff is a character, not
+ * the escape of a byte: 💀 is \ud83d\udc80. */
+static void t_surrogate_pairs(void)
+{
+	static const uint64_t shape[] = { 4 };
+	struct tc_meta_tensor t[] = {
+		{ "\xf0\x9f\x92\x80", 4, 0, TC_DT_UINT8, 1, shape, 1, NULL },
+	};
+	struct tc_meta_dir d = { .ntensors = 1, .tensors = t };
+	struct tc_meta_update u;
+	const char *doc = "{\"s\": \"\\ud83d\\udc80\\udc80\", \"__tcache__\": {\"tensors\":"
+			  " {\"\\ud83d\\udc80\": {\"dtype\": \"int32\"}}}}";
+	REQUIRE(parse_raw(&d, doc, strlen(doc), &u) == 0);
+	CHECK(u.nset == 1 && u.set[0].dtype == TC_DT_INT32);
+	CHECK(u.doc && !strcmp(u.doc, "{\"s\":\"\\ud83d\\udc80\\udc80\"}"));
+	tc_meta_update_free(&u);
+}
+
 int main(void)
 {
 	RUN(t_names_not_utf8);
@@ -977,5 +995,6 @@ int main(void)
 	RUN(t_json_prefix);
 	RUN(t_open_world_keeps_user_keys);
 	RUN(t_declared_tensors);
+	RUN(t_surrogate_pairs);
 	return check_done();
 }
