@@ -59,6 +59,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <syslog.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -291,14 +292,14 @@ void tcfs_gen_free(struct tcfs_handle *h)
  * held. */
 static void meta_refused_locked(struct tcfs *fs, struct tcfs_handle *h)
 {
-	struct tc_stat st;
+	char path[PATH_MAX];
 	if (h->told || h->len == 0)
 		return;
 	h->told = true;
 	const char *why = tc_meta_error();
 	tcfs_log(LOG_WARNING, "meta.json of %s refused: %s",
-		 tc_getattr(fs->store, h->dir, &st) == 0 && st.name[0] ? st.name
-								       : "the root",
+		 tc_path(fs->store, h->dir, path, sizeof(path)) == 0 && path[0]
+			 ? path : "the root",
 		 why[0] ? why : "invalid");
 }
 

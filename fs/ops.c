@@ -145,32 +145,6 @@ static void hint(enum hint kind, int prio, const char *fmt, ...)
 	tcfs_log(prio, "%s", line);
 }
 
-/* The path of node @ino below the mount's root, for a message ("?" for
- * what has gone meanwhile). */
-static const char *node_path(struct tcfs *fs, uint64_t ino, char *buf,
-			     size_t size)
-{
-	char tmp[PATH_MAX];
-	struct tc_stat st;
-	size_t at = size - 1;
-	buf[at] = 0;
-	for (int depth = 0; ino != TC_ROOT_ID && depth < 64; depth++) {
-		if (tc_getattr(fs->store, ino, &st) != 0)
-			return "?";
-		size_t n = strlen(st.name);
-		if (n + 1 > at)
-			break;
-		at -= n;
-		memcpy(buf + at, st.name, n);
-		if (st.parent != TC_ROOT_ID)
-			buf[--at] = '/';
-		ino = st.parent;
-	}
-	snprintf(tmp, sizeof(tmp), "%s", buf + at);
-	snprintf(buf, size, "%s", tmp);
-	return buf;
-}
-
 /* An operation failed with @err because the journal could not be
  * written (a full disk under the store, an I/O error): say so, naming
  * the file system, at most once a second. */
@@ -875,7 +849,7 @@ static int op_open(struct tcfs *fs, uint64_t ino, struct fuse_file_info *fi,
 		hint(HINT_DAMAGED, LOG_ERR, "%s: its bytes on disk do not match "
 		     "their xxh3 (damaged, or a read error of the pool: EIO); "
 		     "unmount, then tcache fsck --repair %s",
-		     node_path(fs, ino, path, sizeof(path)),
+		     tc_path(fs->store, ino, path, sizeof(path)) ? "?" : path,
 		     fs->store_path ? fs->store_path : "STORE");
 	}
 	if (err) {

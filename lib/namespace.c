@@ -238,6 +238,32 @@ int tc_lookup(tc_store *s, uint64_t parent, const char *name,
 	return r;
 }
 
+/* "entry/group/name" of @n (still linked) into @buf. */
+void node_path(const struct tc_node *n, char *buf, size_t size)
+{
+	const struct tc_node *chain[64];
+	int k = 0;
+	size_t at = 0;
+	for (; n && n->kind != TC_KIND_ROOT && k < 64; n = n->parent)
+		chain[k++] = n;
+	buf[0] = 0;
+	if (n && n->kind != TC_KIND_ROOT)
+		at = (size_t)snprintf(buf, size, ".../");
+	while (k-- > 0 && at < size)
+		at += (size_t)snprintf(buf + at, size - at, "%s%s", chain[k]->name,
+				       k ? "/" : "");
+}
+
+int tc_path(tc_store *s, uint64_t id, char *buf, size_t size)
+{
+	lock(s);
+	const struct tc_node *n = tc_index_get(&s->idx, id);
+	if (n)
+		node_path(n, buf, size);
+	op_done(s);
+	return n ? 0 : -ENOENT;
+}
+
 int tc_getattr(tc_store *s, uint64_t id, struct tc_stat *st)
 {
 	lock(s);

@@ -26,22 +26,6 @@
 
 #include "store.h"
 
-/* "entry/group/name" of @n (still linked) into @buf. */
-static void node_path(const struct tc_node *n, char *buf, size_t size)
-{
-	const struct tc_node *chain[64];
-	int k = 0;
-	size_t at = 0;
-	for (; n && n->kind != TC_KIND_ROOT && k < 64; n = n->parent)
-		chain[k++] = n;
-	buf[0] = 0;
-	if (n && n->kind != TC_KIND_ROOT)
-		at = (size_t)snprintf(buf, size, ".../");
-	while (k-- > 0 && at < size)
-		at += (size_t)snprintf(buf + at, size - at, "%s%s", chain[k]->name,
-				       k ? "/" : "");
-}
-
 /* Tell tc_store_check's caller that @n is dropped, and why. */
 void report_drop(struct tc_store *s, const struct tc_node *n, const char *why)
 {

@@ -315,6 +315,9 @@ int sync_journal_locked(struct tc_store *s);
 int checkpoint(struct tc_store *s, uint64_t capacity);
 void op_chores(struct tc_store *s);
 
+/* namespace.c: "entry/group/name" of @n (still linked) into @buf. */
+void node_path(const struct tc_node *n, char *buf, size_t size);
+
 /* replay.c */
 int apply_record(void *arg, uint32_t version, uint64_t seq, const uint8_t *p,
 		 size_t len);

@@ -351,6 +351,9 @@ int tc_lookup(tc_store *s, uint64_t parent, const char *name,
 	      struct tc_stat *st);
 
 int tc_getattr(tc_store *s, uint64_t id, struct tc_stat *st);
+/* The path of node @id below the root, "entry/group/name" ("" for the
+ * root), for messages: 0, or -ENOENT. */
+int tc_path(tc_store *s, uint64_t id, char *buf, size_t size);
 
 #define TC_SET_MODE  (1u << 0)  /* permission bits only; type is kept */
 #define TC_SET_UID   (1u << 1)

@@ -125,6 +125,14 @@ static void t_roundtrip_and_reopen(void)
 		CHECK(tc_lookup(s, TC_ROOT_ID, "entry", &es) == 0 && es.id == e);
 		CHECK(tc_lookup(s, e, "group", &g) == 0 && g.mode == (040000 | 0750));
 	}
+	/* paths for messages: "entry/group/name", "" for the root */
+	char path[64];
+	struct tc_stat t;
+	REQUIRE(tc_lookup(s, g.id, "t0", &t) == 0);
+	CHECK(tc_path(s, t.id, path, sizeof(path)) == 0 &&
+	      !strcmp(path, "entry/group/t0"));
+	CHECK(tc_path(s, TC_ROOT_ID, path, sizeof(path)) == 0 && !path[0]);
+	CHECK(tc_path(s, 999999, path, sizeof(path)) == -ENOENT);
 	tc_store_close(s);
 	tmpdir_free(d);
 }
