@@ -41,42 +41,63 @@ mounted_or_dead() {
 	is_mounted || ! daemon_alive
 }
 
+# daemon_start WHO STORE MNT LOG [options]: a daemon on STORE at MNT (-f,
+# in the background of the test shell, its messages appended to LOG);
+# STARTED is its pid.  Waits until it has mounted; fails, showing LOG, if
+# it died first.  (WHO names it in messages: tcachefs, node B.)
+daemon_start() {
+	local who=$1 store=$2 mnt=$3 log=$4
+	shift 4
+	"$TCACHEFS" "$store" "$mnt" -f $TCFS_OPTS "$@" >>"$log" 2>&1 3>&- &
+	STARTED=$!
+	wait_for eval 'grep -qs " $mnt fuse" /proc/mounts || ! kill -0 $STARTED 2>/dev/null'
+	grep -qs " $mnt fuse" /proc/mounts || {
+		echo "# $who did not mount; its log:" >&3
+		sed 's/^/#   /' "$log" >&3
+		return 1
+	}
+}
+
+# daemon_stop WHO MNT PID LOG: unmount MNT and wait for daemon PID to exit
+# (TERM, then KILL, when it does not); fails if it exited badly or LOG
+# holds a sanitizer report.
+daemon_stop() {
+	local who=$1 mnt=$2 pid=$3 log=$4 rc=0
+	if grep -qs " $mnt fuse" /proc/mounts; then
+		fusermount3 -u "$mnt" 2>/dev/null ||
+			wait_for fusermount3 -u "$mnt" 2>/dev/null ||
+			fusermount3 -uz "$mnt" || rc=1
+	fi
+	if [ -n "$pid" ]; then
+		WAIT_S=30 wait_for eval '! kill -0 $pid 2>/dev/null' || {
+			kill -TERM "$pid" 2>/dev/null
+			WAIT_S=5 wait_for eval '! kill -0 $pid 2>/dev/null' ||
+				kill -KILL "$pid" 2>/dev/null
+			rc=1
+		}
+		wait "$pid" || rc=$?
+	fi
+	if grep -Eq 'Sanitizer|runtime error:' "$log" 2>/dev/null; then
+		echo "# sanitizer report from $who:" >&3
+		sed 's/^/#   /' "$log" >&3
+		rc=1
+	fi
+	return $rc
+}
+
 # Start the daemon on $STORE at $MNT with "$@" and wait until mounted.
 tcfs_mount() {
-	"$TCACHEFS" "$STORE" "$MNT" -f $TCFS_OPTS "$@" \
-		>>"$TDIR/daemon.log" 2>&1 3>&- &
-	DAEMON_PID=$!
-	wait_for mounted_or_dead
-	if ! is_mounted; then
-		echo "# tcachefs did not mount; its log:" >&3
-		sed 's/^/#   /' "$TDIR/daemon.log" >&3
-		return 1
-	fi
+	local rc=0
+	daemon_start tcachefs "$STORE" "$MNT" "$TDIR/daemon.log" "$@" || rc=$?
+	DAEMON_PID=$STARTED
+	return $rc
 }
 
 # Unmount and wait for the daemon to exit; fails if it exited badly.
 tcfs_unmount() {
 	local rc=0
-	if is_mounted; then
-		fusermount3 -u "$MNT" 2>/dev/null ||
-			wait_for fusermount3 -u "$MNT" 2>/dev/null ||
-			fusermount3 -uz "$MNT" || rc=1
-	fi
-	if [ -n "${DAEMON_PID:-}" ]; then
-		WAIT_S=30 wait_for eval '! daemon_alive' || {
-			kill -TERM "$DAEMON_PID" 2>/dev/null
-			WAIT_S=5 wait_for eval '! daemon_alive' ||
-				kill -KILL "$DAEMON_PID" 2>/dev/null
-			rc=1
-		}
-		wait "$DAEMON_PID" || rc=$?
-		DAEMON_PID=
-	fi
-	if grep -Eq 'Sanitizer|runtime error:' "$TDIR/daemon.log" 2>/dev/null; then
-		echo "# sanitizer report from tcachefs:" >&3
-		sed 's/^/#   /' "$TDIR/daemon.log" >&3
-		rc=1
-	fi
+	daemon_stop tcachefs "$MNT" "${DAEMON_PID:-}" "$TDIR/daemon.log" || rc=$?
+	DAEMON_PID=
 	return $rc
 }
 

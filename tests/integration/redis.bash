@@ -121,44 +121,20 @@ cluster_reshard() {
 
 STORE_B= MNT_B= DAEMON_B=
 
-is_mounted_b() { grep -qs " $MNT_B fuse" /proc/mounts; }
-b_alive() { [ -n "${DAEMON_B:-}" ] && kill -0 "$DAEMON_B" 2>/dev/null; }
-
 tcfs_mount_b() {
+	local rc=0
 	STORE_B=$TDIR/storeB MNT_B=$TDIR/mntB
 	mkdir -p "$MNT_B"
-	"$TCACHEFS" "$STORE_B" "$MNT_B" -f $TCFS_OPTS "$@" \
-		>>"$TDIR/daemonB.log" 2>&1 3>&- &
-	DAEMON_B=$!
-	wait_for eval 'is_mounted_b || ! b_alive'
-	is_mounted_b || {
-		echo "# node B did not mount; its log:" >&3
-		sed 's/^/#   /' "$TDIR/daemonB.log" >&3
-		return 1
-	}
+	daemon_start "node B" "$STORE_B" "$MNT_B" "$TDIR/daemonB.log" "$@" || rc=$?
+	DAEMON_B=$STARTED
+	return $rc
 }
 
 tcfs_unmount_b() {
 	local rc=0
 	[ -n "$MNT_B" ] || return 0
-	if is_mounted_b; then
-		fusermount3 -u "$MNT_B" 2>/dev/null ||
-			wait_for fusermount3 -u "$MNT_B" 2>/dev/null ||
-			fusermount3 -uz "$MNT_B" || rc=1
-	fi
-	if [ -n "$DAEMON_B" ]; then
-		WAIT_S=30 wait_for eval '! b_alive' || {
-			kill -KILL "$DAEMON_B" 2>/dev/null
-			rc=1
-		}
-		wait "$DAEMON_B" 2>/dev/null || rc=1
-		DAEMON_B=
-	fi
-	if grep -Eq 'Sanitizer|runtime error:' "$TDIR/daemonB.log" 2>/dev/null; then
-		echo "# sanitizer report from node B:" >&3
-		sed 's/^/#   /' "$TDIR/daemonB.log" >&3
-		rc=1
-	fi
+	daemon_stop "node B" "$MNT_B" "${DAEMON_B:-}" "$TDIR/daemonB.log" || rc=$?
+	DAEMON_B=
 	return $rc
 }
 
