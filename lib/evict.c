@@ -77,7 +77,7 @@ static uint64_t evict_ahead(const struct tc_store *s)
 }
 
 /*
- * Make @need bytes free.  Space in the pool's quarantine counts: a sync
+ * One round of make_room.  Space in the pool's quarantine counts: a sync
  * makes it free, of the journal alone (one fdatasync) when what evicted
  * entries freed is enough, else of the pool and then the journal
  * (sync_locked: two fdatasyncs); both under the lock.  Else evict least
@@ -89,7 +89,7 @@ static uint64_t evict_ahead(const struct tc_store *s)
  * skipped; pinned ones are in a list of their own), and a sync per
  * evict_ahead() bytes of evictions.
  */
-int make_room(struct tc_store *s, uint64_t need)
+static int make_room_once(struct tc_store *s, uint64_t need)
 {
 	uint64_t have = s->pool.free + s->pool.held_bytes;
 	struct tc_node *e;
@@ -122,6 +122,27 @@ int make_room(struct tc_store *s, uint64_t need)
 	if (s->pool.free + s->pool.held[TC_HOLD_RECORD].bytes >= need)
 		return sync_journal_locked(s);
 	return sync_locked(s, 0);
+}
+
+/*
+ * Make @need bytes free (see make_room_once).  The bytes counted there
+ * are what tensors hold; a packed tensor's units come back as a free
+ * block only with the last unit of their shared block, so a round can
+ * end with less than @need free: then another round evicts more, until
+ * it is there or nothing is left to evict (-ENOSPC).
+ */
+int make_room(struct tc_store *s, uint64_t need)
+{
+	for (;;) {
+		uint64_t free = s->pool.free, held = s->pool.held_bytes;
+		uint64_t evictions = s->evictions;
+		int r = make_room_once(s, need);
+		if (r || s->pool.free >= need)
+			return r;
+		if (s->pool.free == free && s->pool.held_bytes == held &&
+		    s->evictions == evictions)
+			return -ENOSPC; /* a round that changed nothing */
+	}
 }
 
 /* Pool bytes held by the tensors of entry @e.  O(nodes in e). */
@@ -173,6 +194,18 @@ static int relocate(struct tc_store *s, struct tc_node *n, uint64_t limit)
 			e.off += keep.len;
 			e.len -= keep.len;
 		}
+		if (!r && e.len && tc_extent_packed(e)) {
+			/* a packed tensor's units: into units below @limit */
+			r = tc_pool_slot(&s->pool, e.len, &to);
+			if (!r && to.off + to.len > limit)
+				r = -ENOSPC; /* cannot be: see shrink_relocate */
+			if (!r) {
+				memcpy(s->pool.map + to.off, s->pool.map + e.off,
+				       to.len);
+				r = ver_push(&nv, to);
+			}
+			e.len = 0;
+		}
 		while (!r && e.len) {
 			r = tc_pool_alloc(&s->pool, e.len, &to);
 			if (!r && to.off + to.len > limit)
@@ -221,7 +254,9 @@ static int shrink_relocate(struct tc_store *s, uint64_t cap, uint64_t limit,
 		return r;
 	r = build_pool(s, valid < cap ? valid : cap);
 	/* Take all the free space, then give back what lies below the
-	 * limit: the rest stays taken until the pool is closed. */
+	 * limit: the rest stays taken until the pool is closed.  Free
+	 * units of shared blocks past it are not handed out either. */
+	s->pool.limit = limit;
 	while (!r && tc_pool_alloc(&s->pool, s->pool.size, &e) == 0) {
 		if (n == room) {
 			struct tc_extent *p = grow_array(taken, &room, sizeof(*p), 16);

@@ -109,6 +109,7 @@ int commit_locked(struct tc_store *s, struct tc_node *n)
 			return r;
 	}
 	ver_trim(s, v);
+	ver_pack(s, v);
 	ver_type(s, n, v, n->ver);
 	if (n->root_file && !node_journaled(n))
 		/* an entry the journal first hears of: the most recent, as
@@ -116,6 +117,14 @@ int commit_locked(struct tc_store *s, struct tc_node *n)
 		touch_entry(s, n, now_ns());
 	node_op(n, v, &op);
 	r = store_change(s, &op, 1, v); /* the pending reference moves to ver */
+	if (r && tc_extent_packed(v->ext[0])) {
+		/* packed, it can take no more writes: it goes, as a failed
+		 * commit's pending version goes anyway (tc_file_commit) */
+		ver_put(s, v);
+		w->pending = NULL;
+		wr_stop_hash(w);
+		wr_idle(s, n);
+	}
 	if (r)
 		return r;
 	wr_stop_hash(w);
@@ -313,62 +322,99 @@ static struct tc_ver *file_ver(tc_file *fh)
 	return p ? p : fh->node->ver;
 }
 
-int tc_file_map(tc_store *s, tc_file *fh, uint64_t off, size_t size,
-		struct tc_span *sp, int max, int *n, size_t *total)
+/* Spans of [off, off + size) of @v (NULL: none), cut at its end. */
+static int ver_map(const struct tc_store *s, const struct tc_ver *v,
+		   uint64_t off, size_t size, struct tc_span *sp, int max,
+		   int *n, size_t *total)
 {
-	int w = fh->flags & TC_O_WRITE, r = 0;
-	struct tc_ver *v;
-
-	if (w)
-		lock(s);
-	v = file_ver(fh);
 	if (!v || off >= v->size) {
 		*n = 0;
 		*total = 0;
-		goto out;
+		return 0;
 	}
 	if (size > v->size - off)
 		size = (size_t)(v->size - off);
-	r = ver_spans(s, v, off, size, sp, max);
-	if (r >= 0) {
-		*n = r;
-		*total = size;
-		r = 0;
-	}
-out:
+	int r = ver_spans(s, v, off, size, sp, max);
+	if (r < 0)
+		return r;
+	*n = r;
+	*total = size;
+	return 0;
+}
+
+int tc_file_map(tc_store *s, tc_file *fh, uint64_t off, size_t size,
+		struct tc_span *sp, int max, int *n, size_t *total)
+{
+	int w = fh->flags & TC_O_WRITE, r;
+
+	if (w)
+		lock(s);
+	r = ver_map(s, file_ver(fh), off, size, sp, max, n, total);
 	if (w)
 		op_done(s);
 	return r;
 }
 
+/*
+ * Copy [off, off + size) out of the pool, up to 16 spans at a time.  A
+ * write handle reads the pending version, whose extents a commit may
+ * change (ver_pack moves a small one and frees its block): the copy holds
+ * it in flight, as a write does, so a commit waits for it.
+ */
 ssize_t tc_file_pread(tc_store *s, tc_file *fh, void *buf, size_t size,
 		      uint64_t off)
 {
 	struct tc_span sp[16];
+	int w = fh->flags & TC_O_WRITE;
 	size_t done = 0;
-	while (done < size) {
+	ssize_t err = 0;
+
+	while (done < size && !err) {
+		struct tc_ver *v, *pin = NULL;
 		int n;
 		size_t total;
-		int r = tc_file_map(s, fh, off + done, size - done, sp, 16, &n, &total);
-		if (r == -ENOBUFS) {
-			r = tc_file_map(s, fh, off + done, sp[0].len ? sp[0].len : TC_BLOCK,
-					sp, 16, &n, &total);
+
+		if (w)
+			lock(s);
+		v = file_ver(fh);
+		int r = ver_map(s, v, off + done, size - done, sp, 16, &n, &total);
+		if (r == -ENOBUFS)
+			r = ver_map(s, v, off + done, sp[0].len ? sp[0].len : TC_BLOCK,
+				    sp, 16, &n, &total);
+		if (!r && total && w && v == pending_of(fh->node)) {
+			pin = v;
+			pin->inflight++;
+			pin->refs++;
 		}
-		if (r)
-			return done ? (ssize_t)done : r;
-		if (!total)
+		if (w && (r || !total))
+			op_done(s);
+		else if (w)
+			unlock(s);
+		if (r || !total) {
+			err = r;
 			break;
-		for (int i = 0; i < n; i++) {
+		}
+		for (int i = 0; i < n && !err; i++) {
 			ssize_t got = pread(sp[i].fd, (uint8_t *)buf + done, sp[i].len,
 					    (off_t)sp[i].fd_off);
 			if (got < 0)
-				return done ? (ssize_t)done : -errno;
-			done += (size_t)got;
-			if ((size_t)got < sp[i].len)
-				return (ssize_t)done;
+				err = -errno;
+			else
+				done += (size_t)got;
+			if (got >= 0 && (size_t)got < sp[i].len)
+				size = done; /* short: stop here */
+		}
+		if (w) {
+			lock(s);
+			if (pin) {
+				if (--pin->inflight == 0)
+					pthread_cond_broadcast(&s->drained);
+				ver_put(s, pin);
+			}
+			op_done(s);
 		}
 	}
-	return (ssize_t)done;
+	return done ? (ssize_t)done : err;
 }
 
 /* A write or reservation through @fh failed with @err: the pending
@@ -650,7 +696,7 @@ int tc_file_stat(tc_store *s, tc_file *fh, struct tc_stat *st)
 	fill_stat(fh->node, st);
 	if (!(fh->flags & TC_O_WRITE)) {
 		st->size = fh->ver ? fh->ver->size : 0;
-		st->blocks = fh->ver ? fh->ver->alloc / 512 : 0;
+		st->blocks = fh->ver ? (fh->ver->alloc + 511) / 512 : 0;
 	}
 	op_done(s);
 	return 0;

@@ -28,6 +28,9 @@
  *           tensor: size u64, xxh3 u64, data_offset u64, dtype u32,
  *                   ndim u8, shape u64 * ndim, next u32,
  *                   (off u64, len u64) * next   -- pool extents
+ *                   (version 4: or, for a tensor of at most
+ *                   TC_PACK_MAX bytes, one run of TC_SLOT units inside
+ *                   one block, pool.h)
  *                   then, when its parent is the root (a file that is
  *                   an entry): ENTRY
  *           ENTRY = created i64, last_access i64, pinned u8,
@@ -343,6 +346,12 @@ static int has_links(const struct tc_rd *r)
 	return r->version == 0 || r->version >= 3;
 }
 
+/* May @r's journal hold packed tensors (version 4 on)? */
+static int has_packed(const struct tc_rd *r)
+{
+	return r->version == 0 || r->version >= 4;
+}
+
 static int get_entry(struct tc_rd *r, struct tc_op *op)
 {
 	uint64_t u;
@@ -424,6 +433,17 @@ static int get_node(struct tc_rd *r, struct tc_op *op)
 			return -EINVAL;
 		op->ext = r->p + r->pos;
 		r->pos += (size_t)op->nextents * 16;
+		if (op->nextents == 1) {
+			struct tc_extent e;
+			tc_op_extent(op, 0, &e);
+			if (tc_extent_packed(e) && has_packed(r)) {
+				/* a packed tensor: its units of a shared block */
+				if (!tc_extent_packed_ok(e) || !op->size ||
+				    e.len != tc_round_slot(op->size))
+					return -EINVAL;
+				goto extents_ok;
+			}
+		}
 		for (uint32_t i = 0; i < op->nextents; i++) {
 			struct tc_extent e;
 			tc_op_extent(op, i, &e);
@@ -435,6 +455,7 @@ static int get_node(struct tc_rd *r, struct tc_op *op)
 		if (op->size > UINT64_MAX - TC_BLOCK ||
 		    sum != tc_round_block(op->size))
 			return -EINVAL;
+	extents_ok:
 		return op->parent == TC_ROOT_ID && !old_format(r)
 			       ? get_entry(r, op) : 0;
 	}

@@ -16,9 +16,11 @@
 #define TC_JOURNAL_FILE "journal"
 /* 2: a tensor at the root (an entry) carries the entry fields; entries
  * and groups carry the user's meta.json keys.  3: an entry carries its
- * parent link.  Older journals are still read (they hold none of what
- * came after them) and rewritten as the current version at open. */
-#define TC_JOURNAL_VERSION 3u
+ * parent link.  4: a tensor of at most TC_PACK_MAX bytes may lie in a
+ * shared block (one extent of whole units, pool.h).  Older journals are
+ * still read (they hold none of what came after them) and rewritten as
+ * the current version at open; an older tcachefs refuses a newer one. */
+#define TC_JOURNAL_VERSION 4u
 #define TC_JREC_MAX (64u << 20) /* largest record payload */
 
 struct tc_journal {

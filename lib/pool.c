@@ -21,13 +21,26 @@
  * an allocation fails only when the pool is truly full.  Space is taken
  * from the front of a run.
  *
+ * Shared blocks: a tensor of at most TC_PACK_MAX bytes does not take a
+ * block of its own.  Its committed bytes go into a run of TC_SLOT-byte
+ * units of a shared block (64 units, one bit each in `used`), so 1M
+ * tensors of 64 bytes take 64 MB of the pool, not 4 GB.  A shared block
+ * with a free unit is in the `partial` list, and a request looks at the
+ * first few of them (PARTIAL_SCAN) before it takes a new block; a block
+ * whose last unit is freed goes back to the free runs.  Free units are
+ * not in `free` (whole free blocks) but in `slack`.
+ *
+ *   block 5 (shared): [t3|t3|t4|  |t7|  |  |...]  used = 0b...10111
+ *
  * Quarantine: extents freed while a durable journal record may still name
  * them wait in `held`, two FIFOs in generation order (by what they wait
  * for: enum tc_hold), until the store has made that durable
  * (tc_pool_hold/tc_pool_release); they are neither free nor allocated
  * meanwhile.
  *
- * Invariants: free == sum of run lengths; held[k].bytes == sum of that
+ * Invariants: free == sum of run lengths; slack == TC_SLOT * (free units
+ * of all shared blocks); a shared block is in `partial` iff used != ~0;
+ * shared blocks are neither free runs nor held as whole blocks; held[k].bytes == sum of that
  * FIFO's extents, held_bytes == their sum; runs and held extents are disjoint, runs non-adjacent, all
  * inside [0, size); bit k of nonempty <=> bucket[k] != NULL.
  * Locking: none here; the store's lock covers the pool.  The file's bytes
@@ -51,6 +64,18 @@ struct tc_fext {
 };
 
 #define SCAN_LIMIT 256
+
+struct tc_shared {
+	uint64_t block;                 /* its block number */
+	uint64_t used;                  /* bit i: unit i holds bytes */
+	struct tc_shared *prev, *next;  /* in partial while a unit is free */
+};
+
+#define UNITS (TC_BLOCK / TC_SLOT)  /* 64: one bit each in used */
+#define PARTIAL_SCAN 8
+_Static_assert(UNITS == 64, "a shared block's units fit one uint64_t");
+
+static int build_units(struct tc_pool *p, struct tc_extent e);
 
 static int bucket_of(uint64_t blocks)
 {
@@ -209,8 +234,14 @@ int tc_pool_build(struct tc_pool *p, const struct tc_extent *used, size_t n)
 			if (r)
 				return r;
 		}
-		if (i < n)
+		if (i < n && tc_extent_packed(used[i])) {
+			int r = build_units(p, used[i]);
+			if (r)
+				return r;
+			at = next + 1;
+		} else if (i < n) {
 			at = (used[i].off + used[i].len) / TC_BLOCK;
+		}
 	}
 	return 0;
 }
@@ -263,7 +294,7 @@ uint64_t tc_pool_extend(struct tc_pool *p, uint64_t at, uint64_t len)
 	return n * TC_BLOCK;
 }
 
-void tc_pool_free(struct tc_pool *p, uint64_t off, uint64_t len)
+static void block_free(struct tc_pool *p, uint64_t off, uint64_t len)
 {
 	uint64_t start = off / TC_BLOCK, n = len / TC_BLOCK;
 	struct tc_fext *left, *right;
@@ -288,6 +319,187 @@ void tc_pool_free(struct tc_pool *p, uint64_t off, uint64_t len)
 	 * when a neighbour merged; a lone free may fail only on -ENOMEM,
 	 * which leaks the space until the next open, never corrupts. */
 	run_add(p, start, n);
+}
+
+/* ---- shared blocks -------------------------------------------------------- */
+
+static void partial_add(struct tc_pool *p, struct tc_shared *sh)
+{
+	sh->prev = NULL;
+	sh->next = p->partial;
+	if (sh->next)
+		sh->next->prev = sh;
+	p->partial = sh;
+}
+
+static void partial_del(struct tc_pool *p, struct tc_shared *sh)
+{
+	if (sh->prev)
+		sh->prev->next = sh->next;
+	else
+		p->partial = sh->next;
+	if (sh->next)
+		sh->next->prev = sh->prev;
+	sh->prev = sh->next = NULL;
+}
+
+static uint64_t units_mask(unsigned i, unsigned k)
+{
+	return (k >= UNITS ? ~0ull : (1ull << k) - 1) << i;
+}
+
+/* The first unit of a run of @k (1 .. UNITS / 2) free units in @used, or
+ * -1.  Bit i of f after the loop: units i .. i + k - 1 are free. */
+static int free_run(uint64_t used, unsigned k)
+{
+	uint64_t f = ~used;
+	for (unsigned have = 1; have < k && f;) {
+		unsigned step = have < k - have ? have : k - have;
+		f &= f >> step;
+		have += step;
+	}
+	return f ? __builtin_ctzll(f) : -1;
+}
+
+/* Block @block (taken from the free space) as a shared block, all its
+ * units free.  NULL on ENOMEM. */
+static struct tc_shared *shared_new(struct tc_pool *p, uint64_t block)
+{
+	struct tc_shared *sh = calloc(1, sizeof(*sh));
+	if (!sh)
+		return NULL;
+	sh->block = block;
+	if (tc_map_put(&p->shared, block, sh)) {
+		free(sh);
+		return NULL;
+	}
+	partial_add(p, sh);
+	p->slack += TC_BLOCK;
+	p->shared_blocks++;
+	return sh;
+}
+
+/* Take units i .. i + k - 1 of @sh (free) as *@out. */
+static void units_take(struct tc_pool *p, struct tc_shared *sh, unsigned i,
+		       unsigned k, struct tc_extent *out)
+{
+	uint64_t m = units_mask(i, k);
+	assert(!(sh->used & m));
+	sh->used |= m;
+	p->slack -= (uint64_t)k * TC_SLOT;
+	if (sh->used == ~0ull)
+		partial_del(p, sh);
+	*out = (struct tc_extent){ sh->block * TC_BLOCK + (uint64_t)i * TC_SLOT,
+				   (uint64_t)k * TC_SLOT };
+}
+
+/* A shared block with @k free units in a row (below the limit), among
+ * the first PARTIAL_SCAN with room; *@at the first of them. */
+static struct tc_shared *room_for(struct tc_pool *p, unsigned k, unsigned *at)
+{
+	int steps = 0;
+	for (struct tc_shared *sh = p->partial; sh && steps < PARTIAL_SCAN;
+	     sh = sh->next, steps++) {
+		if (p->limit && (sh->block + 1) * TC_BLOCK > p->limit)
+			continue;
+		int i = free_run(sh->used, k);
+		if (i >= 0) {
+			*at = (unsigned)i;
+			return sh;
+		}
+	}
+	return NULL;
+}
+
+static unsigned units_of(uint64_t len)
+{
+	assert(len && len <= TC_PACK_MAX);
+	return (unsigned)(tc_round_slot(len) / TC_SLOT);
+}
+
+int tc_pool_pack(struct tc_pool *p, uint64_t blk, uint64_t len,
+		 struct tc_extent *out)
+{
+	unsigned k = units_of(len), at;
+	struct tc_shared *sh = room_for(p, k, &at);
+
+	assert(blk % TC_BLOCK == 0);
+	if (sh) {
+		units_take(p, sh, at, k, out);
+		return 1;
+	}
+	sh = shared_new(p, blk / TC_BLOCK);
+	if (!sh)
+		return -ENOMEM;
+	units_take(p, sh, 0, k, out);
+	return 0;
+}
+
+int tc_pool_slot(struct tc_pool *p, uint64_t len, struct tc_extent *out)
+{
+	unsigned k = units_of(len), at = 0;
+	struct tc_shared *sh = room_for(p, k, &at);
+
+	if (!sh) {
+		struct tc_extent e;
+		int r = tc_pool_alloc(p, TC_BLOCK, &e);
+		if (r)
+			return r;
+		if (!(sh = shared_new(p, e.off / TC_BLOCK))) {
+			block_free(p, e.off, e.len);
+			return -ENOMEM;
+		}
+		at = 0;
+	}
+	units_take(p, sh, at, k, out);
+	return 0;
+}
+
+/* Free the units of packed extent [off, off + len); the block too once
+ * none is in use. */
+static void units_free(struct tc_pool *p, uint64_t off, uint64_t len)
+{
+	struct tc_shared *sh = tc_map_get(&p->shared, off / TC_BLOCK);
+	unsigned i = (unsigned)(off % TC_BLOCK / TC_SLOT);
+	uint64_t m = units_mask(i, (unsigned)(len / TC_SLOT));
+
+	assert(sh && (sh->used & m) == m); /* else a double free */
+	if (!sh)
+		return;
+	if (sh->used == ~0ull)
+		partial_add(p, sh);
+	sh->used &= ~m;
+	p->slack += len;
+	if (sh->used)
+		return;
+	partial_del(p, sh);
+	tc_map_del(&p->shared, sh->block);
+	p->slack -= TC_BLOCK;
+	p->shared_blocks--;
+	block_free(p, sh->block * TC_BLOCK, TC_BLOCK);
+	free(sh);
+}
+
+void tc_pool_free(struct tc_pool *p, uint64_t off, uint64_t len)
+{
+	if (tc_extent_packed((struct tc_extent){ off, len }))
+		units_free(p, off, len);
+	else
+		block_free(p, off, len);
+}
+
+/* Mark packed extent @e used while building (its block is not free). */
+static int build_units(struct tc_pool *p, struct tc_extent e)
+{
+	struct tc_shared *sh = tc_map_get(&p->shared, e.off / TC_BLOCK);
+	struct tc_extent out;
+
+	assert(tc_extent_packed_ok(e));
+	if (!sh && !(sh = shared_new(p, e.off / TC_BLOCK)))
+		return -ENOMEM;
+	units_take(p, sh, (unsigned)(e.off % TC_BLOCK / TC_SLOT),
+		   (unsigned)(e.len / TC_SLOT), &out);
+	return 0;
 }
 
 void tc_pool_hold(struct tc_pool *p, uint64_t off, uint64_t len, uint64_t gen,
@@ -350,6 +562,12 @@ void tc_pool_close(struct tc_pool *p)
 		p->held[k] = (struct tc_held_fifo){ 0 };
 	}
 	p->held_bytes = 0;
+	for (size_t i = 0; i < p->shared.cap; i++)
+		free(p->shared.vals[i]);
+	tc_map_free(&p->shared);
+	p->partial = NULL;
+	p->slack = 0;
+	p->shared_blocks = 0;
 	for (int k = 0; k < 64; k++) {
 		struct tc_fext *f = p->bucket[k];
 		while (f) {

@@ -10,12 +10,38 @@
 #include "map.h"
 #include "tcache.h"
 
-/* A run of pool bytes: off and len are multiples of TC_BLOCK. */
+/*
+ * A run of pool bytes: off and len are multiples of TC_BLOCK; or, for a
+ * packed tensor (one of at most TC_PACK_MAX bytes), a run of units of
+ * TC_SLOT bytes inside one shared block (tc_extent_packed).
+ */
 struct tc_extent {
 	uint64_t off, len;
 };
 
+#define TC_SLOT 64u              /* unit of a shared block */
+#define TC_PACK_MAX 2048u        /* a tensor this small shares a block */
+
+static inline int tc_extent_packed(struct tc_extent e)
+{
+	return (e.off | e.len) % TC_BLOCK != 0;
+}
+
+static inline uint64_t tc_round_slot(uint64_t n)
+{
+	return (n + TC_SLOT - 1) & ~(uint64_t)(TC_SLOT - 1);
+}
+
+/* Is @e a well-formed packed extent: whole units, inside one block? */
+static inline int tc_extent_packed_ok(struct tc_extent e)
+{
+	return e.len && e.len <= TC_PACK_MAX && e.off % TC_SLOT == 0 &&
+	       e.len % TC_SLOT == 0 &&
+	       e.off / TC_BLOCK == (e.off + e.len - 1) / TC_BLOCK;
+}
+
 struct tc_fext; /* a free run, in pool.c */
+struct tc_shared; /* a shared block, in pool.c */
 
 /* An extent waiting in quarantine (see tc_pool_hold). */
 struct tc_held {
@@ -51,6 +77,13 @@ struct tc_pool {
 	/* quarantine: freed, not yet reusable, by enum tc_hold */
 	struct tc_held_fifo held[2];
 	uint64_t held_bytes;       /* held[0].bytes + held[1].bytes */
+	/* shared blocks: blocks cut into TC_SLOT units for packed tensors */
+	struct tc_map shared;      /* block -> its struct tc_shared */
+	struct tc_shared *partial; /* those with a free unit, newest first */
+	uint64_t slack;            /* bytes of free units in shared blocks */
+	uint64_t shared_blocks;    /* how many there are */
+	uint64_t limit;            /* units are handed out only below this
+	                              (0: anywhere; a shrink sets it) */
 };
 
 /* Open (or create) the pool file @name in @dirfd and size it to @size bytes
@@ -65,7 +98,7 @@ int tc_pool_open(struct tc_pool *p, int dirfd, const char *name,
 int tc_pool_open_rdonly(struct tc_pool *p, int dirfd, const char *name);
 
 /* Make everything free except @used (sorted by off, not overlapping, inside
- * the pool).  -ENOMEM. */
+ * the pool; packed ones make their blocks shared).  -ENOMEM. */
 int tc_pool_build(struct tc_pool *p, const struct tc_extent *used, size_t n);
 
 /*
@@ -80,8 +113,26 @@ int tc_pool_alloc(struct tc_pool *p, uint64_t len, struct tc_extent *out);
  * an extent in place).  Returns the bytes taken (0 if @at is not free). */
 uint64_t tc_pool_extend(struct tc_pool *p, uint64_t at, uint64_t len);
 
-/* Return an extent to the free space, merging with free neighbours.  O(1). */
+/* Return an extent to the free space, merging with free neighbours; a
+ * packed one frees its units, and its block once no unit is in use.
+ * O(1). */
 void tc_pool_free(struct tc_pool *p, uint64_t off, uint64_t len);
+
+/*
+ * Packing a tensor of @len bytes (1 .. TC_PACK_MAX) that lies at the start
+ * of the whole block at @blk: *@out gets the units it should live in.
+ * Returns 1 when they are in another shared block (the caller copies the
+ * bytes there, then frees the block), 0 when the block itself became a
+ * shared block with the tensor in its first units (nothing to copy).
+ * -ENOMEM: nothing changed.  O(1): at most a few shared blocks are looked
+ * at.
+ */
+int tc_pool_pack(struct tc_pool *p, uint64_t blk, uint64_t len,
+		 struct tc_extent *out);
+
+/* Units for @len bytes (1 .. TC_PACK_MAX) in a shared block with room, or
+ * in a new one taken from the free space.  -ENOSPC, -ENOMEM. */
+int tc_pool_slot(struct tc_pool *p, uint64_t len, struct tc_extent *out);
 
 /*
  * Quarantine: an extent that a durable journal record may still name (the

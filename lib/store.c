@@ -266,7 +266,8 @@ void tc_store_stats(tc_store *s, struct tc_stats *st)
 	absent_settle(s, 0);
 	*st = (struct tc_stats){
 		.capacity = s->pool.size,
-		.used = s->pool.size - s->pool.free - s->pool.held_bytes,
+		.used = s->pool.size - s->pool.free - s->pool.held_bytes -
+			s->pool.slack,
 		.live_bytes = s->live_bytes,
 		.entries = s->idx.entries,
 		.tensors = s->idx.tensors,

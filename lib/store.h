@@ -280,6 +280,7 @@ int ver_hash(const struct tc_store *s, const struct tc_ver *v, uint64_t size,
 int ver_intact(int fd, const struct tc_ver *v, uint8_t *buf, size_t bufsize);
 int ver_grow(struct tc_store *s, struct tc_ver *v, uint64_t end);
 void ver_trim(struct tc_store *s, struct tc_ver *v);
+void ver_pack(struct tc_store *s, struct tc_ver *v);
 void ver_zero(struct tc_store *s, struct tc_ver *v, uint64_t from,
 	      uint64_t to);
 int ver_clone(struct tc_store *s, const struct tc_ver *src, uint64_t size,

@@ -173,8 +173,10 @@ void tc_store_tick(tc_store *s);
 
 struct tc_stats {
 	uint64_t capacity;        /* pool bytes */
-	uint64_t used;            /* pool bytes held by tensors (4 KiB units),
-	                             including writes in progress */
+	uint64_t used;            /* pool bytes held by tensors (4 KiB units;
+	                             64-byte units for a tensor of at most
+	                             2 KiB, which shares a block), including
+	                             writes in progress */
 	uint64_t live_bytes;      /* sum of committed tensor sizes */
 	uint64_t entries, tensors, groups;
 	uint64_t pinned;          /* entries pinned explicitly */
@@ -676,7 +678,8 @@ void tc_view_close(tc_store *s, tc_view *v);
  * no FUSE request per page, and the pool's own page cache pages.  The
  * ioctl TC_IOC_MAP on a read-only fd of a tensor on a tcachefs mount
  * answers where its bytes lie in the pool (TC_BLOCK-aligned extents, in
- * order) and the pool file's path.  The open fd pins that version, as any
+ * order; or, for a tensor of at most 2 KiB that shares a block with
+ * others, one extent inside one block) and the pool file's path.  The open fd pins that version, as any
  * open does: replacement and eviction leave those pool bytes alone until
  * it is closed, so a mapping is valid while the fd stays open.  Whoever
  * may open the pool file (mode 0600 in a 0700 store: the daemon's user,
@@ -687,7 +690,8 @@ void tc_view_close(tc_store *s, tc_view *v);
 #define TC_IOC_ABI 1
 #define TC_IOC_MAX_EXTENTS 256
 struct tc_ioc_extent {
-	uint64_t off;             /* in the pool file, TC_BLOCK-aligned */
+	uint64_t off;             /* in the pool file, TC_BLOCK-aligned
+	                             (but for a packed tensor's one) */
 	uint64_t len;             /* bytes of the tensor there */
 };
 struct tc_ioc_map {

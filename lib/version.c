@@ -7,7 +7,9 @@
  *     i of the tensor is at pool offset ext[k].off + (i - sum of the
  *     lengths before k).  alloc is the sum of their lengths, a multiple
  *     of TC_BLOCK, and alloc >= size; a committed version holds exactly
- *     round_block(size).
+ *     round_block(size), or, when packed (1 .. TC_PACK_MAX bytes), one
+ *     extent of round_slot(size) bytes in a shared block (ver_pack).  A
+ *     pending version is never packed.
  *   - A committed version is immutable (bytes, extents, xxh3); only its
  *     dtype and shape may be changed, by a record (apply.c).
  *   - Its extents belong to it alone until its last reference goes
@@ -275,6 +277,7 @@ int ver_grow(struct tc_store *s, struct tc_ver *v, uint64_t end)
 	assert_locked(s);
 	if (end > s->pool.size)
 		return -EFBIG;
+	assert(!v->nextents || !tc_extent_packed(v->ext[0]));
 	need = tc_round_block(end);
 	if (need <= v->alloc)
 		return 0;
@@ -349,6 +352,33 @@ void ver_trim(struct tc_store *s, struct tc_ver *v)
 	v->nextents = kept;
 	while (v->nextents && !v->ext[v->nextents - 1].len)
 		v->nextents--;
+}
+
+/* Move @v (about to be committed: trimmed, nothing in flight) into units
+ * of a shared block when it is small enough (pool.h), so that it does not
+ * take a block of its own.  Its block, never named by a record, is free
+ * at once: a read of a pending version holds it in flight (see
+ * tc_file_pread).  On ENOMEM it stays where it is.  Lock held. */
+void ver_pack(struct tc_store *s, struct tc_ver *v)
+{
+	struct tc_extent to;
+
+	assert_locked(s);
+	assert(v->inflight == 0);
+	if (!v->size || v->size > TC_PACK_MAX || v->nextents != 1 ||
+	    tc_extent_packed(v->ext[0]))
+		return;
+	assert(v->ext[0].len == TC_BLOCK);
+	int r = tc_pool_pack(&s->pool, v->ext[0].off, v->size, &to);
+	if (r < 0)
+		return;
+	if (r == 1) {
+		memcpy(s->pool.map + to.off, s->pool.map + v->ext[0].off,
+		       (size_t)v->size);
+		tc_pool_free(&s->pool, v->ext[0].off, v->ext[0].len);
+	}
+	v->ext[0] = to;
+	v->alloc = to.len;
 }
 
 static void zero_fn(void *arg, uint8_t *p, size_t n)

@@ -7,7 +7,9 @@
  * 10,000 puts before each size are timed in 10 slices of 1,000; the line
  * shows the median slice (and the mean, which includes any checkpoint).
  * put_ms(max) is the slowest single put of all made so far: a stall under
- * the store's lock (a table rehash, a checkpoint) shows there.  A lookup
+ * the store's lock (a table rehash, a checkpoint) shows there.
+ * pool/bytes is the pool space the store uses (tc_stats.used) per byte
+ * of tensor data (a tensor of at most 2 KiB shares a block).  A lookup
  * is tc_lookup of a random existing entry followed by tc_lookup of its
  * tensor.
  *
@@ -373,8 +375,9 @@ int main(int argc, char **argv)
 	long rss0 = rss_kib();
 	const uint64_t window = 10000;
 	uint64_t marks[] = { 10000, 100000, 1000000, 10000000 };
-	printf("%-10s %12s %12s %12s %14s %12s\n", "entries", "put_us(med)",
-	       "put_us(mean)", "lookup_us", "rss_B/entry", "put_ms(max)");
+	printf("%-10s %12s %12s %12s %14s %12s %12s\n", "entries", "put_us(med)",
+	       "put_us(mean)", "lookup_us", "rss_B/entry", "put_ms(max)",
+	       "pool/bytes");
 	uint64_t done = 0;
 	double put10k = 0, worst = 0;
 	for (size_t m = 0; m < sizeof(marks) / sizeof(marks[0]) && marks[m] <= max; m++) {
@@ -410,10 +413,13 @@ int main(int argc, char **argv)
 		double lookup_us = (now_s() - t0) / (double)window * 1e6;
 		if (m == 0)
 			put10k = put_us;
-		printf("%-10llu %12.2f %12.2f %12.3f %14.0f %12.2f\n",
+		struct tc_stats ts;
+		tc_store_stats(s, &ts);
+		printf("%-10llu %12.2f %12.2f %12.3f %14.0f %12.2f %12.2f\n",
 		       (unsigned long long)done, put_us, mean_us, lookup_us,
 		       (double)(rss_kib() - rss0) * 1024.0 / (double)done,
-		       worst * 1e3);
+		       worst * 1e3,
+		       tb ? (double)ts.used / ((double)done * (double)tb) : 0.0);
 		fflush(stdout);
 		if (m > 0)
 			printf("  put cost vs 10k: %.2fx\n", put_us / put10k);

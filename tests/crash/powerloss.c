@@ -756,6 +756,44 @@ static void reopen_cycles_keep_synced_tensors(void)
 	}
 }
 
+/* Small tensors share pool blocks (packed): replaced, removed and renamed
+ * ones free units that others in the same blocks keep using, and a freed
+ * unit is reused only once the record freeing it is durable. */
+static void packed_tensors_share_blocks(void)
+{
+	char n[16], m[16];
+	for (int i = 0; i < 48; i++) {
+		int e = i % 3;
+		name_of(n, (int)rnd_n(10));
+		switch (rnd_n(8)) {
+		case 0:
+			if (t_find(e, n) && t_find(e, n)->has_cur)
+				unlink_t(e, n);
+			break;
+		case 1:
+			name_of(m, (int)rnd_n(10));
+			if (t_find(e, n) && t_find(e, n)->has_cur && strcmp(n, m))
+				rename_t(e, n, m);
+			break;
+		case 2:
+			write_ver(e, n, rnd_len(1, 2 * KiB), FSYNC);
+			break;
+		case 3:
+			write_ver(e, n, rnd_len(2 * KiB, 6 * KiB), COMMIT);
+			break;
+		default:
+			write_ver(e, n, rnd_len(1, 2 * KiB), COMMIT);
+			break;
+		}
+		if (i == 20)
+			store_sync();
+		if (i == 36) {
+			store_close();
+			store_open();
+		}
+	}
+}
+
 /* Everything at random. */
 static void random_mix(void)
 {
@@ -827,6 +865,10 @@ static const struct workload workloads[] = {
 	  eviction_keeps_pinned_synced_tensors, 1 << 20, 0, 0 },
 	{ "reopen_cycles_keep_synced_tensors",
 	  reopen_cycles_keep_synced_tensors, 2 << 20, 0, 0 },
+	{ "packed_tensors_share_blocks", packed_tensors_share_blocks,
+	  2 << 20, 4096, 0 },
+	{ "packed_tensors_share_blocks_under_eviction",
+	  packed_tensors_share_blocks, 64 << 10, 0, 0 },
 	{ "random_mix", random_mix, 2 << 20, 4096, 0 },
 };
 

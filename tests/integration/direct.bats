@@ -58,6 +58,33 @@ assert p[1:10].direct                            # views say it too
 e = tcache.load(m + "/e/empty")
 assert e.direct and e.size == 0
 EOF
+	# tensors of at most 2 KiB share pool blocks: their one extent
+	# starts inside a page, next to other tensors' bytes
+	mkdir "$MNT/s"
+	for n in 1 63 64 100 1000 2048; do
+		head -c $n /dev/urandom >"$MNT/s/t$n"
+	done
+	"$PY" -c 'import numpy as np, sys; np.save(sys.argv[1], np.arange(100, dtype=np.int64))' "$MNT/s/small.npy"
+	run "$DIRECT_CHECK" "$MNT/s/t100"
+	[ "$output" = "direct 100" ]
+	"$PY" - "$MNT" <<'EOF'
+import os, sys
+import numpy as np
+import tcache
+m = sys.argv[1] + "/s/"
+blocks = set()
+for n in (1, 63, 64, 100, 1000, 2048):
+    fd = os.open(m + "t%d" % n, os.O_RDONLY)
+    size, _, pool, ext = tcache.direct.extents(fd)
+    os.close(fd)
+    assert size == n and len(ext) == 1, (n, ext)
+    blocks.add(ext[0][0] // 4096)
+    t = tcache.load(m + "t%d" % n)
+    assert t.direct and t.tobytes() == open(m + "t%d" % n, "rb").read(), n
+assert len(blocks) < 6, blocks                   # blocks are shared
+s = tcache.load(m + "small.npy")
+assert s.direct and (s == np.arange(100)).all()
+EOF
 }
 
 @test "a mapping stays valid while its tensor is replaced, removed and space reused" {

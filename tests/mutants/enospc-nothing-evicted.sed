@@ -4,4 +4,4 @@
 # changes: 1
 # killed by: capacity.bats "a file larger than the capacity fails with an error, leaving the rest"
 # Without the dry run, a write that cannot fit evicts entries before it fails.
-/^int make_room(/,/^}/s/^\t\tif (have < need)$/\t\tif (0) \/* mutant: no dry run *\//
+/^static int make_room_once(/,/^}/s/^\t\tif (have < need)$/\t\tif (0) \/* mutant: no dry run *\//

@@ -2717,6 +2717,133 @@ static void t_replay_equals_live(void)
 	}
 }
 
+/* Small tensors share pool blocks (packed): 2,000 of 64 bytes take 2,000
+ * units of 64 bytes, not 2,000 blocks; replaced, grown, shrunk and removed
+ * ones keep every byte, through a reopen, a check and a shrink; a pool
+ * full of them still makes room for a large tensor by eviction. */
+static void t_small_tensors_share_blocks(void)
+{
+	char *d = tmpdir_new(), name[32];
+	tc_store *s = open_store(d, 8 * MiB);
+	struct tc_stats st;
+	REQUIRE(s);
+	uint64_t e = mkentry(s, "e");
+	REQUIRE(e);
+	/* a replaced packed tensor's units wait for a sync, like blocks */
+	uint64_t q = mkentry(s, "q");
+	REQUIRE(q);
+	CHECK(put(s, q, "a", 64, 1, 64) == 0);
+	off_t oa = tensor_pool_off(s, q, "a");
+	CHECK(oa >= 0 && oa % TC_BLOCK == 0);
+	CHECK(tc_store_sync(s) == 0);
+	CHECK(put(s, q, "a", 64, 2, 64) == 0);
+	CHECK(tensor_pool_off(s, q, "a") == oa + 64);
+	CHECK(put(s, q, "b", 64, 3, 64) == 0);
+	CHECK(tensor_pool_off(s, q, "b") == oa + 128); /* not oa: held */
+	CHECK(tc_store_sync(s) == 0);
+	CHECK(put(s, q, "c", 64, 4, 64) == 0);
+	CHECK(tensor_pool_off(s, q, "c") == oa); /* free after the sync */
+	CHECK(tc_unlink(s, q, "a") == 0 && tc_unlink(s, q, "b") == 0);
+	CHECK(tc_unlink(s, q, "c") == 0 && tc_rmdir(s, TC_ROOT_ID, "q") == 0);
+	CHECK(tc_store_sync(s) == 0);
+	/* the small ones land past 3 MiB, so that the shrink below moves
+	 * shared blocks */
+	CHECK(put(s, e, "first", 3 * MiB, 5, 64 * KiB) == 0);
+	for (int i = 0; i < 2000; i++) {
+		snprintf(name, sizeof(name), "s%d", i);
+		CHECK(put(s, e, name, 64, (uint64_t)i, 64) == 0);
+	}
+	tc_store_stats(s, &st);
+	CHECK(st.used == 3 * MiB + 2000 * 64);
+	/* packed: the first tensor's bytes lie inside a block */
+	off_t o0 = tensor_pool_off(s, e, "s0"), o1 = tensor_pool_off(s, e, "s1");
+	CHECK(o0 >= 0 && o1 >= 0 && o0 / TC_BLOCK == o1 / TC_BLOCK);
+	/* every size up to a block and past it: packed up to 2 KiB */
+	static const size_t small[] = { 1, 63, 64, 65, 1000, 2047, 2048, 2049, 4095 };
+	for (size_t i = 0; i < sizeof(small) / sizeof(small[0]); i++) {
+		snprintf(name, sizeof(name), "z%zu", small[i]);
+		CHECK(put(s, e, name, small[i], 7000 + i, 100) == 0);
+	}
+	/* replace some, grow one past a block by appending, shrink one,
+	 * remove some */
+	for (int i = 0; i < 2000; i += 7) {
+		snprintf(name, sizeof(name), "s%d", i);
+		CHECK(put(s, e, name, 100 + (size_t)i % 900, 10000 + (uint64_t)i, 37) == 0);
+	}
+	CHECK(put(s, e, "s1", 64, 1, 64) == 0);
+	struct tc_stat t;
+	tc_file *f;
+	REQUIRE(tc_lookup(s, e, "s1", &t) == 0 && tc_open(s, t.id, TC_O_WRITE, &f) == 0);
+	uint8_t big[20000];
+	fill(big, sizeof(big), 1);
+	CHECK(tc_file_write(s, f, big + 64, sizeof(big) - 64, 64) == (ssize_t)(sizeof(big) - 64));
+	uint8_t back[64];
+	CHECK(tc_file_pread(s, f, back, 64, 0) == 64 && !memcmp(back, big, 64));
+	CHECK(tc_file_commit(s, f) == 0);
+	tc_file_close(s, f);
+	CHECK(same(s, e, "s1", sizeof(big), 1));
+	CHECK(put(s, e, "s2", 3 * 4096, 2, 4096) == 0);
+	REQUIRE(tc_lookup(s, e, "s2", &t) == 0);
+	struct tc_setattr sa = { .valid = TC_SET_SIZE, .size = 10 };
+	CHECK(tc_setattr(s, t.id, &sa, NULL, &t) == 0 && t.size == 10);
+	for (int i = 3; i < 2000; i += 11) {
+		snprintf(name, sizeof(name), "s%d", i);
+		CHECK(tc_unlink(s, e, name) == 0);
+	}
+	CHECK(tensor_pool_off(s, e, "s0") >= (off_t)(3 * MiB));
+	CHECK(tc_unlink(s, e, "first") == 0);
+	for (int round = 0; round < 2; round++) {
+		int ok = 1;
+		for (int i = 3; i < 2000; i++) {
+			snprintf(name, sizeof(name), "s%d", i);
+			if (i % 11 == 3)
+				ok &= !exists(s, e, name);
+			else if (i % 7 == 0)
+				ok &= same(s, e, name, 100 + (size_t)i % 900, 10000 + (uint64_t)i);
+			else
+				ok &= same(s, e, name, 64, (uint64_t)i);
+		}
+		CHECK(ok);
+		CHECK(same(s, e, "s1", sizeof(big), 1));
+		REQUIRE(tc_lookup(s, e, "s2", &t) == 0);
+		uint8_t ten[11], want[4096 * 3];
+		tc_file *g;
+		fill(want, sizeof(want), 2);
+		CHECK(t.size == 10 && tc_open(s, t.id, 0, &g) == 0);
+		CHECK(tc_file_pread(s, g, ten, 11, 0) == 10 && !memcmp(ten, want, 10));
+		tc_file_close(s, g);
+		for (size_t i = 0; i < sizeof(small) / sizeof(small[0]); i++) {
+			snprintf(name, sizeof(name), "z%zu", small[i]);
+			CHECK(same(s, e, name, small[i], 7000 + i));
+		}
+		tc_store_close(s);
+		struct tc_check c;
+		CHECK(tc_store_check(d, 0, NULL, NULL, &c) == 0);
+		CHECK(c.damaged == 0 && c.nodes_dropped == 0 && c.records_dropped == 0);
+		/* the second round reopens at a quarter of the capacity: what
+		 * lies past it moves, packed units into shared blocks below */
+		s = open_store(d, round ? 0 : 2 * MiB);
+		REQUIRE(s);
+	}
+	tc_store_stats(s, &st);
+	CHECK(st.evictions == 0 && st.capacity == 2 * MiB);
+	CHECK(tensor_pool_off(s, e, "s0") < (off_t)(2 * MiB));
+	/* a pool full of small entries: a large tensor evicts its way in */
+	for (int i = 0; i < 3000; i++) {
+		char en[32];
+		snprintf(en, sizeof(en), "f%d", i);
+		uint64_t x = mkentry(s, en);
+		CHECK(x && put(s, x, "t", 1 + (size_t)i % 2048, (uint64_t)i, 4096) == 0);
+	}
+	uint64_t b = mkentry(s, "big");
+	CHECK(b && put(s, b, "t", MiB + 5, 77, 64 * KiB) == 0);
+	CHECK(same(s, b, "t", MiB + 5, 77));
+	tc_store_stats(s, &st);
+	CHECK(st.evictions > 0 && st.used <= st.capacity);
+	tc_store_close(s);
+	tmpdir_free(d);
+}
+
 int main(void)
 {
 	RUN(t_roundtrip_and_reopen);
@@ -2764,5 +2891,6 @@ int main(void)
 	RUN(t_link_loop_found_by_fsck);
 	RUN(t_change_listener);
 	RUN(t_replay_equals_live);
+	RUN(t_small_tensors_share_blocks);
 	return check_done();
 }

@@ -81,8 +81,14 @@ class _Mapping:
 
     def __init__(self, fd):
         size, _, pool, ext = extents(fd)
+        # a tensor of at most 2 KiB may share its pool block (packed):
+        # its one extent starts inside a page
+        head = ext[0][0] % _BLOCK if len(ext) == 1 else 0
+        if head and head + ext[0][1] > _BLOCK:
+            raise OSError(errno.EPROTO, "a packed extent past its page")
         self.size = size
-        self.span = _page_up(size)
+        self.span = _page_up(head + size)
+        self.base = None
         self.addr = None
         if size == 0:
             return
@@ -95,12 +101,12 @@ class _Mapping:
                 raise OSError(ctypes.get_errno(), "mmap")
             at = 0
             for off, length in ext:
-                if off % _BLOCK or (at + length < size and length % _BLOCK):
+                if (off - head) % _BLOCK or (at + length < size and length % _BLOCK):
                     _libc.munmap(base, self.span)
                     raise OSError(errno.EPROTO, "extents not block-aligned")
-                n = _page_up(length)
+                n = _page_up(head + length)
                 got = _libc.mmap(base + at, n, mmap.PROT_READ,
-                                 mmap.MAP_SHARED | _MAP_FIXED, pfd, off)
+                                 mmap.MAP_SHARED | _MAP_FIXED, pfd, off - head)
                 if got in (None, _MAP_FAILED):
                     e = ctypes.get_errno()
                     _libc.munmap(base, self.span)
@@ -108,7 +114,8 @@ class _Mapping:
                 at += n
         finally:
             os.close(pfd)
-        self.addr = base
+        self.base = base
+        self.addr = base + head
 
     def array(self):
         """The bytes as a ctypes array, which keeps this mapping alive."""
@@ -186,7 +193,7 @@ def load(path, dtype=None, shape=None, offset=None):
         else:
             a = np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
         return a.view(TensorArray)
-    weakref.finalize(m, _release, m.addr, m.span, fd)
+    weakref.finalize(m, _release, m.base, m.span, fd)
     if offset + count * dtype.itemsize > m.size:
         raise ValueError("%s: %d bytes, too few for %s of %s at offset %d"
                          % (path, m.size, shape, dtype, offset))
