@@ -73,11 +73,24 @@
 #define READ_SPANS 32          /* spans per read reply before falling back */
 #define SETTLE_MS 2000         /* longest wait for eviction notices */
 
+/* The pins of one TC_BATCH_PIN call: read handles, linked into
+ * fs->handles like any open file (so an unmount closes them too). */
+struct tcfs_pins {
+	uint64_t token;
+	uint32_t n;
+	struct tcfs_handle **h;
+};
+
 struct tcfs_dir {
 	enum hkind kind;   /* H_DIR */
 	uint64_t ino, parent;
-	uint64_t *ids;     /* tc_list snapshot */
+	uint64_t *ids;     /* tc_list snapshot, taken at the first readdir */
 	size_t n;
+	bool listed;
+	pthread_mutex_t lock;      /* pins, npins, next_token */
+	struct tcfs_pins *pins;    /* TC_IOC_BATCH pins not yet unpinned */
+	size_t npins, cap;
+	uint64_t next_token;
 };
 
 static struct tcfs *FS(fuse_req_t req)
@@ -587,6 +600,27 @@ static void tcfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	reply_err(req, op_rmdir(FS(req), parent, name));
 }
 
+static void unpin(struct tcfs *fs, struct tcfs_pins *p)
+{
+	for (uint32_t i = 0; i < p->n; i++) {
+		handle_unlink(fs, p->h[i]);
+		handle_free(fs, p->h[i]);
+	}
+	free(p->h);
+}
+
+/* Free a directory handle: its listing, and the pins of its batches
+ * never unpinned (the reader closed it, or was killed). */
+static void dir_free(struct tcfs *fs, struct tcfs_dir *d)
+{
+	for (size_t i = 0; i < d->npins; i++)
+		unpin(fs, &d->pins[i]);
+	free(d->pins);
+	pthread_mutex_destroy(&d->lock);
+	free(d->ids);
+	free(d);
+}
+
 static int op_opendir(struct tcfs *fs, uint64_t ino, struct tcfs_dir **out)
 {
 	if (ino & TCFS_META_BIT)
@@ -600,11 +634,7 @@ static int op_opendir(struct tcfs *fs, uint64_t ino, struct tcfs_dir **out)
 	struct tcfs_dir *d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;
-	err = tc_list(fs->store, ino, &d->ids, &d->n);
-	if (err) {
-		free(d);
-		return err;
-	}
+	pthread_mutex_init(&d->lock, NULL);
 	d->kind = H_DIR;
 	d->ino = ino;
 	d->parent = st.parent ? st.parent : ino;
@@ -622,10 +652,8 @@ static void tcfs_opendir(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	fi->fh = (uintptr_t)d;
-	if (fuse_reply_open(req, fi) != 0) {
-		free(d->ids);
-		free(d);
-	}
+	if (fuse_reply_open(req, fi) != 0)
+		dir_free(FS(req), d);
 }
 
 /*
@@ -688,9 +716,20 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off,
 	struct tcfs_dir *d = D(fi);
 	char *buf = malloc(size ? size : 1);
 	size_t filled = 0;
-	int err = buf ? op_readdir(FS(req), req, d, buf, size, off, plus,
-				   &filled)
-		      : -ENOMEM;
+	int err = buf ? 0 : -ENOMEM;
+	/* The snapshot is taken by the first readdir, not by opendir: an
+	 * opendir for TC_IOC_BATCH alone (the root of a page tier with a
+	 * million pages) lists nothing.  The kernel sends one readdir of a
+	 * handle at a time. */
+	if (!err && (!d->listed || off == 0)) {
+		free(d->ids);
+		d->ids = NULL;
+		d->n = 0;
+		err = tc_list(FS(req)->store, d->ino, &d->ids, &d->n);
+		d->listed = !err;
+	}
+	if (!err)
+		err = op_readdir(FS(req), req, d, buf, size, off, plus, &filled);
 	reply_copy(req, err ? err : (ssize_t)filled, buf);
 }
 
@@ -710,10 +749,8 @@ static void tcfs_releasedir(fuse_req_t req, fuse_ino_t ino,
 			    struct fuse_file_info *fi)
 {
 	struct tcfs_dir *d = D(fi);
-	if (d) {
-		free(d->ids);
-		free(d);
-	}
+	if (d)
+		dir_free(FS(req), d);
 	reply_err(req, 0);
 }
 
@@ -1298,6 +1335,161 @@ static int op_ioctl_map(struct tcfs *fs, struct tcfs_handle *h,
 	return 0;
 }
 
+/* Open @ino for reading as op_open does for a read-only open(2) (a hit,
+ * recency, verification), without the kernel's page-cache bookkeeping:
+ * the reader copies from the pool itself. */
+static int pin_one(struct tcfs *fs, uint64_t ino, struct tcfs_handle **out)
+{
+	struct tcfs_handle *h = tcfs_handle_new(H_TENSOR, ino);
+	if (!h)
+		return -ENOMEM;
+	int err = tc_open(fs->store, ino, 0, &h->f);
+	if (err == -EIO) {
+		char path[PATH_MAX];
+		hint(HINT_DAMAGED, LOG_ERR, "%s: its bytes on disk do not match "
+		     "their xxh3 (damaged, or a read error of the pool: EIO); "
+		     "unmount, then tcache fsck --repair %s",
+		     tc_path(fs->store, ino, path, sizeof(path)) ? "?" : path,
+		     fs->store_path ? fs->store_path : "STORE");
+	}
+	if (err) {
+		free(h);
+		return err;
+	}
+	handle_link(fs, h);
+	*out = h;
+	return 0;
+}
+
+/*
+ * TC_IOC_BATCH on directory @d (tcache.h).  EXISTS and PIN look each name
+ * up as the kernel's LOOKUP does (a file tcachefs makes, meta.json or a
+ * view, is no node of the store: absent, it has no pool bytes of its
+ * own); PIN opens each present
+ * tensor as op_open does and keeps the handles under a new token until
+ * UNPIN or releasedir.  A name that vanishes between its lookup and its
+ * open is absent.  On an error nothing stays pinned.
+ */
+static int op_ioctl_batch(struct tcfs *fs, struct tcfs_dir *d,
+			  struct tc_ioc_batch *b)
+{
+	if (b->abi != TC_IOC_ABI)
+		return -EPROTO;
+	if (b->op == TC_BATCH_UNPIN) {
+		struct tcfs_pins p = { 0 };
+		pthread_mutex_lock(&d->lock);
+		for (size_t i = 0; i < d->npins; i++)
+			if (d->pins[i].token == b->token) {
+				p = d->pins[i];
+				d->pins[i] = d->pins[--d->npins];
+				break;
+			}
+		pthread_mutex_unlock(&d->lock);
+		if (!p.token)
+			return -ENOENT;
+		unpin(fs, &p);
+		return 0;
+	}
+	if ((b->op != TC_BATCH_EXISTS && b->op != TC_BATCH_LEADING &&
+	     b->op != TC_BATCH_PIN) || b->count > TC_BATCH_MAX)
+		return -EINVAL;
+	if (b->op == TC_BATCH_PIN && !fs->store_path)
+		return -ENOTTY;
+	struct tcfs_pins p = { 0 };
+	if (b->op == TC_BATCH_PIN && b->count &&
+	    !(p.h = calloc(b->count, sizeof(*p.h))))
+		return -ENOMEM;
+	size_t at = 0;
+	int err = 0;
+	bool stop = false; /* LEADING met an absent name */
+	b->present = 0;
+	for (uint32_t i = 0; i < b->count && !err; i++) {
+		const char *name = b->names + at;
+		size_t len = strnlen(name, sizeof(b->names) - at);
+		struct tc_ioc_batch_item *it = &b->item[i];
+		struct tc_stat st;
+
+		if (at + len >= sizeof(b->names)) {
+			err = -EINVAL; /* not NUL-ended inside names[] */
+			break;
+		}
+		at += len + 1;
+		it->size = TC_BATCH_ABSENT;
+		it->off = TC_BATCH_NOMAP;
+		stop = stop || (b->op == TC_BATCH_LEADING && i && b->present < i);
+		if (stop || check_name(name))
+			continue; /* not looked up, or no name a tensor can have */
+		int r = tc_lookup(fs->store, d->ino, name, &st);
+		if (r == -ENOENT && d->ino == TC_ROOT_ID && fs->remote &&
+		    tcfs_remote_fetch(fs->remote, name) == 0)
+			r = tc_lookup(fs->store, d->ino, name, &st);
+		if (r == -ENOENT || (!r && S_ISDIR(st.mode)))
+			continue;
+		if (r) {
+			err = r;
+			break;
+		}
+		if (b->op == TC_BATCH_PIN) {
+			struct tcfs_handle *h;
+			struct tc_span sp[2];
+			struct tc_stat fst;
+			int n;
+			size_t total;
+			r = pin_one(fs, st.id, &h);
+			if (r == -ENOENT)
+				continue; /* removed since its lookup */
+			if (r) {
+				err = r;
+				break;
+			}
+			p.h[p.n++] = h;
+			r = tc_file_stat(fs->store, h->f, &fst);
+			if (!r)
+				r = tc_file_map(fs->store, h->f, 0, SIZE_MAX / 2, sp,
+						2, &n, &total);
+			if (r && r != -ENOBUFS) {
+				err = r;
+				break;
+			}
+			st.size = fst.size;
+			if (!r && n == 1)
+				it->off = sp[0].fd_off;
+			else if (!r && n == 0)
+				it->off = 0; /* empty: nothing to copy */
+		}
+		it->size = st.size;
+		b->present++;
+	}
+	if (!err && b->op == TC_BATCH_PIN &&
+	    snprintf(b->pool, sizeof(b->pool), "%s/pool", fs->store_path) >=
+		    (int)sizeof(b->pool))
+		err = -ENAMETOOLONG;
+	if (!err && b->op == TC_BATCH_PIN) {
+		pthread_mutex_lock(&d->lock);
+		if (d->npins == d->cap) {
+			size_t ncap = d->cap ? d->cap * 2 : 4;
+			struct tcfs_pins *np = realloc(d->pins, ncap * sizeof(*np));
+			if (np) {
+				d->pins = np;
+				d->cap = ncap;
+			}
+		}
+		if (d->npins < d->cap) {
+			p.token = ++d->next_token;
+			d->pins[d->npins++] = p;
+			b->token = p.token;
+		} else {
+			err = -ENOMEM;
+		}
+		pthread_mutex_unlock(&d->lock);
+	}
+	if (err && !p.token)
+		unpin(fs, &p);
+	else if (!p.token)
+		free(p.h);
+	return err;
+}
+
 static void tcfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 		       void *arg, struct fuse_file_info *fi, unsigned flags,
 		       const void *in_buf, size_t in_bufsz, size_t out_bufsz)
@@ -1305,8 +1497,29 @@ static void tcfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 	struct tc_ioc_map *m;
 	int err;
 
-	if (cmd != TC_IOC_MAP || (flags & FUSE_IOCTL_COMPAT)) {
-		reply_err(req, -ENOTTY);
+	if ((flags & FUSE_IOCTL_COMPAT) ||
+	    (cmd != TC_IOC_MAP && cmd != TC_IOC_BATCH) ||
+	    !(flags & FUSE_IOCTL_DIR) != (cmd == TC_IOC_MAP)) {
+		reply_err(req, -ENOTTY); /* MAP on files, BATCH on dirs */
+		return;
+	}
+	if (cmd == TC_IOC_BATCH) {
+		struct tc_ioc_batch *b;
+		if (in_bufsz < sizeof(*b) || out_bufsz < sizeof(*b) || !fi) {
+			reply_err(req, -EINVAL);
+			return;
+		}
+		if (!(b = malloc(sizeof(*b)))) {
+			reply_err(req, -ENOMEM);
+			return;
+		}
+		memcpy(b, in_buf, sizeof(*b));
+		err = op_ioctl_batch(FS(req), D(fi), b);
+		if (err)
+			reply_err(req, err);
+		else
+			fuse_reply_ioctl(req, 0, b, sizeof(*b));
+		free(b);
 		return;
 	}
 	if (out_bufsz < sizeof(*m) || !fi) {

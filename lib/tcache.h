@@ -709,6 +709,59 @@ struct tc_ioc_map {
 	 ((uint32_t)'t' << 8) | 1u)
 
 /*
+ * Batched lookups and pins of many tensors of one directory (a page
+ * tier's pages at the root, an entry's tensors): the ioctl TC_IOC_BATCH
+ * on a directory fd (open(DIR, O_RDONLY | O_DIRECTORY)) of a tcachefs
+ * mount, one request for up to TC_BATCH_MAX names (names[]: each ended by
+ * a NUL, count of them).  item[i].size is name i's size, or
+ * TC_BATCH_ABSENT (no such name, or not a tensor); present counts the
+ * others.
+ *   TC_BATCH_EXISTS  a lookup each, as stat(2) makes: at the root a
+ *                    probe, and a miss for an absent name.
+ *   TC_BATCH_LEADING the same, stopping at the first absent name (those
+ *                    after it are not looked up, and answer ABSENT).
+ *   TC_BATCH_PIN     the same, and each present tensor is opened for
+ *                    reading as open(2) would: a hit, its entry most
+ *                    recently used and kept from eviction, its bytes
+ *                    verified at their first open (EIO is an error of the
+ *                    call).  item[i].off is where its bytes lie in the pool
+ *                    file (pool[]), as one run, or TC_BATCH_NOMAP when
+ *                    they lie in several (read that one through its
+ *                    file).  token names the pins.
+ *   TC_BATCH_UNPIN   closes the pins of token (count and names unused).
+ * Pins last until UNPIN or until the directory fd is closed: a reader
+ * killed mid-batch leaves none.  Meanwhile the bytes at off stay that
+ * version's, whatever replaces or removes the tensor.  Who may not open
+ * the pool file reads through the files instead (the same bytes).
+ */
+#define TC_BATCH_MAX 192
+#define TC_BATCH_NAMES 12032
+#define TC_BATCH_EXISTS 1
+#define TC_BATCH_PIN 2
+#define TC_BATCH_UNPIN 3
+#define TC_BATCH_LEADING 4
+#define TC_BATCH_ABSENT UINT64_MAX
+#define TC_BATCH_NOMAP UINT64_MAX
+struct tc_ioc_batch_item {
+	uint64_t size;
+	uint64_t off;
+};
+struct tc_ioc_batch {
+	uint32_t abi;             /* TC_IOC_ABI (in and out) */
+	uint32_t op;              /* TC_BATCH_* */
+	uint32_t count;           /* names in */
+	uint32_t present;         /* out */
+	uint64_t token;           /* PIN out, UNPIN in */
+	char pool[1024];          /* PIN out: the pool file's path */
+	struct tc_ioc_batch_item item[TC_BATCH_MAX];
+	char names[TC_BATCH_NAMES];
+};
+/* _IOWR('t', 2, struct tc_ioc_batch), spelt out as TC_IOC_MAP is */
+#define TC_IOC_BATCH                                                        \
+	(0xC0000000u | ((uint32_t)sizeof(struct tc_ioc_batch) << 16) |      \
+	 ((uint32_t)'t' << 8) | 2u)
+
+/*
  * Map the tensor open at @fd (read-only, on a tcachefs mount) from the
  * pool, read-only, as one contiguous range: *@addr, *@len (its bytes).
  * Keep @fd open until tc_unmap(): it is what keeps the bytes in place.

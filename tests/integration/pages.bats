@@ -67,6 +67,98 @@ pytest_one() {
 	pytest_one test_prefix_aware_eviction_keeps_a_prefix
 }
 
+@test "batched get: one pin request per batch, hits and recency as opens, batch_exists counts probes" {
+	tcfs_remount -o capacity=4M
+	pytest_one test_batched_get_counts_pins_and_refreshes_like_opens
+}
+
+@test "batched pins hold pages against eviction until the block ends" {
+	tcfs_remount -o capacity=4M
+	pytest_one test_batch_pins_hold_pages_until_the_block_ends
+}
+
+@test "batches of many pages; pages in several pool runs and readers without pool access read the files" {
+	tcfs_remount -o allow_other   # the unprivileged reader reaches the mount
+	chmod 755 "$TDIR"
+	pytest_one test_batches_of_many_pages_and_the_fallbacks
+}
+
+# kill -9 mid-batch, the reader's side: a process holding pins
+# (tcache.batch) dies inside its with-block (run with &: $! is python's)
+pin_and_sleep() {
+	PYTHONPATH=$BATS_TEST_DIRNAME/../../tools/python exec "$PY" - "$MNT" "$TDIR" <<'EOF'
+import os, sys, time
+from tcache.batch import Batch
+m, t = sys.argv[1:3]
+names = ["p%02d" % i for i in range(16)]
+with Batch(m).pinned(names) as got:
+    assert all(g and g[1] is not None for g in got), got
+    with open(t + "/pinned", "w") as f:
+        f.write("1")
+    time.sleep(600)
+EOF
+}
+
+# read batches of q00..q63 in a loop, checking every byte, until the mount
+# goes; the count of batches read in $TDIR/batches
+read_batches() {
+	PYTHONPATH=$BATS_TEST_DIRNAME/../../tools/python exec "$PY" - "$MNT" "$TDIR" <<'EOF'
+import os, sys
+from tcache.batch import Batch
+m, t = sys.argv[1:3]
+names = ["q%02d" % i for i in range(64)]
+b = Batch(m)
+n = 0
+while True:
+    with b.pinned(names) as got:
+        for i, (size, view) in enumerate(got):
+            assert size == 16384 and bytes(view) == bytes([i]) * 16384, i
+    n += 1
+    with open(t + "/batches.new", "w") as f:
+        f.write(str(n))
+    os.replace(t + "/batches.new", t + "/batches")
+EOF
+}
+
+batches_at_least() { [ -s "$TDIR/batches" ] && [ "$(cat "$TDIR/batches")" -ge "$1" ]; }
+
+@test "kill -9 mid-batch: a reader's pins go with it; a daemon killed between batches leaves every page whole" {
+	tcfs_remount -o capacity=4M
+	for i in $(seq -w 0 15); do head -c 65536 /dev/urandom >"$MNT/p$i"; done
+	pin_and_sleep &
+	pid=$!
+	wait_for test -s "$TDIR/pinned"
+	# 8 MiB through 4 MiB: everything else goes, the pinned pages stay
+	for i in $(seq 128); do head -c 65536 /dev/zero >"$MNT/a$i"; done
+	[ ! -e "$MNT/a1" ]
+	[ "$(ls "$MNT" | grep -c '^p')" -eq 16 ]
+	kill -9 "$pid"
+	wait "$pid" || true
+	# its directory closed with it: the pins are gone, the pages evictable
+	for i in $(seq 128); do head -c 65536 /dev/zero >"$MNT/b$i"; done
+	[ "$(ls "$MNT" | grep -c '^p' || true)" -eq 0 ]
+	rm -f "$MNT"/[ab]*
+	# the daemon's side: killed while a reader pins and reads batches
+	for i in $(seq 0 63); do
+		printf -v n q%02d "$i"
+		head -c 16384 /dev/zero | tr '\0' "\\$(printf %03o "$i")" >"$MNT/$n"
+	done
+	read_batches >"$TDIR/reader.log" 2>&1 &
+	pid=$!
+	WAIT_S=60 wait_for batches_at_least 20
+	kill -9 "$DAEMON_PID"
+	wait "$pid" && rc=0 || rc=$?
+	tail -2 "$TDIR/reader.log"
+	[ "$rc" -ne 0 ]
+	grep -Eq 'Errno (103|107)|Transport endpoint|Software caused' "$TDIR/reader.log"
+	remount_after_kill -o capacity=4M
+	for i in $(seq 0 63); do
+		printf -v n q%02d "$i"
+		[ "$(od -An -tu1 -v "$MNT/$n" | tr -s ' \n' '\n' | grep -v '^$' | sort -u)" = "$i" ]
+		[ "$(stat -c %s "$MNT/$n")" -eq 16384 ]
+	done
+}
+
 # the writer has begun at least $1 chains (or has ended)
 chains_begun_or_gone() {
 	[ -s "$TDIR/progress" ] && [ "$(cat "$TDIR/progress")" -ge "$1" ] && return 0

@@ -22,6 +22,7 @@ sys.path[:0] = [os.path.join(os.path.dirname(__file__), "..", "..", "tools", "py
                 os.path.dirname(__file__)]
 import numpy as np  # noqa: E402
 from tcache import PageStore, TensorCache, page_hashes  # noqa: E402
+from tcache.batch import Batch  # noqa: E402
 from tcache.pagestore import PARENT_XATTR  # noqa: E402
 import tap  # noqa: E402
 
@@ -59,6 +60,12 @@ def fill(prefix, count, size):
     for i in range(count):
         with open(os.path.join(MNT, "%s%04d" % (prefix, i)), "wb") as f:
             f.write(blob)
+
+
+def stats():
+    import json
+    with open(os.path.join(MNT, ".tcache-stats")) as f:
+        return json.load(f)
 
 
 def open_fds():
@@ -337,6 +344,14 @@ class PageStoreOnAMount(unittest.TestCase):
         s = PageStore(MNT, 16)
         toks, keys, _ = self.chain(s, 16, 16, size=64 * KIB)      # 1 MiB
         absent = page_hashes(tokens(16, 17), 16)[0]
+        # a store keeps the root and the pool's mapping open once it has
+        # batched a request (two descriptors); close() lets them go
+        before = open_fds()
+        s.get([])
+        self.assertEqual(open_fds(), before + 2)
+        s.close()
+        self.assertEqual(open_fds(), before)
+        s.get([])
         fds = open_fds()
         with s.lock(keys + [absent]) as locked:
             self.assertEqual(locked, keys)                # the absent one is not
@@ -356,6 +371,94 @@ class PageStoreOnAMount(unittest.TestCase):
                 self.assertEqual(open_fds(), fds + 4)
                 raise RuntimeError("in the block")
         self.assertEqual(open_fds(), fds)
+
+    # -- batched requests (tcache.batch) -----------------------------------
+    def test_batched_get_counts_pins_and_refreshes_like_opens(self):
+        """A batched get is one pin request per batch: each page present
+        counts a hit and becomes most recently used, as its open would, and
+        batch_exists counts probes and changes no recency."""
+        s = PageStore(MNT, 4, suffix=".kv")
+        self.assertTrue(s._batcher().ok, "batches are on for root on a mount")
+        _, old, _ = self.chain(s, 8, 30, size=64 * KIB)   # put first
+        _, new, _ = self.chain(s, 8, 31, size=64 * KIB)   # then these
+        absent = page_hashes(tokens(4, 32), 4)[0]
+        h0 = stats()["hits"]
+        got = s.get(old + [absent])                      # old: most recent now
+        self.assertEqual(stats()["hits"], h0 + 8)
+        self.assertIsNone(got[-1])
+        for k, b in zip(old, got):
+            self.assertEqual(bytes(b), page_bytes(k, 64 * KIB), k)
+        p0, h1 = stats()["probes"], stats()["hits"]
+        self.assertEqual(s.batch_exists(new + [absent] + old), 8)
+        self.assertEqual(stats()["probes"], p0 + 9)      # stopped at the absent
+        self.assertEqual(stats()["hits"], h1)
+        # pressure: the chain read last stays, the other goes (from its end)
+        fill("z", 52, 64 * KIB)            # 1 + 3.25 MiB into 4 MiB: some go
+        self.assertEqual(s.batch_exists(old), 8)
+        self.assertLess(s.batch_exists(new), 8)
+
+    def test_batch_pins_hold_pages_until_the_block_ends(self):
+        """Pinned pages are not evicted, and their pool bytes stay theirs,
+        while the block runs, however much is written; after it, they go
+        like any page."""
+        s = PageStore(MNT, 16)
+        _, keys, _ = self.chain(s, 16, 33, size=64 * KIB)       # 1 MiB
+        b = Batch(MNT)
+        self.assertTrue(b.ok)
+        with b.pinned([k for k in keys]) as got:
+            self.assertTrue(all(g is not None and g[1] is not None for g in got))
+            fill("a", 128, 64 * KIB)                    # 8 MiB through 4 MiB
+            self.assertFalse(os.path.exists(os.path.join(MNT, "a0000")))  # evicted
+            for k, (size, view) in zip(keys, got):
+                self.assertEqual(size, 64 * KIB)
+                self.assertEqual(bytes(view), page_bytes(k, 64 * KIB), k)
+            self.assertEqual(s.batch_exists(keys), 16)
+        fill("b", 128, 64 * KIB)
+        self.assertEqual(s.batch_exists(keys), 0)
+        b.close()
+
+    def test_batches_of_many_pages_and_the_fallbacks(self):
+        """More pages than one request holds; pages of several pool runs
+        read through their files; a store on a plain directory and a reader
+        that may not read the pool get the same bytes without batches."""
+        s = PageStore(MNT, 2)
+        _, keys, _ = self.chain(s, 450, 34, size=300)     # packed, 3 requests
+        absent = page_hashes(tokens(2, 35), 2)[0]
+        got = s.get(keys[:200] + [absent] + keys[200:])
+        self.assertIsNone(got[200])
+        for k, b in zip(keys, got[:200] + got[201:]):
+            self.assertEqual(bytes(b), page_bytes(k, 300), k)
+        self.assertEqual(s.batch_exists(keys), 450)
+        self.assertEqual(s.batch_exists(keys[:300] + [absent] + keys[300:]), 300)
+        # a page grown in pieces between two other files' writes: its
+        # bytes lie in several runs of the pool
+        name = os.path.join(MNT, keys[0])
+        other = os.path.join(MNT, "interleaved")
+        with open(name, "wb") as f, open(other, "wb") as g:
+            for i in range(8):
+                f.write(bytes([i]) * 65536)
+                f.flush()
+                g.write(bytes([i]) * 65536)
+                g.flush()
+        want = b"".join(bytes([i]) * 65536 for i in range(8))
+        with Batch(MNT).pinned([keys[0]]) as pg:
+            self.assertEqual(pg[0][0], len(want))
+            several = pg[0][1] is None
+        out = [bytearray(len(want))]
+        self.assertIs(s.get(keys[:1], out=out)[0], out[0])
+        self.assertEqual(bytes(out[0]), want)
+        self.assertTrue(several, "the interleaved page should span runs")
+        # an unprivileged reader: no pool access, the files instead
+        code = ("import sys; sys.path.insert(0, %r); from tcache import PageStore;"
+                "s = PageStore(%r, 2); b = s._batcher();"
+                "print(b.ok, b.can_exist, s.batch_exists(%r),"
+                " bytes(s.get(%r)[0]) == %r)"
+                % (os.path.join(os.path.dirname(__file__), "..", "..", "tools", "python"),
+                   MNT, keys[1:5], keys[1:2], page_bytes(keys[1], 300)))
+        out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534",
+                              "--clear-groups", sys.executable, "-c", code],
+                             capture_output=True, text=True)
+        self.assertEqual(out.stdout.split(), ["False", "True", "4", "True"], out.stderr)
 
     def test_prefix_aware_eviction_keeps_a_prefix(self):
         s = PageStore(MNT, 16, suffix=".kv")

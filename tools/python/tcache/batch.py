@@ -1,0 +1,185 @@
+"""Batched lookups and reads of many files of one directory of a tcachefs
+mount: the ioctl TC_IOC_BATCH (tcache.h) on the directory's fd.
+
+    d = Batch("/mnt/tcache")            # None-like when not a mount: d.ok
+    sizes = d.exists(["a.kv", "b.kv"])  # [size or None, ...]: one request
+    with d.pinned(names) as pages:      # [(size, memoryview) or None, ...]
+        ...copy out of the views...     # the pool's own pages
+
+One request looks up (``exists``) or pins (``pinned``) up to TC_BATCH_MAX
+names.  A pin is an open for reading as open(2) makes it: the page counts
+as a hit, becomes the most recently used, is verified at its first open,
+and is not evicted, replaced or moved under the reader until the pins go
+(the with-block's end: a second request; or this process's exit, which
+closes the directory).  Its bytes are read straight from the store's pool
+file, mapped read-only here: no request per page.  Only who may open the
+pool file (the daemon's user, and root) can; ``ok`` is False for anyone
+else and for a directory that is not on a tcachefs mount, and the caller
+reads the files instead (the same bytes).
+
+Linux; the standard library alone.
+"""
+import contextlib
+import errno
+import fcntl
+import mmap
+import os
+import struct
+import threading
+
+__all__ = ["Batch", "TC_BATCH_MAX", "TC_BATCH_NAMES"]
+
+_ABI = 1
+TC_BATCH_MAX = 192
+TC_BATCH_NAMES = 12032
+_HEAD = "<IIIIQ1024s"                       # struct tc_ioc_batch, up to item[]
+_HEAD_SIZE = struct.calcsize(_HEAD)
+_ITEMS = "<%dQ" % (2 * TC_BATCH_MAX)
+_NAMES_AT = _HEAD_SIZE + struct.calcsize(_ITEMS)
+_SIZE = _NAMES_AT + TC_BATCH_NAMES
+TC_IOC_BATCH = 0xC0000000 | (_SIZE << 16) | (ord("t") << 8) | 2
+_EXISTS, _PIN, _UNPIN, _LEADING = 1, 2, 3, 4
+_NONE = (1 << 64) - 1                       # TC_BATCH_ABSENT, TC_BATCH_NOMAP
+
+
+def chunks(names):
+    """Split names (bytes, NUL-free) into runs that fit one request:
+    (index of the first, [names]) pairs."""
+    start, run, used = 0, [], 0
+    for i, n in enumerate(names):
+        if run and (len(run) == TC_BATCH_MAX or used + len(n) + 1 > TC_BATCH_NAMES):
+            yield start, run
+            start, run, used = i, [], 0
+        if len(n) + 1 > TC_BATCH_NAMES:
+            raise ValueError("name too long: %r" % n)
+        run.append(n)
+        used += len(n) + 1
+    if run:
+        yield start, run
+
+
+def _call(fd, op, names=(), token=0):
+    """One TC_IOC_BATCH request: (token, pool path, [(size, off), ...])
+    with None for TC_BATCH_ABSENT and TC_BATCH_NOMAP."""
+    buf = bytearray(_SIZE)
+    struct.pack_into("<IIIIQ", buf, 0, _ABI, op, len(names), 0, token)
+    joined = b"\0".join(names) + b"\0" if names else b""
+    buf[_NAMES_AT:_NAMES_AT + len(joined)] = joined
+    fcntl.ioctl(fd, TC_IOC_BATCH, buf, True)
+    abi, _, _, _, token, pool = struct.unpack_from(_HEAD, buf, 0)
+    if abi != _ABI:
+        raise OSError(errno.EPROTO, "not a tcachefs batch of this version")
+    raw = struct.unpack_from("<%dQ" % (2 * len(names)), buf, _HEAD_SIZE)
+    items = [(None if raw[2 * i] == _NONE else raw[2 * i],
+              None if raw[2 * i + 1] == _NONE else raw[2 * i + 1])
+             for i in range(len(names))]
+    return token, pool.split(b"\0", 1)[0], items
+
+
+class Batch:
+    """Batched requests on the directory at path (see the module)."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+        self._fd = None
+        self._pool = None        # (path, memoryview of its mmap) once mapped
+        self.ok = False
+        self.can_exist = False   # exists() works (the directory is a mount's)
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            _call(self._fd, _EXISTS)
+            self.can_exist = True
+            _, pool, _ = self._pin_call([])
+            self._map(pool, 0)
+            self.ok = True
+        except OSError:
+            pass
+
+    def close(self):
+        with self._lock:
+            self._unmap()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            self.ok = self.can_exist = False
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _pin_call(self, names):
+        token, pool, items = _call(self._fd, _PIN, names)
+        if not names:
+            _call(self._fd, _UNPIN, token=token)
+        return token, pool, items
+
+    def _unmap(self):
+        # Dropped, not closed: views of it handed out may still live (the
+        # mapping goes with the last of them).
+        self._pool = None
+
+    def _map(self, pool, end):
+        """A view of the pool file at path pool covering [0, end): mapped
+        once, again when the pool grew or moved (a remount)."""
+        with self._lock:
+            p = self._pool
+            if p and p[0] == pool and len(p[1]) >= end:
+                return p[1]
+            f = os.open(pool, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                m = mmap.mmap(f, 0, prot=mmap.PROT_READ)  # (keeps its own fd)
+            finally:
+                os.close(f)
+            v = memoryview(m)
+            if len(v) < end:
+                raise OSError(errno.EPROTO, "the pool is shorter than a page in it")
+            self._pool = (pool, v)
+            return v
+
+    def exists(self, names):
+        """Per name (bytes or str), its size or None (absent, or no
+        tensor): one request per TC_BATCH_MAX names."""
+        names = [os.fsencode(n) for n in names]
+        out = [None] * len(names)
+        for start, run in chunks(names):
+            _, _, items = _call(self._fd, _EXISTS, run)
+            for i, (size, _) in enumerate(items):
+                out[start + i] = size
+        return out
+
+    def leading(self, names):
+        """How many of names, from the first, are present (the count
+        before the first absent one): one request per TC_BATCH_MAX names,
+        none after the request that finds an absent one, and no lookup past
+        it (TC_BATCH_LEADING)."""
+        names = [os.fsencode(n) for n in names]
+        for start, run in chunks(names):
+            _, _, items = _call(self._fd, _LEADING, run)
+            for i, (size, _) in enumerate(items):
+                if size is None:
+                    return start + i
+        return len(names)
+
+    @contextlib.contextmanager
+    def pinned(self, names):
+        """Pin up to TC_BATCH_MAX names (bytes or str) for the with-block:
+        per name None (absent), or (size, view): view a read-only
+        memoryview of its bytes in the pool, or None when they lie in
+        several runs (read that file instead).  The views are valid only
+        inside the block."""
+        names = [os.fsencode(n) for n in names]
+        if len(names) > TC_BATCH_MAX or sum(len(n) + 1 for n in names) > TC_BATCH_NAMES:
+            raise ValueError("too many names for one request (see chunks())")
+        token, pool, items = _call(self._fd, _PIN, names)
+        try:
+            end = max((off + size for size, off in items
+                       if size is not None and off is not None), default=0)
+            v = self._map(pool, end)
+            yield [None if size is None else
+                   (size, v[off:off + size] if off is not None else None)
+                   for size, off in items]
+        finally:
+            _call(self._fd, _UNPIN, token=token)
