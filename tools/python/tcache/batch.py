@@ -58,12 +58,25 @@ def chunks(names):
         yield start, run
 
 
+def _present(fd, op, count, joined):
+    """One request of count names joined (each ended by a NUL): its
+    count of names present, and nothing else parsed."""
+    buf = bytearray(_SIZE)
+    struct.pack_into("<IIIIQ", buf, 0, _ABI, op, count, 0, 0)
+    buf[_NAMES_AT:_NAMES_AT + len(joined)] = joined
+    fcntl.ioctl(fd, TC_IOC_BATCH, buf, True)
+    abi, _, _, present = struct.unpack_from("<IIII", buf, 0)
+    if abi != _ABI:
+        raise OSError(errno.EPROTO, "not a tcachefs batch of this version")
+    return present
+
+
 def _call(fd, op, names=(), token=0):
     """One TC_IOC_BATCH request: (token, pool path, [(size, off), ...])
     with None for TC_BATCH_ABSENT and TC_BATCH_NOMAP."""
     buf = bytearray(_SIZE)
-    struct.pack_into("<IIIIQ", buf, 0, _ABI, op, len(names), 0, token)
     joined = b"\0".join(names) + b"\0" if names else b""
+    struct.pack_into("<IIIIQ", buf, 0, _ABI, op, len(names), 0, token)
     buf[_NAMES_AT:_NAMES_AT + len(joined)] = joined
     fcntl.ioctl(fd, TC_IOC_BATCH, buf, True)
     abi, _, _, _, token, pool = struct.unpack_from(_HEAD, buf, 0)
@@ -155,6 +168,14 @@ class Batch:
         before the first absent one): one request per TC_BATCH_MAX names,
         none after the request that finds an absent one, and no lookup past
         it (TC_BATCH_LEADING)."""
+        if names and isinstance(names[0], str):
+            width = len(names[0])
+            if all(len(n) == width for n in names):
+                # names of one length (a page store's): joined once, cut
+                # into requests by count
+                joined = ("\0".join(names) + "\0").encode()
+                if len(joined) == len(names) * (width + 1):  # (ASCII)
+                    return self._leading_fixed(joined, len(names), width + 1)
         names = [os.fsencode(n) for n in names]
         for start, run in chunks(names):
             _, _, items = _call(self._fd, _LEADING, run)
@@ -162,6 +183,17 @@ class Batch:
                 if size is None:
                     return start + i
         return len(names)
+
+    def _leading_fixed(self, joined, n, width):
+        per = min(TC_BATCH_MAX, TC_BATCH_NAMES // width)
+        for start in range(0, n, per):
+            k = min(per, n - start)
+            # LEADING stops at the first absent name: present is its index
+            got = _present(self._fd, _LEADING, k,
+                           joined[start * width:(start + k) * width])
+            if got < k:
+                return start + got
+        return n
 
     @contextlib.contextmanager
     def pinned(self, names):
