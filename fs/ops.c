@@ -861,6 +861,22 @@ static void tcfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	reply_entry(req, err, &e);
 }
 
+/* tc_open, and a damaged tensor's EIO named in the log. */
+static int open_tensor(struct tcfs *fs, uint64_t ino, unsigned flags,
+		       tc_file **f)
+{
+	int err = tc_open(fs->store, ino, flags, f);
+	if (err == -EIO) {
+		char path[PATH_MAX];
+		hint(HINT_DAMAGED, LOG_ERR, "%s: its bytes on disk do not match "
+		     "their xxh3 (damaged, or a read error of the pool: EIO); "
+		     "unmount, then tcache fsck --repair %s",
+		     tc_path(fs->store, ino, path, sizeof(path)) ? "?" : path,
+		     fs->store_path ? fs->store_path : "STORE");
+	}
+	return err;
+}
+
 static int op_open(struct tcfs *fs, uint64_t ino, struct fuse_file_info *fi,
 		   struct tcfs_handle **hp)
 {
@@ -880,15 +896,7 @@ static int op_open(struct tcfs *fs, uint64_t ino, struct fuse_file_info *fi,
 		if (fi->flags & O_TRUNC)
 			flags |= TC_O_TRUNC;
 	}
-	int err = tc_open(fs->store, ino, flags, &h->f);
-	if (err == -EIO) {
-		char path[PATH_MAX];
-		hint(HINT_DAMAGED, LOG_ERR, "%s: its bytes on disk do not match "
-		     "their xxh3 (damaged, or a read error of the pool: EIO); "
-		     "unmount, then tcache fsck --repair %s",
-		     tc_path(fs->store, ino, path, sizeof(path)) ? "?" : path,
-		     fs->store_path ? fs->store_path : "STORE");
-	}
+	int err = open_tensor(fs, ino, flags, &h->f);
 	if (err) {
 		free(h);
 		return gone_stale(err);
@@ -1343,15 +1351,7 @@ static int pin_one(struct tcfs *fs, uint64_t ino, struct tcfs_handle **out)
 	struct tcfs_handle *h = tcfs_handle_new(H_TENSOR, ino);
 	if (!h)
 		return -ENOMEM;
-	int err = tc_open(fs->store, ino, 0, &h->f);
-	if (err == -EIO) {
-		char path[PATH_MAX];
-		hint(HINT_DAMAGED, LOG_ERR, "%s: its bytes on disk do not match "
-		     "their xxh3 (damaged, or a read error of the pool: EIO); "
-		     "unmount, then tcache fsck --repair %s",
-		     tc_path(fs->store, ino, path, sizeof(path)) ? "?" : path,
-		     fs->store_path ? fs->store_path : "STORE");
-	}
+	int err = open_tensor(fs, ino, 0, &h->f);
 	if (err) {
 		free(h);
 		return err;
