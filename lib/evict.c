@@ -47,7 +47,7 @@ static int evict(struct tc_store *s, struct tc_node *e)
 	char name[TC_NAME_MAX + 1];
 	int r;
 
-	strcpy(name, e->name);
+	strcpy(name, tc_node_name(e));
 	s->evicting = 1;
 	r = store_change(s, &op, 1, NULL);
 	s->evicting = 0;
@@ -61,8 +61,8 @@ static uint64_t entry_bytes(const struct tc_node *e)
 {
 	uint64_t b = 0;
 	for (const struct tc_node *n = e; n; n = tc_node_next(n, e))
-		if (n->kind == TC_KIND_TENSOR && n->ver && n->ver->refs == 1)
-			b += n->ver->alloc;
+		if (n->kind == TC_KIND_TENSOR && tc_nver(n) && tc_nver(n)->refs == 1)
+			b += tc_nver(n)->alloc;
 	return b;
 }
 
@@ -102,10 +102,10 @@ int make_room(struct tc_store *s, uint64_t need)
 		/* a parent counts: its children may be evicted first (a
 		 * child held by a pin or an open file keeps it, though, and
 		 * then fewer bytes come free than counted here) */
-		for (e = s->lru.head; e && have < need; e = e->lru_next)
+		for (e = s->lru.head; e && have < need; e = tc_lru_next(e))
 			if (!tc_lru_held(e))
 				have += entry_bytes(e);
-		for (e = s->lru.khead; e && have < need; e = e->lru_next)
+		for (e = s->lru.khead; e && have < need; e = tc_lru_next(e))
 			if (!tc_lru_held(e))
 				have += entry_bytes(e);
 		if (have < need)
@@ -129,8 +129,8 @@ static uint64_t entry_alloc(const struct tc_node *e)
 {
 	uint64_t b = 0;
 	for (const struct tc_node *n = e; n; n = tc_node_next(n, e))
-		if (n->kind == TC_KIND_TENSOR && n->ver)
-			b += n->ver->alloc;
+		if (n->kind == TC_KIND_TENSOR && tc_nver(n))
+			b += tc_nver(n)->alloc;
 	return b;
 }
 
@@ -138,7 +138,7 @@ static uint64_t entry_alloc(const struct tc_node *e)
 uint64_t pinned_alloc(const struct tc_store *s)
 {
 	uint64_t b = 0;
-	for (const struct tc_node *e = s->lru.phead; e; e = e->lru_next)
+	for (const struct tc_node *e = s->lru.phead; e; e = tc_lru_next(e))
 		b += entry_alloc(e);
 	return b;
 }
@@ -147,9 +147,9 @@ uint64_t pinned_alloc(const struct tc_store *s)
 static int holds_past(const struct tc_node *top, uint64_t limit)
 {
 	for (const struct tc_node *n = top; n; n = tc_node_next(n, top))
-		if (n->kind == TC_KIND_TENSOR && n->ver)
-			for (uint32_t i = 0; i < n->ver->nextents; i++)
-				if (n->ver->ext[i].off + n->ver->ext[i].len > limit)
+		if (n->kind == TC_KIND_TENSOR && tc_nver(n))
+			for (uint32_t i = 0; i < tc_nver(n)->nextents; i++)
+				if (tc_nver(n)->ext[i].off + tc_nver(n)->ext[i].len > limit)
 					return 1;
 	return 0;
 }
@@ -160,7 +160,7 @@ static int holds_past(const struct tc_node *top, uint64_t limit)
  * names the old places.  On failure @n is unchanged.  O(bytes moved). */
 static int relocate(struct tc_store *s, struct tc_node *n, uint64_t limit)
 {
-	struct tc_ver *v = n->ver, nv = { .cap = 1 };
+	struct tc_ver *v = tc_nver(n), nv = { .cap = 1 };
 	int r = 0;
 
 	nv.ext = &nv.ext1;
@@ -239,10 +239,10 @@ static int shrink_relocate(struct tc_store *s, uint64_t cap, uint64_t limit,
 				     taken[i].off + taken[i].len <= limit
 					     ? taken[i].len : limit - taken[i].off);
 	free(taken);
-	const struct tc_node *top = &s->idx.root;
+	const struct tc_node *top = s->idx.root;
 	for (struct tc_node *t = tc_node_next(top, top); t && !r;
 	     t = tc_node_next(t, top))
-		if (t->kind == TC_KIND_TENSOR && t->ver && holds_past(t, limit))
+		if (t->kind == TC_KIND_TENSOR && tc_nver(t) && holds_past(t, limit))
 			r = relocate(s, t, limit);
 	if (!r && fdatasync(s->pool.fd) < 0)
 		r = -errno;
@@ -269,7 +269,7 @@ int shrink(struct tc_store *s, uint64_t cap, uint64_t limit,
 	assert_locked(s);
 	if (pinned_alloc(s) > limit)
 		return -EFBIG;
-	for (struct tc_node *e = s->idx.root.child_head; e; e = e->sib_next)
+	for (struct tc_node *e = tc_child_head(s->idx.root); e; e = tc_sib_next(e))
 		used += entry_alloc(e);
 	/* No pool is open (!pool_ready): nothing is freed into it.  The
 	 * checkpoint below records these evictions. */
@@ -278,12 +278,12 @@ int shrink(struct tc_store *s, uint64_t cap, uint64_t limit,
 		if (!e)
 			break;
 		used -= entry_alloc(e);
-		evicted(s, e->id, e->name, subtree_bytes(e));
+		evicted(s, e->id, tc_node_name(e), subtree_bytes(e));
 		remove_subtree(s, e);
 	}
 	if (used > limit)
 		return -EFBIG; /* cannot be: the pinned entries fit */
-	if (holds_past(&s->idx.root, limit)) {
+	if (holds_past(s->idx.root, limit)) {
 		/* what moves goes into space the evictions freed: they are
 		 * durable first, at the old capacity */
 		r = checkpoint(s, cap);

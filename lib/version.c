@@ -33,9 +33,9 @@
 #define GROW_MAX (64u << 20)
 #define NPY_PEEK (1u << 20)           /* header bytes read from a .npy */
 
-struct tc_ver *ver_new(void)
+struct tc_ver *ver_new(struct tc_store *s)
 {
-	struct tc_ver *v = calloc(1, sizeof(*v));
+	struct tc_ver *v = tc_arena_alloc(s->idx.arena, sizeof(*v));
 	if (v) {
 		v->refs = 1;
 		v->ext = &v->ext1;
@@ -94,7 +94,7 @@ void ver_put(struct tc_store *s, struct tc_ver *v)
 		free(v->shp.many);
 	if (v->ext != &v->ext1)
 		free(v->ext);
-	free(v);
+	tc_arena_free(v, sizeof(*v));
 }
 
 void ver_put_cb(void *arg, struct tc_ver *v)
@@ -391,7 +391,7 @@ static void copy_fn(void *arg, uint8_t *p, size_t n)
 int ver_clone(struct tc_store *s, const struct tc_ver *src, uint64_t size,
 	      struct tc_ver **out)
 {
-	struct tc_ver *v = ver_new();
+	struct tc_ver *v = ver_new(s);
 	int r;
 
 	if (!v)
@@ -468,7 +468,7 @@ void ver_type(struct tc_store *s, const struct tc_node *n, struct tc_ver *v,
 {
 	struct tc_meta_set set;
 
-	if (name_is_npy(n->name) && v->size) {
+	if (name_is_npy(tc_node_name(n)) && v->size) {
 		size_t len = v->size < NPY_PEEK ? (size_t)v->size : NPY_PEEK;
 		uint8_t *buf = malloc(len);
 		struct tc_npy_info info;
@@ -481,7 +481,7 @@ void ver_type(struct tc_store *s, const struct tc_node *n, struct tc_ver *v,
 				return;
 		}
 	}
-	if (n->parent && tc_meta_declared(n->parent->doc, n->name, &set) &&
+	if (tc_parent(n) && tc_meta_declared(tc_doc(tc_parent(n)), tc_node_name(n), &set) &&
 	    !ver_set_shape(v, set.ndim, set.shape)) {
 		v->dtype = set.dtype;
 		v->data_offset = 0;

@@ -9,20 +9,20 @@ static void t_add_find_remove(void)
 {
 	struct tc_index x;
 	tc_index_init(&x);
-	struct tc_node *e = tc_node_new(2, TC_KIND_ENTRY, "e");
-	struct tc_node *f = tc_node_new(3, TC_KIND_ENTRY, "f");
-	CHECK(tc_index_add(&x, &x.root, e) == 0);
-	CHECK(tc_index_add(&x, &x.root, f) == 0);
-	struct tc_node *t1 = tc_node_new(4, TC_KIND_TENSOR, "same");
-	struct tc_node *t2 = tc_node_new(5, TC_KIND_TENSOR, "same");
+	struct tc_node *e = tc_node_new(&x, 2, TC_KIND_ENTRY, "e");
+	struct tc_node *f = tc_node_new(&x, 3, TC_KIND_ENTRY, "f");
+	CHECK(tc_index_add(&x, x.root, e) == 0);
+	CHECK(tc_index_add(&x, x.root, f) == 0);
+	struct tc_node *t1 = tc_node_new(&x, 4, TC_KIND_TENSOR, "same");
+	struct tc_node *t2 = tc_node_new(&x, 5, TC_KIND_TENSOR, "same");
 	CHECK(tc_index_add(&x, e, t1) == 0);
 	CHECK(tc_index_add(&x, f, t2) == 0);
 	CHECK(tc_index_find(&x, e, "same") == t1);
 	CHECK(tc_index_find(&x, f, "same") == t2);
-	CHECK(tc_index_find(&x, &x.root, "same") == NULL);
+	CHECK(tc_index_find(&x, x.root, "same") == NULL);
 	CHECK(tc_index_get(&x, 5) == t2);
 	CHECK(x.entries == 2 && x.tensors == 2);
-	CHECK(e->nchildren == 1 && x.root.nsubdirs == 2);
+	CHECK(e->nchildren == 1 && x.root->nsubdirs == 2);
 	CHECK(tc_node_entry(t1) == e);
 	tc_index_remove(&x, t1);
 	tc_node_free(t1);
@@ -37,19 +37,19 @@ static void t_move_and_kind(void)
 {
 	struct tc_index x;
 	tc_index_init(&x);
-	struct tc_node *e = tc_node_new(2, TC_KIND_ENTRY, "e");
-	struct tc_node *g = tc_node_new(3, TC_KIND_GROUP, "g");
-	struct tc_node *t = tc_node_new(4, TC_KIND_TENSOR, "t");
-	tc_index_add(&x, &x.root, e);
+	struct tc_node *e = tc_node_new(&x, 2, TC_KIND_ENTRY, "e");
+	struct tc_node *g = tc_node_new(&x, 3, TC_KIND_GROUP, "g");
+	struct tc_node *t = tc_node_new(&x, 4, TC_KIND_TENSOR, "t");
+	tc_index_add(&x, x.root, e);
 	tc_index_add(&x, e, g);
 	tc_index_add(&x, g, t);
-	CHECK(tc_index_move(&x, g, &x.root, "top") == 0);
+	CHECK(tc_index_move(&x, g, x.root, "top") == 0);
 	tc_index_set_kind(&x, g, TC_KIND_ENTRY);
 	CHECK(tc_index_find(&x, e, "g") == NULL);
-	CHECK(tc_index_find(&x, &x.root, "top") == g);
+	CHECK(tc_index_find(&x, x.root, "top") == g);
 	CHECK(tc_index_find(&x, g, "t") == t);
 	CHECK(x.entries == 2 && x.groups == 0);
-	CHECK(e->nsubdirs == 0 && x.root.nsubdirs == 2);
+	CHECK(e->nsubdirs == 0 && x.root->nsubdirs == 2);
 	CHECK(tc_node_entry(t) == g);
 	CHECK(tc_index_move(&x, t, e, "t2") == 0);
 	CHECK(tc_index_find(&x, e, "t2") == t && tc_index_find(&x, g, "t") == NULL);
@@ -62,19 +62,19 @@ static void t_rename_lengths(void)
 {
 	struct tc_index x;
 	tc_index_init(&x);
-	struct tc_node *e = tc_node_new(2, TC_KIND_ENTRY, "e");
-	struct tc_node *t = tc_node_new(3, TC_KIND_TENSOR, "mid");
-	REQUIRE(tc_index_add(&x, &x.root, e) == 0 && tc_index_add(&x, e, t) == 0);
-	CHECK(t->name == tc_node_name0(t));
+	struct tc_node *e = tc_node_new(&x, 2, TC_KIND_ENTRY, "e");
+	struct tc_node *t = tc_node_new(&x, 3, TC_KIND_TENSOR, "mid");
+	REQUIRE(tc_index_add(&x, x.root, e) == 0 && tc_index_add(&x, e, t) == 0);
+	CHECK(tc_node_name(t) == tc_node_name0(t));
 	const char *names[] = { "a-much-longer-name", "m", "mid", "longer-again!",
 				"x", "a-much-longer-name-still" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		const char *prev = i ? names[i - 1] : "mid";
 		CHECK(tc_index_move(&x, t, e, names[i]) == 0);
-		CHECK(strcmp(t->name, names[i]) == 0);
+		CHECK(strcmp(tc_node_name(t), names[i]) == 0);
 		CHECK(tc_index_find(&x, e, names[i]) == t);
 		CHECK(tc_index_find(&x, e, prev) == NULL);
-		CHECK((t->name == tc_node_name0(t)) == (strlen(names[i]) <= 3));
+		CHECK((tc_node_name(t) == tc_node_name0(t)) == (strlen(names[i]) <= 3));
 	}
 	CHECK(e->nchildren == 1);
 	tc_index_free(&x, no_ver, NULL); /* ASan: the moved name is freed */
@@ -91,17 +91,17 @@ static void t_reserve_and_churn(void)
 	tc_index_reserve(&x, N);
 	size_t cap = x.ids.cap;
 	CHECK(cap >= N && x.names.cap >= N);
-	CHECK(tc_index_get(&x, TC_ROOT_ID) == &x.root);
+	CHECK(tc_index_get(&x, TC_ROOT_ID) == x.root);
 	for (int round = 0; round < 3; round++) {
 		for (uint64_t i = 0; i < N; i++) {
 			snprintf(name, sizeof(name), "k%llu", (unsigned long long)i);
-			n[i] = tc_node_new(x.next_id, TC_KIND_ENTRY, name);
-			REQUIRE(n[i] && tc_index_add(&x, &x.root, n[i]) == 0);
+			n[i] = tc_node_new(&x, x.next_id, TC_KIND_ENTRY, name);
+			REQUIRE(n[i] && tc_index_add(&x, x.root, n[i]) == 0);
 		}
 		int bad = 0;
 		for (uint64_t i = 0; i < N; i++) {
 			snprintf(name, sizeof(name), "k%llu", (unsigned long long)i);
-			if (tc_index_find(&x, &x.root, name) != n[i] ||
+			if (tc_index_find(&x, x.root, name) != n[i] ||
 			    tc_index_get(&x, n[i]->id) != n[i])
 				bad++;
 		}
@@ -128,22 +128,22 @@ static void t_many(void)
 	tc_index_init(&x);
 	for (uint64_t i = 0; i < N; i++) {
 		snprintf(name, sizeof(name), "k%llu", (unsigned long long)i);
-		struct tc_node *n = tc_node_new(i + 2, TC_KIND_ENTRY, name);
-		REQUIRE(n && tc_index_add(&x, &x.root, n) == 0);
+		struct tc_node *n = tc_node_new(&x, i + 2, TC_KIND_ENTRY, name);
+		REQUIRE(n && tc_index_add(&x, x.root, n) == 0);
 	}
 	int bad = 0;
 	for (uint64_t i = 0; i < N; i++) {
 		snprintf(name, sizeof(name), "k%llu", (unsigned long long)i);
-		struct tc_node *n = tc_index_find(&x, &x.root, name);
+		struct tc_node *n = tc_index_find(&x, x.root, name);
 		if (!n || n->id != i + 2 || tc_index_get(&x, i + 2) != n)
 			bad++;
 		snprintf(name, sizeof(name), "x%llu", (unsigned long long)i);
-		if (tc_index_find(&x, &x.root, name) || tc_index_get(&x, N + 2 + i))
+		if (tc_index_find(&x, x.root, name) || tc_index_get(&x, N + 2 + i))
 			bad++; /* misses pass over tagged links */
 	}
 	CHECK(bad == 0);
 	uint64_t expect = 2;
-	for (struct tc_node *c = x.root.child_head; c; c = c->sib_next)
+	for (struct tc_node *c = tc_child_head(x.root); c; c = tc_sib_next(c))
 		if (c->id != expect++)
 			bad++;
 	CHECK(bad == 0 && expect == N + 2);
@@ -163,8 +163,8 @@ static void t_growth_in_steps(void)
 	tc_index_init(&x);
 	for (uint64_t i = 0; i < N; i++) {
 		snprintf(name, sizeof(name), "g%llu", (unsigned long long)i);
-		n[i] = tc_node_new(i + 2, TC_KIND_ENTRY, name);
-		REQUIRE(n[i] && tc_index_add(&x, &x.root, n[i]) == 0);
+		n[i] = tc_node_new(&x, i + 2, TC_KIND_ENTRY, name);
+		REQUIRE(n[i] && tc_index_add(&x, x.root, n[i]) == 0);
 		grew += x.ids.old != NULL && x.names.old != NULL;
 		if (i % 3 == 2) { /* remove one of the older ones */
 			uint64_t j = i / 3;
@@ -178,7 +178,7 @@ static void t_growth_in_steps(void)
 		if (i % 97 == 0 || (x.ids.old && i % 7 == 0)) {
 			for (uint64_t k = 0; k <= i; k++) {
 				snprintf(name, sizeof(name), "g%llu", (unsigned long long)k);
-				struct tc_node *f = tc_index_find(&x, &x.root, name);
+				struct tc_node *f = tc_index_find(&x, x.root, name);
 				if (f != n[k] || (n[k] && tc_index_get(&x, k + 2) != n[k]))
 					bad++;
 			}
