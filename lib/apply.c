@@ -108,7 +108,7 @@ void node_op(const struct tc_node *n, const struct tc_ver *v, struct tc_op *op)
 		op->ndim = v->ndim;
 		memcpy(op->shape, tc_ver_shape(v), sizeof(uint64_t) * v->ndim);
 		op->nextents = v->nextents;
-		op->extv = v->ext;
+		op->extv = tc_ver_ext(v);
 	}
 }
 
@@ -192,7 +192,7 @@ static int same_bytes(const struct tc_ver *v, const struct tc_op *op)
 	for (uint32_t i = 0; i < v->nextents; i++) {
 		struct tc_extent e;
 		tc_op_extent(op, i, &e);
-		if (v->ext[i].off != e.off || v->ext[i].len != e.len)
+		if (tc_ver_ext(v)[i].off != e.off || tc_ver_ext(v)[i].len != e.len)
 			return 0;
 	}
 	return 1;
@@ -263,7 +263,6 @@ static int apply_ver(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 		tc_tail_add_new(&s->tail, n->id, seq);
 	}
 	v->seq = seq;
-	v->committed = 1;
 	v->number = ++s->ver_counter;
 	tc_set_nver(n, v);
 	s->live_bytes += v->size;

@@ -62,7 +62,7 @@ static uint64_t entry_bytes(const struct tc_node *e)
 	uint64_t b = 0;
 	for (const struct tc_node *n = e; n; n = tc_node_next(n, e))
 		if (n->kind == TC_KIND_TENSOR && tc_nver(n) && tc_nver(n)->refs == 1)
-			b += tc_nver(n)->alloc;
+			b += tc_ver_alloc(tc_nver(n));
 	return b;
 }
 
@@ -130,7 +130,7 @@ static uint64_t entry_alloc(const struct tc_node *e)
 	uint64_t b = 0;
 	for (const struct tc_node *n = e; n; n = tc_node_next(n, e))
 		if (n->kind == TC_KIND_TENSOR && tc_nver(n))
-			b += tc_nver(n)->alloc;
+			b += tc_ver_alloc(tc_nver(n));
 	return b;
 }
 
@@ -149,7 +149,7 @@ static int holds_past(const struct tc_node *top, uint64_t limit)
 	for (const struct tc_node *n = top; n; n = tc_node_next(n, top))
 		if (n->kind == TC_KIND_TENSOR && tc_nver(n))
 			for (uint32_t i = 0; i < tc_nver(n)->nextents; i++)
-				if (tc_nver(n)->ext[i].off + tc_nver(n)->ext[i].len > limit)
+				if (tc_ver_ext(tc_nver(n))[i].off + tc_ver_ext(tc_nver(n))[i].len > limit)
 					return 1;
 	return 0;
 }
@@ -160,12 +160,11 @@ static int holds_past(const struct tc_node *top, uint64_t limit)
  * names the old places.  On failure @n is unchanged.  O(bytes moved). */
 static int relocate(struct tc_store *s, struct tc_node *n, uint64_t limit)
 {
-	struct tc_ver *v = tc_nver(n), nv = { .cap = 1 };
+	struct tc_ver *v = tc_nver(n), nv = { 0 };
 	int r = 0;
 
-	nv.ext = &nv.ext1;
 	for (uint32_t i = 0; !r && i < v->nextents; i++) {
-		struct tc_extent e = v->ext[i], to;
+		struct tc_extent e = tc_ver_ext(v)[i], to;
 		if (e.off < limit) {
 			struct tc_extent keep = { e.off, e.off + e.len <= limit
 							 ? e.len : limit - e.off };
@@ -186,17 +185,14 @@ static int relocate(struct tc_store *s, struct tc_node *n, uint64_t limit)
 		}
 	}
 	if (r) {
-		if (nv.ext != &nv.ext1)
-			free(nv.ext);
+		if (nv.nextents > 1)
+			free(tc_vext_of(&nv));
 		return r;
 	}
-	if (v->ext != &v->ext1)
-		free(v->ext);
-	v->ext1 = nv.ext1;
-	v->ext = nv.ext == &nv.ext1 ? &v->ext1 : nv.ext;
+	if (v->nextents > 1)
+		free(tc_vext_of(v));
+	v->ex = nv.ex; /* the extents and their alloc move along */
 	v->nextents = nv.nextents;
-	v->cap = nv.cap;
-	v->alloc = nv.alloc;
 	return 0;
 }
 

@@ -448,7 +448,7 @@ ssize_t tc_file_write(tc_store *s, tc_file *fh, const void *buf, size_t size,
 		wr_set_pending(wr, v);
 	}
 	v = wr->pending;
-	if (end > v->alloc) {
+	if (end > tc_ver_alloc(v)) {
 		r = ver_grow(s, v, end);
 		if (r)
 			goto out;
@@ -530,7 +530,7 @@ static int reserve_locked(struct tc_store *s, struct tc_node *n, uint64_t end)
 			wr_set_pending(w, v);
 		return r;
 	}
-	if (end > v->alloc) {
+	if (end > tc_ver_alloc(v)) {
 		r = ver_grow(s, v, end);
 		if (r)
 			return r;
@@ -650,7 +650,7 @@ int tc_file_stat(tc_store *s, tc_file *fh, struct tc_stat *st)
 	fill_stat(fh->node, st);
 	if (!(fh->flags & TC_O_WRITE)) {
 		st->size = fh->ver ? fh->ver->size : 0;
-		st->blocks = fh->ver ? fh->ver->alloc / 512 : 0;
+		st->blocks = fh->ver ? tc_ver_alloc(fh->ver) / 512 : 0;
 	}
 	op_done(s);
 	return 0;

@@ -8,15 +8,16 @@
  *
  * Both tables chain their nodes through a link in the node (inext, hnext)
  * from an array of bucket heads (4-byte arena references), grown to keep
- * at most one node a bucket on average: 4 to 8 bytes a node for the
+ * at most LOAD nodes a bucket on average: 1 to 4 bytes a node for the
  * buckets, no allocation per node, and an insert that cannot fail (a table that cannot grow only
  * gets longer chains).  A table doubles a step at a time: new nodes go to
  * the new array at once, and each add or remove moves GROW_STEP of the
  * old buckets, so no operation rehashes the whole table (at 512k nodes
  * that had stalled one put for 119 ms); meanwhile a lookup reads the new
  * bucket and the old one if it is not moved yet.  A name chain compares
- * the parent before the name; a node's name key is computed again when a
- * growing table moves it.  The bucket of an id is its low bits (see
+ * 8 bits of the name key kept in the node (htag), then the parent, then
+ * the name; a node's whole name key is computed again when a growing
+ * table moves it.  The bucket of an id is its low bits (see
  * bucket()).
  *
  * The arena: one reservation of TC_ARENA_SPAN bytes aligned to its size
@@ -70,6 +71,10 @@
 /* Old buckets moved per add or remove while a table grows: a doubling
  * is spread over cap / GROW_STEP operations instead of stalling one. */
 #define GROW_STEP 16
+/* Nodes a bucket at most, on average, before a table doubles: a chain
+ * that misses reads about LOAD nodes (most of them only to their htag),
+ * and the buckets cost 4 / LOAD to 8 / LOAD bytes a node. */
+#define LOAD 2
 
 /* ---- arena --------------------------------------------------------------- */
 
@@ -157,6 +162,10 @@ void tc_arena_free(void *p, size_t size)
 /* ---- chained tables ------------------------------------------------------ */
 
 #define LINK(n, off) (*(uint32_t *)((char *)(n) + (off)))
+/* The bits of a name key a node keeps, to pass over most nodes of a name
+ * chain without comparing names: ones the bucket does not use (below
+ * 2^24 buckets). */
+#define HTAG(h) ((uint8_t)((uint32_t)(h) >> 24))
 
 /* The name table's keys are xxh3 already; ids are handed out in sequence,
  * so taken as they are they fill the buckets evenly, and nodes made one
@@ -240,7 +249,7 @@ static void chains_add(struct tc_chains *t, struct tc_node *n, uint64_t h,
 		       size_t off, uint64_t (*key)(const struct tc_node *))
 {
 	assert(t->cap);
-	if (t->n >= t->cap && !t->old)
+	if (t->n >= LOAD * t->cap && !t->old)
 		grow_start(t, t->cap * 2, off, key); /* ENOMEM: longer chains */
 	grow_step(t, GROW_STEP, off, key);
 	chain_push(t, n, h, off);
@@ -303,7 +312,7 @@ static void grow_now(struct tc_chains *t, size_t cap, size_t off,
 
 void tc_index_reserve(struct tc_index *x, uint64_t nodes)
 {
-	size_t cap = pow2_at_least(nodes);
+	size_t cap = pow2_at_least(nodes / LOAD);
 	grow_now(&x->ids, cap, IDS, id_of);
 	grow_now(&x->names, cap, NAMES, hash_of);
 }
@@ -346,7 +355,7 @@ int tc_index_init(struct tc_index *x)
 	x->root = tc_arena_alloc(x->arena, node_bytes(TC_KIND_ROOT, 0, 0));
 	x->root->id = TC_ROOT_ID;
 	x->root->kind = TC_KIND_ROOT;
-	x->root->mode = 040755;
+	x->root->mode = 0755;
 	x->next_id = TC_ROOT_ID + 1;
 	return 0;
 }
@@ -462,7 +471,8 @@ struct tc_node *tc_index_find_hashed(struct tc_index *x,
 	for (int c = 0; c < 2; c++) {
 		for (uint32_t l = chains[c]; l;) {
 			struct tc_node *n = tc_deref(x->arena, l);
-			if (n->parent_r == d && strcmp(tc_node_name(n), name) == 0)
+			if (n->htag == HTAG(h) && n->parent_r == d &&
+			    strcmp(tc_node_name(n), name) == 0)
 				return n;
 			l = n->hnext;
 		}
@@ -481,6 +491,7 @@ void tc_index_prefetch(const struct tc_index *x, uint64_t id, uint32_t h)
 /* @h: the key of n's name under its parent. */
 static void names_add(struct tc_index *x, struct tc_node *n, uint32_t h)
 {
+	n->htag = HTAG(h);
 	chains_add(&x->names, n, h, NAMES, hash_of);
 }
 

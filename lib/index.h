@@ -17,33 +17,68 @@
 /*
  * One version of a tensor's bytes.  A committed version is immutable; a
  * pending one belongs to the tensor's writers.  Refcounted: the node holds
- * one reference for node->ver and one for node->wr->pending, each read handle
+ * one reference for its ver and one for its wr->pending, each read handle
  * one more.  The pool extents are freed when the last reference goes.
- * One allocation in the common case: the first extent and a shape of up
- * to one dimension are kept inside.
+ * One arena slot in the common case: a single extent and a shape of up to
+ * one dimension are kept inside.  Read the extents with tc_ver_ext() and
+ * the pool bytes they hold with tc_ver_alloc().
  */
 struct tc_ver {
-	uint32_t refs;           /* protected by the store lock */
-	uint32_t inflight;       /* writes copying bytes outside the lock */
 	uint64_t size;           /* bytes */
-	uint64_t alloc;          /* pool bytes held: sum of ext[].len */
 	uint64_t xxh3;           /* committed: checksum of all size bytes */
 	uint64_t seq;            /* journal record that committed it, or 0 */
-	uint64_t number;         /* store-wide version number (tc_stat.version) */
-	uint64_t data_offset;    /* bytes before the array data (.npy) */
-	struct tc_extent *ext;   /* in file order; &ext1 while cap is 1 */
-	struct tc_extent ext1;
+	uint64_t number;         /* store-wide version number (tc_stat.version);
+	                            0 until committed: see tc_ver_committed() */
+	union {
+		struct tc_extent one;    /* nextents <= 1 */
+		struct tc_extent *many;  /* nextents > 1: the e[] of a
+		                            malloc'd struct tc_vext */
+	} ex;
 	union {
 		uint64_t one;    /* ndim <= 1 */
 		uint64_t *many;  /* ndim > 1: malloc'd; see tc_ver_shape() */
 	} shp;
-	uint32_t nextents, cap;  /* extents used / room in ext */
-	int32_t dtype;           /* enum tc_dtype */
-	uint8_t ndim;            /* <= TC_MAX_DIMS */
-	uint8_t committed;
-	uint8_t dirty;           /* pending: changed since the last commit */
-	uint8_t verified;        /* enum tc_verified */
+	uint32_t refs;           /* protected by the store lock */
+	uint32_t nextents;       /* in file order */
+	uint32_t data_offset;    /* bytes before the array data (.npy) */
+	uint16_t inflight : 15;  /* writes copying bytes outside the lock */
+	uint16_t dirty : 1;      /* pending: changed since the last commit */
+	uint8_t dtype;           /* enum tc_dtype */
+	uint8_t ndim : 6;        /* <= TC_MAX_DIMS */
+	uint8_t verified : 2;    /* enum tc_verified */
 };
+
+/* The extents of a version that has more than one, with their room. */
+struct tc_vext {
+	uint64_t alloc;          /* sum of e[].len */
+	uint32_t cap;            /* room in e[] */
+	uint32_t pad;
+	struct tc_extent e[];
+};
+
+static inline struct tc_vext *tc_vext_of(const struct tc_ver *v)
+{
+	return (struct tc_vext *)(void *)((char *)v->ex.many -
+					  offsetof(struct tc_vext, e));
+}
+
+/* @v's extents, nextents of them, in file order. */
+static inline struct tc_extent *tc_ver_ext(const struct tc_ver *v)
+{
+	return v->nextents > 1 ? v->ex.many : (struct tc_extent *)&v->ex.one;
+}
+
+/* Pool bytes @v holds: the sum of its extents' lengths. */
+static inline uint64_t tc_ver_alloc(const struct tc_ver *v)
+{
+	return v->nextents > 1 ? tc_vext_of(v)->alloc
+	       : v->nextents ? v->ex.one.len : 0;
+}
+
+static inline int tc_ver_committed(const struct tc_ver *v)
+{
+	return v->number != 0;
+}
 
 /* tc_ver.verified: has its xxh3 been checked against the pool's bytes? */
 enum tc_verified {
@@ -134,20 +169,14 @@ struct tc_extra {
  * arena references, read and written with the helpers below.
  */
 struct tc_node {
-	/* every node */
+	/* every node; what a chain walk reads first */
 	uint64_t id;
-	int64_t atime, mtime, ctime;   /* ns since the epoch */
-	uint32_t parent_r;             /* 0 for the root and dead nodes */
 	uint32_t inext;                /* chain of the same id bucket */
 	uint32_t hnext;                /* ... of the same name bucket */
-	uint32_t sib_prev_r, sib_next_r;
-	uint32_t uid, gid;
-	union {
-		uint32_t refs;         /* tensors: open handles */
-		uint32_t opens;        /* dirs: open handles below */
-	};
-	uint16_t mode;
-	uint8_t kind;                  /* enum tc_kind */
+	uint32_t parent_r;             /* 0 for the root and dead nodes */
+	uint16_t mode : 12;            /* permission bits (07777) */
+	uint16_t kind : 4;             /* enum tc_kind */
+	uint8_t htag;                  /* 8 bits of the name key (index.c) */
 	uint8_t dead : 2;              /* enum tc_dead: 0 while in the index */
 	uint8_t root_file : 1;         /* a tensor made at the root: an entry,
 	                                  allocated whole; it never moves
@@ -161,6 +190,13 @@ struct tc_node {
 	                                  tail) */
 	uint8_t pinned : 1;            /* entries: explicit pin */
 	uint8_t parked : 1;            /* entries: in lru.c's parked list */
+	int64_t atime, mtime, ctime;   /* ns since the epoch */
+	uint32_t sib_prev_r, sib_next_r;
+	uint32_t uid, gid;
+	union {
+		uint32_t refs;         /* tensors: open handles */
+		uint32_t opens;        /* dirs: open handles below */
+	};
 	union {
 		struct {               /* tensors */
 			uint32_t ver_r;    /* committed, or 0 */

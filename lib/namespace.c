@@ -78,7 +78,7 @@ void fill_stat(const struct tc_node *n, struct tc_stat *st)
 	st->gid = n->gid;
 	st->nlink = n->dead ? 0 : tc_node_isdir(n) ? 2 + n->nsubdirs : 1;
 	st->size = size;
-	st->blocks = v ? v->alloc / 512 : 0;
+	st->blocks = v ? tc_ver_alloc(v) / 512 : 0;
 	st->version = tc_nver(n) ? tc_nver(n)->number : 0;
 	st->writers = writers_of(n);
 	/* a file at the root: its atime is its last use, what the lru goes by

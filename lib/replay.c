@@ -20,6 +20,7 @@
  * Every drop is told to tc_store_check's caller (report_drop).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,7 +199,7 @@ static int collect(struct tc_store *s, struct owned **o, size_t *k)
 				}
 				a = b;
 			}
-			a[n++] = (struct owned){ tc_nver(t)->ext[i], t };
+			a[n++] = (struct owned){ tc_ver_ext(tc_nver(t))[i], t };
 		}
 	}
 	*o = a;
@@ -276,8 +277,13 @@ int build_pool(struct tc_store *s, uint64_t valid_end)
 		}
 		free(o);
 		free(used);
-		if (!bad || r)
+		if (!bad || r) {
+			/* That scratch (24 + 16 bytes a tensor) would stay in
+			 * malloc's heap, and count in the RSS: the index's
+			 * nodes, in their arena, do not reuse it. */
+			malloc_trim(0);
 			return r;
+		}
 	}
 }
 

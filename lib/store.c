@@ -491,13 +491,13 @@ int tc_store_dump(tc_store *s, char **out, size_t *len)
 			const struct tc_ver *ver = tc_nver(x);
 			fprintf(f, " size %" PRIu64 " xxh3 %016" PRIx64
 				" offset %" PRIu64 " dtype %d shape", ver->size,
-				ver->xxh3, ver->data_offset, ver->dtype);
+				ver->xxh3, (uint64_t)ver->data_offset, ver->dtype);
 			for (int d = 0; d < ver->ndim; d++)
 				fprintf(f, " %" PRIu64, tc_ver_shape(ver)[d]);
 			fprintf(f, " extents");
 			for (uint32_t d = 0; d < ver->nextents; d++)
-				fprintf(f, " %" PRIu64 "+%" PRIu64, ver->ext[d].off,
-					ver->ext[d].len);
+				fprintf(f, " %" PRIu64 "+%" PRIu64, tc_ver_ext(ver)[d].off,
+					tc_ver_ext(ver)[d].len);
 		}
 		fputc('\n', f);
 	}
