@@ -679,6 +679,9 @@ void tc_index_free(struct tc_index *x, void (*put_ver)(void *, struct tc_ver *),
 {
 	if (x->arena) {
 		free_subtree(x->root, put_ver, arg);
+		/* ASan keeps a poisoned free slot's shadow past munmap: a
+		 * later mapping at that address must not inherit it */
+		UNPOISON(x->arena, ((struct arena *)x->arena)->top);
 		munmap(x->arena, TC_ARENA_SPAN);
 	}
 	free(x->ids.b);
