@@ -523,9 +523,10 @@ void ver_type(struct tc_store *s, const struct tc_node *n, struct tc_ver *v,
 				return;
 		}
 	}
-	if (tc_parent(n) && tc_meta_declared(tc_doc(tc_parent(n)), tc_node_name(n), &set) &&
+	struct tc_node *p = tc_parent(n);
+	if (p && tc_meta_declared(tc_doc(p), tc_node_name(n), &set) &&
 	    !ver_set_shape(v, set.ndim, set.shape)) {
-		v->dtype = set.dtype;
+		v->dtype = (uint8_t)set.dtype;
 		v->data_offset = 0;
 		return;
 	}
