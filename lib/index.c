@@ -8,33 +8,36 @@
  *
  * Both tables chain their nodes through a link in the node (inext, hnext)
  * from an array of bucket heads (4-byte arena references), grown to keep
- * at most LOAD nodes a bucket on average: 1 to 4 bytes a node for the
- * buckets, no allocation per node, and an insert that cannot fail (a table that cannot grow only
- * gets longer chains).  A table doubles a step at a time: new nodes go to
+ * at most LOAD nodes a bucket on average: 2 to 4 bytes a node for the
+ * buckets, no allocation per node, and an insert that cannot fail (a
+ * table that cannot grow only gets longer chains).  A table doubles a step at a time: new nodes go to
  * the new array at once, and each add or remove moves GROW_STEP of the
  * old buckets, so no operation rehashes the whole table (at 512k nodes
  * that had stalled one put for 119 ms); meanwhile a lookup reads the new
  * bucket and the old one if it is not moved yet.  A name chain compares
  * 8 bits of the name key kept in the node (htag), then the parent, then
  * the name; a node's whole name key is computed again when a growing
- * table moves it.  The bucket of an id is its low bits (see
- * bucket()).
+ * table moves it.  The bucket of an id is its low bits (see bucket()).
  *
  * The arena: one reservation of TC_ARENA_SPAN bytes aligned to its size
  * (so an object's arena is its address with the low bits cleared),
  * PROT_NONE until used, made readable and writable ARENA_STEP bytes at a
  * time as its bump pointer passes.  Its first bytes hold struct arena: the
  * bump pointer and a free list per size class (multiples of 8 bytes, up
- * to ARENA_MAX_CLASS; larger sizes are malloc'd... never: names are at
- * most TC_NAME_MAX).  No header per object: a caller frees with the size
- * it allocated.  Under ASan a free slot is poisoned.
+ * to ARENA_MAX_CLASS, more than a node with a TC_NAME_MAX name needs).
+ * No header per object: a caller frees with the size it allocated.  A
+ * freed slot goes to its class's free list (the arena never shrinks, as
+ * malloc's heap seldom did).  32 GiB of slots: about 100M entries of one
+ * tensor each; past that an allocation fails with ENOMEM.  Under ASan a
+ * free slot is poisoned (all but the free list's link).
  *
  * A node is one arena slot: the fields of its kind (a tensor's stops
  * before the directory fields), then its name (room for at least
- * TC_NODE_NAME_MIN bytes).  A rename to a name longer than the inline
- * name moves the name to a slot of its own, whose reference the inline
- * room then holds (name_ext); a rename that fits the room writes it back
- * inline.
+ * TC_NODE_NAME_MIN bytes).  An inline name always fills that room (the
+ * room's size is not kept: it is read off the name), so a rename to a
+ * name of another length moves the name to a slot of its own, whose
+ * reference the room's first bytes then hold (name_ext), and a rename
+ * that fills the room exactly writes it back inline.
  *
  * Invariants: every linked node is in both tables exactly once; a node's
  * name is unique within its parent; the root (id TC_ROOT_ID) is the first
