@@ -80,6 +80,53 @@ static void t_rename_lengths(void)
 	tc_index_free(&x, no_ver, NULL); /* ASan: the moved name is freed */
 }
 
+/* A node's arena slot is freed with the size it was made with, whatever
+ * names it had since: the next node of that size takes the same slot
+ * (its size class's free list), one of another size does not. */
+static void t_slot_reuse(void)
+{
+	struct tc_index x;
+	tc_index_init(&x);
+	struct tc_node *e = tc_node_new(&x, 2, TC_KIND_ENTRY, "e");
+	REQUIRE(tc_index_add(&x, x.root, e) == 0);
+	const char *made[] = { "t", "abc", "abcd", "twelve-chars", "k0123456789abcdef" };
+	const char *renames[][3] = {
+		{ "xy", "a-long-name", "q" },
+		{ "a-long-name", "abcdefghijklmnop", "zz" },
+		{ "wxyz", "ab", "wxyz" },
+		{ "x", "twelve-chaRS", "a-much-longer-one" },
+		{ "k0123456789abcdeX", "short", "k0123456789abcdeY" },
+	};
+	uint64_t id = 10;
+	for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
+		struct tc_node *t = tc_node_new(&x, id++, TC_KIND_TENSOR, made[i]);
+		REQUIRE(t && tc_index_add(&x, e, t) == 0);
+		for (int k = 0; k < 3; k++) {
+			CHECK(tc_index_move(&x, t, e, renames[i][k]) == 0);
+			CHECK(tc_index_find(&x, e, renames[i][k]) == t);
+			CHECK(strcmp(tc_node_name(t), renames[i][k]) == 0);
+		}
+		tc_index_remove(&x, t);
+		tc_node_free(t);
+		struct tc_node *u = tc_node_new(&x, id++, TC_KIND_TENSOR, made[i]);
+		CHECK(u == t);
+		tc_node_free(u);
+	}
+	/* the entry kind too, with its extras */
+	struct tc_node *f = tc_node_new(&x, id++, TC_KIND_ENTRY, "entry-f");
+	REQUIRE(f && tc_index_add(&x, x.root, f) == 0);
+	REQUIRE(tc_extra_get(f) != NULL);
+	tc_extra(f)->attrs = strdup("{}");
+	CHECK(tc_index_move(&x, f, x.root, "a-longer-entry-name") == 0);
+	CHECK(tc_index_find(&x, x.root, "a-longer-entry-name") == f);
+	tc_index_remove(&x, f);
+	tc_node_free(f);
+	struct tc_node *g = tc_node_new(&x, id++, TC_KIND_ENTRY, "entry-g");
+	CHECK(g == f && tc_extra(g) == NULL);
+	tc_node_free(g);
+	tc_index_free(&x, no_ver, NULL);
+}
+
 /* Reserving ahead, removing and re-adding: the tables stay exact. */
 static void t_reserve_and_churn(void)
 {
@@ -195,6 +242,7 @@ int main(void)
 	RUN(t_add_find_remove);
 	RUN(t_move_and_kind);
 	RUN(t_rename_lengths);
+	RUN(t_slot_reuse);
 	RUN(t_reserve_and_churn);
 	RUN(t_many);
 	RUN(t_growth_in_steps);
