@@ -66,7 +66,7 @@ void node_op(const struct tc_node *n, const struct tc_ver *v, struct tc_op *op)
 {
 	op->type = TC_OP_NODE;
 	op->id = n->id;
-	op->parent = n->parent ? n->parent->id : 0; /* 0: removed */
+	op->parent = tc_parent(n) ? tc_parent(n)->id : 0; /* 0: removed */
 	op->kind = n->kind;
 	op->mode = n->mode;
 	op->uid = n->uid;
@@ -74,7 +74,7 @@ void node_op(const struct tc_node *n, const struct tc_ver *v, struct tc_op *op)
 	op->atime = n->atime;
 	op->mtime = n->mtime;
 	op->ctime = n->ctime;
-	strcpy(op->name, n->name);
+	strcpy(op->name, tc_node_name(n));
 	op->created = op->last_access = 0;
 	op->pinned = 0;
 	op->attrs = NULL;
@@ -92,15 +92,15 @@ void node_op(const struct tc_node *n, const struct tc_ver *v, struct tc_op *op)
 		op->created = n->created;
 		op->last_access = n->last_access;
 		op->pinned = n->pinned;
-		op->attrs = n->attrs;
-		op->attrs_len = n->attrs ? (uint32_t)strlen(n->attrs) : 0;
-		op->link = n->link;
-		op->link_len = n->link ? (uint32_t)strlen(n->link) : 0;
+		op->attrs = tc_attrs(n);
+		op->attrs_len = tc_attrs(n) ? (uint32_t)strlen(tc_attrs(n)) : 0;
+		op->link = tc_link(n);
+		op->link_len = tc_link(n) ? (uint32_t)strlen(tc_link(n)) : 0;
 	}
 	if (tc_node_isdir(n)) {
-		op->doc = n->doc;
-		op->doc_len = n->doc ? (uint32_t)strlen(n->doc) : 0;
-	} else if (v || (v = n->ver)) {
+		op->doc = tc_doc(n);
+		op->doc_len = tc_doc(n) ? (uint32_t)strlen(tc_doc(n)) : 0;
+	} else if (v || (v = tc_nver(n))) {
 		op->size = v->size;
 		op->xxh3 = v->xxh3;
 		op->data_offset = v->data_offset;
@@ -108,7 +108,7 @@ void node_op(const struct tc_node *n, const struct tc_ver *v, struct tc_op *op)
 		op->ndim = v->ndim;
 		memcpy(op->shape, tc_ver_shape(v), sizeof(uint64_t) * v->ndim);
 		op->nextents = v->nextents;
-		op->extv = v->ext;
+		op->extv = tc_ver_ext(v);
 	}
 }
 
@@ -117,7 +117,7 @@ void node_op(const struct tc_node *n, const struct tc_ver *v, struct tc_op *op)
 /* Add @delta to the open counts of @dir and every directory above it. */
 void opens_add(struct tc_node *dir, int64_t delta)
 {
-	for (; dir; dir = dir->parent) {
+	for (; dir; dir = tc_parent(dir)) {
 		assert(delta >= 0 || dir->opens >= (uint64_t)-delta);
 		dir->opens += (uint32_t)delta; /* modulo 2^32: adds a negative delta */
 	}
@@ -138,7 +138,7 @@ void node_drop(struct tc_store *s, struct tc_node *n)
 			n->dead = TC_REMOVED;
 			return;
 		}
-		ver_put(s, n->ver);
+		ver_put(s, tc_nver(n));
 		wr_free(s, n);
 	}
 	if (s->replay_dir == n)
@@ -151,14 +151,14 @@ void node_drop(struct tc_store *s, struct tc_node *n)
 static void remove_rec(struct tc_store *s, struct tc_node *n)
 {
 	struct tc_node *c;
-	while (tc_node_isdir(n) && (c = n->child_tail))
+	while (tc_node_isdir(n) && (c = tc_child_tail(n)))
 		remove_rec(s, c);
 	if (tc_node_is_entry(n)) {
 		links_leave(s, n);
 		tc_lru_remove(&s->lru, n);
 	}
-	if (n->kind == TC_KIND_TENSOR && n->ver)
-		s->live_bytes -= n->ver->size;
+	if (n->kind == TC_KIND_TENSOR && tc_nver(n))
+		s->live_bytes -= tc_nver(n)->size;
 	tc_index_unname(&s->idx, n);
 	n->dead = TC_REMOVED;
 	node_drop(s, n);
@@ -169,14 +169,14 @@ static void remove_rec(struct tc_store *s, struct tc_node *n)
  * checkpoint records (the shrink at open). */
 void remove_subtree(struct tc_store *s, struct tc_node *n)
 {
-	opens_add(n->parent, -(int64_t)opens_of(n));
+	opens_add(tc_parent(n), -(int64_t)opens_of(n));
 	remove_rec(s, n);
 }
 
 uint64_t subtree_bytes(const struct tc_node *n)
 {
-	uint64_t b = n->kind == TC_KIND_TENSOR && n->ver ? n->ver->size : 0;
-	for (const struct tc_node *c = n->child_head; c; c = c->sib_next)
+	uint64_t b = n->kind == TC_KIND_TENSOR && tc_nver(n) ? tc_nver(n)->size : 0;
+	for (const struct tc_node *c = tc_child_head(n); c; c = tc_sib_next(c))
 		b += subtree_bytes(c);
 	return b;
 }
@@ -192,7 +192,7 @@ static int same_bytes(const struct tc_ver *v, const struct tc_op *op)
 	for (uint32_t i = 0; i < v->nextents; i++) {
 		struct tc_extent e;
 		tc_op_extent(op, i, &e);
-		if (v->ext[i].off != e.off || v->ext[i].len != e.len)
+		if (tc_ver_ext(v)[i].off != e.off || tc_ver_ext(v)[i].len != e.len)
 			return 0;
 	}
 	return 1;
@@ -201,7 +201,7 @@ static int same_bytes(const struct tc_ver *v, const struct tc_op *op)
 /* Replay: the version @op names, as a new committed version. */
 static struct tc_ver *ver_of_op(struct tc_store *s, const struct tc_op *op)
 {
-	struct tc_ver *v = ver_new();
+	struct tc_ver *v = ver_new(s);
 	if (!v)
 		return NULL;
 	v->size = op->size;
@@ -210,7 +210,7 @@ static struct tc_ver *ver_of_op(struct tc_store *s, const struct tc_op *op)
 	v->dtype = op->dtype;
 	v->verified = TC_UNVERIFIED;
 	if (ver_set_shape(v, op->ndim, op->shape)) {
-		free(v);
+		tc_arena_free(v, sizeof(*v));
 		return NULL;
 	}
 	for (uint32_t i = 0; i < op->nextents; i++) {
@@ -235,7 +235,7 @@ static struct tc_ver *ver_of_op(struct tc_store *s, const struct tc_op *op)
 static int apply_ver(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 		     struct tc_node *n, struct tc_ver *v)
 {
-	struct tc_ver *old = n->ver;
+	struct tc_ver *old = tc_nver(n);
 
 	if (!v && old && same_bytes(old, op)) {
 		if (old->dtype == op->dtype && old->ndim == op->ndim &&
@@ -258,14 +258,13 @@ static int apply_ver(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 		if (!(v = ver_of_op(s, op)))
 			return -ENOMEM;
 		if (old) /* a fallback, should v not survive */
-			tc_tail_add_old(&s->tail, n->id, n->parent->id, n->name,
+			tc_tail_add_old(&s->tail, n->id, tc_parent(n)->id, tc_node_name(n),
 					seq, old, ver_put_cb, s);
 		tc_tail_add_new(&s->tail, n->id, seq);
 	}
 	v->seq = seq;
-	v->committed = 1;
 	v->number = ++s->ver_counter;
-	n->ver = v;
+	tc_set_nver(n, v);
 	s->live_bytes += v->size;
 	if (old) {
 		s->live_bytes -= old->size;
@@ -296,7 +295,7 @@ void touch_entry(struct tc_store *s, struct tc_node *e, int64_t when)
 /* Is @n @dir or above it? */
 static int is_above(const struct tc_node *n, const struct tc_node *dir)
 {
-	for (const struct tc_node *a = dir; a; a = a->parent)
+	for (const struct tc_node *a = dir; a; a = tc_parent(a))
 		if (a == n)
 			return 1;
 	return 0;
@@ -331,6 +330,18 @@ static int set_text(char **field, const char *text, uint32_t len)
 	return 0;
 }
 
+/* set_text() on the field at @off of @n's extras. */
+static int set_extra(struct tc_node *n, size_t off, const char *text,
+		     uint32_t len)
+{
+	struct tc_extra *e = text ? tc_extra_get(n) : tc_extra(n);
+	if (!e)
+		return text ? -ENOMEM : 0;
+	int r = set_text((char **)(void *)((char *)e + off), text, len);
+	tc_extra_tidy(n);
+	return r;
+}
+
 /* Make entry @n (a directory or a file at the root) what @op says of
  * its entry fields. */
 static int apply_entry(struct tc_store *s, const struct tc_op *op,
@@ -340,7 +351,8 @@ static int apply_entry(struct tc_store *s, const struct tc_op *op,
 	n->last_access = op->last_access;
 	pin_entry(s, n, op->pinned);
 	int r = links_set(s, n, op->link, op->link_len);
-	return r ? r : set_text(&n->attrs, op->attrs, op->attrs_len);
+	return r ? r : set_extra(n, offsetof(struct tc_extra, attrs), op->attrs,
+				 op->attrs_len);
 }
 
 /* Make @n (a directory) what @op says of an entry or a group. */
@@ -349,7 +361,7 @@ static int apply_dir(struct tc_store *s, const struct tc_op *op,
 {
 	if (s->replaying)
 		s->replay_dir = n;
-	int r = set_text(&n->doc, op->doc, op->doc_len);
+	int r = set_extra(n, offsetof(struct tc_extra, doc), op->doc, op->doc_len);
 	if (!r && n->kind == TC_KIND_ENTRY)
 		r = apply_entry(s, op, n);
 	return r;
@@ -378,8 +390,8 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 {
 	struct tc_node *n = op->id < s->idx.next_id ? tc_index_get(&s->idx, op->id)
 						    : NULL;
-	struct tc_node *dir = n && n->parent && n->parent->id == op->parent
-				      ? n->parent
+	struct tc_node *dir = n && tc_parent(n) && tc_parent(n)->id == op->parent
+				      ? tc_parent(n)
 			      : s->replay_dir && s->replay_dir->id == op->parent
 				      ? s->replay_dir
 				      : tc_index_get(&s->idx, op->parent);
@@ -389,7 +401,7 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 	    (n && (n->kind == TC_KIND_TENSOR) != (op->kind == TC_KIND_TENSOR)) ||
 	    (n && tc_node_isdir(n) && is_above(n, dir)))
 		return drop_op(s, seq);
-	if (n && n->parent == dir && !strcmp(n->name, op->name))
+	if (n && tc_parent(n) == dir && !strcmp(tc_node_name(n), op->name))
 		other = n; /* where it was: names in a directory are unique */
 	else
 		other = dir->nchildren
@@ -405,8 +417,8 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 	}
 	if (!n) {
 		n = op->kind == TC_KIND_TENSOR && dir->kind == TC_KIND_ROOT
-			    ? tc_node_new_file(op->id, op->name)
-			    : tc_node_new(op->id, op->kind, op->name);
+			    ? tc_node_new_file(&s->idx, op->id, op->name)
+			    : tc_node_new(&s->idx, op->id, op->kind, op->name);
 		if (!n || tc_index_add_hashed(&s->idx, dir, n, h)) {
 			tc_node_free(n);
 			return -ENOMEM;
@@ -416,11 +428,11 @@ static int apply_node(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 			links_join(s, n);
 		}
 	} else {
-		if (n->parent != dir || strcmp(n->name, op->name)) {
+		if (tc_parent(n) != dir || strcmp(tc_node_name(n), op->name)) {
 			uint64_t o = opens_of(n);
-			opens_add(n->parent, -(int64_t)o);
+			opens_add(tc_parent(n), -(int64_t)o);
 			if (tc_index_move(&s->idx, n, dir, op->name)) {
-				opens_add(n->parent, (int64_t)o);
+				opens_add(tc_parent(n), (int64_t)o);
 				return -ENOMEM;
 			}
 			opens_add(dir, (int64_t)o);
@@ -457,7 +469,7 @@ static void tell(struct tc_store *s, const struct tc_node *e, int removed,
 		 uint64_t bytes)
 {
 	if (e && s->change_fn && !s->replaying && !s->evicting)
-		s->change_fn(s->change_arg, e->id, e->name, removed, bytes);
+		s->change_fn(s->change_arg, e->id, tc_node_name(e), removed, bytes);
 }
 
 /* apply_node, and the listener told of the entries it changed. */
@@ -466,12 +478,12 @@ static int apply_node_told(struct tc_store *s, uint64_t seq,
 {
 	struct tc_node *n = s->change_fn && !s->replaying
 				    ? tc_index_get(&s->idx, op->id) : NULL;
-	if (n && tc_node_is_entry(n) && n->parent &&
-	    (n->parent->id != op->parent || strcmp(n->name, op->name)))
+	if (n && tc_node_is_entry(n) && tc_parent(n) &&
+	    (tc_parent(n)->id != op->parent || strcmp(tc_node_name(n), op->name)))
 		tell(s, n, 1, 0); /* renamed or moved away from its name */
 	int r = apply_node(s, seq, op, h, v);
 	if (!r && s->change_fn && !s->replaying &&
-	    (n = tc_index_get(&s->idx, op->id)) && n->parent)
+	    (n = tc_index_get(&s->idx, op->id)) && tc_parent(n))
 		tell(s, tc_node_entry(n), 0, v ? v->size : 0);
 	return r;
 }
@@ -489,14 +501,14 @@ int apply_op(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 		n = tc_index_get(&s->idx, op->id);
 		if (!n)
 			break;
-		if (n->parent)
+		if (tc_parent(n))
 			tell(s, tc_node_entry(n), tc_node_is_entry(n), 0);
-		if (s->replaying && n->kind == TC_KIND_TENSOR && n->ver) {
+		if (s->replaying && n->kind == TC_KIND_TENSOR && tc_nver(n)) {
 			/* a tensor replaced by a rename over it: its bytes
 			 * may be needed back (settle_tail) */
-			n->ver->refs++;
-			tc_tail_add_old(&s->tail, n->id, n->parent->id,
-					n->name, seq, n->ver, ver_put_cb, s);
+			tc_nver(n)->refs++;
+			tc_tail_add_old(&s->tail, n->id, tc_parent(n)->id,
+					tc_node_name(n), seq, tc_nver(n), ver_put_cb, s);
 		}
 		remove_subtree(s, n);
 		break;
@@ -533,7 +545,7 @@ static int op_journaled(struct tc_store *s, const struct tc_op *op,
 	if (op->type != TC_OP_NODE && op->type != TC_OP_DEL)
 		return 1;
 	n = tc_index_get(&s->idx, op->id);
-	return op->type == TC_OP_DEL ? n && node_journaled(n) : n && n->ver;
+	return op->type == TC_OP_DEL ? n && node_journaled(n) : n && tc_nver(n);
 }
 
 /*

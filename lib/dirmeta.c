@@ -50,14 +50,14 @@ static int meta_view(struct tc_node *d, struct meta_view *m)
 		meta_view_free(m);
 		return -ENOMEM;
 	}
-	for (struct tc_node *c = d->child_head; c; c = c->sib_next) {
+	for (struct tc_node *c = tc_child_head(d); c; c = tc_sib_next(c)) {
 		if (tc_node_isdir(c)) {
-			m->g[ng++] = c->name;
-		} else if (c->ver) {
-			const struct tc_ver *v = c->ver;
+			m->g[ng++] = tc_node_name(c);
+		} else if (tc_nver(c)) {
+			const struct tc_ver *v = tc_nver(c);
 			m->tn[nt] = c;
 			m->t[nt++] = (struct tc_meta_tensor){
-				.name = c->name, .nbytes = v->size,
+				.name = tc_node_name(c), .nbytes = v->size,
 				.data_offset = v->data_offset, .dtype = v->dtype,
 				.ndim = v->ndim, .shape = tc_ver_shape(v),
 				.xxh3 = v->xxh3 };
@@ -66,8 +66,8 @@ static int meta_view(struct tc_node *d, struct meta_view *m)
 	m->d = (struct tc_meta_dir){
 		.is_entry = d->kind == TC_KIND_ENTRY,
 		.created_ns = d->created, .last_access_ns = d->last_access,
-		.pinned = d->pinned, .attrs_json = d->attrs, .link = d->link,
-		.doc = d->doc,
+		.pinned = d->pinned, .attrs_json = tc_attrs(d), .link = tc_link(d),
+		.doc = tc_doc(d),
 		.ntensors = nt, .tensors = m->t, .ngroups = ng, .groups = m->g };
 	return 0;
 }
@@ -215,7 +215,7 @@ static int meta_apply(struct tc_store *s, struct tc_node *d,
 	if (r)
 		return r;
 	if (d->kind == TC_KIND_ENTRY && u.link &&
-	    links_loop(s, u.link, d->name, NULL)) {
+	    links_loop(s, u.link, tc_node_name(d), NULL)) {
 		tc_meta_update_free(&u);
 		return -ELOOP;
 	}
@@ -229,7 +229,7 @@ static int meta_apply(struct tc_store *s, struct tc_node *d,
 			set_op(m->tn[u.set[i].index], &u.set[i], &ops[k++]);
 	if ((d->kind == TC_KIND_ENTRY &&
 	     (u.has_pinned || u.attrs_json || u.has_link)) ||
-	    !same_doc(d->doc, u.doc))
+	    !same_doc(tc_doc(d), u.doc))
 		dir_op(d, &u, &ops[k++]);
 	if (taken)
 		ops[k++] = (struct tc_op){ .type = TC_OP_DEL, .id = taken->id };
@@ -268,7 +268,7 @@ int tc_meta_remove(tc_store *s, uint64_t dir)
 	r = get_dir(s, dir, &d);
 	if (!r && d->kind == TC_KIND_ROOT)
 		r = -EINVAL;
-	if (!r && d->doc) {
+	if (!r && tc_doc(d)) {
 		node_op(d, NULL, &op);
 		op.doc = NULL;
 		op.doc_len = 0;
@@ -299,16 +299,16 @@ int tc_meta_take(tc_store *s, uint64_t dir, const char *name)
 	n = tc_index_find(&s->idx, d, name);
 	r = !n ? -ENOENT : tc_node_isdir(n) ? -EISDIR
 	    : pending_of(n) || writers_of(n) ? -EBUSY
-	    : n->ver && n->ver->size > TC_META_MAX ? -EFBIG : 0;
+	    : tc_nver(n) && tc_nver(n)->size > TC_META_MAX ? -EFBIG : 0;
 	if (r)
 		goto out_view;
-	len = n->ver ? (size_t)n->ver->size : 0;
+	len = tc_nver(n) ? (size_t)tc_nver(n)->size : 0;
 	if (!(buf = malloc(len + 1))) {
 		r = -ENOMEM;
 		goto out_view;
 	}
 	if (len)
-		ver_read(s, n->ver, 0, len, buf);
+		ver_read(s, tc_nver(n), 0, len, buf);
 	r = meta_apply(s, d, &m, buf, len, n);
 out_view:
 	free(buf);

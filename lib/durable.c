@@ -210,15 +210,15 @@ static void emit_flush(struct emit_ctx *c, int force)
 
 static void emit_node(struct emit_ctx *c, struct tc_node *n)
 {
-	if (n->kind == TC_KIND_TENSOR && !n->ver)
+	if (n->kind == TC_KIND_TENSOR && !tc_nver(n))
 		return; /* never committed: not durable yet */
 	node_op(n, NULL, &c->op);
 	tc_rec_op(&c->b, &c->op);
 	if (n->kind == TC_KIND_TENSOR)
-		n->ver->seq = c->nj->seq + 1;
+		tc_nver(n)->seq = c->nj->seq + 1;
 	if (c->b.len >= CHECKPOINT_RECORD)
 		emit_flush(c, 0);
-	for (struct tc_node *ch = n->child_head; ch; ch = ch->sib_next)
+	for (struct tc_node *ch = tc_child_head(n); ch; ch = tc_sib_next(ch))
 		emit_node(c, ch);
 }
 

@@ -47,7 +47,7 @@ static int evict(struct tc_store *s, struct tc_node *e)
 	char name[TC_NAME_MAX + 1];
 	int r;
 
-	strcpy(name, e->name);
+	strcpy(name, tc_node_name(e));
 	s->evicting = 1;
 	r = store_change(s, &op, 1, NULL);
 	s->evicting = 0;
@@ -61,8 +61,8 @@ static uint64_t entry_bytes(const struct tc_node *e)
 {
 	uint64_t b = 0;
 	for (const struct tc_node *n = e; n; n = tc_node_next(n, e))
-		if (n->kind == TC_KIND_TENSOR && n->ver && n->ver->refs == 1)
-			b += n->ver->alloc;
+		if (n->kind == TC_KIND_TENSOR && tc_nver(n) && tc_nver(n)->refs == 1)
+			b += tc_ver_alloc(tc_nver(n));
 	return b;
 }
 
@@ -102,10 +102,10 @@ static int make_room_once(struct tc_store *s, uint64_t need)
 		/* a parent counts: its children may be evicted first (a
 		 * child held by a pin or an open file keeps it, though, and
 		 * then fewer bytes come free than counted here) */
-		for (e = s->lru.head; e && have < need; e = e->lru_next)
+		for (e = s->lru.head; e && have < need; e = tc_lru_next(e))
 			if (!tc_lru_held(e))
 				have += entry_bytes(e);
-		for (e = s->lru.khead; e && have < need; e = e->lru_next)
+		for (e = s->lru.khead; e && have < need; e = tc_lru_next(e))
 			if (!tc_lru_held(e))
 				have += entry_bytes(e);
 		if (have < need)
@@ -150,8 +150,8 @@ static uint64_t entry_alloc(const struct tc_node *e)
 {
 	uint64_t b = 0;
 	for (const struct tc_node *n = e; n; n = tc_node_next(n, e))
-		if (n->kind == TC_KIND_TENSOR && n->ver)
-			b += n->ver->alloc;
+		if (n->kind == TC_KIND_TENSOR && tc_nver(n))
+			b += tc_ver_alloc(tc_nver(n));
 	return b;
 }
 
@@ -159,7 +159,7 @@ static uint64_t entry_alloc(const struct tc_node *e)
 uint64_t pinned_alloc(const struct tc_store *s)
 {
 	uint64_t b = 0;
-	for (const struct tc_node *e = s->lru.phead; e; e = e->lru_next)
+	for (const struct tc_node *e = s->lru.phead; e; e = tc_lru_next(e))
 		b += entry_alloc(e);
 	return b;
 }
@@ -168,9 +168,9 @@ uint64_t pinned_alloc(const struct tc_store *s)
 static int holds_past(const struct tc_node *top, uint64_t limit)
 {
 	for (const struct tc_node *n = top; n; n = tc_node_next(n, top))
-		if (n->kind == TC_KIND_TENSOR && n->ver)
-			for (uint32_t i = 0; i < n->ver->nextents; i++)
-				if (n->ver->ext[i].off + n->ver->ext[i].len > limit)
+		if (n->kind == TC_KIND_TENSOR && tc_nver(n))
+			for (uint32_t i = 0; i < tc_nver(n)->nextents; i++)
+				if (tc_ver_ext(tc_nver(n))[i].off + tc_ver_ext(tc_nver(n))[i].len > limit)
 					return 1;
 	return 0;
 }
@@ -181,12 +181,11 @@ static int holds_past(const struct tc_node *top, uint64_t limit)
  * names the old places.  On failure @n is unchanged.  O(bytes moved). */
 static int relocate(struct tc_store *s, struct tc_node *n, uint64_t limit)
 {
-	struct tc_ver *v = n->ver, nv = { .cap = 1 };
+	struct tc_ver *v = tc_nver(n), nv = { 0 };
 	int r = 0;
 
-	nv.ext = &nv.ext1;
 	for (uint32_t i = 0; !r && i < v->nextents; i++) {
-		struct tc_extent e = v->ext[i], to;
+		struct tc_extent e = tc_ver_ext(v)[i], to;
 		if (e.off < limit) {
 			struct tc_extent keep = { e.off, e.off + e.len <= limit
 							 ? e.len : limit - e.off };
@@ -219,17 +218,14 @@ static int relocate(struct tc_store *s, struct tc_node *n, uint64_t limit)
 		}
 	}
 	if (r) {
-		if (nv.ext != &nv.ext1)
-			free(nv.ext);
+		if (nv.nextents > 1)
+			free(tc_vext_of(&nv));
 		return r;
 	}
-	if (v->ext != &v->ext1)
-		free(v->ext);
-	v->ext1 = nv.ext1;
-	v->ext = nv.ext == &nv.ext1 ? &v->ext1 : nv.ext;
+	if (v->nextents > 1)
+		free(tc_vext_of(v));
+	v->ex = nv.ex; /* the extents and their alloc move along */
 	v->nextents = nv.nextents;
-	v->cap = nv.cap;
-	v->alloc = nv.alloc;
 	return 0;
 }
 
@@ -274,10 +270,10 @@ static int shrink_relocate(struct tc_store *s, uint64_t cap, uint64_t limit,
 				     taken[i].off + taken[i].len <= limit
 					     ? taken[i].len : limit - taken[i].off);
 	free(taken);
-	const struct tc_node *top = &s->idx.root;
+	const struct tc_node *top = s->idx.root;
 	for (struct tc_node *t = tc_node_next(top, top); t && !r;
 	     t = tc_node_next(t, top))
-		if (t->kind == TC_KIND_TENSOR && t->ver && holds_past(t, limit))
+		if (t->kind == TC_KIND_TENSOR && tc_nver(t) && holds_past(t, limit))
 			r = relocate(s, t, limit);
 	if (!r && fdatasync(s->pool.fd) < 0)
 		r = -errno;
@@ -304,7 +300,7 @@ int shrink(struct tc_store *s, uint64_t cap, uint64_t limit,
 	assert_locked(s);
 	if (pinned_alloc(s) > limit)
 		return -EFBIG;
-	for (struct tc_node *e = s->idx.root.child_head; e; e = e->sib_next)
+	for (struct tc_node *e = tc_child_head(s->idx.root); e; e = tc_sib_next(e))
 		used += entry_alloc(e);
 	/* No pool is open (!pool_ready): nothing is freed into it.  The
 	 * checkpoint below records these evictions. */
@@ -313,12 +309,12 @@ int shrink(struct tc_store *s, uint64_t cap, uint64_t limit,
 		if (!e)
 			break;
 		used -= entry_alloc(e);
-		evicted(s, e->id, e->name, subtree_bytes(e));
+		evicted(s, e->id, tc_node_name(e), subtree_bytes(e));
 		remove_subtree(s, e);
 	}
 	if (used > limit)
 		return -EFBIG; /* cannot be: the pinned entries fit */
-	if (holds_past(&s->idx.root, limit)) {
+	if (holds_past(s->idx.root, limit)) {
 		/* what moves goes into space the evictions freed: they are
 		 * durable first, at the old capacity */
 		r = checkpoint(s, cap);

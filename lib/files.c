@@ -36,9 +36,9 @@
 /* @n's writing state, made if it has none.  NULL on ENOMEM. */
 static struct tc_wr *wr_get(struct tc_node *n)
 {
-	if (!n->wr)
-		n->wr = calloc(1, sizeof(*n->wr));
-	return n->wr;
+	if (!tc_nwr(n))
+		tc_set_nwr(n, tc_arena_alloc(n, sizeof(struct tc_wr)));
+	return tc_nwr(n);
 }
 
 /* Start a streaming checksum of the pending version from byte 0 (it is
@@ -73,20 +73,20 @@ static void wr_set_pending(struct tc_wr *w, struct tc_ver *v)
 /* Free @n's writing state and what it holds. */
 void wr_free(struct tc_store *s, struct tc_node *n)
 {
-	struct tc_wr *w = n->wr;
+	struct tc_wr *w = tc_nwr(n);
 	if (!w)
 		return;
 	ver_put(s, w->pending);
 	if (w->hs)
 		XXH3_freeState(w->hs);
-	free(w);
-	n->wr = NULL;
+	tc_arena_free(w, sizeof(*w));
+	tc_set_nwr(n, NULL);
 }
 
 /* Free it once nothing is being written. */
 static void wr_idle(struct tc_store *s, struct tc_node *n)
 {
-	if (n->wr && !n->wr->writers && !n->wr->pending)
+	if (tc_nwr(n) && !tc_nwr(n)->writers && !tc_nwr(n)->pending)
 		wr_free(s, n);
 }
 
@@ -94,7 +94,7 @@ static void wr_idle(struct tc_store *s, struct tc_node *n)
 /* Commit the pending version (dirty, no writes in flight).  Lock held. */
 int commit_locked(struct tc_store *s, struct tc_node *n)
 {
-	struct tc_wr *w = n->wr;
+	struct tc_wr *w = tc_nwr(n);
 	struct tc_ver *v = w->pending;
 	struct tc_op op;
 	int r;
@@ -110,14 +110,14 @@ int commit_locked(struct tc_store *s, struct tc_node *n)
 	}
 	ver_trim(s, v);
 	ver_pack(s, v);
-	ver_type(s, n, v, n->ver);
+	ver_type(s, n, v, tc_nver(n));
 	if (n->root_file && !node_journaled(n))
 		/* an entry the journal first hears of: the most recent, as
 		 * replay will make it (after the touches leading the record) */
 		touch_entry(s, n, now_ns());
 	node_op(n, v, &op);
 	r = store_change(s, &op, 1, v); /* the pending reference moves to ver */
-	if (r && tc_extent_packed(v->ext[0])) {
+	if (r && v->nextents == 1 && tc_extent_packed(v->ex.one)) {
 		/* packed, it can take no more writes: it goes, as a failed
 		 * commit's pending version goes anyway (tc_file_commit) */
 		ver_put(s, v);
@@ -159,7 +159,7 @@ int resize_pending(struct tc_store *s, struct tc_node *n, uint64_t size)
 		return -ENOMEM;
 	v = w->pending;
 	if (!v) {
-		r = ver_clone(s, n->ver, size, &v);
+		r = ver_clone(s, tc_nver(n), size, &v);
 		if (r) {
 			wr_idle(s, n);
 			return r;
@@ -193,12 +193,12 @@ static int file_new(struct tc_node *n, unsigned flags, tc_file **fh)
 	f->flags = flags;
 	n->refs++;
 	if (flags & TC_O_WRITE) {
-		n->wr->writers++;
-		n->wr->last_writer = f;
-		if ((f->before = n->ver))
-			n->ver->refs++;
+		tc_nwr(n)->writers++;
+		tc_nwr(n)->last_writer = f;
+		if ((f->before = tc_nver(n)))
+			tc_nver(n)->refs++;
 	}
-	opens_add(n->parent, 1);
+	opens_add(tc_parent(n), 1);
 	*fh = f;
 	return 0;
 }
@@ -213,14 +213,14 @@ int tc_create(tc_store *s, uint64_t parent, const char *name, uint32_t mode,
 	r = dir_for_new(s, parent, name, &d);
 	if (r)
 		goto out;
-	n = d->kind == TC_KIND_ROOT ? tc_node_new_file(s->idx.next_id, name)
-				    : tc_node_new(s->idx.next_id, TC_KIND_TENSOR, name);
-	if (!n || !wr_get(n) || !(n->wr->pending = ver_new()) ||
-	    wr_start_hash(n->wr)) {
+	n = d->kind == TC_KIND_ROOT ? tc_node_new_file(&s->idx, s->idx.next_id, name)
+				    : tc_node_new(&s->idx, s->idx.next_id, TC_KIND_TENSOR, name);
+	if (!n || !wr_get(n) || !(tc_nwr(n)->pending = ver_new(s)) ||
+	    wr_start_hash(tc_nwr(n))) {
 		r = -ENOMEM;
 		goto fail;
 	}
-	n->wr->pending->dirty = 1;
+	tc_nwr(n)->pending->dirty = 1;
 	n->mode = mode & 07777;
 	n->uid = uid;
 	n->gid = gid;
@@ -280,7 +280,7 @@ int tc_open(tc_store *s, uint64_t id, unsigned flags, tc_file **fh)
 				goto fail;
 			f->dirty = 1;
 		}
-	} else if ((v = n->ver)) {
+	} else if ((v = tc_nver(n))) {
 		v->refs++;
 		f->ver = v;
 		s->hits += !(flags & TC_O_QUIET);
@@ -319,7 +319,7 @@ static struct tc_ver *file_ver(tc_file *fh)
 	if (!(fh->flags & TC_O_WRITE))
 		return fh->ver;
 	struct tc_ver *p = pending_of(fh->node);
-	return p ? p : fh->node->ver;
+	return p ? p : tc_nver(fh->node);
 }
 
 /* Spans of [off, off + size) of @v (NULL: none), cut at its end. */
@@ -422,8 +422,8 @@ ssize_t tc_file_pread(tc_store *s, tc_file *fh, void *buf, size_t size,
  * held. */
 static void write_failed(struct tc_node *n, tc_file *fh, int err)
 {
-	if (!n->wr->failed)
-		n->wr->failed = -err;
+	if (!tc_nwr(n)->failed)
+		tc_nwr(n)->failed = -err;
 	fh->dirty = 1;
 }
 
@@ -453,18 +453,18 @@ static int restore_before(struct tc_store *s, struct tc_node *n,
  * close() returns.  Lock held (released while writes in flight drain). */
 static int drop_failed(struct tc_store *s, struct tc_node *n, tc_file *fh)
 {
-	int err = -n->wr->failed, r = 0;
+	int err = -tc_nwr(n)->failed, r = 0;
 	struct tc_wr *w;
 
 	assert_locked(s);
 	wait_drained(s, n);
-	if ((w = n->wr)) {
+	if ((w = tc_nwr(n))) {
 		ver_put(s, w->pending);
 		w->pending = NULL;
 		wr_stop_hash(w);
 		w->failed = 0;
 	}
-	if (!n->dead && (n->ver != fh->before || !n->ver))
+	if (!n->dead && (tc_nver(n) != fh->before || !tc_nver(n)))
 		r = restore_before(s, n, fh->before);
 	return r ? r : err;
 }
@@ -486,15 +486,15 @@ ssize_t tc_file_write(tc_store *s, tc_file *fh, const void *buf, size_t size,
 	if (!size)
 		return 0;
 	lock(s);
-	wr = n->wr; /* a write handle keeps it */
+	wr = tc_nwr(n); /* a write handle keeps it */
 	if (!wr->pending) {
-		r = ver_clone(s, n->ver, n->ver ? n->ver->size : 0, &v);
+		r = ver_clone(s, tc_nver(n), tc_nver(n) ? tc_nver(n)->size : 0, &v);
 		if (r)
 			goto out;
 		wr_set_pending(wr, v);
 	}
 	v = wr->pending;
-	if (end > v->alloc) {
+	if (end > tc_ver_alloc(v)) {
 		r = ver_grow(s, v, end);
 		if (r)
 			goto out;
@@ -568,15 +568,15 @@ static int reserve_locked(struct tc_store *s, struct tc_node *n, uint64_t end)
 
 	assert_locked(s);
 	wait_drained(s, n);
-	w = n->wr; /* a write handle keeps it */
+	w = tc_nwr(n); /* a write handle keeps it */
 	if (!(v = w->pending)) {
-		uint64_t size = n->ver && n->ver->size > end ? n->ver->size : end;
-		r = ver_clone(s, n->ver, size, &v);
+		uint64_t size = tc_nver(n) && tc_nver(n)->size > end ? tc_nver(n)->size : end;
+		r = ver_clone(s, tc_nver(n), size, &v);
 		if (!r)
 			wr_set_pending(w, v);
 		return r;
 	}
-	if (end > v->alloc) {
+	if (end > tc_ver_alloc(v)) {
 		r = ver_grow(s, v, end);
 		if (r)
 			return r;
@@ -622,7 +622,7 @@ int tc_file_commit(tc_store *s, tc_file *fh)
 	/* A handle commits only what it changed since its own last commit: a
 	 * late release of an old handle must not commit a rewrite that
 	 * another handle has only begun. */
-	if (fh->dirty && n->wr && n->wr->failed) {
+	if (fh->dirty && tc_nwr(n) && tc_nwr(n)->failed) {
 		r = drop_failed(s, n, fh);
 		fh->dirty = 0;
 	} else if (fh->dirty && pending_of(n) && pending_of(n)->dirty &&
@@ -630,7 +630,7 @@ int tc_file_commit(tc_store *s, tc_file *fh)
 		wait_drained(s, n);
 		if (pending_of(n) && pending_of(n)->dirty)
 			r = commit_locked(s, n);
-		if (r && n->wr) {
+		if (r && tc_nwr(n)) {
 			/* the commit failed (the journal could not take its
 			 * record): as a failed write, so a tensor that never
 			 * was committed is absent once close() returns */
@@ -661,13 +661,13 @@ void tc_file_close(tc_store *s, tc_file *fh)
 	n = fh->node;
 	lock(s);
 	if (fh->flags & TC_O_WRITE) {
-		struct tc_wr *w = n->wr;
+		struct tc_wr *w = tc_nwr(n);
 		if (w->last_writer == fh)
 			w->last_writer = NULL;
 		assert(w->writers > 0);
 		if (--w->writers == 0 && w->pending) {
 			wait_drained(s, n); /* unlocks: look at n->wr again */
-			if ((w = n->wr)) {
+			if ((w = tc_nwr(n))) {
 				ver_put(s, w->pending); /* uncommitted: dropped */
 				w->pending = NULL;
 				wr_stop_hash(w);
@@ -680,8 +680,8 @@ void tc_file_close(tc_store *s, tc_file *fh)
 	assert(n->refs > 0);
 	n->refs--;
 	if (!n->dead) {
-		opens_add(n->parent, -1);
-		if (!n->ver && !pending_of(n) && !writers_of(n) && !n->refs)
+		opens_add(tc_parent(n), -1);
+		if (!tc_nver(n) && !pending_of(n) && !writers_of(n) && !n->refs)
 			remove_subtree(s, n); /* created, never committed */
 	} else if (!n->refs) {
 		node_drop(s, n);
@@ -696,7 +696,7 @@ int tc_file_stat(tc_store *s, tc_file *fh, struct tc_stat *st)
 	fill_stat(fh->node, st);
 	if (!(fh->flags & TC_O_WRITE)) {
 		st->size = fh->ver ? fh->ver->size : 0;
-		st->blocks = fh->ver ? (fh->ver->alloc + 511) / 512 : 0;
+		st->blocks = fh->ver ? (tc_ver_alloc(fh->ver) + 511) / 512 : 0;
 	}
 	op_done(s);
 	return 0;

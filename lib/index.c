@@ -7,27 +7,42 @@
  *           creation order (for listing); counts of children and subdirs
  *
  * Both tables chain their nodes through a link in the node (inext, hnext)
- * from an array of bucket heads, grown to keep at most one node a bucket
- * on average: 8 to 16 bytes a node for the buckets, no allocation per
- * node, and an insert that cannot fail (a table that cannot grow only
- * gets longer chains).  A table doubles a step at a time: new nodes go to
+ * from an array of bucket heads (4-byte arena references), grown to keep
+ * at most LOAD nodes a bucket on average: 2 to 4 bytes a node for the
+ * buckets, no allocation per node, and an insert that cannot fail (a
+ * table that cannot grow only gets longer chains).  A table doubles a step at a time: new nodes go to
  * the new array at once, and each add or remove moves GROW_STEP of the
  * old buckets, so no operation rehashes the whole table (at 512k nodes
  * that had stalled one put for 119 ms); meanwhile a lookup reads the new
  * bucket and the old one if it is not moved yet.  A name chain compares
- * the 32 bits of the name key kept in the node before it compares parent
- * and name.  The bucket of an
- * id is its low bits (see bucket()).
+ * 8 bits of the name key kept in the node (htag), then the parent, then
+ * the name; a node's whole name key is computed again when a growing
+ * table moves it.  The bucket of an id is its low bits (see bucket()).
  *
- * A node is one allocation: the fields of its kind (a tensor's stops
- * before the directory fields), then its name.  A rename to a name longer
- * than that inline room moves the name to an allocation of its own; a
- * rename that fits writes it back inline.
+ * The arena: one reservation of TC_ARENA_SPAN bytes aligned to its size
+ * (so an object's arena is its address with the low bits cleared),
+ * PROT_NONE until used, made readable and writable ARENA_STEP bytes at a
+ * time as its bump pointer passes.  Its first bytes hold struct arena: the
+ * bump pointer and a free list per size class (multiples of 8 bytes, up
+ * to ARENA_MAX_CLASS, more than a node with a TC_NAME_MAX name needs).
+ * No header per object: a caller frees with the size it allocated.  A
+ * freed slot goes to its class's free list (the arena never shrinks, as
+ * malloc's heap seldom did).  32 GiB of slots: about 100M entries of one
+ * tensor each; past that an allocation fails with ENOMEM.  Under ASan a
+ * free slot is poisoned (all but the free list's link).
+ *
+ * A node is one arena slot: the fields of its kind (a tensor's stops
+ * before the directory fields), then its name (room for at least
+ * TC_NODE_NAME_MIN bytes).  An inline name always fills that room (the
+ * room's size is not kept: it is read off the name), so a rename to a
+ * name of another length moves the name to a slot of its own, whose
+ * reference the room's first bytes then hold (name_ext), and a rename
+ * that fills the room exactly writes it back inline.
  *
  * Invariants: every linked node is in both tables exactly once; a node's
- * name is unique within its parent; the root (id TC_ROOT_ID) is embedded
- * in struct tc_index, found without the table, and never freed; next_id >
- * every id in use.
+ * name is unique within its parent; the root (id TC_ROOT_ID) is the first
+ * node of the arena, found without the table, and freed with the arena;
+ * next_id > every id in use.
  * Locking: none here; the store's lock covers the index.
  */
 #include <assert.h>
@@ -38,46 +53,122 @@
 
 #include "index.h"
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TC_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define TC_ASAN 1
+#endif
+#ifdef TC_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 #define HUGE (2u << 20) /* a transparent huge page */
 /* Old buckets moved per add or remove while a table grows: a doubling
  * is spread over cap / GROW_STEP operations instead of stalling one. */
 #define GROW_STEP 16
+/* Nodes a bucket at most, on average, before a table doubles: a chain
+ * that misses reads about LOAD nodes (most of them only to their htag),
+ * and the buckets cost 4 / LOAD to 8 / LOAD bytes a node. */
+#define LOAD 2
 
-static uint64_t name_key(uint64_t parent, const char *name)
+/* ---- arena --------------------------------------------------------------- */
+
+#define ARENA_STEP ((size_t)1 << 20)   /* made usable at a time */
+#define ARENA_MAX_CLASS 1024            /* bytes: the largest slot */
+#define ARENA_CLASSES (ARENA_MAX_CLASS / 8 + 1)
+
+struct arena {
+	size_t top;                     /* bump pointer: bytes handed out */
+	size_t usable;                  /* bytes readable and writable */
+	uint32_t free[ARENA_CLASSES];   /* per size / 8: a chain of free
+	                                   slots through their first word */
+};
+
+static char *arena_reserve(void)
 {
-	return XXH3_64bits_withSeed(name, strlen(name), parent);
+	size_t span = TC_ARENA_SPAN;
+	char *p = mmap(NULL, 2 * span, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	char *a = (char *)(((uintptr_t)p + span - 1) & ~(span - 1));
+	if (a > p)
+		munmap(p, (size_t)(a - p));
+	munmap(a + span, (size_t)(p + 2 * span - (a + span)));
+	if (mprotect(a, ARENA_STEP, PROT_READ | PROT_WRITE)) {
+		munmap(a, span);
+		return NULL;
+	}
+	struct arena *ar = (struct arena *)a;
+	ar->usable = ARENA_STEP;
+	ar->top = (sizeof(*ar) + 7) & ~(size_t)7;
+	return a;
+}
+
+static size_t slot_size(size_t size)
+{
+	return size ? (size + 7) & ~(size_t)7 : 8;
+}
+
+void *tc_arena_alloc(const void *near, size_t size)
+{
+	struct arena *ar = (struct arena *)tc_arena_of(near);
+	size_t sz = slot_size(size);
+	char *p;
+
+	assert(sz <= ARENA_MAX_CLASS);
+	if (sz > ARENA_MAX_CLASS)
+		return NULL;
+	uint32_t r = ar->free[sz / 8];
+	if (r) {
+		p = tc_deref(ar, r);
+		UNPOISON(p, sz);
+		memcpy(&ar->free[sz / 8], p, sizeof(uint32_t));
+	} else {
+		if (ar->top + sz > TC_ARENA_SPAN)
+			return NULL;
+		if (ar->top + sz > ar->usable) {
+			size_t grow = ar->top + sz - ar->usable;
+			grow = (grow + ARENA_STEP - 1) & ~(ARENA_STEP - 1);
+			if (mprotect((char *)ar + ar->usable, grow,
+				     PROT_READ | PROT_WRITE))
+				return NULL;
+			ar->usable += grow;
+		}
+		p = (char *)ar + ar->top;
+		ar->top += sz;
+	}
+	memset(p, 0, sz);
+	return p;
+}
+
+void tc_arena_free(void *p, size_t size)
+{
+	if (!p)
+		return;
+	struct arena *ar = (struct arena *)tc_arena_of(p);
+	size_t sz = slot_size(size);
+	memset(p, 0, sz);
+	memcpy(p, &ar->free[sz / 8], sizeof(uint32_t));
+	ar->free[sz / 8] = tc_ref(p);
+	POISON((char *)p + sizeof(uint32_t), sz - sizeof(uint32_t));
 }
 
 /* ---- chained tables ------------------------------------------------------ */
 
-/*
- * A link (a bucket, or a node's inext/hnext) is the address of the next
- * node of the chain with two facts about that node in its low bits, free
- * since nodes are malloc'd (aligned to 16): LAST, it ends the chain, and
- * TAG, two bits of its key.  A name lookup that misses, the usual case
- * in a replay, thus passes over a chain's last node without reading it 3
- * times in 4: a cache miss saved.
- */
-#define L_LAST ((uintptr_t)1)
-#define L_TAG ((uintptr_t)6)
-#define L_BITS (L_LAST | L_TAG)
-#define LINK(n, off) (*(uintptr_t *)((char *)(n) + (off)))
-
-static uintptr_t tag_of(uint64_t h)
-{
-	return (uintptr_t)(h >> 29) & L_TAG; /* bits the bucket does not use */
-}
-
-static uintptr_t link_to(const struct tc_node *n, uint64_t h, uintptr_t next)
-{
-	assert(((uintptr_t)n & L_BITS) == 0);
-	return (uintptr_t)n | tag_of(h) | (next ? 0 : L_LAST);
-}
-
-static struct tc_node *node_at(uintptr_t l)
-{
-	return (struct tc_node *)(l & ~L_BITS);
-}
+#define LINK(n, off) (*(uint32_t *)((char *)(n) + (off)))
+/* The bits of a name key a node keeps, to pass over most nodes of a name
+ * chain without comparing names: ones the bucket does not use (below
+ * 2^24 buckets). */
+#define HTAG(h) ((uint8_t)((uint32_t)(h) >> 24))
 
 /* The name table's keys are xxh3 already; ids are handed out in sequence,
  * so taken as they are they fill the buckets evenly, and nodes made one
@@ -93,7 +184,7 @@ static void chain_push(struct tc_chains *t, struct tc_node *n, uint64_t h,
 {
 	size_t k = bucket(t, h);
 	LINK(n, off) = t->b[k];
-	t->b[k] = link_to(n, h, t->b[k]);
+	t->b[k] = tc_ref(n);
 }
 
 /* Growing: move up to @count more of the old buckets' nodes into t->b,
@@ -103,9 +194,9 @@ static void grow_step(struct tc_chains *t, size_t count, size_t off,
 		      uint64_t (*key)(const struct tc_node *))
 {
 	for (; t->old && count; count--) {
-		uintptr_t l = t->old[t->moved], next;
+		uint32_t l = t->old[t->moved], next;
 		for (; l; l = next) {
-			struct tc_node *n = node_at(l);
+			struct tc_node *n = tc_deref(t->arena, l);
 			next = LINK(n, off);
 			chain_push(t, n, key(n), off);
 		}
@@ -124,7 +215,7 @@ static void grow_step(struct tc_chains *t, size_t count, size_t off,
 static int grow_start(struct tc_chains *t, size_t cap, size_t off,
 		      uint64_t (*key)(const struct tc_node *))
 {
-	uintptr_t *nb = calloc(cap, sizeof(*nb));
+	uint32_t *nb = calloc(cap, sizeof(*nb));
 	if (!nb)
 		return -ENOMEM;
 	/* A big table is read at random: huge pages save a TLB miss a
@@ -142,7 +233,7 @@ static int grow_start(struct tc_chains *t, size_t cap, size_t off,
 }
 
 /* The old bucket that may still hold key @h while growing, or NULL. */
-static uintptr_t *old_slot(const struct tc_chains *t, uint64_t h)
+static uint32_t *old_slot(const struct tc_chains *t, uint64_t h)
 {
 	if (!t->old)
 		return NULL;
@@ -151,9 +242,9 @@ static uintptr_t *old_slot(const struct tc_chains *t, uint64_t h)
 }
 
 /* The chain that old_slot() names, or 0. */
-static uintptr_t old_chain(const struct tc_chains *t, uint64_t h)
+static uint32_t old_chain(const struct tc_chains *t, uint64_t h)
 {
-	uintptr_t *o = old_slot(t, h);
+	uint32_t *o = old_slot(t, h);
 	return o ? *o : 0;
 }
 
@@ -161,7 +252,7 @@ static void chains_add(struct tc_chains *t, struct tc_node *n, uint64_t h,
 		       size_t off, uint64_t (*key)(const struct tc_node *))
 {
 	assert(t->cap);
-	if (t->n >= t->cap && !t->old)
+	if (t->n >= LOAD * t->cap && !t->old)
 		grow_start(t, t->cap * 2, off, key); /* ENOMEM: longer chains */
 	grow_step(t, GROW_STEP, off, key);
 	chain_push(t, n, h, off);
@@ -170,19 +261,19 @@ static void chains_add(struct tc_chains *t, struct tc_node *n, uint64_t h,
 
 /* In the chain that starts at @p: the link that points at @n, or the 0
  * that ends the chain. */
-static uintptr_t *link_at(uintptr_t *p, const struct tc_node *n, size_t off)
+static uint32_t *link_at(uint32_t *p, const struct tc_node *n, size_t off)
 {
-	while (*p && node_at(*p) != n)
-		p = &LINK(node_at(*p), off);
+	uint32_t r = tc_ref(n);
+	while (*p && *p != r)
+		p = &LINK(tc_deref(n, *p), off);
 	return p;
 }
 
-/* Unlink @n: the link that pointed at it takes over n's own link, whose
- * low bits describe the node after n, as they must. */
+/* Unlink @n: the link that pointed at it takes over n's own link. */
 static void chains_del(struct tc_chains *t, struct tc_node *n, uint64_t h,
 		       size_t off, uint64_t (*key)(const struct tc_node *))
 {
-	uintptr_t *o = old_slot(t, h), *p = o ? link_at(o, n, off) : NULL;
+	uint32_t *o = old_slot(t, h), *p = o ? link_at(o, n, off) : NULL;
 	if (!p || !*p)
 		p = link_at(&t->b[bucket(t, h)], n, off);
 	assert(*p);
@@ -200,7 +291,7 @@ static uint64_t id_of(const struct tc_node *n)
 
 static uint64_t hash_of(const struct tc_node *n)
 {
-	return n->hash;
+	return tc_name_hash(tc_parent(n)->id, tc_node_name(n));
 }
 
 #define IDS offsetof(struct tc_node, inext)
@@ -224,81 +315,145 @@ static void grow_now(struct tc_chains *t, size_t cap, size_t off,
 
 void tc_index_reserve(struct tc_index *x, uint64_t nodes)
 {
-	size_t cap = pow2_at_least(nodes);
+	size_t cap = pow2_at_least(nodes / LOAD);
 	grow_now(&x->ids, cap, IDS, id_of);
 	grow_now(&x->names, cap, NAMES, hash_of);
 }
 
 /* ---- nodes --------------------------------------------------------------- */
 
-void tc_index_init(struct tc_index *x)
+static size_t node_bytes(int kind, int root_file, size_t len)
 {
-	memset(x, 0, sizeof(*x));
-	x->root.id = TC_ROOT_ID;
-	x->root.kind = TC_KIND_ROOT;
-	x->root.mode = 040755;
-	x->root.name = (char *)""; /* never renamed nor freed */
-	x->next_id = TC_ROOT_ID + 1;
+	size_t room = len + 1 > TC_NODE_NAME_MIN ? len + 1 : TC_NODE_NAME_MIN;
+	return tc_node_size(kind, root_file) + room;
 }
 
-static struct tc_node *node_new(uint64_t id, int kind, int root_file,
-				const char *name)
+/* Bytes of @n's inline name room: a name is written inline only when it
+ * fills it (a shorter one than the room would hide its size), so this is
+ * its name's size; or, with name_ext, see tc_node.name_small. */
+static size_t name_room(const struct tc_node *n)
+{
+	const char *r = tc_node_name0(n);
+	size_t l;
+	if (n->name_ext)
+		l = n->name_small ? TC_NODE_NAME_MIN : 4 + strlen(r + 4) + 1;
+	else
+		l = strlen(r) + 1;
+	return l < TC_NODE_NAME_MIN ? TC_NODE_NAME_MIN : l;
+}
+
+/* Bytes of @n's slot. */
+static size_t node_slot(const struct tc_node *n)
+{
+	return tc_node_size(n->kind, n->root_file) + name_room(n);
+}
+
+int tc_index_init(struct tc_index *x)
+{
+	memset(x, 0, sizeof(*x));
+	x->arena = arena_reserve();
+	if (!x->arena)
+		return -ENOMEM;
+	x->ids.arena = x->names.arena = x->arena;
+	x->root = tc_arena_alloc(x->arena, node_bytes(TC_KIND_ROOT, 0, 0));
+	x->root->id = TC_ROOT_ID;
+	x->root->kind = TC_KIND_ROOT;
+	x->root->mode = 0755;
+	x->next_id = TC_ROOT_ID + 1;
+	return 0;
+}
+
+static struct tc_node *node_new(struct tc_index *x, uint64_t id, int kind,
+				int root_file, const char *name)
 {
 	size_t len = strlen(name);
-	struct tc_node *n = calloc(1, tc_node_size(kind, root_file) + len + 1);
+	struct tc_node *n = tc_arena_alloc(x->arena,
+					   node_bytes(kind, root_file, len));
 	if (!n)
 		return NULL;
 	n->id = id;
 	n->kind = (uint8_t)kind;
-	n->root_file = (uint8_t)root_file;
-	n->name = tc_node_name0(n);
-	memcpy(n->name, name, len + 1);
-	n->name0_len = (uint8_t)(len < 255 ? len : 255);
+	n->root_file = root_file ? 1 : 0;
+	memcpy(tc_node_name0(n), name, len + 1);
 	return n;
 }
 
-struct tc_node *tc_node_new(uint64_t id, int kind, const char *name)
+struct tc_node *tc_node_new(struct tc_index *x, uint64_t id, int kind,
+			    const char *name)
 {
-	return node_new(id, kind, 0, name);
+	return node_new(x, id, kind, 0, name);
 }
 
-struct tc_node *tc_node_new_file(uint64_t id, const char *name)
+struct tc_node *tc_node_new_file(struct tc_index *x, uint64_t id,
+				 const char *name)
 {
-	return node_new(id, TC_KIND_TENSOR, 1, name);
+	return node_new(x, id, TC_KIND_TENSOR, 1, name);
+}
+
+/* Free @n's own name slot, if it has one (name_ext stays set). */
+static void name_ext_free(struct tc_node *n)
+{
+	if (n->name_ext) {
+		char *p = tc_node_name(n);
+		tc_arena_free(p, strlen(p) + 1);
+	}
 }
 
 void tc_node_free(struct tc_node *n)
 {
 	if (!n)
 		return;
-	if (n->name != tc_node_name0(n))
-		free(n->name);
+	name_ext_free(n);
 	if (tc_node_isdir(n) || n->root_file) {
-		free(n->attrs);
-		free(n->link);
-		free(n->doc);
+		struct tc_extra *e = tc_extra(n);
+		if (e) {
+			free(e->attrs);
+			free(e->link);
+			free(e->doc);
+			tc_arena_free(e, sizeof(*e));
+		}
 	}
-	free(n);
+	tc_arena_free(n, node_slot(n));
+}
+
+struct tc_extra *tc_extra_get(struct tc_node *n)
+{
+	struct tc_extra *e = tc_extra(n);
+	if (!e && (e = tc_arena_alloc(n, sizeof(*e))))
+		n->extra_r = tc_ref(e);
+	return e;
+}
+
+void tc_extra_tidy(struct tc_node *n)
+{
+	struct tc_extra *e = tc_extra(n);
+	if (e && !e->attrs && !e->link && !e->doc) {
+		tc_arena_free(e, sizeof(*e));
+		n->extra_r = 0;
+	}
 }
 
 struct tc_node *tc_index_get(struct tc_index *x, uint64_t id)
 {
 	if (id == TC_ROOT_ID)
-		return &x->root;
+		return x->root;
 	if (!x->ids.cap)
 		return NULL;
-	uintptr_t chains[2] = { x->ids.b[bucket(&x->ids, id)],
-				old_chain(&x->ids, id) };
+	uint32_t chains[2] = { x->ids.b[bucket(&x->ids, id)],
+			       old_chain(&x->ids, id) };
 	for (int c = 0; c < 2; c++)
-		for (uintptr_t l = chains[c]; l; l = node_at(l)->inext)
-			if (node_at(l)->id == id)
-				return node_at(l);
+		for (uint32_t l = chains[c]; l;) {
+			struct tc_node *n = tc_deref(x->arena, l);
+			if (n->id == id)
+				return n;
+			l = n->inext;
+		}
 	return NULL;
 }
 
 uint32_t tc_name_hash(uint64_t parent, const char *name)
 {
-	return (uint32_t)name_key(parent, name);
+	return (uint32_t)XXH3_64bits_withSeed(name, strlen(name), parent);
 }
 
 struct tc_node *tc_index_find(struct tc_index *x, const struct tc_node *dir,
@@ -313,20 +468,16 @@ struct tc_node *tc_index_find_hashed(struct tc_index *x,
 {
 	if (!x->names.cap)
 		return NULL;
-	uintptr_t tag = tag_of(h);
-	uintptr_t chains[2] = { x->names.b[bucket(&x->names, h)],
-				old_chain(&x->names, h) };
+	uint32_t d = tc_ref(dir);
+	uint32_t chains[2] = { x->names.b[bucket(&x->names, h)],
+			       old_chain(&x->names, h) };
 	for (int c = 0; c < 2; c++) {
-		for (uintptr_t l = chains[c]; l; l = node_at(l)->hnext) {
-			if ((l & L_TAG) != tag) {
-				if (l & L_LAST)
-					break; /* not read: n could not match */
-				continue;
-			}
-			struct tc_node *n = node_at(l);
-			if (n->hash == h && n->parent == dir &&
-			    strcmp(n->name, name) == 0)
+		for (uint32_t l = chains[c]; l;) {
+			struct tc_node *n = tc_deref(x->arena, l);
+			if (n->htag == HTAG(h) && n->parent_r == d &&
+			    strcmp(tc_node_name(n), name) == 0)
 				return n;
+			l = n->hnext;
 		}
 	}
 	return NULL;
@@ -340,16 +491,16 @@ void tc_index_prefetch(const struct tc_index *x, uint64_t id, uint32_t h)
 	__builtin_prefetch(&x->names.b[bucket(&x->names, h)]);
 }
 
-/* @h: the key of n's name under n->parent. */
+/* @h: the key of n's name under its parent. */
 static void names_add(struct tc_index *x, struct tc_node *n, uint32_t h)
 {
-	n->hash = h;
-	chains_add(&x->names, n, n->hash, NAMES, hash_of);
+	n->htag = HTAG(h);
+	chains_add(&x->names, n, h, NAMES, hash_of);
 }
 
 static void names_del(struct tc_index *x, struct tc_node *n)
 {
-	chains_del(&x->names, n, n->hash, NAMES, hash_of);
+	chains_del(&x->names, n, hash_of(n), NAMES, hash_of);
 }
 
 static void count(struct tc_index *x, const struct tc_node *n, int delta)
@@ -364,16 +515,18 @@ static void count(struct tc_index *x, const struct tc_node *n, int delta)
 	}
 }
 
+
 static void children_link(struct tc_node *dir, struct tc_node *n)
 {
-	n->parent = dir;
-	n->sib_next = NULL;
-	n->sib_prev = dir->child_tail;
-	if (dir->child_tail)
-		dir->child_tail->sib_next = n;
+	struct tc_node *tail = tc_child_tail(dir);
+	tc_set_parent(n, dir);
+	tc_set_sib_next(n, NULL);
+	tc_set_sib_prev(n, tail);
+	if (tail)
+		tc_set_sib_next(tail, n);
 	else
-		dir->child_head = n;
-	dir->child_tail = n;
+		tc_set_child_head(dir, n);
+	tc_set_child_tail(dir, n);
 	dir->nchildren++;
 	if (tc_node_isdir(n))
 		dir->nsubdirs++;
@@ -381,16 +534,17 @@ static void children_link(struct tc_node *dir, struct tc_node *n)
 
 static void children_unlink(struct tc_node *n)
 {
-	struct tc_node *dir = n->parent;
-	if (n->sib_prev)
-		n->sib_prev->sib_next = n->sib_next;
+	struct tc_node *dir = tc_parent(n);
+	struct tc_node *prev = tc_sib_prev(n), *next = tc_sib_next(n);
+	if (prev)
+		tc_set_sib_next(prev, next);
 	else
-		dir->child_head = n->sib_next;
-	if (n->sib_next)
-		n->sib_next->sib_prev = n->sib_prev;
+		tc_set_child_head(dir, next);
+	if (next)
+		tc_set_sib_prev(next, prev);
 	else
-		dir->child_tail = n->sib_prev;
-	n->sib_prev = n->sib_next = NULL;
+		tc_set_child_tail(dir, prev);
+	n->sib_prev_r = n->sib_next_r = 0;
 	assert(dir->nchildren > 0);
 	dir->nchildren--;
 	if (tc_node_isdir(n))
@@ -399,7 +553,8 @@ static void children_unlink(struct tc_node *n)
 
 int tc_index_add(struct tc_index *x, struct tc_node *dir, struct tc_node *n)
 {
-	return tc_index_add_hashed(x, dir, n, tc_name_hash(dir->id, n->name));
+	return tc_index_add_hashed(x, dir, n,
+				   tc_name_hash(dir->id, tc_node_name(n)));
 }
 
 int tc_index_add_hashed(struct tc_index *x, struct tc_node *dir,
@@ -411,7 +566,7 @@ int tc_index_add_hashed(struct tc_index *x, struct tc_node *dir,
 			return -ENOMEM;
 	}
 	chains_add(&x->ids, n, n->id, IDS, id_of);
-	n->parent = dir;
+	tc_set_parent(n, dir);
 	names_add(x, n, h);
 	children_link(dir, n);
 	count(x, n, 1);
@@ -428,11 +583,11 @@ void tc_index_remove(struct tc_index *x, struct tc_node *n)
 
 void tc_index_unname(struct tc_index *x, struct tc_node *n)
 {
-	assert(n->parent);
+	assert(n->parent_r);
 	names_del(x, n);
 	children_unlink(n);
 	count(x, n, -1);
-	n->parent = NULL;
+	n->parent_r = 0;
 }
 
 void tc_index_forget(struct tc_index *x, struct tc_node *n)
@@ -444,22 +599,33 @@ void tc_index_forget(struct tc_index *x, struct tc_node *n)
 int tc_index_move(struct tc_index *x, struct tc_node *n, struct tc_node *dir,
 		  const char *name)
 {
-	size_t len = strlen(name);
-	char *nname = tc_node_name0(n);
+	size_t len = strlen(name), room = name_room(n);
+	size_t want = len + 1 < TC_NODE_NAME_MIN ? TC_NODE_NAME_MIN : len + 1;
+	char *own = NULL;
 
-	if (len > n->name0_len) {
-		nname = malloc(len + 1);
-		if (!nname)
+	if (want != room) {
+		own = tc_arena_alloc(x->arena, len + 1);
+		if (!own)
 			return -ENOMEM;
 	}
 	names_del(x, n);
 	children_unlink(n);
-	if (n->name != tc_node_name0(n))
-		free(n->name);
-	memcpy(nname, name, len + 1);
-	n->name = nname;
+	name_ext_free(n);
+	if (own) {
+		/* the bytes past the reference keep the room's size */
+		uint32_t r = tc_ref(own);
+		memcpy(own, name, len + 1);
+		n->name_small = room == TC_NODE_NAME_MIN;
+		memcpy(tc_node_name0(n), &r, sizeof(r));
+		n->name_ext = 1;
+	} else {
+		char *r = tc_node_name0(n);
+		memset(r, 0, room);
+		memcpy(r, name, len + 1);
+		n->name_ext = n->name_small = 0;
+	}
 	children_link(dir, n);
-	names_add(x, n, tc_name_hash(dir->id, nname));
+	names_add(x, n, tc_name_hash(dir->id, tc_node_name(n)));
 	return 0;
 }
 
@@ -472,38 +638,39 @@ void tc_index_set_kind(struct tc_index *x, struct tc_node *n, int kind)
 
 struct tc_node *tc_node_next(const struct tc_node *n, const struct tc_node *top)
 {
-	if (n->child_head)
-		return n->child_head;
-	while (n != top && !n->sib_next)
-		n = n->parent;
-	return n == top ? NULL : n->sib_next;
+	if (n->kind != TC_KIND_TENSOR && n->child_head_r)
+		return tc_child_head(n);
+	while (n != top && !n->sib_next_r)
+		n = tc_parent(n);
+	return n == top ? NULL : tc_sib_next(n);
 }
 
 struct tc_node *tc_node_entry(struct tc_node *n)
 {
 	while (n && !tc_node_is_entry(n))
-		n = n->parent;
+		n = tc_parent(n);
 	return n;
 }
 
 static void free_subtree(struct tc_node *n,
 			 void (*put_ver)(void *, struct tc_ver *), void *arg)
 {
-	struct tc_node *c = n->child_head;
+	struct tc_node *c = n->kind != TC_KIND_TENSOR ? tc_child_head(n) : NULL;
 	while (c) {
-		struct tc_node *next = c->sib_next;
+		struct tc_node *next = tc_sib_next(c);
 		free_subtree(c, put_ver, arg);
 		c = next;
 	}
 	if (n->kind == TC_KIND_TENSOR) {
-		if (n->ver)
-			put_ver(arg, n->ver);
-		if (n->wr) {
-			if (n->wr->pending)
-				put_ver(arg, n->wr->pending);
-			if (n->wr->hs)
-				XXH3_freeState(n->wr->hs);
-			free(n->wr);
+		struct tc_wr *wr = tc_nwr(n);
+		if (tc_nver(n))
+			put_ver(arg, tc_nver(n));
+		if (wr) {
+			if (wr->pending)
+				put_ver(arg, wr->pending);
+			if (wr->hs)
+				XXH3_freeState(wr->hs);
+			tc_arena_free(wr, sizeof(*wr));
 		}
 	}
 	if (n->kind != TC_KIND_ROOT)
@@ -513,10 +680,16 @@ static void free_subtree(struct tc_node *n,
 void tc_index_free(struct tc_index *x, void (*put_ver)(void *, struct tc_ver *),
 		   void *arg)
 {
-	free_subtree(&x->root, put_ver, arg);
+	if (x->arena) {
+		free_subtree(x->root, put_ver, arg);
+		/* ASan keeps a poisoned free slot's shadow past munmap: a
+		 * later mapping at that address must not inherit it */
+		UNPOISON(x->arena, ((struct arena *)x->arena)->top);
+		munmap(x->arena, TC_ARENA_SPAN);
+	}
 	free(x->ids.b);
 	free(x->ids.old);
 	free(x->names.b);
 	free(x->names.old);
-	memset(&x->root, 0, sizeof(x->root));
+	memset(x, 0, sizeof(*x));
 }

@@ -64,7 +64,7 @@ uint32_t links_count(const struct tc_store *s, const char *name)
 /* The entry of top-level name @name, or NULL. */
 static struct tc_node *entry_named(struct tc_store *s, const char *name)
 {
-	struct tc_node *e = tc_index_find(&s->idx, &s->idx.root, name);
+	struct tc_node *e = tc_index_find(&s->idx, s->idx.root, name);
 	return e && tc_node_is_entry(e) ? e : NULL;
 }
 
@@ -99,15 +99,17 @@ int links_set(struct tc_store *s, struct tc_node *e, const char *link,
 	uint64_t key = 0;
 
 	assert_locked(s);
-	if (link ? e->link && strlen(e->link) == len &&
-			   !memcmp(e->link, link, len)
-		 : !e->link)
+	if (link ? tc_link(e) && strlen(tc_link(e)) == len &&
+			   !memcmp(tc_link(e), link, len)
+		 : !tc_link(e))
 		return 0;
 	if (link) {
 		/* all that can fail, before anything changes */
 		key = key_of(link, len);
 		if (!(copy = strndup(link, len)))
 			return -ENOMEM;
+		if (!tc_extra_get(e))
+			goto nomem;
 		if (!(k = kin_find(s, link, len, key))) {
 			struct kin *head = tc_map_get(&s->kin, key);
 			if (!(k = calloc(1, sizeof(*k) + len + 1)))
@@ -123,7 +125,9 @@ int links_set(struct tc_store *s, struct tc_node *e, const char *link,
 	links_leave(s, e);
 	if (link) {
 		struct tc_node *p = entry_named(s, k->name);
-		e->link = copy;
+		/* made above; links_leave() may have freed it, and then its
+		 * slot is the first of its size class free: no ENOMEM */
+		tc_extra_get(e)->link = copy;
 		k->n++;
 		if (p)
 			p->kids++;
@@ -137,21 +141,22 @@ nomem:
 void links_join(struct tc_store *s, struct tc_node *e)
 {
 	assert_locked(s);
-	e->kids = links_count(s, e->name);
+	e->kids = links_count(s, tc_node_name(e));
 	if (!e->kids)
 		tc_lru_unblocked(&s->lru, e);
 }
 
 void links_leave(struct tc_store *s, struct tc_node *e)
 {
-	if (!e->link)
+	if (!tc_link(e))
 		return;
-	size_t len = strlen(e->link);
-	uint64_t key = key_of(e->link, len);
-	struct kin *k = kin_find(s, e->link, len, key);
+	size_t len = strlen(tc_link(e));
+	uint64_t key = key_of(tc_link(e), len);
+	struct kin *k = kin_find(s, tc_link(e), len, key);
 	assert(k);
-	free(e->link);
-	e->link = NULL;
+	free(tc_link(e));
+	tc_extra(e)->link = NULL;
+	tc_extra_tidy(e);
 	if (k)
 		kin_put(s, k, key);
 }
@@ -169,7 +174,7 @@ int links_loop(struct tc_store *s, const char *from, const char *self,
 		struct tc_node *p = entry_named(s, from);
 		if (!p || p == moving)
 			return 0;
-		from = p->link;
+		from = tc_link(p);
 	}
 	return 0;
 }
@@ -189,32 +194,32 @@ int links_check(struct tc_store *s, int repair, uint64_t *bad)
 	for (size_t i = 0; i < s->kin.cap; i++)
 		for (struct kin *k = s->kin.vals[i]; k; k = k->next)
 			counted += k->n;
-	for (struct tc_node *e = s->idx.root.child_head; e; e = e->sib_next) {
-		if (e->link)
+	for (struct tc_node *e = tc_child_head(s->idx.root); e; e = tc_sib_next(e)) {
+		if (tc_link(e))
 			linked++;
-		if (e->kids != links_count(s, e->name)) {
+		if (e->kids != links_count(s, tc_node_name(e))) {
 			report_drop(s, e, "count of children by parent link is wrong");
 			++*bad;
 		}
 	}
 	if (linked != counted) {
-		report_drop(s, &s->idx.root, "parent links: table and entries differ");
+		report_drop(s, s->idx.root, "parent links: table and entries differ");
 		++*bad;
 	}
 	/* loops: follow each entry's links, marking the path, until a node
 	 * already done (no loop there) or one on the path (a loop) */
-	for (struct tc_node *e = s->idx.root.child_head; e && !r;
-	     e = e->sib_next) {
+	for (struct tc_node *e = tc_child_head(s->idx.root); e && !r;
+	     e = tc_sib_next(e)) {
 		struct tc_node *p = e, *loop = NULL;
 		while (p && !tc_map_get(&seen, p->id)) {
 			if ((r = tc_map_put(&seen, p->id, ON_PATH)))
 				break;
-			p = p->link ? entry_named(s, p->link) : NULL;
+			p = tc_link(p) ? entry_named(s, tc_link(p)) : NULL;
 		}
 		if (p && tc_map_get(&seen, p->id) == ON_PATH)
 			loop = p;
 		for (p = e; p && tc_map_get(&seen, p->id) == ON_PATH;
-		     p = p->link ? entry_named(s, p->link) : NULL)
+		     p = tc_link(p) ? entry_named(s, tc_link(p)) : NULL)
 			tc_map_put(&seen, p->id, DONE); /* a replace */
 		if (!loop || r)
 			continue;

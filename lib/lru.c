@@ -64,30 +64,30 @@ static struct list list_of(struct tc_lru *l, const struct tc_node *e)
 /* Link @e into @li after @prev (NULL: as the oldest). */
 static void link_after(struct list li, struct tc_node *prev, struct tc_node *e)
 {
-	struct tc_node *next = prev ? prev->lru_next : *li.head;
-	e->lru_prev = prev;
-	e->lru_next = next;
+	struct tc_node *next = prev ? tc_lru_next(prev) : *li.head;
+	tc_set_lru_prev(e, prev);
+	tc_set_lru_next(e, next);
 	if (prev)
-		prev->lru_next = e;
+		tc_set_lru_next(prev, e);
 	else
 		*li.head = e;
 	if (next)
-		next->lru_prev = e;
+		tc_set_lru_prev(next, e);
 	else
 		*li.tail = e;
 }
 
 static void unlink_from(struct list li, struct tc_node *e)
 {
-	if (e->lru_prev)
-		e->lru_prev->lru_next = e->lru_next;
+	if (tc_lru_prev(e))
+		tc_set_lru_next(tc_lru_prev(e), tc_lru_next(e));
 	else
-		*li.head = e->lru_next;
-	if (e->lru_next)
-		e->lru_next->lru_prev = e->lru_prev;
+		*li.head = tc_lru_next(e);
+	if (tc_lru_next(e))
+		tc_set_lru_prev(tc_lru_next(e), tc_lru_prev(e));
 	else
-		*li.tail = e->lru_prev;
-	e->lru_prev = e->lru_next = NULL;
+		*li.tail = tc_lru_prev(e);
+	e->lru_prev_r = e->lru_next_r = 0;
 }
 
 /* The entry of @li after which @e's last_access puts it, walking from
@@ -96,7 +96,7 @@ static struct tc_node *place_from_young(struct list li, const struct tc_node *e)
 {
 	struct tc_node *p = *li.tail;
 	while (p && p->last_access > e->last_access)
-		p = p->lru_prev;
+		p = tc_lru_prev(p);
 	return p;
 }
 
@@ -108,8 +108,8 @@ static struct tc_node *place_from_old(struct list li, const struct tc_node *e)
 		return NULL;
 	if ((*li.tail)->last_access <= e->last_access)
 		return *li.tail;
-	while (p->lru_next && p->lru_next->last_access <= e->last_access)
-		p = p->lru_next;
+	while (tc_lru_next(p) && tc_lru_next(p)->last_access <= e->last_access)
+		p = tc_lru_next(p);
 	return p;
 }
 
@@ -128,7 +128,7 @@ void tc_lru_add(struct tc_lru *l, struct tc_node *e)
 	assert(tc_node_is_entry(e));
 	e->parked = 0;
 	struct list li = list_of(l, e);
-	assert(!e->lru_prev && !e->lru_next && *li.head != e);
+	assert(!tc_lru_prev(e) && !tc_lru_next(e) && *li.head != e);
 	insert(l, *li.tail, e);
 }
 
@@ -180,7 +180,7 @@ int tc_lru_held(const struct tc_node *e)
 {
 	/* a file at the root: its refs (the same field as opens) count its
 	 * handles, and its writing state a truncate without one */
-	return e->pinned || e->opens != 0 || (e->root_file && e->wr);
+	return e->pinned || e->opens != 0 || (e->root_file && tc_nwr(e));
 }
 
 int tc_lru_evictable(const struct tc_node *e)
@@ -192,7 +192,7 @@ struct tc_node *tc_lru_victim(struct tc_lru *l)
 {
 	struct tc_node *e = l->head;
 	while (e) {
-		struct tc_node *next = e->lru_next;
+		struct tc_node *next = tc_lru_next(e);
 		if (e->kids) {
 			/* a parent: parked, never passed again until it
 			 * comes back (see above) */
@@ -244,6 +244,6 @@ struct tc_node *tc_lru_iter_next(struct tc_lru_iter *it)
 	if (k < 0)
 		return NULL;
 	struct tc_node *e = it->c[k];
-	it->c[k] = e->lru_next;
+	it->c[k] = tc_lru_next(e);
 	return e;
 }

@@ -62,31 +62,31 @@ static int check_new_name(const struct tc_node *dir, const char *name)
 void fill_stat(const struct tc_node *n, struct tc_stat *st)
 {
 	const struct tc_ver *v = n->kind == TC_KIND_TENSOR
-					 ? (pending_of(n) ? pending_of(n) : n->ver)
+					 ? (pending_of(n) ? pending_of(n) : tc_nver(n))
 					 : NULL;
 	uint64_t size = v ? v->size : 0;
 	/* One size per file in the kernel: while a reader holds the
 	 * committed version, a shorter pending one must not cut its reads
 	 * short; with writers alone the pending size is the file's. */
-	if (v && n->ver && n->ver->size > size && n->refs > writers_of(n))
-		size = n->ver->size;
+	if (v && tc_nver(n) && tc_nver(n)->size > size && n->refs > writers_of(n))
+		size = tc_nver(n)->size;
 	st->id = n->id;
-	st->parent = n->parent ? n->parent->id : 0;
+	st->parent = tc_parent(n) ? tc_parent(n)->id : 0;
 	st->kind = n->kind;
 	st->mode = (tc_node_isdir(n) ? S_IFDIR : S_IFREG) | (n->mode & 07777);
 	st->uid = n->uid;
 	st->gid = n->gid;
 	st->nlink = n->dead ? 0 : tc_node_isdir(n) ? 2 + n->nsubdirs : 1;
 	st->size = size;
-	st->blocks = v ? (v->alloc + 511) / 512 : 0;
-	st->version = n->ver ? n->ver->number : 0;
+	st->blocks = v ? (tc_ver_alloc(v) + 511) / 512 : 0;
+	st->version = tc_nver(n) ? tc_nver(n)->number : 0;
 	st->writers = writers_of(n);
 	/* a file at the root: its atime is its last use, what the lru goes by
 	 * (it has no meta.json to tell it) */
 	st->atime = ts_of(n->root_file ? n->last_access : n->atime);
 	st->mtime = ts_of(n->mtime);
 	st->ctime = ts_of(n->ctime);
-	snprintf(st->name, sizeof(st->name), "%s", n->kind == TC_KIND_ROOT ? "" : n->name);
+	snprintf(st->name, sizeof(st->name), "%s", n->kind == TC_KIND_ROOT ? "" : tc_node_name(n));
 }
 
 /* The directory @id, or an error. */
@@ -244,13 +244,13 @@ void node_path(const struct tc_node *n, char *buf, size_t size)
 	const struct tc_node *chain[64];
 	int k = 0;
 	size_t at = 0;
-	for (; n && n->kind != TC_KIND_ROOT && k < 64; n = n->parent)
+	for (; n && n->kind != TC_KIND_ROOT && k < 64; n = tc_parent(n))
 		chain[k++] = n;
 	buf[0] = 0;
 	if (n && n->kind != TC_KIND_ROOT)
 		at = (size_t)snprintf(buf, size, ".../");
 	while (k-- > 0 && at < size)
-		at += (size_t)snprintf(buf + at, size - at, "%s%s", chain[k]->name,
+		at += (size_t)snprintf(buf + at, size - at, "%s%s", tc_node_name(chain[k]),
 				       k ? "/" : "");
 }
 
@@ -305,7 +305,7 @@ out:
 /* Remove @n and all below it (journaled if it ever was).  Lock held. */
 int node_remove(struct tc_store *s, struct tc_node *n)
 {
-	struct tc_node *d = n->parent;
+	struct tc_node *d = tc_parent(n);
 	struct tc_op op = { .type = TC_OP_DEL, .id = n->id };
 	int r = store_change(s, &op, 1, NULL); /* asserts the lock */
 	if (!r)
@@ -352,7 +352,7 @@ static void declared_type(const struct tc_node *dir, const char *name,
 			  struct tc_op *op)
 {
 	struct tc_meta_set set;
-	if (!tc_meta_declared(dir->doc, name, &set))
+	if (!tc_meta_declared(tc_doc(dir), name, &set))
 		return;
 	op->dtype = set.dtype;
 	op->ndim = set.ndim;
@@ -405,7 +405,7 @@ int tc_rename(tc_store *s, uint64_t parent, const char *name,
 		goto out;
 	}
 	if (tc_node_isdir(n))
-		for (struct tc_node *a = nd; a; a = a->parent)
+		for (struct tc_node *a = nd; a; a = tc_parent(a))
 			if (a == n) {
 				r = -EINVAL;
 				goto out;
@@ -415,8 +415,8 @@ int tc_rename(tc_store *s, uint64_t parent, const char *name,
 		goto out;
 	if (dst && (r = may_replace(n, dst, flags)))
 		goto out;
-	if (nd->kind == TC_KIND_ROOT && tc_node_is_entry(n) && n->link &&
-	    links_loop(s, n->link, newname, n)) {
+	if (nd->kind == TC_KIND_ROOT && tc_node_is_entry(n) && tc_link(n) &&
+	    links_loop(s, tc_link(n), newname, n)) {
 		r = -ELOOP; /* its parents would lead back to it */
 		goto out;
 	}
@@ -433,7 +433,7 @@ int tc_rename(tc_store *s, uint64_t parent, const char *name,
 	mv->ctime = now;
 	if (mv->kind == TC_KIND_ENTRY && n->kind != TC_KIND_ENTRY)
 		mv->created = mv->last_access = now;
-	if (mv->kind == TC_KIND_TENSOR && n->ver)
+	if (mv->kind == TC_KIND_TENSOR && tc_nver(n))
 		declared_type(nd, newname, mv); /* rsync's temp file, renamed */
 	r = store_change(s, ops, k, NULL);
 	if (r)
@@ -453,13 +453,13 @@ int tc_link_get(tc_store *s, uint64_t id, char *buf, size_t size)
 	struct tc_node *n = tc_index_get(&s->idx, id);
 	if (!n || n->dead) {
 		r = -ENOENT;
-	} else if (!tc_node_is_entry(n) || !n->link) {
+	} else if (!tc_node_is_entry(n) || !tc_link(n)) {
 		r = -ENODATA;
 	} else {
-		size_t len = strlen(n->link);
+		size_t len = strlen(tc_link(n));
 		r = size && size < len ? -ERANGE : (int)len;
 		if (size && r >= 0)
-			memcpy(buf, n->link, len);
+			memcpy(buf, tc_link(n), len);
 	}
 	op_done(s);
 	return r;
@@ -478,11 +478,11 @@ int tc_link_set(tc_store *s, uint64_t id, const char *name, unsigned flags)
 		r = -ENOENT;
 	else if (!tc_node_is_entry(n))
 		r = -ENOTSUP;
-	else if ((flags & TC_LINK_CREATE) && n->link)
+	else if ((flags & TC_LINK_CREATE) && tc_link(n))
 		r = -EEXIST;
-	else if ((flags & TC_LINK_REPLACE) && !n->link)
+	else if ((flags & TC_LINK_REPLACE) && !tc_link(n))
 		r = -ENODATA;
-	else if (name && links_loop(s, name, n->name, NULL))
+	else if (name && links_loop(s, name, tc_node_name(n), NULL))
 		r = -ELOOP;
 	if (r)
 		goto out;
@@ -532,7 +532,7 @@ int tc_list(tc_store *s, uint64_t dir, uint64_t **ids, size_t *n)
 		r = -ENOMEM;
 		goto out;
 	}
-	for (struct tc_node *c = d->child_head; c; c = c->sib_next)
+	for (struct tc_node *c = tc_child_head(d); c; c = tc_sib_next(c))
 		a[k++] = c->id;
 	*ids = a;
 	*n = k;
@@ -555,19 +555,19 @@ static int set_size(struct tc_store *s, struct tc_node *n, uint64_t size,
 		return -ENOENT; /* removed, open only for reading */
 	int keep_pending = pending_of(n) || writers_of(n) ||
 			   (fh && (fh->flags & TC_O_WRITE));
-	if (keep_pending || !n->ver || n->ver->size != size) {
-		opens_add(n->parent, 1); /* not evicted while copying */
+	if (keep_pending || !tc_nver(n) || tc_nver(n)->size != size) {
+		opens_add(tc_parent(n), 1); /* not evicted while copying */
 		r = resize_pending(s, n, size);
 		/* The change belongs to the handle given, else to the
 		 * newest writer: open(O_TRUNC) reaches a file system as an
 		 * open and then a truncate by path. */
 		tc_file *owner = fh && (fh->flags & TC_O_WRITE) ? fh
-			       : n->wr ? n->wr->last_writer : NULL;
+			       : tc_nwr(n) ? tc_nwr(n)->last_writer : NULL;
 		if (!r && owner)
 			owner->dirty = 1;
 		if (!r && !keep_pending && !n->dead)
 			r = commit_locked(s, n);
-		opens_add(n->parent, -1);
+		opens_add(tc_parent(n), -1);
 	}
 	return r;
 }

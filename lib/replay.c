@@ -20,6 +20,7 @@
  * Every drop is told to tc_store_check's caller (report_drop).
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,18 +126,18 @@ int settle_tail(struct tc_store *s, int fd)
 		struct tc_ver *good = NULL;
 		size_t at = t->nolds;
 
-		if (!n || n->kind != TC_KIND_TENSOR || !n->ver ||
-		    n->ver->seq != t->news[i].seq || n->ver->verified)
+		if (!n || n->kind != TC_KIND_TENSOR || !tc_nver(n) ||
+		    tc_nver(n)->seq != t->news[i].seq || tc_nver(n)->verified)
 			continue;
-		r = ver_intact(fd, n->ver, buf, bufsize);
+		r = ver_intact(fd, tc_nver(n), buf, bufsize);
 		if (r) {
-			n->ver->verified = r > 0 ? TC_VERIFIED_GOOD
+			tc_nver(n)->verified = r > 0 ? TC_VERIFIED_GOOD
 						  : TC_UNVERIFIED;
 			r = r < 0 ? r : 0;
 			continue;
 		}
-		while (!r && (o = tc_tail_old_prev(t, n->id, n->parent->id,
-						   n->name, &at))) {
+		while (!r && (o = tc_tail_old_prev(t, n->id, tc_parent(n)->id,
+						   tc_node_name(n), &at))) {
 			r = o->ver->seq <= t->synced ? 1
 				: ver_intact(fd, o->ver, buf, bufsize);
 			if (r > 0) {
@@ -151,9 +152,9 @@ int settle_tail(struct tc_store *s, int fd)
 			break;
 		r = 0;
 		if (good) {
-			s->live_bytes += good->size - n->ver->size;
-			ver_put(s, n->ver);
-			n->ver = good;
+			s->live_bytes += good->size - tc_nver(n)->size;
+			ver_put(s, tc_nver(n));
+			tc_set_nver(n, good);
 			s->fallbacks++;
 		} else {
 			remove_subtree(s, n);
@@ -182,14 +183,14 @@ static int collect(struct tc_store *s, struct owned **o, size_t *k)
 {
 	size_t cap = s->idx.tensors + 16, n = 0;
 	struct owned *a = malloc(cap * sizeof(*a));
-	const struct tc_node *top = &s->idx.root;
+	const struct tc_node *top = s->idx.root;
 
 	if (!a)
 		return -ENOMEM;
 	for (struct tc_node *t = tc_node_next(top, top); t; t = tc_node_next(t, top)) {
-		if (t->kind != TC_KIND_TENSOR || !t->ver)
+		if (t->kind != TC_KIND_TENSOR || !tc_nver(t))
 			continue;
-		for (uint32_t i = 0; i < t->ver->nextents; i++) {
+		for (uint32_t i = 0; i < tc_nver(t)->nextents; i++) {
 			if (n == cap) {
 				struct owned *b = grow_array(a, &cap, sizeof(*a), 0);
 				if (!b) {
@@ -198,7 +199,7 @@ static int collect(struct tc_store *s, struct owned **o, size_t *k)
 				}
 				a = b;
 			}
-			a[n++] = (struct owned){ t->ver->ext[i], t };
+			a[n++] = (struct owned){ tc_ver_ext(tc_nver(t))[i], t };
 		}
 	}
 	*o = a;
@@ -249,7 +250,7 @@ int build_pool(struct tc_store *s, uint64_t valid_end)
 				bad++;
 			} else if (i && o[i].e.off < o[i - 1].e.off + o[i - 1].e.len) {
 				struct tc_node *u = o[i - 1].owner;
-				struct tc_node *older = t->ver->seq < u->ver->seq ? t : u;
+				struct tc_node *older = tc_nver(t)->seq < tc_nver(u)->seq ? t : u;
 				if (older->dead != TC_DROPPING)
 					report_drop(s, older, "shares pool space with a later tensor");
 				older->dead = TC_DROPPING;
@@ -268,7 +269,7 @@ int build_pool(struct tc_store *s, uint64_t valid_end)
 			 * become free in the next round. */
 			for (size_t i = 0; i < k; i++) {
 				struct tc_node *t = o[i].owner;
-				if (t->dead == TC_DROPPING && t->parent) {
+				if (t->dead == TC_DROPPING && tc_parent(t)) {
 					s->nodes_dropped++;
 					remove_subtree(s, t);
 				}
@@ -276,8 +277,13 @@ int build_pool(struct tc_store *s, uint64_t valid_end)
 		}
 		free(o);
 		free(used);
-		if (!bad || r)
+		if (!bad || r) {
+			/* That scratch (24 + 16 bytes a tensor) would stay in
+			 * malloc's heap, and count in the RSS: the index's
+			 * nodes, in their arena, do not reuse it. */
+			malloc_trim(0);
 			return r;
+		}
 	}
 }
 

@@ -92,8 +92,13 @@ static int store_open(const char *dir, const struct tc_options *opt,
 	s->report_arg = arg;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->drained, NULL);
-	tc_index_init(&s->idx);
-	s->idx.root.atime = s->idx.root.mtime = s->idx.root.ctime = now_ns();
+	if (tc_index_init(&s->idx)) {
+		pthread_cond_destroy(&s->drained);
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		return -ENOMEM;
+	}
+	s->idx.root->atime = s->idx.root->mtime = s->idx.root->ctime = now_ns();
 	lock(s);
 
 	if (!rdonly && mkdir(dir, 0700) < 0 && errno != EEXIST)
@@ -399,17 +404,17 @@ int tc_store_check(const char *dir, unsigned flags, tc_check_fn fn, void *arg,
 	lock(s);
 	/* Pre-order walk of the whole tree; `next` is found before a damaged
 	 * tensor is removed. */
-	for (n = tc_node_next(&s->idx.root, &s->idx.root); n; n = next) {
-		next = tc_node_next(n, &s->idx.root);
-		if (n->kind != TC_KIND_TENSOR || !n->ver)
+	for (n = tc_node_next(s->idx.root, s->idx.root); n; n = next) {
+		next = tc_node_next(n, s->idx.root);
+		if (n->kind != TC_KIND_TENSOR || !tc_nver(n))
 			continue;
 		uint64_t h;
-		r = ver_hash(s, n->ver, n->ver->size, &h);
+		r = ver_hash(s, tc_nver(n), tc_nver(n)->size, &h);
 		if (r)
 			break;
 		c.tensors++;
-		c.bytes += n->ver->size;
-		if (h == n->ver->xxh3)
+		c.bytes += tc_nver(n)->size;
+		if (h == tc_nver(n)->xxh3)
 			continue;
 		c.damaged++;
 		report_drop(s, n, "bytes do not match their xxh3 checksum");
@@ -439,7 +444,7 @@ static int id_cmp(const void *a, const void *b)
 
 int tc_store_dump(tc_store *s, char **out, size_t *len)
 {
-	const struct tc_node *top = &s->idx.root;
+	const struct tc_node *top = s->idx.root;
 	struct tc_node **v = NULL, *e;
 	size_t k = 0, cap = 0;
 	char *buf = NULL;
@@ -468,8 +473,8 @@ int tc_store_dump(tc_store *s, char **out, size_t *len)
 	for (size_t i = 0; !r && i < k; i++) {
 		const struct tc_node *x = v[i];
 		fprintf(f, "%" PRIu64 " in %" PRIu64 " %s kind %d mode %o "
-			"uid %u gid %u atime %" PRId64, x->id, x->parent->id,
-			x->name, x->kind, x->mode, x->uid, x->gid, x->atime);
+			"uid %u gid %u atime %" PRId64, x->id, tc_parent(x)->id,
+			tc_node_name(x), x->kind, x->mode, x->uid, x->gid, x->atime);
 		/* a directory's mtime and ctime follow its children live,
 		 * and reach the journal only with its own records */
 		if (x->kind == TC_KIND_TENSOR)
@@ -479,21 +484,21 @@ int tc_store_dump(tc_store *s, char **out, size_t *len)
 			fprintf(f, " created %" PRId64 " access %" PRId64
 				" pinned %d attrs %s link %s kids %u", x->created,
 				x->last_access, x->pinned,
-				x->attrs ? x->attrs : "-",
-				x->link ? x->link : "-", x->kids);
+				tc_attrs(x) ? tc_attrs(x) : "-",
+				tc_link(x) ? tc_link(x) : "-", x->kids);
 		if (tc_node_isdir(x))
-			fprintf(f, " doc %s", x->doc ? x->doc : "-");
-		if (x->kind == TC_KIND_TENSOR && x->ver) {
-			const struct tc_ver *ver = x->ver;
+			fprintf(f, " doc %s", tc_doc(x) ? tc_doc(x) : "-");
+		if (x->kind == TC_KIND_TENSOR && tc_nver(x)) {
+			const struct tc_ver *ver = tc_nver(x);
 			fprintf(f, " size %" PRIu64 " xxh3 %016" PRIx64
 				" offset %" PRIu64 " dtype %d shape", ver->size,
-				ver->xxh3, ver->data_offset, ver->dtype);
+				ver->xxh3, (uint64_t)ver->data_offset, ver->dtype);
 			for (int d = 0; d < ver->ndim; d++)
 				fprintf(f, " %" PRIu64, tc_ver_shape(ver)[d]);
 			fprintf(f, " extents");
 			for (uint32_t d = 0; d < ver->nextents; d++)
-				fprintf(f, " %" PRIu64 "+%" PRIu64, ver->ext[d].off,
-					ver->ext[d].len);
+				fprintf(f, " %" PRIu64 "+%" PRIu64, tc_ver_ext(ver)[d].off,
+					tc_ver_ext(ver)[d].len);
 		}
 		fputc('\n', f);
 	}
@@ -528,7 +533,12 @@ int tc_replay_image(const uint8_t *img, size_t len, struct tc_stats *st)
 	s->dirfd = s->lockfd = s->pool.fd = s->jr.fd = s->jr.data_fd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->drained, NULL);
-	tc_index_init(&s->idx);
+	if (tc_index_init(&s->idx)) {
+		pthread_cond_destroy(&s->drained);
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		return -ENOMEM;
+	}
 	lock(s);
 	s->replaying = 1;
 	r = tc_journal_scan(img, len, apply_record, s, &sc);

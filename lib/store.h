@@ -223,12 +223,12 @@ static inline int64_t ns_of(struct timespec ts)
 
 static inline struct tc_ver *pending_of(const struct tc_node *n)
 {
-	return n->wr ? n->wr->pending : NULL;
+	return tc_nwr(n) ? tc_nwr(n)->pending : NULL;
 }
 
 static inline uint32_t writers_of(const struct tc_node *n)
 {
-	return n->wr ? n->wr->writers : 0;
+	return tc_nwr(n) ? tc_nwr(n)->writers : 0;
 }
 
 /* Is a record of @n in the journal?  Directories are journaled when made,
@@ -236,7 +236,7 @@ static inline uint32_t writers_of(const struct tc_node *n)
 static inline int node_journaled(const struct tc_node *n)
 {
 	return n->kind != TC_KIND_ROOT && n->dead == TC_LIVE &&
-	       (tc_node_isdir(n) || n->ver);
+	       (tc_node_isdir(n) || tc_nver(n));
 }
 
 /* A child of directory @d was added, removed or renamed at @now: its
@@ -268,7 +268,7 @@ void op_done(struct tc_store *s);
 void owner_opened(struct tc_store *s);
 
 /* version.c */
-struct tc_ver *ver_new(void);
+struct tc_ver *ver_new(struct tc_store *s);
 int ver_set_shape(struct tc_ver *v, int ndim, const uint64_t *shape);
 void ver_put(struct tc_store *s, struct tc_ver *v);
 void ver_put_cb(void *arg, struct tc_ver *v);

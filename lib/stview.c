@@ -144,9 +144,9 @@ int st_meta_json(struct tc_store *s, const struct tc_node *n, char **json)
 
 	assert_locked(s);
 	*json = NULL;
-	if (n->kind != TC_KIND_TENSOR || !n->ver || !st_named(n->name))
+	if (n->kind != TC_KIND_TENSOR || !tc_nver(n) || !st_named(tc_node_name(n)))
 		return 0;
-	r = st_read(s, n->ver, ST_LIST_MAX, &h);
+	r = st_read(s, tc_nver(n), ST_LIST_MAX, &h);
 	if (r)
 		return r == -ENOMEM ? r : 0;
 	r = tc_st_list_json(&h, json, &len);
@@ -166,8 +166,8 @@ static void hold_put(struct tc_store *s, struct hold *h)
 	assert(n->refs > 0);
 	n->refs--;
 	if (!n->dead) {
-		opens_add(n->parent, -1);
-		if (!n->ver && !pending_of(n) && !writers_of(n) && !n->refs)
+		opens_add(tc_parent(n), -1);
+		if (!tc_nver(n) && !pending_of(n) && !writers_of(n) && !n->refs)
 			remove_subtree(s, n); /* as tc_file_close */
 	} else if (!n->refs) {
 		node_drop(s, n);
@@ -183,16 +183,16 @@ static char *path_of(const struct tc_node *n, const struct tc_node *e,
 	size_t k = 0;
 	char *p;
 
-	for (const struct tc_node *c = n; c != e; c = c->parent)
-		k += strlen(c->name) + 1;
+	for (const struct tc_node *c = n; c != e; c = tc_parent(c))
+		k += strlen(tc_node_name(c)) + 1;
 	if (!k || !(p = malloc(k))) /* k: @n is not @e */
 		return NULL;
 	*len = --k;
 	p[k] = '\0';
-	for (const struct tc_node *c = n; c != e; c = c->parent) {
-		size_t m = strlen(c->name);
+	for (const struct tc_node *c = n; c != e; c = tc_parent(c)) {
+		size_t m = strlen(tc_node_name(c));
 		k -= m;
-		memcpy(p + k, c->name, m);
+		memcpy(p + k, tc_node_name(c), m);
 		if (k)
 			p[--k] = '/';
 	}
@@ -203,7 +203,7 @@ static char *path_of(const struct tc_node *n, const struct tc_node *e,
 static int hold_take(struct tc_store *s, struct tc_node *n,
 		     const struct tc_node *e, struct hold *h)
 {
-	const struct tc_ver *v = n->ver;
+	const struct tc_ver *v = tc_nver(n);
 
 	memset(h, 0, sizeof(*h));
 	if (!(h->path = path_of(n, e, &h->path_len)))
@@ -220,10 +220,10 @@ static int hold_take(struct tc_store *s, struct tc_node *n,
 	h->verify = s->verify == TC_VERIFY_ON && v->verified == TC_UNVERIFIED;
 	h->bad = v->verified == TC_VERIFIED_DAMAGED;
 	h->node = n;
-	h->ver = n->ver;
+	h->ver = tc_nver(n);
 	h->ver->refs++;
 	n->refs++;
-	opens_add(n->parent, 1);
+	opens_add(tc_parent(n), 1);
 	return 0;
 }
 
@@ -250,12 +250,12 @@ static int holds_take(struct tc_store *s, uint64_t id, struct tc_view *v,
 	if (e->kind != TC_KIND_ENTRY)
 		return -EINVAL;
 	for (n = e; n; n = tc_node_next(n, e))
-		k += n->kind == TC_KIND_TENSOR && n->ver && !n->dead;
+		k += n->kind == TC_KIND_TENSOR && tc_nver(n) && !n->dead;
 	if (!(v->holds = calloc(k ? k : 1, sizeof(*v->holds))) ||
-	    (e->attrs && !(*attrs = strdup(e->attrs))))
+	    (tc_attrs(e) && !(*attrs = strdup(tc_attrs(e)))))
 		return -ENOMEM;
 	for (n = e; n; n = tc_node_next(n, e)) {
-		if (n->kind != TC_KIND_TENSOR || !n->ver || n->dead)
+		if (n->kind != TC_KIND_TENSOR || !tc_nver(n) || n->dead)
 			continue;
 		if ((r = hold_take(s, n, e, &v->holds[v->nholds])))
 			return r; /* the caller puts the holds taken */

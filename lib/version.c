@@ -3,9 +3,11 @@
  * a tensor's bytes, walked, grown, trimmed, copied and checksummed.
  *
  * Invariants of a struct tc_ver (index.h):
- *   - ext[0 .. nextents) are the version's pool extents in file order: byte
- *     i of the tensor is at pool offset ext[k].off + (i - sum of the
- *     lengths before k).  alloc is the sum of their lengths, a multiple
+ *   - tc_ver_ext(v)[0 .. nextents) are the version's pool extents in file
+ *     order (inside the version while there is one, else in a malloc'd
+ *     struct tc_vext): byte i of the tensor is at pool offset
+ *     ext[k].off + (i - sum of the lengths before k).
+ *     tc_ver_alloc(v) is the sum of their lengths, a multiple
  *     of TC_BLOCK, and alloc >= size; a committed version holds exactly
  *     round_block(size), or, when packed (1 .. TC_PACK_MAX bytes), one
  *     extent of round_slot(size) bytes in a shared block (ver_pack).  A
@@ -35,13 +37,11 @@
 #define GROW_MAX (64u << 20)
 #define NPY_PEEK (1u << 20)           /* header bytes read from a .npy */
 
-struct tc_ver *ver_new(void)
+struct tc_ver *ver_new(struct tc_store *s)
 {
-	struct tc_ver *v = calloc(1, sizeof(*v));
+	struct tc_ver *v = tc_arena_alloc(s->idx.arena, sizeof(*v));
 	if (v) {
 		v->refs = 1;
-		v->ext = &v->ext1;
-		v->cap = 1;
 	}
 	return v;
 }
@@ -83,20 +83,20 @@ void ver_put(struct tc_store *s, struct tc_ver *v)
 	 * pending one was never named. */
 	if (s->pool_ready)
 		for (uint32_t i = 0; i < v->nextents; i++) {
-			if (v->committed)
-				tc_pool_hold(&s->pool, v->ext[i].off,
-					     v->ext[i].len, s->sync_gen,
+			if (tc_ver_committed(v))
+				tc_pool_hold(&s->pool, tc_ver_ext(v)[i].off,
+					     tc_ver_ext(v)[i].len, s->sync_gen,
 					     s->evicting ? TC_HOLD_RECORD
 							 : TC_HOLD_DATA);
 			else
-				tc_pool_free(&s->pool, v->ext[i].off,
-					     v->ext[i].len);
+				tc_pool_free(&s->pool, tc_ver_ext(v)[i].off,
+					     tc_ver_ext(v)[i].len);
 		}
 	if (v->ndim > 1)
 		free(v->shp.many);
-	if (v->ext != &v->ext1)
-		free(v->ext);
-	free(v);
+	if (v->nextents > 1)
+		free(tc_vext_of(v));
+	tc_arena_free(v, sizeof(*v));
 }
 
 void ver_put_cb(void *arg, struct tc_ver *v)
@@ -104,26 +104,67 @@ void ver_put_cb(void *arg, struct tc_ver *v)
 	ver_put(arg, v);
 }
 
+/* Count @d more bytes in @v's alloc (its last extent grew by them). */
+static void alloc_add(struct tc_ver *v, uint64_t d)
+{
+	if (v->nextents > 1)
+		tc_vext_of(v)->alloc += d;
+}
+
+/* Keep only the first @n of @v's extents (their lengths may have
+ * shrunk): alloc counted again, a single one kept inside.  O(n). */
+static void ext_settle(struct tc_ver *v, uint32_t n)
+{
+	if (v->nextents > 1) {
+		struct tc_vext *h = tc_vext_of(v);
+		if (n <= 1) {
+			struct tc_extent one = n ? h->e[0]
+						 : (struct tc_extent){ 0, 0 };
+			free(h);
+			v->ex.one = one;
+		} else {
+			h->alloc = 0;
+			for (uint32_t i = 0; i < n; i++)
+				h->alloc += h->e[i].len;
+		}
+	} else if (!n) {
+		v->ex.one = (struct tc_extent){ 0, 0 };
+	}
+	v->nextents = n;
+}
+
 int ver_push(struct tc_ver *v, struct tc_extent e)
 {
-	struct tc_extent *last = v->nextents ? &v->ext[v->nextents - 1] : NULL;
+	struct tc_extent *x = tc_ver_ext(v);
+	struct tc_extent *last = v->nextents ? &x[v->nextents - 1] : NULL;
 	if (last && last->off + last->len == e.off) {
 		last->len += e.len;
-	} else {
-		if (v->nextents == v->cap) {
-			uint32_t ncap = v->cap * 2;
-			struct tc_extent *ne = v->ext == &v->ext1 ? NULL : v->ext;
-			ne = realloc(ne, ncap * sizeof(*ne));
-			if (!ne)
-				return -ENOMEM;
-			if (v->ext == &v->ext1)
-				ne[0] = v->ext1;
-			v->ext = ne;
-			v->cap = ncap;
-		}
-		v->ext[v->nextents++] = e;
+		alloc_add(v, e.len);
+		return 0;
 	}
-	v->alloc += e.len;
+	if (!v->nextents) {
+		v->ex.one = e;
+		v->nextents = 1;
+		return 0;
+	}
+	struct tc_vext *h = v->nextents > 1 ? tc_vext_of(v) : NULL;
+	uint32_t cap = h ? h->cap : 1;
+	if (v->nextents == cap) {
+		uint32_t ncap = cap < 4 ? 4 : cap * 2;
+		struct tc_vext *nh = realloc(h, sizeof(*nh) +
+						   ncap * sizeof(nh->e[0]));
+		if (!nh)
+			return -ENOMEM;
+		if (!h) {
+			nh->e[0] = v->ex.one;
+			nh->alloc = v->ex.one.len;
+		}
+		nh->cap = ncap;
+		h = nh;
+		v->ex.many = nh->e;
+	}
+	h->e[v->nextents++] = e;
+	h->alloc += e.len;
 	return 0;
 }
 
@@ -138,7 +179,7 @@ static int ver_walk(const struct tc_ver *v, uint64_t off, uint64_t len,
 {
 	uint64_t at = 0;
 	for (uint32_t i = 0; i < v->nextents && len; i++) {
-		const struct tc_extent *e = &v->ext[i];
+		const struct tc_extent *e = &tc_ver_ext(v)[i];
 		if (off >= at + e->len) {
 			at += e->len;
 			continue;
@@ -173,7 +214,7 @@ static int span_fn(void *arg, uint64_t pool_off, size_t n)
 	return 0;
 }
 
-/* Spans of [off, off + len) of @v (within v->alloc); returns the count or
+/* Spans of [off, off + len) of @v (within tc_ver_alloc(v)); returns the count or
  * -ENOBUFS when more than @max are needed.  O(extents). */
 int ver_spans(const struct tc_store *s, const struct tc_ver *v, uint64_t off,
 	      uint64_t len, struct tc_span *sp, int max)
@@ -260,7 +301,7 @@ int ver_intact(int fd, const struct tc_ver *v, uint8_t *buf, size_t bufsize)
 	if (!c.st)
 		return -ENOMEM;
 	XXH3_64bits_reset(c.st);
-	ok = v->alloc >= v->size && ver_walk(v, 0, v->size, intact_fn, &c) == 0 &&
+	ok = tc_ver_alloc(v) >= v->size && ver_walk(v, 0, v->size, intact_fn, &c) == 0 &&
 	     XXH3_64bits_digest(c.st) == v->xxh3;
 	XXH3_freeState(c.st);
 	return ok;
@@ -277,17 +318,17 @@ int ver_grow(struct tc_store *s, struct tc_ver *v, uint64_t end)
 	assert_locked(s);
 	if (end > s->pool.size)
 		return -EFBIG;
-	assert(!v->nextents || !tc_extent_packed(v->ext[0]));
+	assert(!v->nextents || !tc_extent_packed(tc_ver_ext(v)[0]));
 	need = tc_round_block(end);
-	if (need <= v->alloc)
+	if (need <= tc_ver_alloc(v))
 		return 0;
-	need -= v->alloc;
+	need -= tc_ver_alloc(v);
 	r = make_room(s, need);
 	if (r)
 		return r;
 	target = need;
-	if (v->alloc >= GROW_MIN) {
-		uint64_t extra = v->alloc < GROW_MAX ? v->alloc : GROW_MAX;
+	if (tc_ver_alloc(v) >= GROW_MIN) {
+		uint64_t extra = tc_ver_alloc(v) < GROW_MAX ? tc_ver_alloc(v) : GROW_MAX;
 		if (extra > target)
 			target = extra;
 		if (target > s->pool.free)
@@ -296,11 +337,11 @@ int ver_grow(struct tc_store *s, struct tc_ver *v, uint64_t end)
 			target = need;
 	}
 	if (v->nextents) {
-		struct tc_extent *last = &v->ext[v->nextents - 1];
+		struct tc_extent *last = &tc_ver_ext(v)[v->nextents - 1];
 		uint64_t got = tc_pool_extend(&s->pool, last->off + last->len,
 					      target);
 		last->len += got;
-		v->alloc += got;
+		alloc_add(v, got);
 		target -= got < target ? got : target;
 	}
 	while (target) {
@@ -327,14 +368,13 @@ void ver_trim(struct tc_store *s, struct tc_ver *v)
 	assert_locked(s);
 	assert(v->inflight == 0);
 	for (i = 0; i < v->nextents; i++) {
-		struct tc_extent *e = &v->ext[i];
+		struct tc_extent *e = &tc_ver_ext(v)[i];
 		if (at + e->len <= keep) {
 			at += e->len;
 			continue;
 		}
 		uint64_t k = keep > at ? keep - at : 0;
 		tc_pool_free(&s->pool, e->off + k, e->len - k);
-		v->alloc -= e->len - k;
 		e->len = k;
 		at += k;
 		if (!k)
@@ -343,15 +383,15 @@ void ver_trim(struct tc_store *s, struct tc_ver *v)
 		break;
 	}
 	uint32_t kept = i;
+	struct tc_extent *x = tc_ver_ext(v);
 	for (; i < v->nextents; i++) {
-		if (!v->ext[i].len)
+		if (!x[i].len)
 			continue;
-		tc_pool_free(&s->pool, v->ext[i].off, v->ext[i].len);
-		v->alloc -= v->ext[i].len;
+		tc_pool_free(&s->pool, x[i].off, x[i].len);
 	}
-	v->nextents = kept;
-	while (v->nextents && !v->ext[v->nextents - 1].len)
-		v->nextents--;
+	while (kept && !x[kept - 1].len)
+		kept--;
+	ext_settle(v, kept);
 }
 
 /* Move @v (about to be committed: trimmed, nothing in flight) into units
@@ -366,19 +406,18 @@ void ver_pack(struct tc_store *s, struct tc_ver *v)
 	assert_locked(s);
 	assert(v->inflight == 0);
 	if (!v->size || v->size > TC_PACK_MAX || v->nextents != 1 ||
-	    tc_extent_packed(v->ext[0]))
+	    tc_extent_packed(v->ex.one))
 		return;
-	assert(v->ext[0].len == TC_BLOCK);
-	int r = tc_pool_pack(&s->pool, v->ext[0].off, v->size, &to);
+	assert(v->ex.one.len == TC_BLOCK);
+	int r = tc_pool_pack(&s->pool, v->ex.one.off, v->size, &to);
 	if (r < 0)
 		return;
 	if (r == 1) {
-		memcpy(s->pool.map + to.off, s->pool.map + v->ext[0].off,
+		memcpy(s->pool.map + to.off, s->pool.map + v->ex.one.off,
 		       (size_t)v->size);
-		tc_pool_free(&s->pool, v->ext[0].off, v->ext[0].len);
+		tc_pool_free(&s->pool, v->ex.one.off, v->ex.one.len);
 	}
-	v->ext[0] = to;
-	v->alloc = to.len;
+	v->ex.one = to; /* one extent: its length is the version's alloc */
 }
 
 static void zero_fn(void *arg, uint8_t *p, size_t n)
@@ -421,7 +460,7 @@ static void copy_fn(void *arg, uint8_t *p, size_t n)
 int ver_clone(struct tc_store *s, const struct tc_ver *src, uint64_t size,
 	      struct tc_ver **out)
 {
-	struct tc_ver *v = ver_new();
+	struct tc_ver *v = ver_new(s);
 	int r;
 
 	if (!v)
@@ -477,15 +516,17 @@ static int ver_set_type(struct tc_ver *v, int dtype, int ndim,
 			const uint64_t *shape, uint64_t data_offset)
 {
 	uint64_t bytes = tc_dtype_size(dtype);
-	if (!bytes || data_offset > v->size)
+	/* tc_ver keeps data_offset in 32 bits: a header of 4 GiB is not
+	 * taken for one (the bytes stay raw) */
+	if (!bytes || data_offset > v->size || data_offset > UINT32_MAX)
 		return 0;
 	for (int i = 0; i < ndim; i++)
 		if (__builtin_mul_overflow(bytes, shape[i], &bytes))
 			return 0;
 	if (bytes != v->size - data_offset || ver_set_shape(v, ndim, shape))
 		return 0;
-	v->dtype = dtype;
-	v->data_offset = data_offset;
+	v->dtype = (uint8_t)dtype;
+	v->data_offset = (uint32_t)data_offset;
 	return 1;
 }
 
@@ -498,7 +539,7 @@ void ver_type(struct tc_store *s, const struct tc_node *n, struct tc_ver *v,
 {
 	struct tc_meta_set set;
 
-	if (name_is_npy(n->name) && v->size) {
+	if (name_is_npy(tc_node_name(n)) && v->size) {
 		size_t len = v->size < NPY_PEEK ? (size_t)v->size : NPY_PEEK;
 		uint8_t *buf = malloc(len);
 		struct tc_npy_info info;
@@ -511,9 +552,10 @@ void ver_type(struct tc_store *s, const struct tc_node *n, struct tc_ver *v,
 				return;
 		}
 	}
-	if (n->parent && tc_meta_declared(n->parent->doc, n->name, &set) &&
+	struct tc_node *p = tc_parent(n);
+	if (p && tc_meta_declared(tc_doc(p), tc_node_name(n), &set) &&
 	    !ver_set_shape(v, set.ndim, set.shape)) {
-		v->dtype = set.dtype;
+		v->dtype = (uint8_t)set.dtype;
 		v->data_offset = 0;
 		return;
 	}

@@ -3,4 +3,4 @@
 # tests: store damage
 # changes: 1
 # killed by: damage.bats "fsck ... damaged: e/b"
-s/^\t\tif (h == n->ver->xxh3)$/\t\tif (1) \/* mutant: every tensor passes *\//
+s/^\t\tif (h == tc_nver(n)->xxh3)$/\t\tif (1) \/* mutant: every tensor passes *\//

@@ -3,4 +3,4 @@
 # tests: store posix kill
 # changes: 1
 # killed by: test_store reader/rewriter tests, posix.bats
-s/^\t} else if ((v = n->ver)) {$/\t} else if ((v = pending_of(n) ? pending_of(n) : n->ver)) { \/* mutant *\//
+s/^\t} else if ((v = tc_nver(n))) {$/\t} else if ((v = pending_of(n) ? pending_of(n) : tc_nver(n))) { \/* mutant *\//

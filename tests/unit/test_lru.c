@@ -21,7 +21,7 @@ static int order_is(const struct tc_lru *l, const struct tc_node *e,
 		    const int *want, int n)
 {
 	int k = 0;
-	for (const struct tc_node *p = l->head; p; p = p->lru_next, k++)
+	for (const struct tc_node *p = l->head; p; p = tc_lru_next(p), k++)
 		if (k >= n || p != &e[want[k]])
 			return 0;
 	return k == n;
