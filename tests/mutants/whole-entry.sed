@@ -4,4 +4,4 @@
 # changes: 1
 # killed by: capacity.bats "entries are evicted whole"
 # The eviction removes (and journals) only the entry's newest tensor.
-/^static int evict(/,/^}/s/^\tstruct tc_op op = { .type = TC_OP_DEL, .id = e->id };$/\tstruct tc_op op = { .type = TC_OP_DEL, .id = e->child_tail ? e->child_tail->id : e->id }; \/* mutant: part of an entry *\//
+/^static int evict(/,/^}/s/^\tstruct tc_op op = { .type = TC_OP_DEL, .id = e->id };$/\tstruct tc_op op = { .type = TC_OP_DEL, .id = tc_child_tail(e) ? tc_child_tail(e)->id : e->id }; \/* mutant: part of an entry *\//
