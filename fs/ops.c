@@ -1433,7 +1433,7 @@ static int op_ioctl_batch(struct tcfs *fs, struct tcfs_dir *d,
 			struct tcfs_handle *h;
 			struct tc_span sp[2];
 			struct tc_stat fst;
-			int n;
+			int n = -1; /* ENOBUFS: several runs */
 			size_t total;
 			r = pin_one(fs, st.id, &h);
 			if (r == -ENOENT)
@@ -1443,18 +1443,23 @@ static int op_ioctl_batch(struct tcfs *fs, struct tcfs_dir *d,
 				break;
 			}
 			p.h[p.n++] = h;
-			r = tc_file_stat(fs->store, h->f, &fst);
-			if (!r)
-				r = tc_file_map(fs->store, h->f, 0, SIZE_MAX / 2, sp,
-						2, &n, &total);
-			if (r && r != -ENOBUFS) {
+			/* the version pinned (it may be newer than the lookup's):
+			 * its size is the map's total, or, in more than one run,
+			 * its stat's */
+			r = tc_file_map(fs->store, h->f, 0, SIZE_MAX / 2, sp, 2,
+					&n, &total);
+			if (r == -ENOBUFS)
+				r = tc_file_stat(fs->store, h->f, &fst);
+			else if (!r)
+				fst.size = total;
+			if (r) {
 				err = r;
 				break;
 			}
 			st.size = fst.size;
-			if (!r && n == 1)
+			if (n == 1)
 				it->off = sp[0].fd_off;
-			else if (!r && n == 0)
+			else if (n == 0)
 				it->off = 0; /* empty: nothing to copy */
 		}
 		it->size = st.size;

@@ -58,30 +58,29 @@ def chunks(names):
         yield start, run
 
 
-def _present(fd, op, count, joined):
-    """One request of count names joined (each ended by a NUL): its
-    count of names present, and nothing else parsed."""
+def _request(fd, op, count, joined=b"", token=0):
+    """One TC_IOC_BATCH request of count names joined (each ended by a
+    NUL): the reply's buffer."""
     buf = bytearray(_SIZE)
-    struct.pack_into("<IIIIQ", buf, 0, _ABI, op, count, 0, 0)
+    struct.pack_into("<IIIIQ", buf, 0, _ABI, op, count, 0, token)
     buf[_NAMES_AT:_NAMES_AT + len(joined)] = joined
     fcntl.ioctl(fd, TC_IOC_BATCH, buf, True)
-    abi, _, _, present = struct.unpack_from("<IIII", buf, 0)
-    if abi != _ABI:
+    if struct.unpack_from("<I", buf, 0)[0] != _ABI:
         raise OSError(errno.EPROTO, "not a tcachefs batch of this version")
-    return present
+    return buf
+
+
+def _present(fd, op, count, joined):
+    """The reply's count of names present, and nothing else parsed."""
+    return struct.unpack_from("<I", _request(fd, op, count, joined), 12)[0]
 
 
 def _call(fd, op, names=(), token=0):
     """One TC_IOC_BATCH request: (token, pool path, [(size, off), ...])
     with None for TC_BATCH_ABSENT and TC_BATCH_NOMAP."""
-    buf = bytearray(_SIZE)
     joined = b"\0".join(names) + b"\0" if names else b""
-    struct.pack_into("<IIIIQ", buf, 0, _ABI, op, len(names), 0, token)
-    buf[_NAMES_AT:_NAMES_AT + len(joined)] = joined
-    fcntl.ioctl(fd, TC_IOC_BATCH, buf, True)
-    abi, _, _, _, token, pool = struct.unpack_from(_HEAD, buf, 0)
-    if abi != _ABI:
-        raise OSError(errno.EPROTO, "not a tcachefs batch of this version")
+    buf = _request(fd, op, len(names), joined, token)
+    _, _, _, _, token, pool = struct.unpack_from(_HEAD, buf, 0)
     raw = struct.unpack_from("<%dQ" % (2 * len(names)), buf, _HEAD_SIZE)
     items = [(None if raw[2 * i] == _NONE else raw[2 * i],
               None if raw[2 * i + 1] == _NONE else raw[2 * i + 1])
