@@ -192,6 +192,29 @@ EOF
 	mkdir "$MNT/f"
 	echo '{}' >"$MNT/f/m"
 	expect_errno EXDEV 'os.rename(MNT + "/f/m", MNT + "/e/meta.json")'
+	# rsync renames right after close(), and the kernel releases the
+	# handle after that: a temp file still open for writing, its bytes
+	# committed (fsync), is taken; with writes not yet committed, EBUSY
+	"$PY" - "$MNT/e" <<'EOF'
+import errno, json, os, sys
+d = sys.argv[1]
+with open(d + "/.meta.json.x3", "w") as f:
+    f.write('{"b": 2}')
+    f.flush()
+    os.fsync(f.fileno())
+    os.rename(d + "/.meta.json.x3", d + "/meta.json")
+    assert json.load(open(d + "/meta.json"))["b"] == 2
+with open(d + "/.meta.json.x4", "w") as f:
+    f.write('{"c": 3}')
+    f.flush()                       # (a write handle: no commit before fsync or close)
+    try:
+        os.rename(d + "/.meta.json.x4", d + "/meta.json")
+        raise SystemExit("renamed with writes pending")
+    except OSError as e:
+        assert e.errno == errno.EBUSY, e
+os.rename(d + "/.meta.json.x4", d + "/meta.json")   # closed: committed
+assert json.load(open(d + "/meta.json"))["c"] == 3
+EOF
 }
 
 @test "a directory copied out of the mount copies back in, identical" {
