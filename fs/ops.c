@@ -1401,7 +1401,6 @@ static int op_ioctl_batch(struct tcfs *fs, struct tcfs_dir *d,
 		return -ENOMEM;
 	size_t at = 0;
 	int err = 0;
-	bool stop = false; /* LEADING met an absent name */
 	b->present = 0;
 	for (uint32_t i = 0; i < b->count && !err; i++) {
 		const char *name = b->names + at;
@@ -1416,8 +1415,9 @@ static int op_ioctl_batch(struct tcfs *fs, struct tcfs_dir *d,
 		at += len + 1;
 		it->size = TC_BATCH_ABSENT;
 		it->off = TC_BATCH_NOMAP;
-		stop = stop || (b->op == TC_BATCH_LEADING && i && b->present < i);
-		if (stop || check_name(name))
+		/* LEADING: once a name was absent, present stays below i */
+		if ((b->op == TC_BATCH_LEADING && b->present < i) ||
+		    check_name(name))
 			continue; /* not looked up, or no name a tensor can have */
 		int r = tc_lookup(fs->store, d->ino, name, &st);
 		if (r == -ENOENT && d->ino == TC_ROOT_ID && fs->remote &&
@@ -1432,7 +1432,6 @@ static int op_ioctl_batch(struct tcfs *fs, struct tcfs_dir *d,
 		if (b->op == TC_BATCH_PIN) {
 			struct tcfs_handle *h;
 			struct tc_span sp[2];
-			struct tc_stat fst;
 			int n = -1; /* ENOBUFS: several runs */
 			size_t total;
 			r = pin_one(fs, st.id, &h);
@@ -1449,14 +1448,13 @@ static int op_ioctl_batch(struct tcfs *fs, struct tcfs_dir *d,
 			r = tc_file_map(fs->store, h->f, 0, SIZE_MAX / 2, sp, 2,
 					&n, &total);
 			if (r == -ENOBUFS)
-				r = tc_file_stat(fs->store, h->f, &fst);
+				r = tc_file_stat(fs->store, h->f, &st);
 			else if (!r)
-				fst.size = total;
+				st.size = total;
 			if (r) {
 				err = r;
 				break;
 			}
-			st.size = fst.size;
 			if (n == 1)
 				it->off = sp[0].fd_off;
 			else if (n == 0)
@@ -1488,10 +1486,8 @@ static int op_ioctl_batch(struct tcfs *fs, struct tcfs_dir *d,
 		}
 		pthread_mutex_unlock(&d->lock);
 	}
-	if (err && !p.token)
-		unpin(fs, &p);
-	else if (!p.token)
-		free(p.h);
+	if (!p.token)
+		unpin(fs, &p); /* an error's pins, or none (EXISTS) */
 	return err;
 }
 
