@@ -166,33 +166,28 @@ class Batch:
         """How many of names, from the first, are present (the count
         before the first absent one): one request per TC_BATCH_MAX names,
         none after the request that finds an absent one, and no lookup past
-        it (TC_BATCH_LEADING)."""
-        if names and isinstance(names[0], str):
-            width = len(names[0])
-            if all(len(n) == width for n in names):
-                # names of one length (a page store's): joined once, cut
-                # into requests by count
-                joined = ("\0".join(names) + "\0").encode()
-                if len(joined) == len(names) * (width + 1):  # (ASCII)
-                    return self._leading_fixed(joined, len(names), width + 1)
-        names = [os.fsencode(n) for n in names]
-        for start, run in chunks(names):
-            _, _, items = _call(self._fd, _LEADING, run)
-            for i, (size, _) in enumerate(items):
-                if size is None:
-                    return start + i
-        return len(names)
-
-    def _leading_fixed(self, joined, n, width):
-        per = min(TC_BATCH_MAX, TC_BATCH_NAMES // width)
-        for start in range(0, n, per):
-            k = min(per, n - start)
-            # LEADING stops at the first absent name: present is its index
-            got = _present(self._fd, _LEADING, k,
-                           joined[start * width:(start + k) * width])
+        it (TC_BATCH_LEADING: its reply's count present is the index of
+        the first absent name)."""
+        runs = None
+        if names and isinstance(names[0], str) and \
+                all(len(n) == len(names[0]) for n in names):
+            width = len(names[0]) + 1
+            joined = ("\0".join(names) + "\0").encode()
+            if len(joined) == len(names) * width and width <= TC_BATCH_NAMES:
+                # names of one length, ASCII (a page store's): joined
+                # once, cut into requests by count
+                per = min(TC_BATCH_MAX, TC_BATCH_NAMES // width)
+                runs = ((i, min(per, len(names) - i),
+                         joined[i * width:(i + per) * width])
+                        for i in range(0, len(names), per))
+        if runs is None:
+            runs = ((start, len(run), b"\0".join(run) + b"\0")
+                    for start, run in chunks([os.fsencode(n) for n in names]))
+        for start, k, run in runs:
+            got = _present(self._fd, _LEADING, k, run)
             if got < k:
                 return start + got
-        return n
+        return len(names)
 
     @contextlib.contextmanager
     def pinned(self, names):
