@@ -19,15 +19,17 @@
  *      or the stderr of the start (log.c), then fuse_daemonize;
  *   5. serve: fork the watchdog (watchdog.c), raise the mount's
  *      read-ahead, start the eviction notifier thread (it also ticks the
- *      store once a second), run the loop (multi-threaded unless -s);
+ *      store once a second) and the store's check of the tensors in
+ *      memory (lib/verify.c), run the loop (multi-threaded unless -s);
  *   6. shut_down, after SIGTERM/SIGINT or fusermount3 -u and after a
  *      refusal at any step (one cleanup path: it undoes what was done):
  *      unmount, stop the notifier, close handles the kernel never
  *      released, tc_store_close.
  *
  * Threads: only the main thread until step 5; then the loop's workers
- * (ops.c) and the notifier (notify.c).  The store is opened before the
- * fork in fuse_daemonize: libtcache must keep its lock across fork() (see
+ * (ops.c), the notifier (notify.c) and the store's verifier (until it is
+ * done).  The store is opened before the fork in fuse_daemonize:
+ * libtcache must keep its lock across fork() (see
  * fs/API-NOTES.md).
  */
 #include <errno.h>
@@ -107,8 +109,8 @@ static void usage(FILE *f, const char *prog)
 		"    -o capacity=SIZE       pool size, e.g. 512M, 20G, 1.5T\n"
 		"                           (default, or 0: keep the store's;\n"
 		"                           %llu MiB for a new store)\n"
-		"    -o verify=on|off       check each tensor's xxh3 on its first\n"
-		"                           read after mounting (default: on)\n"
+		"    -o verify=on|off       check each tensor's xxh3 before its\n"
+		"                           first read after mounting (default: on)\n"
 		"    -o loglevel=LEVEL      err, warning, notice, info (default)\n"
 		"                           or debug\n"
 		"    -o log=FILE            append messages to FILE, each line\n"
@@ -630,6 +632,10 @@ static void serve(struct daemon *d)
 		return;
 	}
 	tc_store_on_evict(fs->store, tcfs_notifier_evicted, fs->notifier);
+	err = tc_store_verify_start(fs->store);
+	if (err)
+		tcfs_log(LOG_WARNING, "tensors in memory are checked at their "
+			 "first read: no thread for it (%s)", strerror(-err));
 	if (fs->remote) {
 		tcfs_remote_set_store(fs->remote, fs->store);
 		err = tcfs_remote_start(fs->remote);

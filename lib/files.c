@@ -292,8 +292,7 @@ int tc_open(tc_store *s, uint64_t id, unsigned flags, tc_file **fh)
 			lock(s);
 			if (r)
 				goto fail;
-			v->verified = h == v->xxh3 ? TC_VERIFIED_GOOD
-						   : TC_VERIFIED_DAMAGED;
+			ver_checked(s, v, h == v->xxh3);
 		}
 		if (v->verified == TC_VERIFIED_DAMAGED) {
 			r = -EIO;

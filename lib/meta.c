@@ -1038,6 +1038,8 @@ int tc_stats_json(const struct tc_stats *st, char **out, size_t *len)
 		{ "journal_torn", st->journal_torn },
 		{ "unsynced_dropped", st->unsynced_dropped },
 		{ "fallbacks", st->fallbacks },
+		{ "verified_ahead", st->verified_ahead },
+		{ "damaged", st->damaged },
 	};
 	for (size_t i = 0; !r && i < sizeof(nums) / sizeof(nums[0]); i++)
 		r = put(o, nums[i].key, json_u64(nums[i].v));

@@ -236,6 +236,7 @@ int tc_store_close(tc_store *s)
 	int r;
 	if (!s)
 		return 0;
+	verifier_stop(s);
 	lock(s);
 	absent_settle(s, 1); /* nothing can make those names now */
 	r = s->rdonly ? 0 : checkpoint(s, s->jr.capacity);
@@ -288,6 +289,8 @@ void tc_store_stats(tc_store *s, struct tc_stats *st)
 		.journal_torn = s->journal_torn,
 		.unsynced_dropped = s->unsynced_dropped,
 		.fallbacks = s->fallbacks,
+		.verified_ahead = s->verified_ahead,
+		.damaged = s->damaged,
 		.checkpoints = s->checkpoints,
 		.pinned = s->lru.npinned,
 		.oldest_access_ns = access_of(tc_lru_oldest(&s->lru)),

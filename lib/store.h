@@ -43,6 +43,7 @@
 
 #include <assert.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
@@ -138,6 +139,13 @@ struct tc_store {
 	struct tc_map kin;           /* parent links by name (links.c) */
 	tc_change_fn change_fn;      /* see tc_store_on_change */
 	void *change_arg;
+	/* the check of tensors in memory after the open (verify.c) */
+	pthread_t verifier;
+	int verifier_started;        /* it runs, or ended unjoined */
+	atomic_int verifier_stop;    /* tc_store_close: end now */
+	uint64_t verified_ahead;     /* tensors it checked */
+	uint64_t damaged;            /* tensors found damaged since the open,
+	                                by a read or by it */
 };
 
 struct tc_file {
@@ -261,6 +269,9 @@ static inline void *grow_array(void *a, size_t *cap, size_t size,
 
 /* ---- what the files call of each other ----------------------------------- */
 
+/* verify.c: end the check of tensors in memory, if it runs.  Unlocked. */
+void verifier_stop(struct tc_store *s);
+
 /* store.c: the end of every public operation: op_chores(), unlock. */
 void op_done(struct tc_store *s);
 
@@ -278,6 +289,10 @@ int ver_spans(const struct tc_store *s, const struct tc_ver *v, uint64_t off,
 int ver_hash(const struct tc_store *s, const struct tc_ver *v, uint64_t size,
 	     uint64_t *out);
 int ver_intact(int fd, const struct tc_ver *v, uint8_t *buf, size_t bufsize);
+int ver_hash_unless(const struct tc_store *s, const struct tc_ver *v,
+		    const atomic_int *stop, uint64_t *out);
+int ver_resident(const struct tc_store *s, const struct tc_ver *v);
+void ver_checked(struct tc_store *s, struct tc_ver *v, int good);
 int ver_grow(struct tc_store *s, struct tc_ver *v, uint64_t end);
 void ver_trim(struct tc_store *s, struct tc_ver *v);
 void ver_pack(struct tc_store *s, struct tc_ver *v);

@@ -504,9 +504,8 @@ static int view_verify(struct tc_store *s, struct tc_view *v)
 	for (size_t i = 0; i < v->nholds; i++) {
 		struct hold *h = &v->holds[i];
 		if (h->verify)
-			h->ver->verified = h->bad ? TC_VERIFIED_DAMAGED
-						  : TC_VERIFIED_GOOD;
-		if (h->bad)
+			ver_checked(s, h->ver, !h->bad);
+		if (h->ver->verified == TC_VERIFIED_DAMAGED)
 			r = -EIO;
 	}
 	unlock(s);

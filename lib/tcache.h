@@ -113,9 +113,11 @@ struct tc_options {
 	 * store is not usable yet: only note the name).  May be NULL. */
 	tc_evict_fn on_evict;
 	void *evict_arg;
-	/* Verify a tensor's xxh3 on its first open for reading after the
-	 * store is opened; a mismatch makes that tensor answer -EIO.  Default
-	 * (0) is on; TC_VERIFY_OFF turns it off. */
+	/* Verify a tensor's xxh3 before its first read after the store is
+	 * opened: at its first open for reading, or before it when
+	 * tc_store_verify_start finds its bytes in memory; a mismatch makes
+	 * that tensor answer -EIO.  Default (0) is on; TC_VERIFY_OFF turns
+	 * it off. */
 	unsigned verify;
 	/* How far the journal may grow past twice its size after the last
 	 * checkpoint before the next checkpoint starts (written by a child
@@ -147,6 +149,20 @@ struct tc_options {
  */
 int tc_store_open(const char *dir, const struct tc_options *opt,
 		  tc_store **out);
+
+/*
+ * Check, on a thread of the store's own, the xxh3 of every committed
+ * tensor whose bytes are all in the page cache now, entries most recently
+ * used first, before anything reads them: the check a first read would
+ * make (a damaged tensor then answers -EIO), taken off that read where it
+ * costs a pass over bytes in memory.  Tensors with a page on disk only are
+ * left to their first read.  Counts in tc_stats.verified_ahead; no hit,
+ * no touch.  The thread runs at SCHED_IDLE priority and ends when done or
+ * at tc_store_close.  A no-op with TC_VERIFY_OFF or when already started.
+ * Call it after any fork() (a process that daemonizes: after that).
+ * 0 or -errno from pthread_create.
+ */
+int tc_store_verify_start(tc_store *s);
 
 /* Write a checkpoint (after an fdatasync of the pool: everything committed
  * is then durable), release the lock and free everything.  Open files
@@ -211,6 +227,11 @@ struct tc_stats {
 	uint64_t fallbacks;       /* replacements not yet durable at a crash
 	                             whose bytes did not survive it: the
 	                             version they replaced was kept */
+	uint64_t verified_ahead;  /* tensors whose xxh3 was checked since the
+	                             open before any read of them, their bytes
+	                             being in memory (tc_store_verify_start) */
+	uint64_t damaged;         /* tensors found damaged since the open (a
+	                             read of one fails with -EIO) */
 	int64_t oldest_access_ns; /* least recent entry's last access; 0 if none */
 	int64_t newest_access_ns;
 };

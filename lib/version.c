@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -263,6 +264,79 @@ int ver_hash(const struct tc_store *s, const struct tc_ver *v, uint64_t size,
 	*out = XXH3_64bits_digest(st);
 	XXH3_freeState(st);
 	return 0;
+}
+
+/* Like ver_hash, of all of @v, but giving up with -EINTR between pieces of
+ * 1 MiB once *@stop is set.  O(size). */
+int ver_hash_unless(const struct tc_store *s, const struct tc_ver *v,
+		    const atomic_int *stop, uint64_t *out)
+{
+	const uint64_t piece = 1u << 20;
+	XXH3_state_t *st = XXH3_createState();
+
+	if (!st)
+		return -ENOMEM;
+	XXH3_64bits_reset(st);
+	for (uint64_t off = 0; off < v->size; off += piece) {
+		if (atomic_load_explicit(stop, memory_order_relaxed)) {
+			XXH3_freeState(st);
+			return -EINTR;
+		}
+		ver_each(s, v, off, v->size - off < piece ? v->size - off : piece,
+			 hash_fn, st);
+	}
+	*out = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return 0;
+}
+
+struct resident_ctx {
+	const uint8_t *map;
+	unsigned char vec[4096];  /* one byte a page: 16 MiB a call */
+};
+
+static int resident_fn(void *arg, uint64_t pool_off, size_t n)
+{
+	struct resident_ctx *c = arg;
+	const uint64_t page = TC_BLOCK, chunk = page * sizeof(c->vec);
+	uint64_t at = pool_off & ~(page - 1), end = pool_off + n;
+
+	while (at < end) {
+		uint64_t len = end - at < chunk ? end - at : chunk;
+		size_t pages = (size_t)((len + page - 1) / page);
+		if (mincore((void *)(c->map + at), len, c->vec))
+			return -errno;
+		for (size_t i = 0; i < pages; i++)
+			if (!(c->vec[i] & 1))
+				return 1;
+		at += len;
+	}
+	return 0;
+}
+
+/* Are all of @v's bytes in the page cache now (a read of them would not
+ * wait for the disk)?  1 yes, 0 no, -errno.  One mincore() a 16 MiB of
+ * pool: O(size / 4 KiB) bytes looked at, nothing read. */
+int ver_resident(const struct tc_store *s, const struct tc_ver *v)
+{
+	struct resident_ctx c;
+	int r;
+
+	c.map = s->pool.map;
+	r = v->size ? ver_walk(v, 0, v->size, resident_fn, &c) : 0;
+	return r < 0 ? r : !r;
+}
+
+/* Record what hashing @v's bytes found (@good: they match its xxh3), unless
+ * another check recorded it first; a damaged one is counted once.  Lock
+ * held. */
+void ver_checked(struct tc_store *s, struct tc_ver *v, int good)
+{
+	assert_locked(s);
+	if (v->verified != TC_UNVERIFIED)
+		return;
+	v->verified = good ? TC_VERIFIED_GOOD : TC_VERIFIED_DAMAGED;
+	s->damaged += !good;
 }
 
 struct intact_ctx {

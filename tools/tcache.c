@@ -352,6 +352,10 @@ parse:;
 			printf("recovered     %llu damaged journal records, %llu tensors dropped\n",
 			       (unsigned long long)jnum(o, "journal_dropped"),
 			       (unsigned long long)jnum(o, "nodes_dropped"));
+		if (jnum(o, "damaged"))
+			printf("damaged       %llu tensors fail their xxh3: reads of them "
+			       "fail (EIO); tcache fsck --repair removes them\n",
+			       (unsigned long long)jnum(o, "damaged"));
 		const cJSON *rm = cJSON_GetObjectItemCaseSensitive(o, "remote");
 		if (cJSON_IsObject(rm)) {
 			const char *url = jstr(rm, "url"), *mode = jstr(rm, "mode");

@@ -34,12 +34,6 @@ client() {
 	"$PY" "$CLIENTS/$name.py" "$@"
 }
 
-# stat KEY: a number from the mount's .tcache-stats
-stat_of() {
-	"$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' \
-		"$MNT/.tcache-stats" "$1"
-}
-
 # what the root lists is what the store counts as entries, for ls, the
 # stats file and tcache ls alike
 root_entries_agree() {

@@ -71,6 +71,31 @@ marked_file() {
 	cmp "$SRC/a" "$MNT/f/c"
 }
 
+@test "tensors in memory are checked right after the mount, before any read: damage found so answers EIO" {
+	mkdir "$MNT/e"
+	head -c 100000 /dev/urandom >"$SRC/a"
+	marked_file "$SRC/b" MARK-E-3c3c3c 200000
+	cp "$SRC/a" "$MNT/e/a"
+	cp "$SRC/b" "$MNT/e/b"
+	tcfs_unmount
+	off=$(pool_offset MARK-E-3c3c3c)
+	[ "$off" -ge 0 ]
+	flip_at "$STORE/pool" $((off + 150000))   # through the page cache
+	tcfs_mount
+	# nothing reads them: the daemon checks both by itself
+	wait_for stat_is verified_ahead 2
+	stat_is damaged 1
+	stat_is hits 0
+	run cat "$MNT/e/b"
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Input/output error"* ]]
+	cmp "$SRC/a" "$MNT/e/a"
+	stat_is damaged 1
+	run "$TCACHE" stats "$MNT"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"damaged       1 tensors fail their xxh3"* ]]
+}
+
 @test "-o verify=off serves bytes without checking them" {
 	mkdir "$MNT/e"
 	marked_file "$SRC/b" MARK-C-11aa22 50000

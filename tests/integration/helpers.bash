@@ -29,6 +29,17 @@ wait_for() {
 	return 1
 }
 
+# stat_of KEY: a number from the mount's .tcache-stats
+stat_of() {
+	"$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' \
+		"$MNT/.tcache-stats" "$1"
+}
+
+# stat_is KEY N: is that number N now?
+stat_is() {
+	[ "$(stat_of "$1")" = "$2" ]
+}
+
 is_mounted() {
 	grep -qs " $MNT fuse" /proc/mounts
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <endian.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <xxhash.h>
@@ -1717,6 +1718,92 @@ static void t_synced_damage_reads_eio(void)
 	tmpdir_free(d);
 }
 
+/* Pool bytes [off, off + len) out of the page cache (1) or not (0). */
+static int drop_pages(const char *dir, uint64_t off, uint64_t len)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/pool", dir);
+	int fd = open(p, O_RDONLY), r = 0;
+	if (fd < 0)
+		return 0;
+	if (fdatasync(fd) == 0 &&
+	    posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED) == 0) {
+		unsigned char vec[64];
+		long pg = sysconf(_SC_PAGESIZE);
+		off_t at = (off_t)(off & ~(uint64_t)(pg - 1));
+		size_t mlen = (size_t)(off + len - (uint64_t)at);
+		void *m = mmap(NULL, mlen, PROT_READ, MAP_SHARED, fd, at);
+		r = m != MAP_FAILED && mlen <= sizeof(vec) * (size_t)pg &&
+		    mincore(m, mlen, vec) == 0;
+		for (size_t i = 0; r && i < (mlen + (size_t)pg - 1) / (size_t)pg; i++)
+			r = !(vec[i] & 1);
+		if (m != MAP_FAILED)
+			munmap(m, mlen);
+	}
+	close(fd);
+	return r;
+}
+
+/* tc_store_verify_start checks, before any read, the tensors whose bytes
+ * are in memory: damage found so answers EIO at the first open, as a
+ * first read's own check would; a tensor with pages on disk only is left
+ * to that read; and none of it is a use (no hit, no touch). */
+static void t_tensors_in_memory_are_checked_before_any_read(void)
+{
+	char *d = tmpdir_new();
+	struct tc_span sp[8];
+	struct tc_stats st, after;
+	struct tc_stat ts;
+	tc_file *f = NULL;
+	tc_store *s = open_store(d, 16 * MiB);
+	REQUIRE(s);
+	uint64_t e = mkentry(s, "e");
+	CHECK(put(s, e, "a", 64 * KiB, 1, 64 * KiB) == 0);
+	CHECK(put(s, e, "b", 64 * KiB, 2, 64 * KiB) == 0);
+	CHECK(put(s, e, "c", 64 * KiB, 3, 64 * KiB) == 0);
+	CHECK(put(s, e, "small", 100, 4, 100) == 0); /* packed: a shared block */
+	CHECK(extents_of(s, e, "b", sp) == 1);
+	uint64_t b_off = sp[0].fd_off;
+	CHECK(extents_of(s, e, "c", sp) == 1);
+	uint64_t c_off = sp[0].fd_off, c_len = sp[0].len;
+	CHECK(tc_store_close(s) == 0);
+
+	/* b damaged in the page cache; c's pages on disk only */
+	char p[512];
+	snprintf(p, sizeof(p), "%s/pool", d);
+	int fd = open(p, O_RDWR);
+	uint8_t x;
+	CHECK(fd >= 0 && pread(fd, &x, 1, (off_t)b_off + 5000) == 1);
+	x ^= 0x40;
+	CHECK(pwrite(fd, &x, 1, (off_t)b_off + 5000) == 1);
+	close(fd);
+	REQUIRE(drop_pages(d, c_off, c_len));
+
+	s = open_store(d, 0);
+	REQUIRE(s);
+	tc_store_stats(s, &st);
+	CHECK(st.verified_ahead == 0 && st.damaged == 0);
+	CHECK(tc_store_verify_start(s) == 0);
+	tc_store_verify_wait(s);
+	tc_store_stats(s, &after);
+	CHECK(after.verified_ahead == 3); /* a, b, small */
+	CHECK(after.damaged == 1);
+	CHECK(after.hits == st.hits);
+	CHECK(after.newest_access_ns == st.newest_access_ns);
+
+	CHECK(tc_lookup(s, e, "b", &ts) == 0);
+	CHECK(tc_open(s, ts.id, 0, &f) == -EIO);
+	CHECK(same(s, e, "a", 64 * KiB, 1));
+	CHECK(same(s, e, "small", 100, 4));
+	CHECK(same(s, e, "c", 64 * KiB, 3)); /* checked now, at its read */
+	tc_store_stats(s, &after);
+	CHECK(after.verified_ahead == 3 && after.damaged == 1);
+	/* started again: nothing is left to check; stopped by the close */
+	CHECK(tc_store_verify_start(s) == 0);
+	CHECK(tc_store_close(s) == 0);
+	tmpdir_free(d);
+}
+
 /* A clean close syncs the pool before its checkpoint: what it names is
  * on disk, so the checkpoint marks it durable (damage after that is
  * damage, not a lost write). */
@@ -2877,6 +2964,7 @@ int main(void)
 	RUN(t_unsynced_tensor_lost_at_power_loss_is_absent);
 	RUN(t_unsynced_replacement_falls_back_to_the_old_bytes);
 	RUN(t_synced_damage_reads_eio);
+	RUN(t_tensors_in_memory_are_checked_before_any_read);
 	RUN(t_close_makes_every_commit_durable);
 	RUN(t_replaced_extents_wait_for_a_sync);
 	RUN(t_shrink_keeps_pins_and_lru);
