@@ -87,10 +87,12 @@ struct tcfs_dir {
 	uint64_t *ids;     /* tc_list snapshot, taken at the first readdir */
 	size_t n;
 	bool listed;
-	pthread_mutex_t lock;      /* pins, npins, next_token */
+	pthread_mutex_t lock;      /* pins, staged, their counts, next_token */
 	struct tcfs_pins *pins;    /* TC_IOC_BATCH pins not yet unpinned */
 	size_t npins, cap;
 	uint64_t next_token;
+	struct tcfs_staging *staged; /* TC_BATCH_STAGE's, not committed */
+	size_t nstaged, scap;
 };
 
 static struct tcfs *FS(fuse_req_t req)
@@ -616,6 +618,9 @@ static void dir_free(struct tcfs *fs, struct tcfs_dir *d)
 	for (size_t i = 0; i < d->npins; i++)
 		unpin(fs, &d->pins[i]);
 	free(d->pins);
+	for (size_t i = 0; i < d->nstaged; i++)
+		tcfs_staging_drop(fs, &d->staged[i]);
+	free(d->staged);
 	pthread_mutex_destroy(&d->lock);
 	free(d->ids);
 	free(d);
@@ -1361,6 +1366,54 @@ static int pin_one(struct tcfs *fs, uint64_t ino, struct tcfs_handle **out)
 	return 0;
 }
 
+/* TC_BATCH_STAGE and TC_BATCH_COMMIT on @d (stage.c): each staging kept
+ * under its token until its COMMIT or the handle's release. */
+static int op_ioctl_stage(struct tcfs *fs, const struct fuse_ctx *who,
+			  struct tcfs_dir *d, struct tc_ioc_batch *b)
+{
+	struct tcfs_staging st = { 0 };
+	uint64_t token;
+	bool room;
+	int err = 0;
+
+	pthread_mutex_lock(&d->lock);
+	if (b->op == TC_BATCH_COMMIT) {
+		for (size_t i = 0; i < d->nstaged; i++)
+			if (d->staged[i].token == b->token) {
+				st = d->staged[i];
+				d->staged[i] = d->staged[--d->nstaged];
+				break;
+			}
+	} else if (d->nstaged == d->scap) {
+		size_t ncap = d->scap ? d->scap * 2 : 2;
+		struct tcfs_staging *g = realloc(d->staged, ncap * sizeof(*g));
+		if (g) {
+			d->staged = g;
+			d->scap = ncap;
+		}
+	}
+	token = ++d->next_token;
+	room = d->nstaged < d->scap;
+	pthread_mutex_unlock(&d->lock);
+	if (b->op == TC_BATCH_COMMIT)
+		return st.token ? tcfs_stage_commit(fs, who, d->ino, &st, b)
+				: -ENOENT;
+	if (!room)
+		return -ENOMEM;
+	err = tcfs_stage(fs, who, token, &st, b);
+	if (err)
+		return err;
+	pthread_mutex_lock(&d->lock);
+	if (d->nstaged < d->scap)
+		d->staged[d->nstaged++] = st;
+	else
+		err = -ENOMEM; /* another STAGE took the room meanwhile */
+	pthread_mutex_unlock(&d->lock);
+	if (err)
+		tcfs_staging_drop(fs, &st);
+	return err;
+}
+
 /*
  * TC_IOC_BATCH on directory @d (tcache.h).  EXISTS and PIN look each name
  * up as the kernel's LOOKUP does (a file tcachefs makes, meta.json or a
@@ -1370,11 +1423,13 @@ static int pin_one(struct tcfs *fs, uint64_t ino, struct tcfs_handle **out)
  * UNPIN or releasedir.  A name that vanishes between its lookup and its
  * open is absent.  On an error nothing stays pinned.
  */
-static int op_ioctl_batch(struct tcfs *fs, struct tcfs_dir *d,
-			  struct tc_ioc_batch *b)
+static int op_ioctl_batch(struct tcfs *fs, const struct fuse_ctx *who,
+			  struct tcfs_dir *d, struct tc_ioc_batch *b)
 {
 	if (b->abi != TC_IOC_ABI)
 		return -EPROTO;
+	if (b->op == TC_BATCH_STAGE || b->op == TC_BATCH_COMMIT)
+		return op_ioctl_stage(fs, who, d, b);
 	if (b->op == TC_BATCH_UNPIN) {
 		struct tcfs_pins p = { 0 };
 		pthread_mutex_lock(&d->lock);
@@ -1515,7 +1570,7 @@ static void tcfs_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
 			return;
 		}
 		memcpy(b, in_buf, sizeof(*b));
-		err = op_ioctl_batch(FS(req), D(fi), b);
+		err = op_ioctl_batch(FS(req), fuse_req_ctx(req), D(fi), b);
 		if (err)
 			reply_err(req, err);
 		else

@@ -224,6 +224,27 @@ struct tcfs_handle {
 	tc_view *view;
 };
 
+/* ---- staged puts (stage.c) ------------------------------------------------ */
+
+/* A directory handle's tensors staged by TC_BATCH_STAGE, not committed:
+ * t[i] NULL where item i got no run of its own. */
+struct tcfs_staging {
+	uint64_t token;          /* 0: none */
+	uint32_t n;
+	tc_staged **t;
+	uint64_t *size;          /* bytes of each */
+};
+/* TC_BATCH_STAGE (tcache.h) for the caller @who: *@out, under @token. */
+int tcfs_stage(struct tcfs *fs, const struct fuse_ctx *who, uint64_t token,
+	       struct tcfs_staging *out, struct tc_ioc_batch *b);
+/* TC_BATCH_COMMIT of staging @st into directory @dir; @st is dropped
+ * after, whatever the outcome. */
+int tcfs_stage_commit(struct tcfs *fs, const struct fuse_ctx *who,
+		      uint64_t dir, struct tcfs_staging *st,
+		      struct tc_ioc_batch *b);
+/* Drop what @st holds (releasedir, a new STAGE). */
+void tcfs_staging_drop(struct tcfs *fs, struct tcfs_staging *st);
+
 /* A handle of @kind for @ino, every other field zero (calloc), or NULL. */
 struct tcfs_handle *tcfs_handle_new(enum hkind kind, uint64_t ino);
 

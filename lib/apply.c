@@ -555,13 +555,16 @@ static int op_journaled(struct tc_store *s, const struct tc_op *op,
  * op_journaled) are applied without being written.  A failed append
  * changes nothing.  @v: the version a tensor's NODE op names when the
  * caller built it (a commit); the node takes over the caller's reference.
+ * store_change_each: op i names version vs[i] (NULL: none), so one record
+ * commits several tensors.
  * The touches kept back lead the record (durable.c touches_lead).
  * An apply that fails after the append (ENOMEM) leaves memory behind the
  * journal until the next open; the rest of the ops are still applied.
  * Lock held.
  */
-int store_change(struct tc_store *s, const struct tc_op *ops, size_t k,
-		 struct tc_ver *v)
+/* store_change, with op i's version vs[i] when @vs, else @v for each. */
+static int change(struct tc_store *s, const struct tc_op *ops, size_t k,
+		  struct tc_ver *v, struct tc_ver *const *vs)
 {
 	struct tc_buf b = { 0 };
 	uint64_t seq = 0;
@@ -569,7 +572,7 @@ int store_change(struct tc_store *s, const struct tc_op *ops, size_t k,
 
 	assert_locked(s);
 	for (size_t i = 0; i < k; i++)
-		if (op_journaled(s, &ops[i], v)) {
+		if (op_journaled(s, &ops[i], vs ? vs[i] : v)) {
 			if (!b.len)
 				touches_lead(s, &b);
 			tc_rec_op(&b, &ops[i]);
@@ -585,9 +588,21 @@ int store_change(struct tc_store *s, const struct tc_op *ops, size_t k,
 		const struct tc_op *op = &ops[i];
 		uint32_t h = op->type == TC_OP_NODE
 				     ? tc_name_hash(op->parent, op->name) : 0;
-		int e = apply_op(s, seq, op, h, v);
+		int e = apply_op(s, seq, op, h, vs ? vs[i] : v);
 		if (e && !r)
 			r = e;
 	}
 	return r;
+}
+
+int store_change(struct tc_store *s, const struct tc_op *ops, size_t k,
+		 struct tc_ver *v)
+{
+	return change(s, ops, k, v, NULL);
+}
+
+int store_change_each(struct tc_store *s, const struct tc_op *ops, size_t k,
+		      struct tc_ver *const *vs)
+{
+	return change(s, ops, k, NULL, vs);
 }

@@ -110,7 +110,7 @@ int commit_locked(struct tc_store *s, struct tc_node *n)
 	}
 	ver_trim(s, v);
 	ver_pack(s, v);
-	ver_type(s, n, v, tc_nver(n));
+	ver_type(s, tc_parent(n), tc_node_name(n), v, tc_nver(n));
 	if (n->root_file && !node_journaled(n))
 		/* an entry the journal first hears of: the most recent, as
 		 * replay will make it (after the touches leading the record) */

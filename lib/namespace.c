@@ -29,7 +29,7 @@
 #include "meta.h"
 #include "store.h"
 
-static int check_name(const char *name)
+int check_name(const char *name)
 {
 	size_t n = strnlen(name, TC_NAME_MAX + 1);
 	if (n > TC_NAME_MAX)
@@ -41,7 +41,7 @@ static int check_name(const char *name)
 }
 
 /* A name that may be created in @dir (not reserved there: see tcache.h). */
-static int check_new_name(const struct tc_node *dir, const char *name)
+int check_new_name(const struct tc_node *dir, const char *name)
 {
 	int r = check_name(name);
 	if (r)

@@ -68,12 +68,13 @@
  * checkpoint, a new lookup or a create of the name finds it older than
  * the window; when its slot is taken for a new name (the oldest of a full
  * set: counted early, not lost); and at close.  O(1) per lookup and
- * create, 6 KiB per store.  The kernel asks again for a name it did not
+ * create, 96 KiB per store: a batch of TC_BATCH_MAX lookups waits whole
+ * (tcache.batch's puts look their pages up, then make them).  The kernel asks again for a name it did not
  * find (fs/ replies ENOENT, which it does not cache): each check is a
  * lookup here.
  */
 #define MISS_WINDOW_NS (2 * 1000000000LL)
-#define ABSENT_SETS 64
+#define ABSENT_SETS 1024
 #define ABSENT_WAYS 4
 
 struct tc_absent {
@@ -303,14 +304,16 @@ int ver_clone(struct tc_store *s, const struct tc_ver *src, uint64_t size,
 /* Copy @len bytes of @v from @off (inside its size) to @buf. */
 void ver_read(const struct tc_store *s, const struct tc_ver *v, uint64_t off,
 	      size_t len, void *buf);
-void ver_type(struct tc_store *s, const struct tc_node *n, struct tc_ver *v,
-	      const struct tc_ver *old);
+void ver_type(struct tc_store *s, const struct tc_node *dir, const char *name,
+	      struct tc_ver *v, const struct tc_ver *old);
 
 /* apply.c */
 void node_op(const struct tc_node *n, const struct tc_ver *v,
 	     struct tc_op *op);
 int store_change(struct tc_store *s, const struct tc_op *ops, size_t k,
 		 struct tc_ver *v);
+int store_change_each(struct tc_store *s, const struct tc_op *ops, size_t k,
+		      struct tc_ver *const *vs);
 int apply_op(struct tc_store *s, uint64_t seq, const struct tc_op *op,
 	     uint32_t h, struct tc_ver *v);
 void node_set_attrs(struct tc_node *n, const struct tc_op *op);
@@ -350,6 +353,10 @@ int shrink(struct tc_store *s, uint64_t cap, uint64_t limit, uint64_t *valid);
 
 /* namespace.c */
 void fill_stat(const struct tc_node *n, struct tc_stat *st);
+/* A name a node may have: -ENAMETOOLONG, -EINVAL ("", ".", "..", a '/'). */
+int check_name(const char *name);
+/* ... and one that may be made in @dir: -EEXIST for a name it reserves. */
+int check_new_name(const struct tc_node *dir, const char *name);
 int get_dir(struct tc_store *s, uint64_t id, struct tc_node **out);
 int dir_for_new(struct tc_store *s, uint64_t parent, const char *name,
 		struct tc_node **d);

@@ -692,6 +692,50 @@ ssize_t tc_view_pread(tc_store *s, tc_view *v, void *buf, size_t size,
  * before tc_store_close().  NULL-safe. */
 void tc_view_close(tc_store *s, tc_view *v);
 
+/* ---- staged tensors: bytes written straight into the pool (stage.c) ----- */
+
+/*
+ * A writer on this machine that may write the pool file can put many
+ * tensors with a constant number of calls.  tc_stage reserves pool space
+ * for one tensor of @size bytes, named by nobody yet, as one run of the
+ * pool file at *@off; the caller writes the bytes there itself (pwrite on
+ * the pool file).  tc_stage_commit then names any number of staged
+ * tensors of one directory at once, in one journal record: once it
+ * returns 0 they are committed as a close(2) commits a file, and a crash
+ * at any moment leaves all of them, whole, or none.  Until then a staged
+ * tensor is not listed and never evicted, and its space counts as used;
+ * tc_staged_drop gives it back.  Who writes into a staged run is the
+ * caller's to control: the store hashes what the pool holds at commit.
+ *
+ * tc_stage: 0; -EINVAL @size 0; -EFBIG more than the pool; -ENOSPC no
+ * room can be made (evicting as any write does); -EXDEV the room came in
+ * more than one run (nothing is kept: write this one through a file);
+ * -ENOMEM.  Thread-safe.
+ */
+#define TC_STAGE_MAX 1024
+typedef struct tc_staged tc_staged;
+int tc_stage(tc_store *s, uint64_t size, tc_staged **out, uint64_t *off);
+/* Free a staged tensor not committed.  NULL-safe. */
+void tc_staged_drop(tc_store *s, tc_staged *t);
+/*
+ * Commit staged @t[0 .. n) as tensors @names[i] of directory @dir, with
+ * @mode, @uid, @gid and, at the root, the parent links @links[i] (@links
+ * or @links[i] NULL: none).  Their xxh3 is computed from the pool here.
+ * A name present in @dir now is left as it is, and its staged bytes
+ * dropped: @made[i] is 0 for it, 1 for a tensor made.  On success every
+ * @t[i] is consumed, made or not; on an error none is and nothing
+ * changed (tc_staged_drop them).  Made files at the root are entries,
+ * the most recently used; in an entry, the entry is touched.
+ * -ENOENT, -ENOTDIR @dir; -EINVAL a name twice, a link below the root;
+ * a name no tensor may have there (-EINVAL, -ENAMETOOLONG, -EEXIST for a
+ * reserved one, as tc_create); -ELOOP a link would close a loop; -E2BIG
+ * @n > TC_STAGE_MAX; journal errors (-ENOSPC, -EIO).  Thread-safe, but
+ * each @t[i] belongs to one caller.
+ */
+int tc_stage_commit(tc_store *s, uint64_t dir, size_t n, tc_staged *const *t,
+		    const char *const *names, const char *const *links,
+		    uint32_t mode, uint32_t uid, uint32_t gid, int *made);
+
 /* ---- direct mapping: a reader maps a tensor's pool pages itself --------- */
 
 /*
@@ -754,6 +798,27 @@ struct tc_ioc_map {
  * killed mid-batch leaves none.  Meanwhile the bytes at off stay that
  * version's, whatever replaces or removes the tensor.  Who may not open
  * the pool file reads through the files instead (the same bytes).
+ *
+ * Puts (tc_stage, tc_stage_commit), for root and the pool file's owner
+ * (anyone else: EACCES; write files instead):
+ *   TC_BATCH_STAGE   item[i].size in: bytes of tensor i (count of them).
+ *                    Out: item[i].off, where in the pool file (pool[]) to
+ *                    write its bytes, or TC_BATCH_NOMAP when it got no
+ *                    single run (write that one through a file); present
+ *                    counts the others; token names them.  An error
+ *                    (ENOSPC, EFBIG, EINVAL a size of 0) stages nothing.
+ *   TC_BATCH_COMMIT  token, count (at most STAGE's), names[]: for each
+ *                    staged i a name and its parent link, each ended by
+ *                    a NUL ("" for no link; links at the root only).
+ *                    Commits them in one journal record: after a crash
+ *                    all are there, whole, or none.  Out: item[i].size,
+ *                    its size if made, TC_BATCH_ABSENT if not (a name
+ *                    present is kept as it is; a NOMAP item); present
+ *                    counts those made.  Errors as tc_stage_commit's.
+ * A STAGE's tensors wait under its token for its COMMIT, which ends
+ * them whatever its outcome (those not made are dropped), or for the
+ * directory fd's close, which drops them: a writer killed mid-batch
+ * leaves nothing.
  */
 #define TC_BATCH_MAX 192
 #define TC_BATCH_NAMES 12032
@@ -761,6 +826,8 @@ struct tc_ioc_map {
 #define TC_BATCH_PIN 2
 #define TC_BATCH_UNPIN 3
 #define TC_BATCH_LEADING 4
+#define TC_BATCH_STAGE 5
+#define TC_BATCH_COMMIT 6
 #define TC_BATCH_ABSENT UINT64_MAX
 #define TC_BATCH_NOMAP UINT64_MAX
 struct tc_ioc_batch_item {
@@ -772,8 +839,8 @@ struct tc_ioc_batch {
 	uint32_t op;              /* TC_BATCH_* */
 	uint32_t count;           /* names in */
 	uint32_t present;         /* out */
-	uint64_t token;           /* PIN out, UNPIN in */
-	char pool[1024];          /* PIN out: the pool file's path */
+	uint64_t token;           /* PIN, STAGE out; UNPIN, COMMIT in */
+	char pool[1024];          /* PIN, STAGE out: the pool file's path */
 	struct tc_ioc_batch_item item[TC_BATCH_MAX];
 	char names[TC_BATCH_NAMES];
 };

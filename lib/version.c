@@ -604,16 +604,16 @@ static int ver_set_type(struct tc_ver *v, int dtype, int ndim,
 	return 1;
 }
 
-/* dtype/shape for @v, tensor @n's new version: from its .npy header,
- * else as its directory's meta.json declares it (any size: a document
- * is not refused over sizes, and neither is the file), else kept from
- * @old when the size still fits them, else raw uint8 [size]. */
-void ver_type(struct tc_store *s, const struct tc_node *n, struct tc_ver *v,
-	      const struct tc_ver *old)
+/* dtype/shape for @v, the new version of tensor @name in directory @dir:
+ * from its .npy header, else as @dir's meta.json declares it (any size:
+ * a document is not refused over sizes, and neither is the file), else
+ * kept from @old when the size still fits them, else raw uint8 [size]. */
+void ver_type(struct tc_store *s, const struct tc_node *dir, const char *name,
+	      struct tc_ver *v, const struct tc_ver *old)
 {
 	struct tc_meta_set set;
 
-	if (name_is_npy(tc_node_name(n)) && v->size) {
+	if (name_is_npy(name) && v->size) {
 		size_t len = v->size < NPY_PEEK ? (size_t)v->size : NPY_PEEK;
 		uint8_t *buf = malloc(len);
 		struct tc_npy_info info;
@@ -626,8 +626,7 @@ void ver_type(struct tc_store *s, const struct tc_node *n, struct tc_ver *v,
 				return;
 		}
 	}
-	struct tc_node *p = tc_parent(n);
-	if (p && tc_meta_declared(tc_doc(p), tc_node_name(n), &set) &&
+	if (dir && tc_meta_declared(tc_doc(dir), name, &set) &&
 	    !ver_set_shape(v, set.ndim, set.shape)) {
 		v->dtype = (uint8_t)set.dtype;
 		v->data_offset = 0;

@@ -83,6 +83,54 @@ pytest_one() {
 	pytest_one test_batches_of_many_pages_and_the_fallbacks
 }
 
+@test "staged puts: pages written into the pool, named in one record; several runs, and writers that may not, use files" {
+	tcfs_remount -o capacity=4M -o allow_other   # the unprivileged writer reaches the mount
+	chmod 755 "$TDIR"
+	pytest_one test_staged_puts_write_the_pool_and_fall_back_to_files
+}
+
+# stage 16 pages of 64 KiB through a directory fd and wait (run with &)
+stage_and_sleep() {
+	PYTHONPATH=$BATS_TEST_DIRNAME/../../tools/python exec "$PY" - "$MNT" "$TDIR" <<'EOF'
+import sys, time
+from tcache import batch
+m, t = sys.argv[1:3]
+b = batch.Batch(m)
+token, pool, items = batch._call(b._fd, batch._STAGE, count=16, sizes=[65536] * 16)
+assert all(off is not None for _, off in items), items
+with open(t + "/staged", "w") as f:
+    f.write(pool.decode())
+time.sleep(600)
+EOF
+}
+
+@test "kill -9 between a put's STAGE and COMMIT: the writer's staged space comes back; the daemon's leaves nothing" {
+	tcfs_remount -o capacity=4M
+	head -c 100000 /dev/urandom >"$MNT/kept"
+	used=$(stat_of used)
+	stage_and_sleep &
+	pid=$!
+	wait_for test -s "$TDIR/staged"
+	stat_is used $((used + 16 * 65536))
+	[ "$(ls "$MNT")" = kept ]
+	kill -9 "$pid"
+	wait "$pid" || true
+	wait_for stat_is used "$used"   # its directory closed with it
+	rm -f "$TDIR/staged"
+	stage_and_sleep &
+	pid=$!
+	wait_for test -s "$TDIR/staged"
+	kill -9 "$DAEMON_PID"
+	kill -9 "$pid"
+	wait "$pid" || true
+	remount_after_kill -o capacity=4M
+	stat_is used "$used"
+	[ "$(ls "$MNT")" = kept ]
+	tcfs_unmount
+	run "$TCACHE" fsck "$STORE"
+	[ "$status" -eq 0 ]
+}
+
 # kill -9 mid-batch, the reader's side: a process holding pins
 # (tcache.batch) dies inside its with-block (run with &: $! is python's)
 pin_and_sleep() {

@@ -345,13 +345,19 @@ class PageStoreOnAMount(unittest.TestCase):
         toks, keys, _ = self.chain(s, 16, 16, size=64 * KIB)      # 1 MiB
         absent = page_hashes(tokens(16, 17), 16)[0]
         # a store keeps the root and the pool's mapping open once it has
-        # batched a request (two descriptors); close() lets them go
+        # batched a request (two descriptors), and the pool open for
+        # writing once it has put pages straight into it (one more);
+        # close() lets them go
+        s.close()
         before = open_fds()
         s.get([])
         self.assertEqual(open_fds(), before + 2)
+        s.put(tokens(16, 19), [page_bytes("x", 4 * KIB)])
+        self.assertEqual(open_fds(), before + 3)
         s.close()
         self.assertEqual(open_fds(), before)
         s.get([])
+        s.put(tokens(16, 20), [page_bytes("y", 4 * KIB)])
         fds = open_fds()
         with s.lock(keys + [absent]) as locked:
             self.assertEqual(locked, keys)                # the absent one is not
@@ -459,6 +465,62 @@ class PageStoreOnAMount(unittest.TestCase):
                               "--clear-groups", sys.executable, "-c", code],
                              capture_output=True, text=True)
         self.assertEqual(out.stdout.split(), ["False", "True", "4", "True"], out.stderr)
+
+    def test_staged_puts_write_the_pool_and_fall_back_to_files(self):
+        """A put on a mount whose pool this process may write stages its
+        pages, writes them into the pool itself and names them in one
+        record: no lookup, no temporary file, no open a page.  A page
+        present is kept.  A page the pool has no single run for, and a
+        writer that may not stage, go through files: the same pages."""
+        s = PageStore(MNT, 4)
+        st0 = stats()
+        toks, keys, pages = self.chain(s, 40, 40, size=64 * KIB)  # 2.5 MiB
+        st1 = stats()
+        self.assertTrue(s._batcher().can_stage)
+        # one run of 40: one lookup of each (a request), then its last page
+        # is opened (held for the next run's child): one hit; no misses
+        self.assertEqual(st1["probes"], st0["probes"] + 41)
+        self.assertEqual(st1["hits"], st0["hits"] + 1)
+        self.assertEqual(st1["misses"], st0["misses"])
+        self.assertEqual(root(), sorted(keys))                # no temporary
+        self.assertPagesAre(s, keys, 64 * KIB)
+        for i in range(1, 40):
+            self.assertEqual(parent_of(s.page_path(keys[i])), keys[i - 1])
+        # 8 more: the 40 present are kept, the new ones link on
+        toks2 = toks[:40 * 4] + tokens(8 * 4, 41)
+        keys2 = s.keys_for(toks2)
+        pages2 = [page_bytes(k, 64 * KIB) for k in keys2]
+        pages2[0] = b"not written: present"
+        self.assertEqual(s.put(toks2, pages2), 8)
+        self.assertPagesAre(s, keys2, 64 * KIB)
+        self.assertEqual(parent_of(s.page_path(keys2[40])), keys2[39])
+        s.clear()
+        # a pool cut into 64 KiB runs: a 256 KiB page has none of its own
+        fill("a", 64, 64 * KIB)                               # 4 of 4 MiB
+        for i in range(0, 64, 2):
+            os.unlink(os.path.join(MNT, "a%04d" % i))
+        _, keys3, _ = self.chain(s, 2, 42, size=256 * KIB)
+        self.assertPagesAre(s, keys3, 256 * KIB)
+        self.assertEqual(parent_of(s.page_path(keys3[1])), keys3[0])
+        with Batch(MNT).pinned(keys3) as pg:
+            self.assertTrue(all(p[1] is None for p in pg), "several runs each")
+        s.clear()
+        # staging refused: files, as on any directory
+        s._batcher().can_stage = False
+        _, keys4, _ = self.chain(s, 6, 43, size=8 * KIB)
+        self.assertPagesAre(s, keys4, 8 * KIB)
+        self.assertEqual(parent_of(s.page_path(keys4[5])), keys4[4])
+        # who may not write the pool may not stage (EACCES): files instead
+        code = ("import sys, errno; sys.path.insert(0, %r); from tcache.batch import Batch;"
+                "b = Batch(%r)\n"
+                "try: b.staged_put([memoryview(b'x')], [b'n'], [b''])\n"
+                "except OSError as e: print(errno.errorcode[e.errno], b.can_stage)"
+                % (os.path.join(os.path.dirname(__file__), "..", "..", "tools", "python"),
+                   MNT))
+        out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534",
+                              "--clear-groups", sys.executable, "-c", code],
+                             capture_output=True, text=True)
+        self.assertEqual(out.stdout.split(), ["EACCES", "False"], out.stderr)
 
     def test_prefix_aware_eviction_keeps_a_prefix(self):
         s = PageStore(MNT, 16, suffix=".kv")

@@ -24,7 +24,15 @@ used.  A chain therefore loses its last page first, and the pages present
 are always a leading run: ``match_prefix`` counts them all the same, one
 stat(2) a page in order, never assuming it.
 
-Writing is atomic per page: each page is written whole under a temporary
+Writing, on a mount whose pool file this process may write (the daemon's
+user, or root): per run of up to 192 pages one lookup request, then the
+pages absent are staged (their room reserved in the pool), written
+straight into the pool file, and named all at once by one journal record
+(tcache.batch ``staged_put``): a kill -9 of the daemon or of the writer
+leaves the whole run, each page with its link, or none of it.
+
+Writing otherwise (and for a page the pool has no single run for) is
+atomic per page: each page is written whole under a temporary
 name at the root (``.tcache-tmp-pg-<pid>-<tid>-<n>-<random>.<suffix>``), closed (the
 mount commits it), linked to its parent, then renamed onto its final name.
 A kill -9 of the daemon or of the writer leaves each page present whole
@@ -50,7 +58,7 @@ import os
 import re
 import threading
 
-from .batch import Batch, chunks
+from .batch import Batch, chunks, stage_runs
 from .pages import page_hashes
 
 __all__ = ["PageStore", "PARENT_XATTR"]
@@ -218,7 +226,7 @@ class PageStore:
         return b
 
     def close(self):
-        """Close the directory and pool mapping batches use (a later call
+        """Close the directory and pool files batches use (a later call
         opens them again)."""
         with self._batch_lock:
             b, self._batch = self._batch, None
@@ -273,9 +281,10 @@ class PageStore:
         stores the first len(pages).  Each page's file gets the parent link
         to the page before it (page 0's is ``prior + suffix`` when prior is
         given, none otherwise).  A page present is kept as it is (and
-        opened, which makes it recently used).  Each page is written whole
-        under a temporary name and renamed into place (see the module's
-        notes): a crash leaves pages whole, with their link, or absent.
+        opened, which makes it recently used).  The pages go straight into
+        the pool, many in one record, or each through a temporary file
+        renamed into place (see the module's notes): either way a crash
+        leaves pages whole, with their link, or absent.
 
         Raises ValueError for more pages than full pages or an empty page,
         TypeError for a page that is not a buffer (before anything is
@@ -293,6 +302,14 @@ class PageStore:
                 raise ValueError("page %d (%s) is empty: a page has bytes"
                                  % (i, keys[i]))
         parent = None if prior is None else self._name(prior)
+        b = self._batcher()
+        if b.ok and b.can_stage and self.links:
+            return self._put_staged(b, keys, views, parent)
+        return self._put_files(keys, views, parent)
+
+    def _put_files(self, keys, views, parent):
+        """put() through files: each page written under a temporary name,
+        linked, renamed into place."""
         written = 0
         held = -1  # the previous page, open: not evicted before its child lands
         try:
@@ -306,6 +323,63 @@ class PageStore:
                     os.close(held)
                 held = fd
                 parent = name
+        finally:
+            if held >= 0:
+                os.close(held)
+        return written
+
+    def _put_staged(self, b, keys, views, parent):
+        """put() straight into the pool (tcache.batch staged_put): per run
+        of up to TC_BATCH_MAX pages, three requests: the pages looked up,
+        those absent staged, written, and named in one journal record (one
+        present by then is kept, its staged bytes dropped).  The
+        page before a run stays open while it is staged, so that making
+        room never evicts it before its child lands; within a run every
+        page but the last has its child in the same record.  A page the
+        pool has no single run for, and every page when staging is refused
+        or finds no room for the whole run, goes through a file."""
+        names = [self._name(k) for k in keys[:len(views)]]
+        enc = [n.encode() for n in names]
+        links = [(enc[i - 1] if i else
+                  (parent.encode() if parent is not None else b""))
+                 for i in range(len(enc))]
+        written = 0
+        held = self._hold(parent) if parent is not None else -1
+        try:
+            for start, k in stage_runs(enc, links):
+                run = range(start, start + k)
+                sizes = b.exists([enc[i] for i in run])
+                new = [i for i, size in zip(run, sizes) if size is None]
+                made = dict.fromkeys(run, False)   # present: kept
+                made.update(dict.fromkeys(new))    # None: through a file
+                if new and b.can_stage:
+                    try:
+                        made.update(zip(new, b.staged_put(
+                            [views[i] for i in new], [enc[i] for i in new],
+                            [links[i] for i in new])))
+                    except OSError as e:
+                        if e.errno != errno.ENOSPC and b.can_stage:
+                            raise
+                        # refused, or no room for the whole run: page by
+                        # page (ENOSPC, if so, at the page that needs it)
+                written += sum(1 for i in run if made[i])
+                for i in run:
+                    m = made[i]
+                    if m is False:  # present: kept; opened: recently used
+                        fd = self._hold(names[i])
+                        if fd >= 0:
+                            os.close(fd)
+                    elif m is None:  # through a file: refused, or no run
+                        fd = self._hold(names[i])
+                        if fd < 0:
+                            fd = self._write_page(names[i], views[i],
+                                                  links[i].decode() or None)
+                            written += 1
+                        os.close(fd)
+                last = self._hold(names[start + k - 1])
+                if held >= 0:
+                    os.close(held)
+                held = last
         finally:
             if held >= 0:
                 os.close(held)
@@ -423,18 +497,27 @@ class PageStore:
         result = [None] * len(keys)
         enc = [os.fsencode(n) for n in names]
         for start, run in chunks(enc):
-            with b.pinned(run) as got:
+            with b.pinned_runs(run) as got:
+                fd = b.pool_fd()
                 for j, g in enumerate(got):
                     i = start + j
                     if g is None:
                         continue
-                    size, src = g
+                    size, off = g
                     buf = None if out is None else out[i]
-                    if src is None:  # in several runs of the pool: its file
+                    if off is None:  # in several runs of the pool: its file
                         result[i] = self._get_one(keys[i], names[i], buf)
                         continue
                     buf, view = self._out_view(keys[i], size, buf)
-                    view[:] = src
+                    # preadv, not a copy from a mapping: a first pass takes
+                    # no page faults on the pool's side
+                    at = 0
+                    while at < size:
+                        got_n = os.preadv(fd, [view[at:]], off + at)
+                        if got_n <= 0:
+                            raise OSError(errno.EIO, "the pool is shorter "
+                                          "than page %s in it" % keys[i])
+                        at += got_n
                     result[i] = buf
         return result
 
