@@ -101,15 +101,21 @@ void node_op(const struct tc_node *n, const struct tc_ver *v, struct tc_op *op)
 		op->doc = tc_doc(n);
 		op->doc_len = tc_doc(n) ? (uint32_t)strlen(tc_doc(n)) : 0;
 	} else if (v || (v = tc_nver(n))) {
-		op->size = v->size;
-		op->xxh3 = v->xxh3;
-		op->data_offset = v->data_offset;
-		op->dtype = v->dtype;
-		op->ndim = v->ndim;
-		memcpy(op->shape, tc_ver_shape(v), sizeof(uint64_t) * v->ndim);
-		op->nextents = v->nextents;
-		op->extv = tc_ver_ext(v);
+		op_set_ver(op, v);
 	}
+}
+
+/* A tensor op's fields of version @v: what the record says of its bytes. */
+void op_set_ver(struct tc_op *op, const struct tc_ver *v)
+{
+	op->size = v->size;
+	op->xxh3 = v->xxh3;
+	op->data_offset = v->data_offset;
+	op->dtype = v->dtype;
+	op->ndim = v->ndim;
+	memcpy(op->shape, tc_ver_shape(v), sizeof(uint64_t) * v->ndim);
+	op->nextents = v->nextents;
+	op->extv = tc_ver_ext(v);
 }
 
 /* ---- removal ------------------------------------------------------------- */

@@ -145,14 +145,7 @@ static void commit_op(const struct tc_node *d, uint64_t id, const char *name,
 		op->link = link;
 		op->link_len = link ? (uint32_t)strlen(link) : 0;
 	}
-	op->size = v->size;
-	op->xxh3 = v->xxh3;
-	op->data_offset = v->data_offset;
-	op->dtype = v->dtype;
-	op->ndim = v->ndim;
-	memcpy(op->shape, tc_ver_shape(v), sizeof(uint64_t) * v->ndim);
-	op->nextents = v->nextents;
-	op->extv = tc_ver_ext(v);
+	op_set_ver(op, v);
 }
 
 int tc_stage_commit(tc_store *s, uint64_t dir, size_t n, tc_staged *const *t,

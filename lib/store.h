@@ -310,6 +310,7 @@ void ver_type(struct tc_store *s, const struct tc_node *dir, const char *name,
 /* apply.c */
 void node_op(const struct tc_node *n, const struct tc_ver *v,
 	     struct tc_op *op);
+void op_set_ver(struct tc_op *op, const struct tc_ver *v);
 int store_change(struct tc_store *s, const struct tc_op *ops, size_t k,
 		 struct tc_ver *v);
 int store_change_each(struct tc_store *s, const struct tc_op *ops, size_t k,

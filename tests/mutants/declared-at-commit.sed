@@ -3,4 +3,4 @@
 # tests: store
 # changes: 1
 # killed by: test_store t_open_world_meta (ids.memmap stays uint8)
-/^void ver_type(/,/^}/s/^\tif (p \&\& tc_meta_declared(tc_doc(p), tc_node_name(n), \&set) \&\&$/\tif (0 \&\& tc_meta_declared(tc_doc(p), tc_node_name(n), \&set) \&\& \/* mutant: declarations only at the write *\//
+/^void ver_type(/,/^}/s/^\tif (dir \&\& tc_meta_declared(tc_doc(dir), name, \&set) \&\&$/\tif (0 \&\& tc_meta_declared(tc_doc(dir), name, \&set) \&\& \/* mutant: declarations only at the write *\//

@@ -3,4 +3,4 @@
 # tests: store refusals hostile
 # changes: 1
 # killed by: test_store name checks (the kernel refuses >255-byte names before they reach the daemon)
-/^static int check_name(/,/^}/s/^\tif (n > TC_NAME_MAX)$/\tif (0) \/* mutant: no length check *\//
+/^int check_name(/,/^}/s/^\tif (n > TC_NAME_MAX)$/\tif (0) \/* mutant: no length check *\//

@@ -227,14 +227,19 @@ class Batch:
         return self._rpool[1]
 
     def _reader(self, pool):
+        return self._opened("_rpool", pool, os.O_RDONLY)
+
+    def _opened(self, slot, pool, flags):
+        """The pool file at path pool open with flags, kept in attribute
+        slot (once; again when the path changed: a remount)."""
         with self._lock:
-            r = self._rpool
+            r = getattr(self, slot)
             if r and r[0] == pool:
                 return r[1]
-            fd = os.open(pool, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(pool, flags | os.O_CLOEXEC)
             if r:
                 os.close(r[1])
-            self._rpool = (pool, fd)
+            setattr(self, slot, (pool, fd))
             return fd
 
     @contextlib.contextmanager
@@ -294,16 +299,7 @@ class Batch:
                 for (_, off), size in zip(items, made)]
 
     def _writer(self, pool):
-        """The pool file at path pool, open for writing (once)."""
-        with self._lock:
-            w = self._wpool
-            if w and w[0] == pool:
-                return w[1]
-            fd = os.open(pool, os.O_WRONLY | os.O_CLOEXEC)
-            if w:
-                os.close(w[1])
-            self._wpool = (pool, fd)
-            return fd
+        return self._opened("_wpool", pool, os.O_WRONLY)
 
 
 def stage_runs(names, links):
