@@ -21,7 +21,11 @@
  * extents go straight back to the pool: no record ever named them).  A
  * commit is all or nothing: it validates every name and link before it
  * builds the record, and a record is replayed whole or not at all, so a
- * crash at any moment leaves every tensor of it, whole, or none.
+ * kill -9 at any moment leaves every tensor of it, whole, or none.  A
+ * power loss may also lose staged bytes the pool had not yet synced:
+ * replay checks the unsynced tail (settle_tail), so each such tensor is
+ * then whole or absent, as any unsynced write (powerloss's
+ * staged_puts_* workloads).
  *
  * Locking: the store lock, except while hashing in tc_stage_commit: the
  * staged versions are the caller's alone until the record names them.

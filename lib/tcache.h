@@ -701,8 +701,10 @@ void tc_view_close(tc_store *s, tc_view *v);
  * pool file at *@off; the caller writes the bytes there itself (pwrite on
  * the pool file).  tc_stage_commit then names any number of staged
  * tensors of one directory at once, in one journal record: once it
- * returns 0 they are committed as a close(2) commits a file, and a crash
- * at any moment leaves all of them, whole, or none.  Until then a staged
+ * returns 0 they are committed as a close(2) commits a file: a kill -9 at
+ * any moment leaves all of them, whole, or none; a power loss before the
+ * next sync leaves each whole or absent, as for any write not yet
+ * synced (tc_store_sync makes them durable).  Until then a staged
  * tensor is not listed and never evicted, and its space counts as used;
  * tc_staged_drop gives it back.  Who writes into a staged run is the
  * caller's to control: the store hashes what the pool holds at commit.
@@ -810,8 +812,10 @@ struct tc_ioc_map {
  *   TC_BATCH_COMMIT  token, count (at most STAGE's), names[]: for each
  *                    staged i a name and its parent link, each ended by
  *                    a NUL ("" for no link; links at the root only).
- *                    Commits them in one journal record: after a crash
- *                    all are there, whole, or none.  Out: item[i].size,
+ *                    Commits them in one journal record: after a kill
+ *                    -9 all are there, whole, or none (after a power
+ *                    loss before a sync: each whole or absent).  Out:
+ *                    item[i].size,
  *                    its size if made, TC_BATCH_ABSENT if not (a name
  *                    present is kept as it is; a NOMAP item); present
  *                    counts those made.  Errors as tc_stage_commit's.

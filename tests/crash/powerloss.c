@@ -27,6 +27,7 @@
  * replays that workload alone.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -794,6 +795,108 @@ static void packed_tensors_share_blocks(void)
 	}
 }
 
+/* Stage @n new tensors of @e (names t<ids[i]>), write their bytes into the
+ * pool file as a writer with staged runs does, and commit them at once
+ * (lib/stage.c).  A name present is kept by the commit: the model
+ * changes only for those made. */
+static int staged_put(int e, int n, const int *ids)
+{
+	tc_staged *t[8];
+	const char *names[8];
+	char nb[8][16], pool[300];
+	struct ver v[8];
+	int made[8], k = 0, r = e_get(e, 0), fd;
+
+	if (r)
+		return r;
+	op("staged put of %d tensors into %s", n, ents[e].name);
+	snprintf(pool, sizeof(pool), "%s/pool", base_dir);
+	fd = open(pool, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	for (int i = 0; i < n && !r; i++) {
+		uint64_t off;
+		uint32_t len = rnd_len(1, 160 * KiB);
+		struct ver vi = { ++next_seed, len ? len : 1 };
+		tc_staged *ti;
+		r = tc_stage(S, vi.len, &ti, &off);
+		if (r == -EXDEV) { /* no single run: not this one */
+			r = 0;
+			continue;
+		}
+		if (r)
+			break;
+		ver_fill(vi, wbuf);
+		if (pwrite(fd, wbuf, vi.len, (off_t)off) != (ssize_t)vi.len) {
+			tc_staged_drop(S, ti);
+			r = -EIO;
+			break;
+		}
+		t[k] = ti;
+		v[k] = vi;
+		name_of(nb[k], ids[i]);
+		names[k] = nb[k];
+		k++;
+	}
+	close(fd);
+	if (r) {
+		for (int i = 0; i < k; i++)
+			tc_staged_drop(S, t[i]);
+		done();
+		return r;
+	}
+	r = tc_stage_commit(S, ents[e].id, (size_t)k, t, names, NULL, 0644, 0, 0,
+			    made);
+	if (r)
+		for (int i = 0; i < k; i++)
+			tc_staged_drop(S, t[i]);
+	for (int i = 0; !r && i < k && ents[e].live; i++) {
+		if (!made[i])
+			continue;
+		struct tensor *x = t_get(e, names[i]);
+		cand_add(x, v[i]);
+		x->has_cur = 1;
+		x->removed = 0;
+		x->cur = v[i];
+	}
+	done();
+	return r;
+}
+
+/* Staged puts (bytes written into the pool by the caller, many tensors
+ * named in one record) among writes, removals, syncs and a reopen: each
+ * tensor of them after a power loss is absent or whole (synced: whole),
+ * exactly as a tensor written through a file. */
+static void staged_puts_whole_or_absent(void)
+{
+	char n[16];
+	for (int i = 0; i < 24; i++) {
+		int e = (int)rnd_n(3), ids[6], k = 1 + (int)rnd_n(6);
+		ids[0] = (int)rnd_n(12);
+		for (int j = 1; j < k; j++)
+			ids[j] = (ids[j - 1] + 1 + (int)rnd_n(3)) % 40; /* distinct */
+		name_of(n, (int)rnd_n(12));
+		switch (rnd_n(6)) {
+		case 0:
+			if (t_find(e, n) && t_find(e, n)->has_cur)
+				unlink_t(e, n);
+			break;
+		case 1:
+			write_ver(e, n, rnd_len(1, 64 * KiB), COMMIT);
+			break;
+		default:
+			staged_put(e, k, ids);
+			break;
+		}
+		if (i == 9)
+			store_sync();
+		if (i == 17) {
+			store_close();
+			store_open();
+		}
+	}
+}
+
 /* Everything at random. */
 static void random_mix(void)
 {
@@ -869,6 +972,10 @@ static const struct workload workloads[] = {
 	  2 << 20, 4096, 0 },
 	{ "packed_tensors_share_blocks_under_eviction",
 	  packed_tensors_share_blocks, 64 << 10, 0, 0 },
+	{ "staged_puts_whole_or_absent", staged_puts_whole_or_absent,
+	  2 << 20, 4096, 0 },
+	{ "staged_puts_under_eviction", staged_puts_whole_or_absent,
+	  512 << 10, 0, 0 },
 	{ "random_mix", random_mix, 2 << 20, 4096, 0 },
 };
 

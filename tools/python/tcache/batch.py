@@ -20,8 +20,9 @@ reads the files instead (the same bytes).
 
 ``staged_put`` is the way back: the pages' bytes written straight into
 the pool file (open for writing here: its owner alone, and root), then
-named all at once by one journal record, so a crash leaves the whole
-batch or none of it.
+named all at once by one journal record, so a kill -9 leaves the whole
+batch or none of it (a power loss before a sync: each page whole or
+absent).
 
 Linux; the standard library alone.
 """

@@ -29,7 +29,8 @@ user, or root): per run of up to 192 pages one lookup request, then the
 pages absent are staged (their room reserved in the pool), written
 straight into the pool file, and named all at once by one journal record
 (tcache.batch ``staged_put``): a kill -9 of the daemon or of the writer
-leaves the whole run, each page with its link, or none of it.
+leaves the whole run, each page with its link, or none of it (a power
+loss before the mount syncs: each page whole or absent).
 
 Writing otherwise (and for a page the pool has no single run for) is
 atomic per page: each page is written whole under a temporary
