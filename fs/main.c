@@ -605,6 +605,16 @@ static int run_loop(struct daemon *d)
 	return err < 0 ? 1 : 0;
 }
 
+/* A tensor the check after the mount found damaged (lib/verify.c; called
+ * with the store locked: no store calls here). */
+static void log_damage(void *arg, const char *path, const char *problem)
+{
+	struct tcfs *fs = arg;
+	tcfs_log(LOG_ERR, "%s: %s (found by the check after the mount: its "
+		 "reads fail with EIO); unmount, then tcache fsck --repair %s",
+		 path, problem, fs->store_path ? fs->store_path : "STORE");
+}
+
 /* Step 5: the watchdog, the read-ahead, the notifier thread, then the
  * loop; its end sets the exit status. */
 static void serve(struct daemon *d)
@@ -632,7 +642,7 @@ static void serve(struct daemon *d)
 		return;
 	}
 	tc_store_on_evict(fs->store, tcfs_notifier_evicted, fs->notifier);
-	err = tc_store_verify_start(fs->store);
+	err = tc_store_verify_start(fs->store, log_damage, fs);
 	if (err)
 		tcfs_log(LOG_WARNING, "tensors in memory are checked at their "
 			 "first read: no thread for it (%s)", strerror(-err));

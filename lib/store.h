@@ -144,6 +144,8 @@ struct tc_store {
 	pthread_t verifier;
 	int verifier_started;        /* it runs, or ended unjoined */
 	atomic_int verifier_stop;    /* tc_store_close: end now */
+	tc_check_fn verifier_fn;     /* told of damage it finds */
+	void *verifier_arg;
 	uint64_t verified_ahead;     /* tensors it checked */
 	uint64_t damaged;            /* tensors found damaged since the open,
 	                                by a read or by it */

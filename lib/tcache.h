@@ -99,6 +99,11 @@ struct tc_stat {
 typedef void (*tc_evict_fn)(void *arg, uint64_t parent, uint64_t id,
 			    const char *name);
 
+/* Told of each problem found (tc_store_check, tc_store_verify_start):
+ * @path is "entry/group/tensor" (or a description when no name is known),
+ * @problem says what is wrong. */
+typedef void (*tc_check_fn)(void *arg, const char *path, const char *problem);
+
 struct tc_options {
 	/* Pool size in bytes, rounded down to TC_BLOCK.  0: keep the store's
 	 * capacity (TC_DEFAULT_CAPACITY for a new store).  A larger value
@@ -157,12 +162,14 @@ int tc_store_open(const char *dir, const struct tc_options *opt,
  * make (a damaged tensor then answers -EIO), taken off that read where it
  * costs a pass over bytes in memory.  Tensors with a page on disk only are
  * left to their first read.  Counts in tc_stats.verified_ahead; no hit,
- * no touch.  The thread runs at SCHED_IDLE priority and ends when done or
- * at tc_store_close.  A no-op with TC_VERIFY_OFF or when already started.
- * Call it after any fork() (a process that daemonizes: after that).
- * 0 or -errno from pthread_create.
+ * no touch.  @on_damage (may be NULL) is told of each damaged tensor it
+ * finds (its path, and why), on that thread with the store's lock held:
+ * it must not call into the store.  The thread runs at SCHED_IDLE
+ * priority and ends when done or at tc_store_close.  A no-op with
+ * TC_VERIFY_OFF or when already started.  Call it after any fork() (a
+ * process that daemonizes: after that).  0 or -errno from pthread_create.
  */
-int tc_store_verify_start(tc_store *s);
+int tc_store_verify_start(tc_store *s, tc_check_fn on_damage, void *arg);
 
 /* Write a checkpoint (after an fdatasync of the pool: everything committed
  * is then durable), release the lock and free everything.  Open files
@@ -324,9 +331,7 @@ void tc_store_on_change(tc_store *s, tc_change_fn fn, void *arg);
 
 /* ---- checking a store (offline) ------------------------------------------ */
 
-/* Told of each problem found: @path is "entry/group/tensor" (or a
- * description when no name is known), @problem says what is wrong. */
-typedef void (*tc_check_fn)(void *arg, const char *path, const char *problem);
+/* tc_check_fn (above, with the store): told of each problem found. */
 
 struct tc_check {
 	uint64_t records_dropped;  /* torn or corrupt journal records */

@@ -102,6 +102,13 @@ static int check_one(struct tc_store *s, uint64_t id)
 	if (r == 0 && v->verified == TC_UNVERIFIED) {
 		ver_checked(s, v, h == v->xxh3);
 		s->verified_ahead++;
+		struct tc_node *n = tc_index_get(&s->idx, id);
+		if (h != v->xxh3 && s->verifier_fn && n && tc_nver(n) == v) {
+			char path[4096];
+			node_path(n, path, sizeof(path));
+			s->verifier_fn(s->verifier_arg, path,
+				       "its bytes do not match their xxh3");
+		}
 	}
 	ver_put(s, v);
 	unlock(s);
@@ -163,12 +170,14 @@ static void *verifier_main(void *arg)
 	return NULL;
 }
 
-int tc_store_verify_start(tc_store *s)
+int tc_store_verify_start(tc_store *s, tc_check_fn on_damage, void *arg)
 {
 	int r;
 
 	if (s->verify != TC_VERIFY_ON || s->rdonly || s->verifier_started)
 		return 0;
+	s->verifier_fn = on_damage;
+	s->verifier_arg = arg;
 	atomic_store(&s->verifier_stop, 0);
 	r = -pthread_create(&s->verifier, NULL, verifier_main, s);
 	if (!r)

@@ -86,6 +86,7 @@ marked_file() {
 	wait_for stat_is verified_ahead 2
 	stat_is damaged 1
 	stat_is hits 0
+	grep -q "e/b: its bytes do not match their xxh3 (found by the check after the mount: its reads fail with EIO); unmount, then tcache fsck --repair $(realpath "$STORE")" "$TDIR/daemon.log"
 	run cat "$MNT/e/b"
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"Input/output error"* ]]

@@ -1703,6 +1703,12 @@ static int drop_pages(const char *dir, uint64_t off, uint64_t len)
 	return r;
 }
 
+static char damage_told[256];
+static void on_damage(void *arg, const char *path, const char *problem)
+{
+	snprintf(arg, sizeof(damage_told), "%s: %s", path, problem);
+}
+
 /* tc_store_verify_start checks, before any read, the tensors whose bytes
  * are in memory: damage found so answers EIO at the first open, as a
  * first read's own check would; a tensor with pages on disk only is left
@@ -1742,8 +1748,10 @@ static void t_tensors_in_memory_are_checked_before_any_read(void)
 	REQUIRE(s);
 	tc_store_stats(s, &st);
 	CHECK(st.verified_ahead == 0 && st.damaged == 0);
-	CHECK(tc_store_verify_start(s) == 0);
+	damage_told[0] = 0;
+	CHECK(tc_store_verify_start(s, on_damage, damage_told) == 0);
 	tc_store_verify_wait(s);
+	CHECK(!strcmp(damage_told, "e/b: its bytes do not match their xxh3"));
 	tc_store_stats(s, &after);
 	CHECK(after.verified_ahead == 3); /* a, b, small */
 	CHECK(after.damaged == 1);
@@ -1758,7 +1766,7 @@ static void t_tensors_in_memory_are_checked_before_any_read(void)
 	tc_store_stats(s, &after);
 	CHECK(after.verified_ahead == 3 && after.damaged == 1);
 	/* started again: nothing is left to check; stopped by the close */
-	CHECK(tc_store_verify_start(s) == 0);
+	CHECK(tc_store_verify_start(s, NULL, NULL) == 0);
 	CHECK(tc_store_close(s) == 0);
 	tmpdir_free(d);
 }
