@@ -1366,48 +1366,52 @@ static int pin_one(struct tcfs *fs, uint64_t ino, struct tcfs_handle **out)
 	return 0;
 }
 
+/* Array @a of @n elements of @size, with room for *@cap: itself while
+ * there is room for one more, else a copy of twice the room (*@cap
+ * updated; @a freed).  NULL when there is no memory (@a untouched). */
+static void *grown(void *a, size_t n, size_t *cap, size_t size)
+{
+	size_t ncap = *cap ? *cap * 2 : 4;
+	if (n < *cap)
+		return a;
+	if (!(a = realloc(a, ncap * size)))
+		return NULL;
+	*cap = ncap;
+	return a;
+}
+
 /* TC_BATCH_STAGE and TC_BATCH_COMMIT on @d (stage.c): each staging kept
  * under its token until its COMMIT or the handle's release. */
 static int op_ioctl_stage(struct tcfs *fs, const struct fuse_ctx *who,
 			  struct tcfs_dir *d, struct tc_ioc_batch *b)
 {
-	struct tcfs_staging st = { 0 };
-	uint64_t token;
-	bool room;
-	int err = 0;
+	struct tcfs_staging st = { 0 }, *ns;
+	int err;
 
-	pthread_mutex_lock(&d->lock);
 	if (b->op == TC_BATCH_COMMIT) {
-		for (size_t i = 0; i < d->nstaged; i++)
+		err = -ENOENT;
+		pthread_mutex_lock(&d->lock);
+		for (size_t i = 0; i < d->nstaged && err; i++)
 			if (d->staged[i].token == b->token) {
 				st = d->staged[i];
 				d->staged[i] = d->staged[--d->nstaged];
-				break;
+				err = 0;
 			}
-	} else if (d->nstaged == d->scap) {
-		size_t ncap = d->scap ? d->scap * 2 : 2;
-		struct tcfs_staging *g = realloc(d->staged, ncap * sizeof(*g));
-		if (g) {
-			d->staged = g;
-			d->scap = ncap;
-		}
+		pthread_mutex_unlock(&d->lock);
+		return err ? err : tcfs_stage_commit(fs, who, d->ino, &st, b);
 	}
-	token = ++d->next_token;
-	room = d->nstaged < d->scap;
-	pthread_mutex_unlock(&d->lock);
-	if (b->op == TC_BATCH_COMMIT)
-		return st.token ? tcfs_stage_commit(fs, who, d->ino, &st, b)
-				: -ENOENT;
-	if (!room)
-		return -ENOMEM;
-	err = tcfs_stage(fs, who, token, &st, b);
+	err = tcfs_stage(fs, who, &st, b);
 	if (err)
 		return err;
 	pthread_mutex_lock(&d->lock);
-	if (d->nstaged < d->scap)
+	ns = grown(d->staged, d->nstaged, &d->scap, sizeof(*ns));
+	if (ns) {
+		d->staged = ns;
+		st.token = b->token = ++d->next_token;
 		d->staged[d->nstaged++] = st;
-	else
-		err = -ENOMEM; /* another STAGE took the room meanwhile */
+	} else {
+		err = -ENOMEM;
+	}
 	pthread_mutex_unlock(&d->lock);
 	if (err)
 		tcfs_staging_drop(fs, &st);
@@ -1458,16 +1462,14 @@ static int op_ioctl_batch(struct tcfs *fs, const struct fuse_ctx *who,
 	int err = 0;
 	b->present = 0;
 	for (uint32_t i = 0; i < b->count && !err; i++) {
-		const char *name = b->names + at;
-		size_t len = strnlen(name, sizeof(b->names) - at);
+		const char *name = tcfs_batch_name(b, &at);
 		struct tc_ioc_batch_item *it = &b->item[i];
 		struct tc_stat st;
 
-		if (at + len >= sizeof(b->names)) {
+		if (!name) {
 			err = -EINVAL; /* not NUL-ended inside names[] */
 			break;
 		}
-		at += len + 1;
 		it->size = TC_BATCH_ABSENT;
 		it->off = TC_BATCH_NOMAP;
 		/* LEADING: once a name was absent, present stays below i */
@@ -1524,15 +1526,10 @@ static int op_ioctl_batch(struct tcfs *fs, const struct fuse_ctx *who,
 		err = -ENAMETOOLONG;
 	if (!err && b->op == TC_BATCH_PIN) {
 		pthread_mutex_lock(&d->lock);
-		if (d->npins == d->cap) {
-			size_t ncap = d->cap ? d->cap * 2 : 4;
-			struct tcfs_pins *np = realloc(d->pins, ncap * sizeof(*np));
-			if (np) {
-				d->pins = np;
-				d->cap = ncap;
-			}
-		}
-		if (d->npins < d->cap) {
+		struct tcfs_pins *np = grown(d->pins, d->npins, &d->cap,
+					     sizeof(*np));
+		if (np) {
+			d->pins = np;
 			p.token = ++d->next_token;
 			d->pins[d->npins++] = p;
 			b->token = p.token;

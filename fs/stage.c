@@ -47,7 +47,7 @@ static int may_write_pool(const struct fuse_ctx *who, const char *path)
 	return -EACCES;
 }
 
-int tcfs_stage(struct tcfs *fs, const struct fuse_ctx *who, uint64_t token,
+int tcfs_stage(struct tcfs *fs, const struct fuse_ctx *who,
 	       struct tcfs_staging *out, struct tc_ioc_batch *b)
 {
 	struct tcfs_staging now = { 0 };
@@ -84,8 +84,6 @@ int tcfs_stage(struct tcfs *fs, const struct fuse_ctx *who, uint64_t token,
 		tcfs_staging_drop(fs, &now);
 		return err;
 	}
-	now.token = token;
-	b->token = token;
 	*out = now;
 	return 0;
 }
@@ -111,20 +109,16 @@ int tcfs_stage_commit(struct tcfs *fs, const struct fuse_ctx *who,
 	b->present = 0;
 	/* names[]: a name and a link ("": none) for each staged item */
 	for (uint32_t i = 0; i < b->count && !err; i++) {
-		const char *s[2];
-		for (int j = 0; j < 2 && !err; j++) {
-			size_t len = strnlen(b->names + at, sizeof(b->names) - at);
-			if (at + len >= sizeof(b->names))
-				err = -EINVAL; /* not NUL-ended inside names[] */
-			s[j] = b->names + at;
-			at += len + 1;
-		}
+		const char *name = tcfs_batch_name(b, &at);
+		const char *link = name ? tcfs_batch_name(b, &at) : NULL;
 		b->item[i].size = TC_BATCH_ABSENT;
-		if (err || !st->t[i])
-			continue; /* no run: the writer uses a file for it */
-		names[k] = s[0];
-		links[k] = *s[1] ? s[1] : NULL;
-		t[k++] = st->t[i];
+		if (!link)
+			err = -EINVAL; /* not NUL-ended inside names[] */
+		else if (st->t[i]) { /* (none: the writer uses a file for it) */
+			names[k] = name;
+			links[k] = *link ? link : NULL;
+			t[k++] = st->t[i];
+		}
 	}
 	if (!err)
 		err = tc_stage_commit(fs->store, dir, k, t, names, links,

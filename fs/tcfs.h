@@ -36,6 +36,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "tcache.h"
 
@@ -224,18 +225,32 @@ struct tcfs_handle {
 	tc_view *view;
 };
 
+/* The name at *@at of a TC_IOC_BATCH request's names[] (@at moves past its
+ * NUL), or NULL when it does not end inside names[]. */
+static inline const char *tcfs_batch_name(const struct tc_ioc_batch *b,
+					  size_t *at)
+{
+	const char *name = b->names + *at;
+	size_t len = strnlen(name, sizeof(b->names) - *at);
+	if (*at + len >= sizeof(b->names))
+		return NULL;
+	*at += len + 1;
+	return name;
+}
+
 /* ---- staged puts (stage.c) ------------------------------------------------ */
 
 /* A directory handle's tensors staged by TC_BATCH_STAGE, not committed:
  * t[i] NULL where item i got no run of its own. */
 struct tcfs_staging {
-	uint64_t token;          /* 0: none */
+	uint64_t token;          /* names it in TC_BATCH_COMMIT */
 	uint32_t n;
 	tc_staged **t;
 	uint64_t *size;          /* bytes of each */
 };
-/* TC_BATCH_STAGE (tcache.h) for the caller @who: *@out, under @token. */
-int tcfs_stage(struct tcfs *fs, const struct fuse_ctx *who, uint64_t token,
+/* TC_BATCH_STAGE (tcache.h) for the caller @who: *@out (its token is the
+ * caller's to give, in *@out and b->token). */
+int tcfs_stage(struct tcfs *fs, const struct fuse_ctx *who,
 	       struct tcfs_staging *out, struct tc_ioc_batch *b);
 /* TC_BATCH_COMMIT of staging @st into directory @dir; @st is dropped
  * after, whatever the outcome. */

@@ -252,18 +252,36 @@ static void hash_fn(void *arg, uint8_t *p, size_t n)
 	tc_hash_update(arg, p, n);
 }
 
+/* xxh3 of the first @size bytes of @v, in one pass, or (@stop) in pieces
+ * of 1 MiB with -EINTR once *@stop is set.  Reads the pool: O(size). */
+static int hash_upto(const struct tc_store *s, const struct tc_ver *v,
+		     uint64_t size, const atomic_int *stop, uint64_t *out)
+{
+	const uint64_t piece = stop ? 1u << 20 : size;
+	XXH3_state_t *st = XXH3_createState();
+	int r = 0;
+
+	if (!st)
+		return -ENOMEM;
+	XXH3_64bits_reset(st);
+	for (uint64_t off = 0; off < size && !r; off += piece) {
+		if (stop && atomic_load_explicit(stop, memory_order_relaxed))
+			r = -EINTR;
+		else
+			ver_each(s, v, off, size - off < piece ? size - off : piece,
+				 hash_fn, st);
+	}
+	if (!r)
+		*out = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return r;
+}
+
 /* xxh3 of the first @size bytes of @v.  Reads the pool: O(size). */
 int ver_hash(const struct tc_store *s, const struct tc_ver *v, uint64_t size,
 	     uint64_t *out)
 {
-	XXH3_state_t *st = XXH3_createState();
-	if (!st)
-		return -ENOMEM;
-	XXH3_64bits_reset(st);
-	ver_each(s, v, 0, size, hash_fn, st);
-	*out = XXH3_64bits_digest(st);
-	XXH3_freeState(st);
-	return 0;
+	return hash_upto(s, v, size, NULL, out);
 }
 
 /* Like ver_hash, of all of @v, but giving up with -EINTR between pieces of
@@ -271,23 +289,7 @@ int ver_hash(const struct tc_store *s, const struct tc_ver *v, uint64_t size,
 int ver_hash_unless(const struct tc_store *s, const struct tc_ver *v,
 		    const atomic_int *stop, uint64_t *out)
 {
-	const uint64_t piece = 1u << 20;
-	XXH3_state_t *st = XXH3_createState();
-
-	if (!st)
-		return -ENOMEM;
-	XXH3_64bits_reset(st);
-	for (uint64_t off = 0; off < v->size; off += piece) {
-		if (atomic_load_explicit(stop, memory_order_relaxed)) {
-			XXH3_freeState(st);
-			return -EINTR;
-		}
-		ver_each(s, v, off, v->size - off < piece ? v->size - off : piece,
-			 hash_fn, st);
-	}
-	*out = XXH3_64bits_digest(st);
-	XXH3_freeState(st);
-	return 0;
+	return hash_upto(s, v, v->size, stop, out);
 }
 
 struct resident_ctx {

@@ -250,19 +250,13 @@ class Batch:
         memoryview of its bytes in the pool, or None when they lie in
         several runs (read that file instead).  The views are valid only
         inside the block."""
-        names = [os.fsencode(n) for n in names]
-        if len(names) > TC_BATCH_MAX or sum(len(n) + 1 for n in names) > TC_BATCH_NAMES:
-            raise ValueError("too many names for one request (see chunks())")
-        token, pool, items = _call(self._fd, _PIN, names)
-        try:
-            end = max((off + size for size, off in items
-                       if size is not None and off is not None), default=0)
-            v = self._map(pool, end)
-            yield [None if size is None else
-                   (size, v[off:off + size] if off is not None else None)
-                   for size, off in items]
-        finally:
-            _call(self._fd, _UNPIN, token=token)
+        with self.pinned_runs(names) as runs:
+            end = max((off + size for size, off in filter(None, runs)
+                       if off is not None), default=0)
+            v = self._map(self._rpool[0], end)
+            yield [None if r is None else
+                   (r[0], v[r[1]:r[1] + r[0]] if r[1] is not None else None)
+                   for r in runs]
 
     def staged_put(self, pages, names, links):
         """Store pages (byte views) as files names (bytes) with parent
