@@ -9,6 +9,9 @@
  * first polls the device for up to spin_us before it blocks: a request
  * that comes within that window is taken without a wake-up.
  *
+ * Replies, and the INIT request, are shown to uring.c first: a reply to
+ * a request that came through an io_uring goes back through it.
+ *
  * Bounds: one worker polls at a time, and only while no other worker is
  * busy with a request, so the daemon keeps at most one CPU waiting and
  * never while it works on another (the caller needs a CPU too).  An idle
@@ -85,7 +88,8 @@ static ssize_t dev_read(int fd, void *buf, size_t len, void *userdata)
 {
 	(void)userdata;
 	done_working();
-	if (spin_ns && atomic_load(&busy) == 0 &&
+	/* with the rings on, the device brings only FORGETs and INTERRUPTs */
+	if (spin_ns && !tcfs_uring_on() && atomic_load(&busy) == 0 &&
 	    !atomic_exchange(&polling, true)) {
 		int r = spin(fd);
 		atomic_store(&polling, false);
@@ -94,6 +98,7 @@ static ssize_t dev_read(int fd, void *buf, size_t len, void *userdata)
 	}
 	ssize_t n = read(fd, buf, len);
 	if (n > 0) {
+		tcfs_uring_saw(buf, (size_t)n);
 		atomic_fetch_add(&busy, 1);
 		pthread_setspecific(working, &working);
 	}
@@ -103,6 +108,9 @@ static ssize_t dev_read(int fd, void *buf, size_t len, void *userdata)
 static ssize_t dev_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	(void)userdata;
+	ssize_t res;
+	if (tcfs_uring_reply(fd, iov, count, &res))
+		return res;
 	return writev(fd, iov, count);
 }
 

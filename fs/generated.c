@@ -97,25 +97,31 @@ static int gen_render(struct tcfs *fs, const struct tc_stat *d, char **json,
 	struct tc_stats st;
 	tc_store_stats(fs->store, &st);
 	int err = tc_stats_json(&st, json, len);
-	if (err || !fs->remote)
+	if (err || (!fs->remote && !fs->uring))
 		return err;
-	/* the store's object, with "remote": {...} added before its end */
-	char rs[1024];
-	size_t n = tcfs_remote_stats(fs->remote, rs, sizeof(rs));
+	/* the store's object, with "remote": {...} and "uring": {...} added
+	 * before its end */
+	char rs[1024], us[16384];
+	size_t n = fs->remote ? tcfs_remote_stats(fs->remote, rs, sizeof(rs)) : 0;
+	size_t m = fs->uring ? tcfs_uring_stats(us, sizeof(us)) : 0;
 	char *end = strrchr(*json, '}');
 	size_t head = end ? (size_t)(end - *json) : 0;
 	while (head && (*json)[head - 1] == '\n')
 		head--;
-	char *out = malloc(head + n + 32);
+	size_t cap = head + n + m + 64;
+	char *out = malloc(cap);
 	if (!end || !out) {
 		free(out);
 		return end ? -ENOMEM : 0;
 	}
-	int m = snprintf(out, head + n + 32, "%.*s,\n\t\"remote\": {%s}\n}\n",
-			 (int)head, *json, rs);
+	int k = snprintf(out, cap, "%.*s%s%.*s%s%s%.*s%s\n}\n", (int)head, *json,
+			 fs->remote ? ",\n\t\"remote\": {" : "", (int)n, rs,
+			 fs->remote ? "}" : "",
+			 fs->uring ? ",\n\t\"uring\": {" : "", (int)m, us,
+			 fs->uring ? "}" : "");
 	free(*json);
 	*json = out;
-	*len = (size_t)m;
+	*len = (size_t)k;
 	return 0;
 }
 

@@ -2,7 +2,8 @@
  * main.c - the tcachefs daemon's entry point.
  *
  *   tcachefs STORE MOUNTPOINT [-o capacity=SIZE] [-o verify=on|off]
- *            [-o spin_us=N] [-o journal_slack=SIZE] [-f] [-d] [-s]
+ *            [-o spin_us=N] [-o journal_slack=SIZE] [-o uring=on|off]
+ *            [-f] [-d] [-s]
  *            [FUSE options]
  *
  * main() is six steps, a function each, sharing a struct daemon; their
@@ -14,7 +15,8 @@
  *      then the notice queue and the page-cache table;
  *   3. mount_session: fuse_session_new, signal handlers (SIGINT, SIGTERM,
  *      SIGHUP end the loop), fuse_session_mount, the device read through
- *      devio.c;
+ *      devio.c, and with -o uring=on the io_uring transport asked for
+ *      (uring.c: made at INIT, if the kernel offers it);
  *   4. daemonize: messages to -o log=FILE, or (unless -f/-d) to syslog
  *      or the stderr of the start (log.c), then fuse_daemonize;
  *   5. serve: fork the watchdog (watchdog.c), raise the mount's
@@ -27,7 +29,7 @@
  *      released, tc_store_close.
  *
  * Threads: only the main thread until step 5; then the loop's workers
- * (ops.c), the notifier (notify.c) and the store's verifier (until it is
+ * (ops.c), the ring threads (uring.c, from INIT on), the notifier (notify.c) and the store's verifier (until it is
  * done).  The store is opened before the fork in fuse_daemonize:
  * libtcache must keep its lock across fork() (see
  * fs/API-NOTES.md).
@@ -60,6 +62,7 @@ struct cli {
 	char *journal_slack;
 	struct tcfs_remote_opts remote;
 	unsigned max_threads; /* 0: not given (libfuse would say 10) */
+	char *uring;          /* "on" or "off" */
 };
 
 static const struct fuse_opt cli_spec[] = {
@@ -69,6 +72,7 @@ static const struct fuse_opt cli_spec[] = {
 	{ "log=%s", offsetof(struct cli, log), 0 },
 	{ "spin_us=%s", offsetof(struct cli, spin_us), 0 },
 	{ "journal_slack=%s", offsetof(struct cli, journal_slack), 0 },
+	{ "uring=%s", offsetof(struct cli, uring), 0 },
 	{ "remote=%s", offsetof(struct cli, remote.url), 0 },
 	{ "remote_prefix=%s", offsetof(struct cli, remote.prefix), 0 },
 	{ "remote_password_file=%s", offsetof(struct cli, remote.password_file), 0 },
@@ -121,6 +125,13 @@ static void usage(FILE *f, const char *prog)
 		"    -o spin_us=N           after a request, a worker polls for the\n"
 		"                           next one for up to N microseconds before\n"
 		"                           it sleeps (0-%u, default %u; 0: never)\n"
+		"    -o uring=on|off        serve requests over io_uring, each on\n"
+		"                           the CPU that made it, when the kernel\n"
+		"                           offers it (Linux 6.14+, and as root:\n"
+		"                           echo Y > /sys/module/fuse/parameters/\n"
+		"                           enable_uring); else through /dev/fuse\n"
+		"                           (default: off; the stats file says\n"
+		"                           which, and why)\n"
 		"    -o journal_slack=SIZE  a checkpoint (written by a child process)\n"
 		"                           starts when the journal has grown SIZE\n"
 		"                           past twice its size after the last one\n"
@@ -409,6 +420,12 @@ static bool parse_command_line(struct daemon *d)
 			"%u\n", d->prog, cli->spin_us, TCFS_SPIN_MAX_US);
 		return false;
 	}
+	if (cli->uring && strcmp(cli->uring, "on") != 0 &&
+	    strcmp(cli->uring, "off") != 0) {
+		fprintf(stderr, "%s: bad uring '%s': on or off\n", d->prog,
+			cli->uring);
+		return false;
+	}
 	if (cli->loglevel && tcfs_log_set_level(cli->loglevel) != 0) {
 		fprintf(stderr, "%s: bad loglevel '%s': err, warning, notice, "
 			"info or debug\n", d->prog, cli->loglevel);
@@ -530,6 +547,10 @@ static bool mount_session(struct daemon *d)
 		fprintf(stderr, "%s: cannot set up the device reads: %s\n",
 			d->prog, strerror(-err));
 		return false;
+	}
+	if (d->cli.uring && strcmp(d->cli.uring, "on") == 0) {
+		d->fs.uring = true;
+		tcfs_uring_want(d->fs.se);
 	}
 	return true;
 }
@@ -665,6 +686,8 @@ static void serve(struct daemon *d)
 static void shut_down(struct daemon *d)
 {
 	struct tcfs *fs = &d->fs;
+	/* the ring threads run handlers too: done before anything goes */
+	tcfs_uring_stop();
 	/* an orderly stop: the watchdog must not abort the connection */
 	tcfs_watchdog_stop(d->watchdog);
 	/* no more notices, and the notifier done with the session's fd
@@ -704,6 +727,7 @@ static void shut_down(struct daemon *d)
 	free(d->cli.log);
 	free(d->cli.spin_us);
 	free(d->cli.journal_slack);
+	free(d->cli.uring);
 	free(d->cli.remote.url);
 	free(d->cli.remote.prefix);
 	free(d->cli.remote.password_file);

@@ -37,6 +37,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "tcache.h"
 
@@ -103,6 +104,29 @@ void tcfs_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap);
 /* Read the requests of @se (mounted, loop not started) through devio.c,
  * polling up to @spin_us after each request.  0 or -errno. */
 int tcfs_devio_setup(struct fuse_session *se, unsigned spin_us);
+
+/* ---- uring.c ------------------------------------------------------------ */
+
+/* FUSE over io_uring (-o uring), see uring.c.  Threads per CPU queue:
+ * one, so that a CPU's requests are served in the order they were made.
+ * With two, an OPEN could be served before the RELEASE of a close(2) just
+ * before it on the same CPU; the handle it still counts makes the OPEN
+ * bypass the page cache (kcache.c), and mmap() of it fails (ENODEV):
+ * numpy.bats, np.load(mmap_mode="r") right after a rewrite. */
+#define TCFS_URING_PER_CPU 1
+/* Ask for it on @se (mounted, loop not started); whether the kernel
+ * offers it is known at INIT. */
+void tcfs_uring_want(struct fuse_session *se);
+/* devio.c's hooks: each request read from /dev/fuse; each reply, which
+ * is ours to send when true (*res: what writev would return). */
+void tcfs_uring_saw(const void *buf, size_t len);
+bool tcfs_uring_reply(int fd, struct iovec *iov, int count, ssize_t *res);
+/* Requests come through the rings (after INIT). */
+bool tcfs_uring_on(void);
+/* "\"on\": ..." members of the stats file's "uring" object. */
+size_t tcfs_uring_stats(char *buf, size_t size);
+/* End the ring threads (after the loop, before the store closes). */
+void tcfs_uring_stop(void);
 
 /* ---- mountdev.c ---------------------------------------------------------- */
 
@@ -184,6 +208,8 @@ struct tcfs {
 
 	/* the shared tier (remote.c), or NULL */
 	struct tcfs_remote *remote;
+	/* -o uring=on: the stats file has a "uring" object (uring.c) */
+	bool uring;
 
 	/* every open file handle, so that shutdown can close them */
 	pthread_mutex_t handles_lock;
