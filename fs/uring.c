@@ -139,12 +139,11 @@ struct rthread {
 	char *payload;
 	struct iovec iov[2];
 	uint32_t last_cmd;         /* to submit again after EINTR */
-	/* the request being served: set and read by this thread, read by
-	 * other repliers under U.lock while @waiting */
-	uint64_t unique;
+	/* the request being served: written by this thread under U.lock,
+	 * read by it and by other repliers (under U.lock) */
+	_Atomic uint64_t unique;
 	bool has_payload;          /* the request came with one */
-	bool replied;
-	bool waiting;              /* for a reply from another thread */
+	atomic_bool replied;
 	/* a reply kept until the handler returns */
 	char *side;
 	size_t side_len, side_cap;
@@ -258,7 +257,7 @@ static int take_reply(struct rthread *t, const struct iovec *iov, int count,
 	t->out.len = (uint32_t)(sizeof(t->out) + len);
 	t->side_len = later ? len : 0;
 	t->hdr->ent.payload_sz = (uint32_t)len;
-	t->replied = true;
+	atomic_store_explicit(&t->replied, true, memory_order_release);
 	return 0;
 }
 
@@ -289,21 +288,19 @@ static void serve_one(struct rthread *t)
 	struct fuse_buf buf = { .mem = start, .size = in.len };
 
 	pthread_mutex_lock(&U.lock);
-	t->unique = in.unique;
+	atomic_store_explicit(&t->unique, in.unique, memory_order_relaxed);
 	t->has_payload = psz > 0;
-	t->replied = false;
+	atomic_store_explicit(&t->replied, false, memory_order_relaxed);
 	pthread_mutex_unlock(&U.lock);
 	atomic_fetch_add_explicit(&U.requests, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&U.by_queue[t->qid], 1, memory_order_relaxed);
 	fuse_session_process_buf(U.se, &buf);
 
 	pthread_mutex_lock(&U.lock);
-	t->waiting = true;
-	while (!t->replied && !atomic_load(&U.stop))
+	while (!atomic_load(&t->replied) && !atomic_load(&U.stop))
 		pthread_cond_wait(&U.cond, &U.lock);
-	t->waiting = false;
-	t->unique = 0;
-	bool replied = t->replied;
+	atomic_store_explicit(&t->unique, 0, memory_order_relaxed);
+	bool replied = atomic_load(&t->replied);
 	pthread_mutex_unlock(&U.lock);
 	if (!replied) { /* stopping: the unmount ends it */
 		t->out = (struct k_out_header){ sizeof(t->out), -EIO, in.unique };
@@ -589,7 +586,9 @@ bool tcfs_uring_reply(int fd, struct iovec *iov, int count, ssize_t *res)
 	if (out.unique == 0) /* a notification: the device */
 		return false;
 	struct rthread *t = self;
-	if (t && t->unique == out.unique && !t->replied) {
+	if (t && atomic_load_explicit(&t->unique, memory_order_relaxed) ==
+			 out.unique &&
+	    !atomic_load_explicit(&t->replied, memory_order_relaxed)) {
 		*res = (ssize_t)out.len;
 		take_reply(t, iov, count, t->has_payload);
 		return true;
@@ -599,7 +598,8 @@ bool tcfs_uring_reply(int fd, struct iovec *iov, int count, ssize_t *res)
 		pthread_mutex_lock(&U.lock);
 		for (unsigned i = 0; i < U.n && !found; i++) {
 			t = &U.t[i];
-			if (t->unique == out.unique && !t->replied) {
+			if (atomic_load(&t->unique) == out.unique &&
+			    !atomic_load(&t->replied)) {
 				take_reply(t, iov, count, true);
 				found = true;
 			}
@@ -659,6 +659,7 @@ void tcfs_uring_stop(void)
 {
 	if (!U.t)
 		return;
+	atomic_store(&U.on, false);
 	join_all();
 	free_all();
 }
