@@ -376,6 +376,25 @@ parse:;
 			       (unsigned long long)jnum(rm, "failed"),
 			       (unsigned long long)jnum(rm, "checksum_failures"));
 		}
+		const cJSON *ur = cJSON_GetObjectItemCaseSensitive(o, "uring");
+		if (cJSON_IsObject(ur)) {
+			if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ur, "on"))) {
+				printf("io_uring      on: %llu queues, %llu requests",
+				       (unsigned long long)jnum(ur, "queues"),
+				       (unsigned long long)jnum(ur, "requests"));
+				const cJSON *bq = cJSON_GetObjectItemCaseSensitive(ur, "by_queue");
+				const cJSON *q;
+				const char *sep = " (per CPU: ";
+				cJSON_ArrayForEach(q, bq) {
+					printf("%s%.0f", sep, cJSON_IsNumber(q) ? q->valuedouble : 0.0);
+					sep = ", ";
+				}
+				printf("%s\n", cJSON_GetArraySize(bq) ? ")" : "");
+			} else {
+				const char *why = jstr(ur, "why");
+				printf("io_uring      off: %s\n", why ? why : "?");
+			}
+		}
 	}
 	cJSON_Delete(o);
 	free(txt);

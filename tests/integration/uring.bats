@@ -49,6 +49,7 @@ uring_of() {
 	[ "$(uring_of threads)" -ge "$queues" ]
 	[ "$(uring_of registered)" = "$(uring_of threads)" ]
 	grep -q "requests come over io_uring" "$TDIR/daemon.log"
+	"$TCACHE" stats "$MNT" | grep -Eq "^io_uring +on: $queues queues, [0-9]+ requests \(per CPU: [0-9]"
 	before=$(uring_of requests)
 
 	# sizes around the buffers: empty, one byte, a page less one, the
@@ -218,6 +219,7 @@ EOF
 	tcfs_mount
 	[ "$(uring_of on)" = false ]
 	uring_of why | grep -q enable_uring
+	"$TCACHE" stats "$MNT" | grep -q "^io_uring      off: the kernel does not offer it"
 	mkdir "$MNT/e"
 	random_file "$SRC/a" 2000000
 	cp "$SRC/a" "$MNT/e/a"
