@@ -118,6 +118,7 @@ int tcfs_kcache_open(struct tcfs_kcache *kc, uint64_t ino, uint64_t version)
 		s->ino = ino;
 		s->version = KC_UNKNOWN;
 		kc->used++;
+		mode = TCFS_KC_FIRST;
 	}
 	if (s->readers && s->version != version) {
 		mode = TCFS_KC_DIRECT;
@@ -145,6 +146,14 @@ void tcfs_kcache_forget(struct tcfs_kcache *kc, uint64_t ino)
 {
 	pthread_mutex_lock(&kc->lock);
 	struct kc_slot *s = kc_find(kc->slots, kc->cap, ino);
+	if (!s->ino && kc_reserve(kc)) {
+		/* a record, so that no later open takes the page cache
+		 * for empty (TCFS_KC_FIRST): a writer may fill it */
+		s = kc_find(kc->slots, kc->cap, ino);
+		s->ino = ino;
+		s->readers = 0;
+		kc->used++;
+	}
 	if (s->ino)
 		s->version = KC_UNKNOWN;
 	pthread_mutex_unlock(&kc->lock);

@@ -936,11 +936,41 @@ static int op_open(struct tcfs *fs, uint64_t ino, struct fuse_file_info *fi,
 		 * a read past that size asks again (now the larger of the
 		 * two, see tc_stat.size).  Only spinlocks in the kernel. */
 		struct tc_stat cur;
-		if (tc_getattr(fs->store, ino, &cur) == 0 && cur.writers)
+		int busy = tc_getattr(fs->store, ino, &cur) == 0 && cur.writers;
+		if (busy)
 			fuse_lowlevel_notify_inval_inode(fs->se, ino, -1, 0);
+		if (mode == TCFS_KC_FIRST && !busy &&
+		    st.size <= TCFS_PREFILL_MAX)
+			h->prefill = st.size;
 	}
 	*hp = h;
 	return 0;
+}
+
+/* The first read-only open of a small tensor since the kernel loaded its
+ * inode (TCFS_KC_FIRST: the kernel has no page of it): its bytes go to
+ * the kernel's page cache before the open's reply (FUSE notify_store),
+ * so that reading it needs no READ round trip, and the open keeps them
+ * (keep_cache: they are this version's).  The pages also start marked
+ * accessed: a second pass over such files then finds them on the active
+ * list, as a plain file's are by then (moving 4 KiB pages there is what
+ * made the second pass of the plain-file page pattern slower than the
+ * third: tools/BENCH-NOTES.md, round 13).  The tensor's xxh3 was
+ * checked by the open, as for any read.  True if the kernel took them. */
+static bool prefill(struct tcfs *fs, struct tcfs_handle *h, uint64_t ino,
+		    uint64_t size)
+{
+	struct tc_span sp[READ_SPANS];
+	int n = 0;
+	size_t total = 0;
+	/* one pool span (a tensor in one extent, or packed): else the reads
+	 * fill the cache as before */
+	if (tc_file_map(fs->store, h->f, 0, size, sp, READ_SPANS, &n,
+			&total) != 0 || n != 1 || total != size)
+		return false;
+	struct fuse_bufvec bv = FUSE_BUFVEC_INIT(total);
+	bv.buf[0].mem = (void *)sp[0].ptr;
+	return fuse_lowlevel_notify_store(fs->se, ino, 0, &bv, 0) == 0;
 }
 
 static void tcfs_open(fuse_req_t req, fuse_ino_t ino,
@@ -954,6 +984,8 @@ static void tcfs_open(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	fi->fh = (uintptr_t)h;
+	if (h->prefill && prefill(fs, h, ino, h->prefill))
+		fi->keep_cache = 1;
 	handle_link(fs, h);
 	if (fuse_reply_open(req, fi) != 0) {
 		handle_unlink(fs, h);

@@ -65,6 +65,10 @@ static inline bool tcfs_is_view(uint64_t ino)
  * of 128 KiB.  tools/BENCH-NOTES.md. */
 #define TCFS_IO_SIZE (1u << 20)
 
+/* A tensor of at most this size is sent to the kernel's page cache with
+ * its first read-only open (ops.c, prefill): one READ's worth. */
+#define TCFS_PREFILL_MAX TCFS_IO_SIZE
+
 /* Read-ahead of the mount: buffered reads of a tensor then reach the
  * daemon as TCFS_IO_SIZE READs, not 128 KiB ones.  A first read of 1 GiB
  * after a remount: 1.10 s -> 0.75 s (medians of 5).  Set through sysfs
@@ -180,10 +184,14 @@ void tcfs_kcache_free(struct tcfs_kcache *kc);
 #define TCFS_KC_FRESH 1  /* buffered; drop the cached pages first */
 #define TCFS_KC_DIRECT 2 /* bypass the page cache: it is another version's,
 			    still read by open buffered handles */
+#define TCFS_KC_FIRST 3  /* buffered; the first open since the kernel loaded
+			    the inode, neither read nor written since: the
+			    kernel has no page of it */
 int tcfs_kcache_open(struct tcfs_kcache *kc, uint64_t ino, uint64_t version);
 /* A buffered reader (KEEP or FRESH) closed. */
 void tcfs_kcache_close(struct tcfs_kcache *kc, uint64_t ino);
-/* The kernel's pages of @ino may no longer be of one known version. */
+/* The kernel's pages of @ino may no longer be of one known version (a
+ * writer opened it: from now on no open of it is TCFS_KC_FIRST). */
 void tcfs_kcache_forget(struct tcfs_kcache *kc, uint64_t ino);
 /* A read through a handle of @version: forget @ino unless it matches. */
 void tcfs_kcache_read(struct tcfs_kcache *kc, uint64_t ino, uint64_t version);
@@ -233,6 +241,7 @@ struct tcfs_handle {
 	uint64_t version;  /* tensor version when opened (H_VIEW: content) */
 	bool kc_counted;   /* a buffered reader counted in kcache.c (also
 			      H_VIEW) */
+	uint64_t prefill;  /* its open sends these bytes along (ops.c), or 0 */
 	uint64_t parent;   /* created by this handle: its directory and */
 	char *name;        /* name, to tell the kernel if it is dropped */
 	/* H_META */
