@@ -9,7 +9,7 @@ static void t_modes(void)
 {
 	struct tcfs_kcache *kc = tcfs_kcache_new();
 	REQUIRE(kc);
-	CHECK(tcfs_kcache_open(kc, 5, 1) == TCFS_KC_FRESH); /* unknown pages */
+	CHECK(tcfs_kcache_open(kc, 5, 1) == TCFS_KC_FIRST); /* no pages yet */
 	CHECK(tcfs_kcache_open(kc, 5, 1) == TCFS_KC_KEEP);
 	CHECK(tcfs_kcache_open(kc, 5, 2) == TCFS_KC_DIRECT); /* readers of 1 */
 	tcfs_kcache_close(kc, 5);
@@ -26,10 +26,17 @@ static void t_modes(void)
 	tcfs_kcache_close(kc, 5);
 	tcfs_kcache_drop(kc, 5);
 	CHECK(tcfs_kcache_count(kc) == 0);
-	CHECK(tcfs_kcache_open(kc, 5, 2) == TCFS_KC_FRESH); /* known no more */
+	/* the kernel dropped the inode and its pages: a first open again */
+	CHECK(tcfs_kcache_open(kc, 5, 2) == TCFS_KC_FIRST);
 	tcfs_kcache_close(kc, 5);
 	tcfs_kcache_drop(kc, 99); /* never seen: nothing */
 	CHECK(tcfs_kcache_count(kc) == 1);
+	/* a writer's open (forget) before any reader: the writer may have
+	 * filled pages, so the first reader's open is FRESH, not FIRST */
+	tcfs_kcache_forget(kc, 7);
+	CHECK(tcfs_kcache_count(kc) == 2);
+	CHECK(tcfs_kcache_open(kc, 7, 1) == TCFS_KC_FRESH);
+	tcfs_kcache_close(kc, 7);
 	tcfs_kcache_free(kc);
 }
 
@@ -48,7 +55,7 @@ static void t_drop_keeps_the_rest(void)
 	for (int i = 0; i < N; i++) {
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
 		ino[i] = x | 1; /* never 0, the empty slot */
-		CHECK(tcfs_kcache_open(kc, ino[i], (uint64_t)i) == TCFS_KC_FRESH);
+		CHECK(tcfs_kcache_open(kc, ino[i], (uint64_t)i) == TCFS_KC_FIRST);
 		tcfs_kcache_close(kc, ino[i]);
 		live[i] = 1;
 	}
