@@ -84,6 +84,7 @@ static int store_open(const char *dir, const struct tc_options *opt,
 	s->jr.fd = s->jr.data_fd = -1;
 	s->sync_gen = 1;
 	s->miss_window = MISS_WINDOW_NS;
+	s->verify_ahead_max = VERIFY_AHEAD_MAX;
 	s->verify = opt ? opt->verify : TC_VERIFY_ON;
 	s->journal_slack = opt && opt->journal_slack ? opt->journal_slack
 						     : TC_DEFAULT_JOURNAL_SLACK;
@@ -559,6 +560,13 @@ int tc_replay_image(const uint8_t *img, size_t len, struct tc_stats *st)
 		tc_store_stats(s, st);
 	store_free(s);
 	return r;
+}
+
+void tc_store_set_verify_ahead_max(tc_store *s, size_t n)
+{
+	lock(s);
+	s->verify_ahead_max = n;
+	unlock(s);
 }
 
 void tc_store_set_miss_window(tc_store *s, int64_t ns)

@@ -74,6 +74,11 @@
  * lookup here.
  */
 #define MISS_WINDOW_NS (2 * 1000000000LL)
+
+/* The check of tensors in memory after the open (verify.c) looks at this
+ * many of the most recently used entries: its snapshot of their ids is at
+ * most 512 KiB. */
+#define VERIFY_AHEAD_MAX 65536
 #define ABSENT_SETS 1024
 #define ABSENT_WAYS 4
 
@@ -147,6 +152,8 @@ struct tc_store {
 	tc_check_fn verifier_fn;     /* told of damage it finds */
 	void *verifier_arg;
 	uint64_t verified_ahead;     /* tensors it checked */
+	size_t verify_ahead_max;     /* entries it looks at, the most
+	                                recently used (VERIFY_AHEAD_MAX) */
 	uint64_t damaged;            /* tensors found damaged since the open,
 	                                by a read or by it */
 };

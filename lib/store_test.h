@@ -32,6 +32,10 @@ int tc_store_dump(tc_store *s, char **out, size_t *len);
  * it absent (MISS_WINDOW_NS; store.h), for tests that must not wait. */
 void tc_store_set_miss_window(tc_store *s, int64_t ns);
 
+/* How many of the most recently used entries tc_store_verify_start's
+ * thread looks at (VERIFY_AHEAD_MAX), for tests of that bound. */
+void tc_store_set_verify_ahead_max(tc_store *s, size_t n);
+
 /* Wait for tc_store_verify_start's thread to finish by itself (it is not
  * told to stop); at once when none runs. */
 void tc_store_verify_wait(tc_store *s);

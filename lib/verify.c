@@ -17,7 +17,8 @@
  * hash it, and since committed bytes never change, both find the same.
  * Nothing here is a use of the entry: no hit, no touch, no recency.
  *
- *   entries, newest first (a snapshot of ids taken once)
+ *   entries, newest first (a snapshot of the ids of the VERIFY_AHEAD_MAX
+ *   most recently used, taken once)
  *     -> under the lock: the entry's tensors still unchecked (their ids)
  *     -> each: under the lock, a reference on its version; unlocked,
  *        mincore() over its extents, and if all resident its xxh3;
@@ -33,9 +34,12 @@
  * version's bytes do not change.  Entries removed or replaced meanwhile
  * are found gone (by id) and passed over.
  *
- * Cost: a snapshot of the entry ids (8 bytes an entry, freed at the end),
- * a lock round and a mincore() a tensor, and one xxh3 pass over the bytes
- * of the resident ones.
+ * Cost: a snapshot of at most VERIFY_AHEAD_MAX entry ids (512 KiB, freed
+ * at the end; a snapshot of every id was 8 bytes an entry, 8 MB of the
+ * daemon's memory at a million entries for as long as the walk took), a
+ * lock round and a mincore() a tensor, and one xxh3 pass over the bytes of
+ * the resident ones.  Older entries are left to their first read: they are
+ * the least likely to be read soon or to be in memory.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -45,21 +49,43 @@
 #include "store.h"
 #include "store_test.h"
 
-/* The ids of every entry, least recently used first, in *@ids (malloc'd).
- * Lock held. */
+/* Reverse @v[0..n). */
+static void reverse(uint64_t *v, size_t n)
+{
+	for (size_t i = 0; i < n / 2; i++) {
+		uint64_t x = v[i];
+		v[i] = v[n - 1 - i];
+		v[n - 1 - i] = x;
+	}
+}
+
+/* The ids of the s->verify_ahead_max most recently used entries, least
+ * recently used first, in *@ids (malloc'd).  The walk keeps the newest
+ * in a ring, then puts it in order.  Lock held. */
 static int entry_ids(struct tc_store *s, uint64_t **ids, size_t *n)
 {
 	struct tc_lru_iter it;
 	struct tc_node *e;
 	size_t k = 0, cap = s->idx.entries ? s->idx.entries : 1;
+	if (cap > s->verify_ahead_max)
+		cap = s->verify_ahead_max ? s->verify_ahead_max : 1;
 	uint64_t *v = malloc(cap * sizeof(*v));
 
 	assert_locked(s);
 	if (!v)
 		return -ENOMEM;
 	tc_lru_iter_start(&s->lru, &it);
-	while ((e = tc_lru_iter_next(&it)) && k < cap)
-		v[k++] = e->id;
+	while ((e = tc_lru_iter_next(&it)))
+		v[k++ % cap] = e->id;
+	if (k > cap) { /* rotate: the oldest kept, at k % cap, first */
+		size_t at = k % cap;
+		reverse(v, at);
+		reverse(v + at, cap - at);
+		reverse(v, cap);
+		k = cap;
+	}
+	if (!s->verify_ahead_max)
+		k = 0;
 	*ids = v;
 	*n = k;
 	return 0;

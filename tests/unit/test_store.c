@@ -1771,6 +1771,56 @@ static void t_tensors_in_memory_are_checked_before_any_read(void)
 	tmpdir_free(d);
 }
 
+/* The check after the open looks at the most recently used entries only,
+ * up to its bound (VERIFY_AHEAD_MAX, 2 here): the older ones are left to
+ * their first read, which still checks them. */
+static void t_only_the_newest_entries_are_checked_ahead(void)
+{
+	char *d = tmpdir_new();
+	struct tc_span sp[8];
+	struct tc_stats st;
+	struct tc_stat ts;
+	tc_file *f = NULL;
+	tc_store *s = open_store(d, 16 * MiB);
+	REQUIRE(s);
+	const char *names[] = { "old", "mid", "new" };
+	uint64_t e[3];
+	for (int i = 0; i < 3; i++) {
+		e[i] = mkentry(s, names[i]);
+		CHECK(put(s, e[i], "t", 64 * KiB, (uint8_t)(10 + i), 64 * KiB) == 0);
+	}
+	CHECK(extents_of(s, e[0], "t", sp) == 1); /* a use of "old" */
+	uint64_t off = sp[0].fd_off;
+	CHECK(same(s, e[1], "t", 64 * KiB, 11));      /* then of "mid" */
+	CHECK(same(s, e[2], "t", 64 * KiB, 12));      /* and of "new" */
+	CHECK(tc_store_close(s) == 0);
+
+	/* "old", the least recently used, damaged in the page cache */
+	char p[512];
+	snprintf(p, sizeof(p), "%s/pool", d);
+	int fd = open(p, O_RDWR);
+	uint8_t x;
+	CHECK(fd >= 0 && pread(fd, &x, 1, (off_t)off + 100) == 1);
+	x ^= 0x01;
+	CHECK(pwrite(fd, &x, 1, (off_t)off + 100) == 1);
+	close(fd);
+
+	s = open_store(d, 0);
+	REQUIRE(s);
+	tc_store_set_verify_ahead_max(s, 2);
+	damage_told[0] = 0;
+	CHECK(tc_store_verify_start(s, on_damage, damage_told) == 0);
+	tc_store_verify_wait(s);
+	tc_store_stats(s, &st);
+	CHECK(st.verified_ahead == 2 && st.damaged == 0); /* new and mid */
+	CHECK(damage_told[0] == 0);
+	CHECK(tc_lookup(s, e[0], "t", &ts) == 0);
+	CHECK(tc_open(s, ts.id, 0, &f) == -EIO); /* found at its first read */
+	CHECK(same(s, e[2], "t", 64 * KiB, 12));
+	CHECK(tc_store_close(s) == 0);
+	tmpdir_free(d);
+}
+
 /* A clean close syncs the pool before its checkpoint: what it names is
  * on disk, so the checkpoint marks it durable (damage after that is
  * damage, not a lost write). */
@@ -2932,6 +2982,7 @@ int main(void)
 	RUN(t_unsynced_replacement_falls_back_to_the_old_bytes);
 	RUN(t_synced_damage_reads_eio);
 	RUN(t_tensors_in_memory_are_checked_before_any_read);
+	RUN(t_only_the_newest_entries_are_checked_ahead);
 	RUN(t_close_makes_every_commit_durable);
 	RUN(t_replaced_extents_wait_for_a_sync);
 	RUN(t_shrink_keeps_pins_and_lru);
