@@ -1709,6 +1709,22 @@ static void on_damage(void *arg, const char *path, const char *problem)
 	snprintf(arg, sizeof(damage_told), "%s: %s", path, problem);
 }
 
+/* Flip @bit of the pool byte at @off of the closed store in @d (through
+ * the page cache, as damage after the write would be).  1 if done. */
+static int flip_pool_bit(const char *d, uint64_t off, uint8_t bit)
+{
+	char p[512];
+	uint8_t x;
+	snprintf(p, sizeof(p), "%s/pool", d);
+	int fd = open(p, O_RDWR);
+	int ok = fd >= 0 && pread(fd, &x, 1, (off_t)off) == 1;
+	x ^= bit;
+	ok = ok && pwrite(fd, &x, 1, (off_t)off) == 1;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
 /* tc_store_verify_start checks, before any read, the tensors whose bytes
  * are in memory: damage found so answers EIO at the first open, as a
  * first read's own check would; a tensor with pages on disk only is left
@@ -1734,14 +1750,7 @@ static void t_tensors_in_memory_are_checked_before_any_read(void)
 	CHECK(tc_store_close(s) == 0);
 
 	/* b damaged in the page cache; c's pages on disk only */
-	char p[512];
-	snprintf(p, sizeof(p), "%s/pool", d);
-	int fd = open(p, O_RDWR);
-	uint8_t x;
-	CHECK(fd >= 0 && pread(fd, &x, 1, (off_t)b_off + 5000) == 1);
-	x ^= 0x40;
-	CHECK(pwrite(fd, &x, 1, (off_t)b_off + 5000) == 1);
-	close(fd);
+	CHECK(flip_pool_bit(d, b_off + 5000, 0x40));
 	REQUIRE(drop_pages(d, c_off, c_len));
 
 	s = open_store(d, 0);
@@ -1796,14 +1805,7 @@ static void t_only_the_newest_entries_are_checked_ahead(void)
 	CHECK(tc_store_close(s) == 0);
 
 	/* "old", the least recently used, damaged in the page cache */
-	char p[512];
-	snprintf(p, sizeof(p), "%s/pool", d);
-	int fd = open(p, O_RDWR);
-	uint8_t x;
-	CHECK(fd >= 0 && pread(fd, &x, 1, (off_t)off + 100) == 1);
-	x ^= 0x01;
-	CHECK(pwrite(fd, &x, 1, (off_t)off + 100) == 1);
-	close(fd);
+	CHECK(flip_pool_bit(d, off + 100, 0x01));
 
 	s = open_store(d, 0);
 	REQUIRE(s);
