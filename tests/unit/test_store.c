@@ -1714,7 +1714,7 @@ static void on_damage(void *arg, const char *path, const char *problem)
 static int flip_pool_bit(const char *d, uint64_t off, uint8_t bit)
 {
 	char p[512];
-	uint8_t x;
+	uint8_t x = 0;
 	snprintf(p, sizeof(p), "%s/pool", d);
 	int fd = open(p, O_RDWR);
 	int ok = fd >= 0 && pread(fd, &x, 1, (off_t)off) == 1;
