@@ -157,11 +157,12 @@ int tc_store_open(const char *dir, const struct tc_options *opt,
 
 /*
  * Check, on a thread of the store's own, the xxh3 of every committed
- * tensor whose bytes are all in the page cache now, entries most recently
- * used first, before anything reads them: the check a first read would
- * make (a damaged tensor then answers -EIO), taken off that read where it
- * costs a pass over bytes in memory.  Tensors with a page on disk only are
- * left to their first read.  Counts in tc_stats.verified_ahead; no hit,
+ * tensor whose bytes are all in the page cache now, in the 65,536 most
+ * recently used entries, newest first, before anything reads them: the
+ * check a first read would make (a damaged tensor then answers -EIO),
+ * taken off that read where it costs a pass over bytes in memory.
+ * Tensors with a page on disk only, and those of older entries, are left
+ * to their first read.  Counts in tc_stats.verified_ahead; no hit,
  * no touch.  @on_damage (may be NULL) is told of each damaged tensor it
  * finds (its path, and why), on that thread with the store's lock held:
  * it must not call into the store.  The thread runs at SCHED_IDLE
