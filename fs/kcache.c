@@ -104,20 +104,28 @@ static bool kc_reserve(struct tcfs_kcache *kc)
 	return true;
 }
 
+/* A new record of @ino (absent), of no known version and no reader; NULL
+ * when there is no memory for it.  Lock held. */
+static struct kc_slot *kc_add(struct tcfs_kcache *kc, uint64_t ino)
+{
+	if (!kc_reserve(kc))
+		return NULL;
+	struct kc_slot *s = kc_find(kc->slots, kc->cap, ino);
+	*s = (struct kc_slot){ .ino = ino, .version = KC_UNKNOWN };
+	kc->used++;
+	return s;
+}
+
 int tcfs_kcache_open(struct tcfs_kcache *kc, uint64_t ino, uint64_t version)
 {
 	int mode = TCFS_KC_FRESH;
 	pthread_mutex_lock(&kc->lock);
 	struct kc_slot *s = kc_find(kc->slots, kc->cap, ino);
 	if (!s->ino) {
-		if (!kc_reserve(kc)) {
+		if (!(s = kc_add(kc, ino))) {
 			mode = TCFS_KC_DIRECT; /* cannot count: stay out */
 			goto out;
 		}
-		s = kc_find(kc->slots, kc->cap, ino);
-		s->ino = ino;
-		s->version = KC_UNKNOWN;
-		kc->used++;
 		mode = TCFS_KC_FIRST;
 	}
 	if (s->readers && s->version != version) {
@@ -146,16 +154,12 @@ void tcfs_kcache_forget(struct tcfs_kcache *kc, uint64_t ino)
 {
 	pthread_mutex_lock(&kc->lock);
 	struct kc_slot *s = kc_find(kc->slots, kc->cap, ino);
-	if (!s->ino && kc_reserve(kc)) {
-		/* a record, so that no later open takes the page cache
-		 * for empty (TCFS_KC_FIRST): a writer may fill it */
-		s = kc_find(kc->slots, kc->cap, ino);
-		s->ino = ino;
-		s->readers = 0;
-		kc->used++;
-	}
+	/* without one, a record (KC_UNKNOWN), so that no later open takes
+	 * the page cache for empty (TCFS_KC_FIRST): a writer may fill it */
 	if (s->ino)
 		s->version = KC_UNKNOWN;
+	else
+		kc_add(kc, ino);
 	pthread_mutex_unlock(&kc->lock);
 }
 
