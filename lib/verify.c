@@ -49,45 +49,32 @@
 #include "store.h"
 #include "store_test.h"
 
-/* Reverse @v[0..n). */
-static void reverse(uint64_t *v, size_t n)
-{
-	for (size_t i = 0; i < n / 2; i++) {
-		uint64_t x = v[i];
-		v[i] = v[n - 1 - i];
-		v[n - 1 - i] = x;
-	}
-}
-
-/* The ids of the s->verify_ahead_max most recently used entries, least
- * recently used first, in *@ids (malloc'd).  The walk keeps the newest
- * in a ring, then puts it in order.  Lock held. */
-static int entry_ids(struct tc_store *s, uint64_t **ids, size_t *n)
+/* The ids of the s->verify_ahead_max most recently used entries in
+ * *@ids (malloc'd; NULL when none), a ring of *@n: the newest at
+ * *@newest, each older one at the index before (modulo *@n).  The walk
+ * is the LRU's, least recently used first.  Lock held. */
+static int entry_ids(struct tc_store *s, uint64_t **ids, size_t *n,
+		     size_t *newest)
 {
 	struct tc_lru_iter it;
 	struct tc_node *e;
-	size_t k = 0, cap = s->idx.entries ? s->idx.entries : 1;
-	if (cap > s->verify_ahead_max)
-		cap = s->verify_ahead_max ? s->verify_ahead_max : 1;
-	uint64_t *v = malloc(cap * sizeof(*v));
+	size_t k = 0, cap = s->idx.entries < s->verify_ahead_max
+				    ? s->idx.entries : s->verify_ahead_max;
 
 	assert_locked(s);
+	*ids = NULL;
+	*n = *newest = 0;
+	if (!cap)
+		return 0;
+	uint64_t *v = malloc(cap * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	tc_lru_iter_start(&s->lru, &it);
 	while ((e = tc_lru_iter_next(&it)))
 		v[k++ % cap] = e->id;
-	if (k > cap) { /* rotate: the oldest kept, at k % cap, first */
-		size_t at = k % cap;
-		reverse(v, at);
-		reverse(v + at, cap - at);
-		reverse(v, cap);
-		k = cap;
-	}
-	if (!s->verify_ahead_max)
-		k = 0;
 	*ids = v;
-	*n = k;
+	*n = k < cap ? k : cap;
+	*newest = k ? (k - 1) % cap : 0;
 	return 0;
 }
 
@@ -174,19 +161,19 @@ static void *verifier_main(void *arg)
 	struct tc_store *s = arg;
 	struct sched_param idle = { 0 };
 	uint64_t *ids = NULL, *t = NULL;
-	size_t n = 0, nt = 0, cap = 0;
+	size_t n = 0, newest = 0, nt = 0, cap = 0;
 	int r;
 
 	/* best effort: at normal priority it is only less polite */
 	(void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
 	lock(s);
-	r = entry_ids(s, &ids, &n);
+	r = entry_ids(s, &ids, &n, &newest);
 	unlock(s);
-	for (size_t i = n; !r && i-- > 0;) {
+	for (size_t i = 0; !r && i < n; i++) { /* newest first */
 		if (atomic_load_explicit(&s->verifier_stop, memory_order_relaxed))
 			break;
 		lock(s);
-		r = entry_tensors(s, ids[i], &t, &cap, &nt);
+		r = entry_tensors(s, ids[(newest + n - i) % n], &t, &cap, &nt);
 		unlock(s);
 		for (size_t j = 0; !r && j < nt; j++)
 			r = check_one(s, t[j]);

@@ -3,4 +3,4 @@
 # tests: store
 # changes: 1
 # killed by: test_store t_only_the_newest_entries_are_checked_ahead (the least recently used entry checked too: its damage told)
-s/^\tif (cap > s->verify_ahead_max)$/\tif (0 \&\& cap > s->verify_ahead_max) \/* mutant: every entry *\//
+s/^\t\t\t\t    ? s->idx.entries : s->verify_ahead_max;$/\t\t\t\t    ? s->idx.entries : s->idx.entries; \/* mutant: every entry *\//
