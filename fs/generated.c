@@ -97,13 +97,15 @@ static int gen_render(struct tcfs *fs, const struct tc_stat *d, char **json,
 	struct tc_stats st;
 	tc_store_stats(fs->store, &st);
 	int err = tc_stats_json(&st, json, len);
-	if (err || (!fs->remote && !fs->uring))
+	if (err)
 		return err;
 	/* the store's object, with "remote": {...} and "uring": {...} added
-	 * before its end */
+	 * before its end, when there is a remote tier and -o uring=on */
 	char rs[1024], us[16384];
 	size_t n = fs->remote ? tcfs_remote_stats(fs->remote, rs, sizeof(rs)) : 0;
-	size_t m = fs->uring ? tcfs_uring_stats(us, sizeof(us)) : 0;
+	size_t m = tcfs_uring_stats(us, sizeof(us));
+	if (!fs->remote && !m)
+		return 0;
 	char *end = strrchr(*json, '}');
 	size_t head = end ? (size_t)(end - *json) : 0;
 	while (head && (*json)[head - 1] == '\n')
@@ -117,8 +119,8 @@ static int gen_render(struct tcfs *fs, const struct tc_stat *d, char **json,
 	int k = snprintf(out, cap, "%.*s%s%.*s%s%s%.*s%s\n}\n", (int)head, *json,
 			 fs->remote ? ",\n\t\"remote\": {" : "", (int)n, rs,
 			 fs->remote ? "}" : "",
-			 fs->uring ? ",\n\t\"uring\": {" : "", (int)m, us,
-			 fs->uring ? "}" : "");
+			 m ? ",\n\t\"uring\": {" : "", (int)m, us,
+			 m ? "}" : "");
 	free(*json);
 	*json = out;
 	*len = (size_t)k;

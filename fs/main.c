@@ -548,10 +548,8 @@ static bool mount_session(struct daemon *d)
 			d->prog, strerror(-err));
 		return false;
 	}
-	if (d->cli.uring && strcmp(d->cli.uring, "on") == 0) {
-		d->fs.uring = true;
+	if (d->cli.uring && strcmp(d->cli.uring, "on") == 0)
 		tcfs_uring_want(d->fs.se);
-	}
 	return true;
 }
 

@@ -127,7 +127,8 @@ void tcfs_uring_saw(const void *buf, size_t len);
 bool tcfs_uring_reply(int fd, struct iovec *iov, int count, ssize_t *res);
 /* Requests come through the rings (after INIT). */
 bool tcfs_uring_on(void);
-/* "\"on\": ..." members of the stats file's "uring" object. */
+/* "\"on\": ..." members of the stats file's "uring" object; 0 (nothing)
+ * without -o uring=on. */
 size_t tcfs_uring_stats(char *buf, size_t size);
 /* End the ring threads (after the loop, before the store closes). */
 void tcfs_uring_stop(void);
@@ -216,8 +217,6 @@ struct tcfs {
 
 	/* the shared tier (remote.c), or NULL */
 	struct tcfs_remote *remote;
-	/* -o uring=on: the stats file has a "uring" object (uring.c) */
-	bool uring;
 
 	/* every open file handle, so that shutdown can close them */
 	pthread_mutex_t handles_lock;

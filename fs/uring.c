@@ -221,8 +221,8 @@ static void prep_cmd(struct rthread *t, uint32_t op, uint64_t commit_id)
 
 /* The reply in @iov (its header first) for @t's request: into the
  * payload now, or into the side buffer until the handler returns. */
-static int take_reply(struct rthread *t, const struct iovec *iov, int count,
-		      bool later)
+static void take_reply(struct rthread *t, const struct iovec *iov, int count,
+		       bool later)
 {
 	size_t len = 0;
 	for (int i = 1; i < count; i++)
@@ -258,7 +258,6 @@ static int take_reply(struct rthread *t, const struct iovec *iov, int count,
 	t->side_len = later ? len : 0;
 	t->hdr->ent.payload_sz = (uint32_t)len;
 	atomic_store_explicit(&t->replied, true, memory_order_release);
-	return 0;
 }
 
 /* Serve the request now in @t's entry; the commit is left prepared. */
@@ -637,6 +636,8 @@ bool tcfs_uring_on(void)
 size_t tcfs_uring_stats(char *buf, size_t size)
 {
 	int n;
+	if (!U.want)
+		return 0;
 	if (atomic_load(&U.on)) {
 		n = snprintf(buf, size, "\"on\": true, \"queues\": %u, "
 			     "\"threads\": %u, \"registered\": %u, "
