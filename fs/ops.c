@@ -1113,6 +1113,14 @@ static int op_flush(struct tcfs *fs, struct tcfs_handle *h, bool release)
 		return tcfs_gen_flush(fs, h);
 	if (!release && h->rdwr && !h->wrote)
 		return 0;
+	/* Nothing since this handle's last commit (the usual release, after
+	 * close() committed): the kernel's pages and size are still right.
+	 * Forgetting them here would undo what a reader that opened since
+	 * recorded, and a release comes asynchronously, after that open: the
+	 * next open would then bypass the page cache, and a shared mmap of
+	 * it fail with ENODEV (np.save, then np.load(mmap_mode="r")). */
+	if (!tc_file_changed(fs->store, h->f))
+		return 0;
 	int err = tc_file_commit(fs->store, h->f);
 	tcfs_kcache_forget(fs->kcache, h->ino);
 	/* The kernel's size may be of the old version, or of a failed

@@ -114,9 +114,10 @@ int tcfs_devio_setup(struct fuse_session *se, unsigned spin_us);
 /* FUSE over io_uring (-o uring), see uring.c.  Threads per CPU queue:
  * one, so that a CPU's requests are served in the order they were made.
  * With two, an OPEN could be served before the RELEASE of a close(2) just
- * before it on the same CPU; the handle it still counts makes the OPEN
- * bypass the page cache (kcache.c), and mmap() of it fails (ENODEV):
- * numpy.bats, np.load(mmap_mode="r") right after a rewrite. */
+ * before it on the same CPU.  A reader's handle still counted then makes
+ * the open of a newer version bypass the page cache (kcache.c), and a
+ * shared mmap() of it fails (ENODEV).  (A writer's late release no longer
+ * matters: ops.c op_flush.)  Also faster: BENCH-NOTES round 13. */
 #define TCFS_URING_PER_CPU 1
 /* Ask for it on @se (mounted, loop not started); whether the kernel
  * offers it is known at INIT. */

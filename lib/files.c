@@ -644,6 +644,16 @@ int tc_file_commit(tc_store *s, tc_file *fh)
 	return r;
 }
 
+int tc_file_changed(tc_store *s, tc_file *fh)
+{
+	if (!(fh->flags & TC_O_WRITE))
+		return 0;
+	lock(s);
+	int dirty = fh->dirty != 0;
+	unlock(s);
+	return dirty;
+}
+
 int tc_file_sync(tc_store *s, tc_file *fh)
 {
 	int r = tc_file_commit(s, fh);

@@ -562,6 +562,11 @@ int tc_file_reserve(tc_store *s, tc_file *fh, uint64_t off, uint64_t len);
  */
 int tc_file_commit(tc_store *s, tc_file *fh);
 
+/* 1 while this handle has changes that tc_file_commit would commit (or
+ * drop, when a write failed): written, truncated or opened with TC_O_TRUNC
+ * since its own last commit; else 0.  O(1). */
+int tc_file_changed(tc_store *s, tc_file *fh);
+
 /* Commit, then make the tensor durable against power loss. */
 int tc_file_sync(tc_store *s, tc_file *fh);
 

@@ -102,3 +102,41 @@ for i in range(3):
         del got
 EOF
 }
+
+# A writer's release comes after close(2) returns (asynchronously, and
+# late when another process shares the file).  Readers that opened in
+# between must still map the tensor: the release has nothing to commit and
+# must not undo what their opens recorded (it made the next open bypass the
+# page cache, and np.memmap fail with ENODEV).
+@test "a writer's late release leaves the tensor mappable" {
+	mkdir "$MNT/e"
+	"$PY" - "$MNT/e/x.npy" <<'EOF'
+import numpy as np, os, sys
+p = sys.argv[1]
+for i in range(3):
+    a = np.full((64, 1024), i, dtype=np.int16)
+    r, w = os.pipe()
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    pid = os.fork()
+    if pid == 0:          # shares the writer's file until the pipe closes
+        os.close(w)
+        os.read(r, 1)
+        os._exit(0)
+    os.close(r)
+    with os.fdopen(fd, "wb") as f:   # close(): FLUSH commits; no RELEASE
+        np.save(f, a)
+    held = open(p, "rb")             # a reader of the new version
+    os.close(w)
+    os.waitpid(pid, 0)               # the child's exit: the writer's RELEASE
+    st = os.stat(p)                  # a round trip after that RELEASE
+    for _ in range(2):
+        got = np.load(p, mmap_mode="r")
+        assert (got == i).all(), i
+        del got
+    mm = np.memmap(p, dtype=np.uint8, mode="r")
+    assert mm.size == st.st_size
+    del mm
+    held.close()
+print("ok")
+EOF
+}

@@ -1342,10 +1342,15 @@ static void t_late_commit_of_old_handle(void)
 	fill(old, sizeof(old), 1);
 	memcpy(part, "NEW", 3);
 	REQUIRE(tc_create(s, e, "t", 0644, 0, 0, &y, &st) == 0);
+	CHECK(tc_file_changed(s, y) == 1);  /* created: commits an empty one */
 	CHECK(tc_file_write(s, y, old, sizeof(old), 0) == sizeof(old));
+	CHECK(tc_file_changed(s, y) == 1);
 	CHECK(tc_file_commit(s, y) == 0);                 /* close() */
+	CHECK(tc_file_changed(s, y) == 0);  /* its release: nothing to do */
 	REQUIRE(tc_open(s, st.id, TC_O_WRITE | TC_O_TRUNC, &x) == 0);
+	CHECK(tc_file_changed(s, x) == 1);
 	CHECK(tc_file_write(s, x, part, 3, 0) == 3);     /* a rewrite begins */
+	CHECK(tc_file_changed(s, y) == 0);  /* x's rewrite is not y's */
 	CHECK(tc_file_commit(s, y) == 0);                 /* y's late release */
 	tc_file_close(s, y);
 	crash_copy(d, c, -1);
@@ -1367,6 +1372,7 @@ static void t_late_commit_of_old_handle(void)
 	CHECK(st.size == 0); /* writers alone: the pending size */
 	tc_file *r;
 	REQUIRE(tc_open(s, st.id, 0, &r) == 0);
+	CHECK(tc_file_changed(s, r) == 0);  /* a reader never has any */
 	REQUIRE(tc_lookup(s, e, "t", &st) == 0);
 	CHECK(st.size == 3 && st.writers == 2); /* a reader: the larger */
 	CHECK(tc_file_commit(s, y) == 0);
