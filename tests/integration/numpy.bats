@@ -140,3 +140,30 @@ for i in range(3):
 print("ok")
 EOF
 }
+
+# One page cache per file, and each reader keeps the version it opened: a
+# tensor rewritten in place while an old version is still mapped is read
+# without the page cache, and the kernel cannot map such a file (ENODEV;
+# README, "Durability").  Replaced by rename, the new version is a file of
+# its own: both map, each with its own bytes.
+@test "a tensor replaced by rename maps while its old version is still mapped" {
+	mkdir "$MNT/e"
+	"$PY" - "$MNT/e/x.npy" <<'EOF'
+import errno, numpy as np, os, sys
+p = sys.argv[1]
+np.save(p, np.zeros(100000, dtype=np.float32))
+old = np.load(p, mmap_mode="r")
+np.save(p, np.ones(100000, dtype=np.float32))        # in place
+try:
+    np.load(p, mmap_mode="r")
+    sys.exit("a shared mapping of another version than the mapped one")
+except OSError as e:
+    assert e.errno == errno.ENODEV, e
+assert (np.load(p) == 1).all()                       # reads work
+np.save(p + ".tmp.npy", np.full(100000, 2, dtype=np.float32))
+os.rename(p + ".tmp.npy", p)                         # by rename
+new = np.load(p, mmap_mode="r")
+assert (new == 2).all() and (old == 0).all()
+print("ok")
+EOF
+}
