@@ -93,6 +93,7 @@ struct tcfs_dir {
 	uint64_t next_token;
 	struct tcfs_staging *staged; /* TC_BATCH_STAGE's, not committed */
 	size_t nstaged, scap;
+	struct tcfs_dir *prev, *next; /* fs->dirs, under fs->handles_lock */
 };
 
 static struct tcfs *FS(fuse_req_t req)
@@ -317,26 +318,37 @@ static int new_node(struct tcfs *fs, fuse_req_t req, uint64_t parent,
 	return 0;
 }
 
+/* Push @x on the doubly linked list @head, or take it off: for
+ * fs->handles and fs->dirs (their members' prev and next). */
+#define LIST_PUSH(head, x)                                                   \
+	do {                                                                 \
+		(x)->prev = NULL;                                            \
+		(x)->next = (head);                                          \
+		if (head)                                                    \
+			(head)->prev = (x);                                  \
+		(head) = (x);                                                \
+	} while (0)
+#define LIST_REMOVE(head, x)                                                 \
+	do {                                                                 \
+		if ((x)->prev)                                               \
+			(x)->prev->next = (x)->next;                         \
+		else                                                         \
+			(head) = (x)->next;                                  \
+		if ((x)->next)                                               \
+			(x)->next->prev = (x)->prev;                         \
+	} while (0)
+
 static void handle_link(struct tcfs *fs, struct tcfs_handle *h)
 {
 	pthread_mutex_lock(&fs->handles_lock);
-	h->prev = NULL;
-	h->next = fs->handles;
-	if (fs->handles)
-		fs->handles->prev = h;
-	fs->handles = h;
+	LIST_PUSH(fs->handles, h);
 	pthread_mutex_unlock(&fs->handles_lock);
 }
 
 static void handle_unlink(struct tcfs *fs, struct tcfs_handle *h)
 {
 	pthread_mutex_lock(&fs->handles_lock);
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		fs->handles = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
+	LIST_REMOVE(fs->handles, h);
 	pthread_mutex_unlock(&fs->handles_lock);
 }
 
@@ -368,8 +380,21 @@ static void handle_free(struct tcfs *fs, struct tcfs_handle *h)
 	}
 }
 
+static void dir_free(struct tcfs *fs, struct tcfs_dir *d);
+
 void tcfs_close_all(struct tcfs *fs)
 {
+	/* directories first: freeing one unpins (and frees) the read
+	 * handles of its batches, which are in fs->handles */
+	pthread_mutex_lock(&fs->handles_lock);
+	struct tcfs_dir *d = fs->dirs;
+	fs->dirs = NULL;
+	pthread_mutex_unlock(&fs->handles_lock);
+	while (d) {
+		struct tcfs_dir *next = d->next;
+		dir_free(fs, d);
+		d = next;
+	}
 	pthread_mutex_lock(&fs->handles_lock);
 	struct tcfs_handle *h = fs->handles;
 	fs->handles = NULL;
@@ -626,6 +651,20 @@ static void dir_free(struct tcfs *fs, struct tcfs_dir *d)
 	free(d);
 }
 
+static void dir_link(struct tcfs *fs, struct tcfs_dir *d)
+{
+	pthread_mutex_lock(&fs->handles_lock);
+	LIST_PUSH(fs->dirs, d);
+	pthread_mutex_unlock(&fs->handles_lock);
+}
+
+static void dir_unlink(struct tcfs *fs, struct tcfs_dir *d)
+{
+	pthread_mutex_lock(&fs->handles_lock);
+	LIST_REMOVE(fs->dirs, d);
+	pthread_mutex_unlock(&fs->handles_lock);
+}
+
 static int op_opendir(struct tcfs *fs, uint64_t ino, struct tcfs_dir **out)
 {
 	if (ino & TCFS_META_BIT)
@@ -657,8 +696,11 @@ static void tcfs_opendir(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	fi->fh = (uintptr_t)d;
-	if (fuse_reply_open(req, fi) != 0)
+	dir_link(FS(req), d);
+	if (fuse_reply_open(req, fi) != 0) {
+		dir_unlink(FS(req), d);
 		dir_free(FS(req), d);
+	}
 }
 
 /*
@@ -754,8 +796,10 @@ static void tcfs_releasedir(fuse_req_t req, fuse_ino_t ino,
 			    struct fuse_file_info *fi)
 {
 	struct tcfs_dir *d = D(fi);
-	if (d)
+	if (d) {
+		dir_unlink(FS(req), d);
 		dir_free(FS(req), d);
+	}
 	reply_err(req, 0);
 }
 

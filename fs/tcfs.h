@@ -219,9 +219,11 @@ struct tcfs {
 	/* the shared tier (remote.c), or NULL */
 	struct tcfs_remote *remote;
 
-	/* every open file handle, so that shutdown can close them */
+	/* every open file and directory handle, so that shutdown can close
+	 * them (a stop leaves opens that no release will end) */
 	pthread_mutex_t handles_lock;
 	struct tcfs_handle *handles; /* protected by handles_lock */
+	struct tcfs_dir *dirs;       /* protected by handles_lock (ops.c) */
 };
 
 /* Every fi->fh points at a struct whose first member is its kind. */
